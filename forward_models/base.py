@@ -1,0 +1,125 @@
+"""The forward-model contract: ``F: x -> y`` on batches, in physical units.
+
+A :class:`ForwardModel` is a ``torch.nn.Module`` whose ``forward`` maps a batch ``(B, *input_shape)``
+to noise-free measurements ``(B, *output_shape)``. Flags tell samplers what they may rely on:
+
+- ``linear``: ``F(x) = A x``; then :meth:`adjoint` (``A^T``) and :meth:`pseudo_inverse` (``A^+``) exist;
+- ``differentiable``: autograd (or a custom adjoint) gives ``J^T v``; black-box simulators set it False;
+- :meth:`coarse`: a cheaper, less accurate level where one exists (two-level MCMC).
+
+Noise lives apart, in :mod:`forward_models.noise`; the pair meets in
+:class:`forward_models.problem.InverseProblem`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = ["ForwardModel", "check_batch"]
+
+
+def check_batch(x: torch.Tensor, shape: tuple[int, ...], what: str = "input") -> None:
+    """Raise ``ValueError`` unless ``x`` is a tensor batch ``(B, *shape)``."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"the forward model's {what} must be a torch.Tensor, got {type(x).__name__}")
+    if tuple(x.shape[1:]) != tuple(shape) or x.ndim != len(shape) + 1:
+        want = ", ".join(["B"] + [str(s) for s in shape])
+        raise ValueError(f"the forward model's {what} must have shape ({want}), got {tuple(x.shape)}")
+
+
+class ForwardModel(torch.nn.Module):
+    """Base class of forward models ``y = F(x)`` (noise-free, batched, physical units).
+
+    Subclasses set ``input_shape`` and ``output_shape`` (one sample, no batch dimension) and
+    implement :meth:`forward`; linear ones also :meth:`adjoint`. Calling the module checks the
+    batch shape first, so a wrong shape fails with a one-line message instead of deep inside.
+
+    Example: a new linear operator (a scaled identity) in ten lines::
+
+        import torch
+        from forward_models import ForwardModel
+
+        class Scale(ForwardModel):
+            linear = True
+            def __init__(self, d, c):
+                super().__init__()
+                self.input_shape = self.output_shape = (d,)
+                self.c = c
+            def forward(self, x):
+                return self.c * x
+            def adjoint(self, y):
+                return self.c * y
+
+        y = Scale(3, 2.0)(torch.ones(4, 3))
+    """
+
+    input_shape: tuple[int, ...] = ()
+    output_shape: tuple[int, ...] = ()
+    linear: bool = False
+    differentiable: bool = True
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        check_batch(x, self.input_shape, "input")
+        return super().__call__(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        """Noise-free measurements of a batch ``(B, *input_shape)``."""
+        raise NotImplementedError
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """``A^T y`` for a linear model; non-linear models raise ``NotImplementedError``."""
+        raise NotImplementedError(f"{type(self).__name__} is not linear: it has no adjoint")
+
+    def pseudo_inverse(self, y: torch.Tensor, *, iterations: int = 100, tol: float = 1e-10) -> torch.Tensor:
+        """Minimum-norm least-squares solution ``A^+ y`` of a linear model.
+
+        Default: conjugate gradients on ``A A^T z = y`` (then ``x = A^T z``), which converges to
+        ``A^+ y`` for any linear operator; subclasses with a closed form override it.
+        """
+        if not self.linear:
+            raise NotImplementedError(f"{type(self).__name__} is not linear: it has no pseudo-inverse")
+        check_batch(y, self.output_shape, "measurement")
+        B = y.shape[0]
+        z = torch.zeros_like(y)
+        r = y.clone()
+        p = r.clone()
+        rs = (r * r).reshape(B, -1).sum(1)
+        y_norm = rs.sqrt().clamp_min(1e-30)
+        for _ in range(iterations):
+            Ap = self.forward(self.adjoint(p))
+            pAp = (p * Ap).reshape(B, -1).sum(1)
+            alpha = torch.where(pAp > 0, rs / pAp.clamp_min(1e-300), torch.zeros_like(rs))
+            shape = (B,) + (1,) * (y.ndim - 1)
+            z = z + alpha.reshape(shape) * p
+            r = r - alpha.reshape(shape) * Ap
+            rs_new = (r * r).reshape(B, -1).sum(1)
+            if bool((rs_new.sqrt() <= tol * y_norm).all()):
+                break
+            p = r + (rs_new / rs.clamp_min(1e-300)).reshape(shape) * p
+            rs = rs_new
+        return self.adjoint(z)
+
+    def matrix(self) -> torch.Tensor:
+        """Dense matrix of a linear model, shape ``(prod(output_shape), prod(input_shape))``.
+
+        Built column by column by applying the operator to the identity: for small problems
+        (the exact-posterior harness), not for images.
+        """
+        if not self.linear:
+            raise NotImplementedError(f"{type(self).__name__} is not linear: it has no matrix")
+        d = math.prod(self.input_shape)
+        dev = next((t.device for t in list(self.parameters()) + list(self.buffers())), torch.device("cpu"))
+        eye = torch.eye(d, dtype=torch.float64, device=dev).reshape(d, *self.input_shape)
+        return self.forward(eye).reshape(d, -1).T
+
+    def coarse(self) -> "ForwardModel":
+        """A cheaper, less accurate version of this model (two-level MCMC). None by default."""
+        raise NotImplementedError(f"{type(self).__name__} has no coarse level")
+
+    def config(self) -> dict:
+        """JSON-serialisable description of the model (stored in measurement and posterior files)."""
+        return {"class": type(self).__name__, "input_shape": list(self.input_shape),
+                "output_shape": list(self.output_shape), "linear": self.linear,
+                "differentiable": self.differentiable}

@@ -1,0 +1,119 @@
+"""Small linear operators: a dense matrix and a masking (inpainting) operator.
+
+``MatrixOperator``: ``y = A x`` with ``A`` of shape (dy, d), its SVD ``A = U diag(s) V^T`` cached
+for samplers that work in the singular basis (MCGdiff, Cardoso et al. 2024) and for the exact
+pseudo-inverse ``A^+ = V diag(1/s) U^T`` (zero singular values dropped).
+
+``Inpainting``: ``y = M * x`` with a binary mask ``M`` of the sample's shape (1 = measured);
+self-adjoint and its own pseudo-inverse.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from forward_models.base import ForwardModel, check_batch
+
+__all__ = ["MatrixOperator", "Inpainting"]
+
+
+class MatrixOperator(ForwardModel):
+    """Dense linear forward model ``y = A x`` on vectors (``input_shape = (d,)``).
+
+    Example::
+
+        import torch
+        from forward_models import MatrixOperator
+        op = MatrixOperator(torch.randn(2, 5))
+        y = op(torch.randn(8, 5))          # (8, 2)
+        x_back = op.adjoint(y)             # (8, 5)
+    """
+
+    linear = True
+    differentiable = True
+
+    def __init__(self, A, *, device=None, dtype=None):
+        super().__init__()
+        A = torch.as_tensor(A, dtype=dtype if dtype is not None else torch.get_default_dtype())
+        if A.ndim != 2 or A.numel() == 0:
+            raise ValueError(f"MatrixOperator needs a non-empty 2-D matrix, got shape {tuple(A.shape)}")
+        if not bool(torch.isfinite(A).all()):
+            raise ValueError("MatrixOperator: the matrix contains NaN or Inf")
+        self.register_buffer("A", A)
+        self.input_shape = (A.shape[1],)
+        self.output_shape = (A.shape[0],)
+        if device is not None:
+            self.to(device)
+
+    def forward(self, x):
+        """``x @ A^T`` for a batch (B, d)."""
+        return x @ self.A.to(x.dtype).T
+
+    def adjoint(self, y):
+        """``y @ A`` for a batch (B, dy)."""
+        check_batch(y, self.output_shape, "measurement")
+        return y @ self.A.to(y.dtype)
+
+    def svd(self):
+        """Thin SVD ``(U, s, Vh)`` of ``A`` (float64), with ``A = U diag(s) Vh``."""
+        return torch.linalg.svd(self.A.to(torch.float64), full_matrices=False)
+
+    def pseudo_inverse(self, y, **_):
+        """Exact ``A^+ y`` through the SVD (singular values below ``1e-12 * s_max`` dropped)."""
+        check_batch(y, self.output_shape, "measurement")
+        U, s, Vh = self.svd()
+        s_inv = torch.where(s > 1e-12 * s.max(), 1.0 / s, torch.zeros_like(s))
+        return (((y.to(torch.float64) @ U) * s_inv) @ Vh).to(y.dtype)
+
+    def matrix(self):
+        """The matrix ``A`` itself."""
+        return self.A
+
+    def config(self):
+        """Configuration; the matrix itself is stored as data by the NetCDF writers."""
+        return {**super().config(), "class": "MatrixOperator"}
+
+
+class Inpainting(ForwardModel):
+    """Masking operator ``y = mask * x`` (1 = measured, 0 = missing); output keeps the input's shape.
+
+    Example::
+
+        import torch
+        from forward_models import Inpainting
+        mask = (torch.rand(1, 8, 8) > 0.5).float()
+        op = Inpainting(mask)
+        y = op(torch.randn(2, 1, 8, 8))
+    """
+
+    linear = True
+    differentiable = True
+
+    def __init__(self, mask, *, device=None):
+        super().__init__()
+        mask = torch.as_tensor(mask)
+        if mask.numel() == 0:
+            raise ValueError("Inpainting: the mask is empty")
+        if not bool(((mask == 0) | (mask == 1)).all()):
+            raise ValueError("Inpainting: the mask must contain only 0 (missing) and 1 (measured)")
+        self.register_buffer("mask", mask.to(torch.get_default_dtype()))
+        self.input_shape = self.output_shape = tuple(mask.shape)
+        if device is not None:
+            self.to(device)
+
+    def forward(self, x):
+        """``mask * x``."""
+        return x * self.mask.to(x.dtype)
+
+    def adjoint(self, y):
+        """``mask * y`` (the operator is self-adjoint)."""
+        check_batch(y, self.output_shape, "measurement")
+        return y * self.mask.to(y.dtype)
+
+    def pseudo_inverse(self, y, **_):
+        """``mask * y``: an orthogonal projection is its own pseudo-inverse."""
+        return self.adjoint(y)
+
+    def config(self):
+        """Configuration; the mask is stored as data by the NetCDF writers."""
+        return {**super().config(), "class": "Inpainting", "fraction_measured": float(self.mask.mean())}

@@ -1,0 +1,60 @@
+"""One registry of forward models: command-line names, and the contract test suite's instances.
+
+A new operator gets the whole contract suite (``tests/forward_models/test_contract.py``) by one
+entry here: its class and a function building a small example instance.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Callable
+
+import torch
+
+from forward_models.base import ForwardModel
+from forward_models.linear import Inpainting, MatrixOperator
+
+__all__ = ["REGISTRY", "register", "get_operator", "example_operator", "unknown_name_message"]
+
+#: name -> (class, builder of a small seeded example instance)
+REGISTRY: dict[str, tuple[type, Callable[[int], ForwardModel]]] = {}
+
+
+def register(name: str, cls: type, example: Callable[[int], ForwardModel]) -> None:
+    """Add an operator under ``name`` with a builder ``example(seed) -> instance``."""
+    REGISTRY[name] = (cls, example)
+
+
+def unknown_name_message(kind: str, name: str, known) -> str:
+    """One-line 'unknown X; did you mean Y?' message."""
+    known = sorted(known)
+    close = difflib.get_close_matches(str(name), known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown {kind} {name!r}{hint} (known: {', '.join(known)})"
+
+
+def get_operator(name: str) -> type:
+    """The operator class registered under ``name`` (``ValueError`` with a suggestion otherwise)."""
+    if name not in REGISTRY:
+        raise ValueError(unknown_name_message("forward model", name, REGISTRY))
+    return REGISTRY[name][0]
+
+
+def example_operator(name: str, seed: int = 0) -> ForwardModel:
+    """A small example instance of a registered operator (for tests and docs)."""
+    get_operator(name)
+    return REGISTRY[name][1](seed)
+
+
+def _example_matrix(seed: int) -> MatrixOperator:
+    g = torch.Generator().manual_seed(seed)
+    return MatrixOperator(torch.randn(3, 6, generator=g, dtype=torch.float64), dtype=torch.float64)
+
+
+def _example_inpainting(seed: int) -> Inpainting:
+    g = torch.Generator().manual_seed(seed)
+    return Inpainting((torch.rand(1, 6, 5, generator=g) > 0.4).float())
+
+
+register("matrix", MatrixOperator, _example_matrix)
+register("inpainting", Inpainting, _example_inpainting)
