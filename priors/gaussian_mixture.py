@@ -68,9 +68,14 @@ class GaussianMixture:
         """``log N(x_i; m_k, C_k)`` for a batch ``x`` (N, d), returned as (N, K)."""
         x = torch.as_tensor(x, dtype=torch.float64, device=self.means.device)
         diff = x[:, None, :] - self.means[None]  # (N, K, d)
-        L = self._chol if self._chol.ndim == 3 else self._chol.expand(len(self.means), -1, -1)
-        z = torch.linalg.solve_triangular(L[None], diff[..., None], upper=False)[..., 0]
-        logdet = 2.0 * torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(-1)  # (K,)
+        N, K, d = diff.shape
+        L = self._chol
+        if L.ndim == 2:  # shared covariance: one triangular solve for all (sample, component) pairs
+            z = torch.linalg.solve_triangular(L, diff.reshape(N * K, d).T, upper=False).T.reshape(N, K, d)
+            logdet = 2.0 * torch.log(torch.diagonal(L)).sum().expand(K)
+        else:
+            z = torch.stack([torch.linalg.solve_triangular(L[k], diff[:, k].T, upper=False).T for k in range(K)], 1)
+            logdet = 2.0 * torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(-1)  # (K,)
         return -0.5 * (z**2).sum(-1) - 0.5 * logdet[None] - 0.5 * self.dim * _LOG_2PI
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
@@ -205,11 +210,21 @@ class GaussianMixturePrior(Prior):
             dk = self.means[None] + torch.einsum("bke,kde->bkd", z * evals[None] / var, evecs)
         return logn, dk
 
+    def _isotropic_logits(self, xf: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+        """log w_k + log N(x; m_k, var I) via matrix products, (B, K), without (B, K, d) tensors."""
+        sq = (xf**2).sum(1, keepdim=True) - 2.0 * xf @ self.means.T + (self.means**2).sum(1)[None]
+        return torch.log(self.weights)[None] - 0.5 * sq / var - 0.5 * self.dim * (torch.log(var) + _LOG_2PI)
+
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """Exact ``E[x0 | x_sigma = x]`` (module docstring)."""
         sigma = check_denoise_input(x, sigma, self.shape)
         B = x.shape[0]
         xf = x.reshape(B, -1).to(self.means.dtype)
+        if self.isotropic:  # D = x / (1 + s^2) + s^2 / (1 + s^2) * sum_k r_k m_k
+            var = 1.0 + sigma.to(self.means.dtype).reshape(-1, 1) ** 2
+            r = torch.softmax(self._isotropic_logits(xf, var), dim=1)
+            out = xf / var + (1.0 - 1.0 / var) * (r @ self.means)
+            return out.reshape(x.shape).to(x.dtype)
         logn, dk = self._component_terms(xf, sigma.to(self.means.dtype))
         r = torch.softmax(logn + torch.log(self.weights)[None], dim=1)
         out = torch.einsum("bk,bkd->bd", r, dk)
@@ -219,6 +234,9 @@ class GaussianMixturePrior(Prior):
         """Exact ``log p_sigma(x)`` of the noised prior for a batch ``(B, *shape)`` -> (B,)."""
         sigma = check_denoise_input(x, sigma, self.shape)
         xf = x.reshape(x.shape[0], -1).to(self.means.dtype)
+        if self.isotropic:
+            var = 1.0 + sigma.to(self.means.dtype).reshape(-1, 1) ** 2
+            return torch.logsumexp(self._isotropic_logits(xf, var), dim=1)
         logn, _ = self._component_terms(xf, sigma.to(self.means.dtype))
         return torch.logsumexp(logn + torch.log(self.weights)[None], dim=1)
 

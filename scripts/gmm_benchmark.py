@@ -1,0 +1,133 @@
+"""Gaussian-mixture exact-posterior benchmark (Cardoso et al., ICLR 2024) for every sampler.
+
+Each cell (d, dy, steps, sampler) runs ``--seeds`` independent instances (the seed draws the
+weights, operator, truth and noise) and records sliced Wasserstein-1 to exact posterior samples
+beside the floor (two exact sets of the same size), the mode-weight total variation beside its
+floor, wall time and NFE per sample. Results are appended to a JSON-lines file as they finish
+(a re-run skips finished cells), and ``--report`` writes the Markdown table into BENCHMARKS.md.
+
+    python scripts/gmm_benchmark.py --d 8 80 800 --dy 1 2 4 --steps 20 100 --seeds 20 \
+        --out data/benchmarks/gmm.jsonl
+    python scripts/gmm_benchmark.py --report data/benchmarks/gmm.jsonl --markdown BENCHMARKS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from inverse.harness import evaluate_sampler, gmm_case  # noqa: E402
+from samplers import get_sampler  # noqa: E402
+
+#: guidance scales chosen on seeds 0-2 of (d, dy) in {(8, 1), (8, 4), (80, 2)} from {0, 0.3, 1, 3}
+SETTINGS = {"dps": {"zeta": 0.3}, "mcg": {"alpha": 0.3}}
+BEGIN, END = "<!-- gmm-table:begin -->", "<!-- gmm-table:end -->"
+
+
+def run_cells(args) -> None:
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = set()
+    if out.exists():
+        for line in out.read_text().splitlines():
+            r = json.loads(line)
+            done.add((r["d"], r["dy"], r["steps"], r["sampler"], r["seed"]))
+    torch.set_num_threads(args.threads)
+    for d in args.d:
+        for dy in args.dy:
+            for steps in args.steps:
+                for name in args.samplers:
+                    for seed in range(args.seeds):
+                        key = (d, dy, steps, name, seed)
+                        if key in done:
+                            continue
+                        case = gmm_case(d, dy, seed)
+                        sampler = get_sampler(name, num_steps=steps, **SETTINGS.get(name, {}))
+                        r = evaluate_sampler(case, sampler, args.num_samples, seed=seed, num_slices=args.slices)
+                        r.pop("posterior")
+                        rec = {"d": d, "dy": dy, "steps": steps, "sampler": name, "seed": seed, **r,
+                               "settings": SETTINGS.get(name, {}), "num_samples": args.num_samples,
+                               "threads": args.threads}
+                        with open(out, "a") as f:
+                            f.write(json.dumps(rec) + "\n")
+                        print(f"d={d} dy={dy} steps={steps} {name} seed={seed}: sw/floor="
+                              f"{r['sw'] / r['sw_floor']:.2f} tv={r['tv']:.3f} {r['time_s']:.1f}s", flush=True)
+
+
+def report(paths, markdown: str | None, command: str) -> str:
+    recs = [json.loads(line) for p in paths for line in Path(p).read_text().splitlines() if line.strip()]
+    cells = {}
+    for r in recs:
+        cells.setdefault((r["d"], r["dy"], r["steps"], r["sampler"]), []).append(r)
+    lines = [
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__}, {recs[0]['threads'] if recs else 1} thread(s); "
+        f"{recs[0]['num_samples'] if recs else '-'} samples per run; 1000 slices; float64; "
+        f"table written {dt.date.today().isoformat()}.",
+        "Settings: " + ", ".join(f"{k} {v}" for k, v in SETTINGS.items()) + " (guidance in the paper's VP units).",
+        "",
+        "| d | dy | steps | sampler | seeds | SW (mean) | floor (mean) | SW / floor (median [q10, q90]) "
+        "| mode TV | TV floor | time / run (s) | NFE / sample |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key in sorted(cells):
+        rs = cells[key]
+        ratio = sorted(r["sw"] / r["sw_floor"] for r in rs)
+        q = lambda p: ratio[min(len(ratio) - 1, int(p * len(ratio)))]  # noqa: E731
+        mean = lambda k: statistics.fmean(r[k] for r in rs)  # noqa: E731
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | {len(rs)} | {mean('sw'):.3f} | "
+                     f"{mean('sw_floor'):.3f} | {statistics.median(ratio):.1f} [{q(0.1):.1f}, {q(0.9):.1f}] | "
+                     f"{mean('tv'):.3f} | {mean('tv_floor'):.3f} | {mean('time_s'):.2f} | "
+                     f"{mean('nfe_per_sample'):.0f} |")
+    table = "\n".join([f"Command: `{command}`", ""] + lines)
+    if markdown:
+        path = Path(markdown)
+        text = path.read_text() if path.exists() else "# Benchmarks\n"
+        block = f"{BEGIN}\n{table}\n{END}"
+        if BEGIN in text and END in text:
+            text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+        else:
+            text = text.rstrip() + "\n\n## Gaussian-mixture exact posterior\n\n" + block + "\n"
+        tmp = path.with_suffix(".md.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    return table
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--d", type=int, nargs="+", default=[8, 80, 800])
+    p.add_argument("--dy", type=int, nargs="+", default=[1, 2, 4])
+    p.add_argument("--steps", type=int, nargs="+", default=[20, 100])
+    p.add_argument("--samplers", nargs="+", default=["dps", "mcg"])
+    p.add_argument("--seeds", type=int, default=20)
+    p.add_argument("--num-samples", type=int, default=1000)
+    p.add_argument("--slices", type=int, default=1000)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", default="data/benchmarks/gmm.jsonl")
+    p.add_argument("--report", nargs="+", metavar="JSONL", help="write the table from these result files")
+    p.add_argument("--markdown", default=None, help="Markdown file whose GMM table block is replaced")
+    p.add_argument("--command", default="python scripts/gmm_benchmark.py --d 8 80 800 --dy 1 2 4 --steps 20 100 --seeds 20")
+    args = p.parse_args(argv)
+    if args.report:
+        print(report(args.report, args.markdown, args.command))
+        return 0
+    t0 = time.time()
+    run_cells(args)
+    print(f"done in {time.time() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
