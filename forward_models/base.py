@@ -72,26 +72,32 @@ class ForwardModel(torch.nn.Module):
         """``A^T y`` for a linear model; non-linear models raise ``NotImplementedError``."""
         raise NotImplementedError(f"{type(self).__name__} is not linear: it has no adjoint")
 
-    def pseudo_inverse(self, y: torch.Tensor, *, iterations: int = 100, tol: float = 1e-10) -> torch.Tensor:
-        """Minimum-norm least-squares solution ``A^+ y`` of a linear model.
+    def pseudo_inverse(self, y: torch.Tensor, *, damping: float = 0.0, iterations: int = 200,
+                       tol: float = 1e-10) -> torch.Tensor:
+        """Damped minimum-norm solution ``A^T (A A^T + damping I)^{-1} y`` of a linear model.
 
-        Default: conjugate gradients on ``A A^T z = y`` (then ``x = A^T z``), which converges to
-        ``A^+ y`` for any linear operator; subclasses with a closed form override it.
+        With ``damping = 0`` this is the pseudo-inverse ``A^+ y``; with ``damping = sigma_y^2 / s^2``
+        it is the Kalman (Tikhonov) update of a state with covariance ``s^2 I`` by a measurement with
+        noise ``sigma_y``. Default: conjugate gradients on ``(A A^T + damping I) z = y``, then
+        ``x = A^T z`` (converges for any linear operator); subclasses with a closed form override it.
         """
         if not self.linear:
             raise NotImplementedError(f"{type(self).__name__} is not linear: it has no pseudo-inverse")
         check_batch(y, self.output_shape, "measurement")
+        damping = float(damping)
+        if not damping >= 0:
+            raise ValueError(f"damping must be non-negative, got {damping}")
         B = y.shape[0]
+        shape = (B,) + (1,) * (y.ndim - 1)
         z = torch.zeros_like(y)
         r = y.clone()
         p = r.clone()
         rs = (r * r).reshape(B, -1).sum(1)
         y_norm = rs.sqrt().clamp_min(1e-30)
         for _ in range(iterations):
-            Ap = self.forward(self.adjoint(p))
+            Ap = self.forward(self.adjoint(p)) + damping * p
             pAp = (p * Ap).reshape(B, -1).sum(1)
             alpha = torch.where(pAp > 0, rs / pAp.clamp_min(1e-300), torch.zeros_like(rs))
-            shape = (B,) + (1,) * (y.ndim - 1)
             z = z + alpha.reshape(shape) * p
             r = r - alpha.reshape(shape) * Ap
             rs_new = (r * r).reshape(B, -1).sum(1)

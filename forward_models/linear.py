@@ -2,7 +2,7 @@
 
 ``MatrixOperator``: ``y = A x`` with ``A`` of shape (dy, d), its SVD ``A = U diag(s) V^T`` cached
 for samplers that work in the singular basis (MCGdiff, Cardoso et al. 2024) and for the exact
-pseudo-inverse ``A^+ = V diag(1/s) U^T`` (zero singular values dropped).
+(damped) pseudo-inverse ``V diag(s / (s^2 + damping)) U^T`` (``A^+`` at zero damping).
 
 ``Inpainting``: ``y = M * x`` with a binary mask ``M`` of the sample's shape (1 = measured);
 self-adjoint and its own pseudo-inverse.
@@ -58,12 +58,18 @@ class MatrixOperator(ForwardModel):
         """Thin SVD ``(U, s, Vh)`` of ``A`` (float64), with ``A = U diag(s) Vh``."""
         return torch.linalg.svd(self.A.to(torch.float64), full_matrices=False)
 
-    def pseudo_inverse(self, y, **_):
-        """Exact ``A^+ y`` through the SVD (singular values below ``1e-12 * s_max`` dropped)."""
+    def pseudo_inverse(self, y, *, damping: float = 0.0, **_):
+        """Exact ``A^T (A A^T + damping I)^{-1} y = V diag(s / (s^2 + damping)) U^T y`` through the SVD.
+
+        With ``damping = 0``: ``A^+ y`` (singular values below ``1e-12 * s_max`` dropped).
+        """
         check_batch(y, self.output_shape, "measurement")
         U, s, Vh = self.svd()
-        s_inv = torch.where(s > 1e-12 * s.max(), 1.0 / s, torch.zeros_like(s))
-        return (((y.to(torch.float64) @ U) * s_inv) @ Vh).to(y.dtype)
+        if damping > 0:
+            gain = s / (s**2 + damping)
+        else:
+            gain = torch.where(s > 1e-12 * s.max(), 1.0 / s, torch.zeros_like(s))
+        return (((y.to(torch.float64) @ U) * gain) @ Vh).to(y.dtype)
 
     def matrix(self):
         """The matrix ``A`` itself."""
@@ -110,9 +116,9 @@ class Inpainting(ForwardModel):
         check_batch(y, self.output_shape, "measurement")
         return y * self.mask.to(y.dtype)
 
-    def pseudo_inverse(self, y, **_):
-        """``mask * y``: an orthogonal projection is its own pseudo-inverse."""
-        return self.adjoint(y)
+    def pseudo_inverse(self, y, *, damping: float = 0.0, **_):
+        """``mask * y / (1 + damping)``: a projection is its own pseudo-inverse."""
+        return self.adjoint(y) / (1.0 + float(damping))
 
     def config(self):
         """Configuration; the mask is stored as data by the NetCDF writers."""

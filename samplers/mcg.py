@@ -9,14 +9,19 @@ Per step from noise level ``s`` to ``s'``, for a linear forward model ``A`` (sig
     x      = x'' - lam_s' A^+ (A x'' - y_s')                         # (3) projection onto {A x = y_s'}
 
 ``alpha_s`` converts the paper's VP step size as in DPS. The paper assumes noiseless data and
-projects fully (``lam = 1``). For noisy data (``y = A x0 + sigma_y e``) the projection is softened:
-``lam_s' = s'^2 / (s'^2 + sigma_y^2)``, the weight of the noised measurement against the extra noise
-``sigma_y`` it carries. Early (``s' >> sigma_y``) this is the paper's hard projection; as ``s'`` falls
-below the noise level the projection fades out, so measurement noise is not imprinted on the
-sample and the gradient step (2) alone ties the sample to the data; with noiseless-grade data
-(``sigma_y -> 0``) it is the hard projection throughout. The last step (``s' = 0``) projects with
-``lam = 0``. ``A^+`` is the forward model's ``pseudo_inverse`` (exact SVD for matrices, the mask
-for inpainting, conjugate gradients otherwise).
+projects fully: ``x = x'' - A^+ (A x'' - y_s')``. For noisy data (``y = A x0 + sigma_y e``) a hard
+projection is wrong twice: it imprints the noise on the sample, and along weak singular directions
+(``s_i << sigma_y``) it amplifies that noise by ``1 / s_i``. We soften it into the Kalman update of a
+state with covariance ``s'^2 I`` by a measurement with noise ``sigma_y``::
+
+    x = x'' - A^T (A A^T + (sigma_y / s')^2 I)^{-1} (A x'' - y_s'),
+
+i.e. per singular direction the gain ``s'^2 s_i^2 / (s'^2 s_i^2 + sigma_y^2)``: the paper's hard
+projection where the measurement is far more precise than the current noise level, no projection
+where it is not, and the hard projection throughout as ``sigma_y -> 0``. The last step (``s' = 0``)
+does not project. The solve is the forward model's damped ``pseudo_inverse`` (exact SVD for
+matrices, closed form for masks, conjugate gradients otherwise). ``soft_projection=False`` gives
+the paper's hard projection.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from __future__ import annotations
 import torch
 
 from forward_models.noise import Gaussian
-from samplers.base import Sampler, SamplerState
+from samplers.base import SamplerState
 from samplers.dps import DPS
 from samplers.steps import ancestral_step, denoise_with_misfit_gradient
 
@@ -55,6 +60,7 @@ class MCG(DPS):
 
     def __init__(self, num_steps: int = 100, alpha: float = 1.0, rho: float = 7.0, soft_projection: bool = True):
         super().__init__(num_steps=num_steps, zeta=alpha, rho=rho)
+        self.alpha = float(alpha)
         self.soft_projection = bool(soft_projection)
 
     def check(self, problem, prior) -> None:
@@ -66,11 +72,11 @@ class MCG(DPS):
             raise ValueError(f"MCG's projection assumes Gaussian noise, got {type(problem.noise).__name__}; use DPS")
         super().check(problem, prior)
 
-    def projection_weight(self, s_next: float, sigma_y: float) -> float:
-        """``lam = s'^2 / (s'^2 + sigma_y^2)`` (1 without softening, 0 at the final step)."""
+    def projection_damping(self, s_next: float, sigma_y: float) -> float | None:
+        """Damping ``(sigma_y / s')^2`` of the projection (0 when hard, None when it is skipped)."""
         if s_next <= 0:
-            return 0.0
-        return 1.0 if not self.soft_projection else s_next**2 / (s_next**2 + sigma_y**2)
+            return None
+        return (sigma_y / s_next) ** 2 if self.soft_projection else 0.0
 
     def step(self, state: SamplerState) -> SamplerState:
         """One MCG update: reverse step, manifold-constrained gradient, projection."""
@@ -79,13 +85,13 @@ class MCG(DPS):
         fm = problem.forward_model
         x0, grad, _ = denoise_with_misfit_gradient(problem, prior, state.x, s)
         x = ancestral_step(state.x, x0, s, s_next, state.generator) - self.guidance_scale(s, s_next) * grad
-        lam = self.projection_weight(s_next, problem.noise.sigma)
+        damping = self.projection_damping(s_next, problem.noise.sigma)
         n = len(x)
-        if lam > 0:
+        if damping is not None:
             with torch.no_grad():
                 xp = prior.to_physical(x)
                 eps = torch.randn(xp.shape, dtype=xp.dtype, device=xp.device, generator=state.generator)
                 y_s = problem.y.to(xp.dtype)[None] + s_next * fm(eps)
-                xp = xp - lam * fm.pseudo_inverse(fm(xp) - y_s)
+                xp = xp - fm.pseudo_inverse(fm(xp) - y_s, damping=damping)
                 x = prior.from_physical(xp)
-        return self.advance(state, x=x, nfe=n, forward_evals=n + (2 * n if lam > 0 else 0), grad_evals=n)
+        return self.advance(state, x=x, nfe=n, forward_evals=n + (2 * n if damping is not None else 0), grad_evals=n)
