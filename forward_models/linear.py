@@ -34,7 +34,9 @@ class MatrixOperator(ForwardModel):
 
     def __init__(self, A, *, device=None, dtype=None):
         super().__init__()
-        A = torch.as_tensor(A, dtype=dtype if dtype is not None else torch.get_default_dtype())
+        A = torch.as_tensor(A)
+        if dtype is not None or not A.is_floating_point():
+            A = A.to(dtype if dtype is not None else torch.get_default_dtype())
         if A.ndim != 2 or A.numel() == 0:
             raise ValueError(f"MatrixOperator needs a non-empty 2-D matrix, got shape {tuple(A.shape)}")
         if not bool(torch.isfinite(A).all()):

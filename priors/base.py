@@ -103,6 +103,15 @@ class Prior(torch.nn.Module):
             return t.device
         return torch.device("cpu")
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """Floating dtype of the prior's parameters and buffers (float32 when it has none):
+        samplers create their particles in it."""
+        for t in list(self.parameters()) + list(self.buffers()):
+            if t.is_floating_point():
+                return t.dtype
+        return torch.float32
+
     def config(self) -> dict:
         """JSON-serialisable description of this prior, stored in every output file."""
         return {"class": type(self).__name__, "shape": list(self.shape)}

@@ -98,7 +98,7 @@ class Sampler:
                 return self.steps
             def init(self, problem, prior, num_samples, generator):
                 sig = karras_sigmas(self.steps, prior.sigma_min, prior.sigma_max, device=prior.device)
-                x = sig[0] * torch.randn(num_samples, *prior.shape, generator=generator, dtype=torch.float64, device=prior.device)
+                x = sig[0] * torch.randn(num_samples, *prior.shape, generator=generator, dtype=prior.dtype, device=prior.device)
                 return SamplerState(x, 0, problem, prior, generator, extras={"sigmas": sig})
             def step(self, state):
                 s, s_next = state.extras["sigmas"][state.step], state.extras["sigmas"][state.step + 1]
@@ -162,17 +162,19 @@ class Sampler:
             raise ValueError(f"{type(self).__name__} needs a linear forward model, but {type(fm).__name__} is not linear")
 
     def sample(self, problem: InverseProblem, prior: Prior, num_samples: int, *, seed: int = 0,
-               progress: bool = False, callback: Callable[[SamplerState], None] | None = None) -> Posterior:
+               device=None, progress: bool = False,
+               callback: Callable[[SamplerState], None] | None = None) -> Posterior:
         """Draw ``num_samples`` posterior samples (one-call API); see :func:`run`."""
-        return run(self, problem, prior, num_samples, seed=seed, progress=progress, callback=callback)
+        return run(self, problem, prior, num_samples, seed=seed, device=device, progress=progress, callback=callback)
 
 
 def run(sampler: Sampler, problem: InverseProblem, prior: Prior, num_samples: int, *, seed: int = 0,
-        generator: torch.Generator | None = None, progress: bool = False,
+        generator: torch.Generator | None = None, device=None, progress: bool = False,
         callback: Callable[[SamplerState], None] | None = None) -> Posterior:
     """The one driver of every sampler: validate, init, step with a progress bar, finalize.
 
-    The problem is moved to the prior's device. ``callback(state)`` runs after every step. The
+    With ``device`` given, the prior is moved there (``nn.Module.to``, in place); the problem is
+    moved to the prior's device. ``callback(state)`` runs after every step. The
     posterior's ``diagnostics`` hold the cost counters and the wall time; its ``config`` the
     sampler, prior and forward-model configuration and the seed.
     """
@@ -185,6 +187,8 @@ def run(sampler: Sampler, problem: InverseProblem, prior: Prior, num_samples: in
     if int(num_samples) < 1:
         raise ValueError(f"num_samples must be at least 1, got {num_samples}")
     sampler.check(problem, prior)
+    if device is not None:
+        prior.to(torch.device(device))
     device = prior.device
     if problem.device != device:
         problem = problem.to(device)

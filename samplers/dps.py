@@ -65,7 +65,7 @@ class DPS(Sampler):
         """Particles ``x ~ N(0, sigma_max^2 I)``."""
         sigmas = karras_sigmas(self.steps, prior.sigma_min, prior.sigma_max, self.rho).tolist()
         x = sigmas[0] * torch.randn(num_samples, *prior.shape, generator=generator,
-                                    dtype=torch.float64, device=prior.device)
+                                    dtype=prior.dtype, device=prior.device)
         return SamplerState(x, 0, problem, prior, generator, extras={"sigmas": sigmas})
 
     def guidance_scale(self, s: float, s_next: float) -> float:
