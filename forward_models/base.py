@@ -60,8 +60,13 @@ class ForwardModel(torch.nn.Module):
     linear: bool = False
     differentiable: bool = True
 
+    #: check every input for NaN/Inf (one reduction per call; switch off in hot loops if measured to matter)
+    check_finite: bool = True
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         check_batch(x, self.input_shape, "input")
+        if self.check_finite and not bool(torch.isfinite(x).all()):
+            raise ValueError(f"the input to {type(self).__name__} contains NaN or Inf")
         return super().__call__(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover

@@ -74,6 +74,10 @@ def test_wrong_input_shape_is_named(op):
         op(bad)
     with pytest.raises(ValueError, match="must have shape"):
         op(torch.zeros(*op.input_shape, dtype=F64))  # missing batch dimension
+    x = _batch(op, 2, 8)
+    x.view(-1)[3] = float("nan")
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        op(x)
 
 
 def test_seeded_simulation_is_reproducible(op):
