@@ -24,13 +24,10 @@ from tqdm.auto import tqdm
 
 from forward_models.problem import InverseProblem
 from priors.base import Prior
+from samplers.errors import SamplerError
 from samplers.posterior import Posterior
 
 __all__ = ["Counters", "SamplerState", "Sampler", "run", "make_generator", "SamplerError"]
-
-
-class SamplerError(RuntimeError):
-    """A sampler met a problem it cannot continue from (non-finite particles, collapsed weights)."""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from samplers.errors import SamplerError
+
 __all__ = ["ancestral_step", "denoise_with_misfit_gradient", "sigma_batch"]
 
 
@@ -42,6 +44,9 @@ def denoise_with_misfit_gradient(problem, prior, x: torch.Tensor, sigma: float):
     with torch.enable_grad():
         xg = x.detach().requires_grad_(True)
         x0 = prior.denoise(xg, sigma_batch(sigma, xg))
+        if not bool(torch.isfinite(x0).all()):
+            raise SamplerError(f"the prior's denoiser returned non-finite values at sigma = {float(sigma):.4g} "
+                               "(the particles have diverged: reduce the step size or guidance scale)")
         norm = problem.residual_norm(prior.to_physical(x0))
         (grad,) = torch.autograd.grad(norm.sum(), xg)
     return x0.detach(), grad, norm.detach()
