@@ -125,6 +125,15 @@ class ForwardModel(torch.nn.Module):
         eye = torch.eye(d, dtype=torch.float64, device=dev).reshape(d, *self.input_shape)
         return self.forward(eye).reshape(d, -1).T
 
+    def example_input(self, n: int, seed: int = 0, dtype=torch.float64) -> torch.Tensor:
+        """A seeded batch ``(n, *input_shape)`` of valid inputs, for tests and benchmarks.
+
+        Standard normal by default; models with a physical range (velocities, permeabilities)
+        override it with draws from that range.
+        """
+        g = torch.Generator().manual_seed(int(seed))
+        return torch.randn(int(n), *self.input_shape, generator=g, dtype=dtype)
+
     def coarse(self) -> "ForwardModel":
         """A cheaper, less accurate version of this model (two-level MCMC). None by default."""
         raise NotImplementedError(f"{type(self).__name__} has no coarse level")
