@@ -14,15 +14,16 @@ import torch
 from forward_models.base import ForwardModel
 from forward_models.linear import Inpainting, MatrixOperator
 
-__all__ = ["REGISTRY", "register", "get_operator", "example_operator", "unknown_name_message"]
+__all__ = ["REGISTRY", "register", "get_operator", "example_operator", "benchmark_operator", "unknown_name_message"]
 
-#: name -> (class, builder of a small seeded example instance)
-REGISTRY: dict[str, tuple[type, Callable[[int], ForwardModel]]] = {}
+#: name -> (class, builder of a small seeded example instance, builder at the documented size)
+REGISTRY: dict[str, tuple[type, Callable[[int], ForwardModel], Callable[[], ForwardModel] | None]] = {}
 
 
-def register(name: str, cls: type, example: Callable[[int], ForwardModel]) -> None:
-    """Add an operator under ``name`` with a builder ``example(seed) -> instance``."""
-    REGISTRY[name] = (cls, example)
+def register(name: str, cls: type, example: Callable[[int], ForwardModel],
+             benchmark: Callable[[], ForwardModel] | None = None) -> None:
+    """Add an operator under ``name`` with builders ``example(seed)`` (small) and ``benchmark()`` (documented size)."""
+    REGISTRY[name] = (cls, example, benchmark)
 
 
 def unknown_name_message(kind: str, name: str, known) -> str:
@@ -46,6 +47,13 @@ def example_operator(name: str, seed: int = 0) -> ForwardModel:
     return REGISTRY[name][1](seed)
 
 
+def benchmark_operator(name: str) -> ForwardModel:
+    """The instance at the documented size (the small example when none is registered)."""
+    get_operator(name)
+    _, example, bench = REGISTRY[name]
+    return bench() if bench is not None else example(0)
+
+
 def _example_matrix(seed: int) -> MatrixOperator:
     g = torch.Generator().manual_seed(seed)
     return MatrixOperator(torch.randn(3, 6, generator=g, dtype=torch.float64), dtype=torch.float64)
@@ -56,5 +64,10 @@ def _example_inpainting(seed: int) -> Inpainting:
     return Inpainting((torch.rand(1, 6, 5, generator=g) > 0.4).float())
 
 
+def _benchmark_inpainting() -> Inpainting:
+    g = torch.Generator().manual_seed(0)
+    return Inpainting((torch.rand(1, 64, 64, generator=g) > 0.5).float())
+
+
 register("matrix", MatrixOperator, _example_matrix)
-register("inpainting", Inpainting, _example_inpainting)
+register("inpainting", Inpainting, _example_inpainting, _benchmark_inpainting)

@@ -28,11 +28,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from inverse.harness import evaluate_sampler, gmm_case  # noqa: E402
+from inverse.report import replace_markdown_block  # noqa: E402
 from samplers import get_sampler  # noqa: E402
 
 #: guidance scales chosen on seeds 0-2 of (d, dy) in {(8, 1), (8, 4), (80, 2)} from {0, 0.3, 1, 3}
 SETTINGS = {"dps": {"zeta": 0.3}, "mcg": {"alpha": 0.3}}
-BEGIN, END = "<!-- gmm-table:begin -->", "<!-- gmm-table:end -->"
 
 
 def run_cells(args) -> None:
@@ -92,16 +92,7 @@ def report(paths, markdown: str | None, command: str) -> str:
                      f"{mean('nfe_per_sample'):.0f} |")
     table = "\n".join([f"Command: `{command}`", ""] + lines)
     if markdown:
-        path = Path(markdown)
-        text = path.read_text() if path.exists() else "# Benchmarks\n"
-        block = f"{BEGIN}\n{table}\n{END}"
-        if BEGIN in text and END in text:
-            text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-        else:
-            text = text.rstrip() + "\n\n## Gaussian-mixture exact posterior\n\n" + block + "\n"
-        tmp = path.with_suffix(".md.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        replace_markdown_block(markdown, "gmm-table", "Gaussian-mixture exact posterior", table)
     return table
 
 

@@ -1,0 +1,25 @@
+"""Writing benchmark tables into BENCHMARKS.md: each table lives between two marker comments and
+is replaced in place (atomically) when its script runs again."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["replace_markdown_block"]
+
+
+def replace_markdown_block(markdown, key: str, heading: str, table: str) -> None:
+    """Replace the block ``<!-- {key}:begin --> ... <!-- {key}:end -->`` in ``markdown`` by ``table``;
+    append it under ``## {heading}`` when the block does not exist yet."""
+    path = Path(markdown)
+    begin, end = f"<!-- {key}:begin -->", f"<!-- {key}:end -->"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    block = f"{begin}\n{table}\n{end}"
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip() + f"\n\n## {heading}\n\n" + block + "\n"
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,100 @@
+"""Forward and forward+gradient time of every registered forward model at its documented size.
+
+For each operator in ``forward_models.REGISTRY`` with a benchmark instance: median wall time of
+``F(x)`` and of ``F(x)`` followed by the gradient of ``<F(x), w>`` (a VJP), at batch 1 and batch
+16 (``--batches``), float32, ``--threads`` threads, after a warm-up call. Writes JSON and replaces
+the forward-model block of BENCHMARKS.md.
+
+    python scripts/bench_forward.py --threads 1 --markdown BENCHMARKS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from forward_models.registry import REGISTRY, benchmark_operator  # noqa: E402
+from inverse.report import replace_markdown_block  # noqa: E402
+
+def _time(fn, repeats: int) -> float:
+    fn()  # warm-up
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+def bench(name: str, batches, repeats: int) -> list[dict]:
+    t0 = time.perf_counter()
+    op = benchmark_operator(name)
+    build = time.perf_counter() - t0
+    rows = []
+    for b in batches:
+        x = op.example_input(b, 0, torch.float32)
+        fwd = _time(lambda: op(x), repeats)
+        grad = None
+        if op.differentiable:
+            w = torch.randn(b, *op.output_shape)
+
+            def fg():
+                xg = x.clone().requires_grad_(True)
+                torch.autograd.grad((op(xg) * w).sum(), xg)
+
+            grad = _time(fg, repeats)
+        rows.append({"operator": name, "class": type(op).__name__, "input": list(op.input_shape),
+                     "output": list(op.output_shape), "batch": b, "forward_s": fwd, "forward_grad_s": grad,
+                     "build_s": build})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def to_markdown(rows, threads: int, command: str) -> str:
+    lines = [f"Command: `{command}`", "",
+             f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {threads} thread(s), "
+             f"float32, median of repeats after one warm-up; {dt.date.today().isoformat()}.", "",
+             "| operator | input | output | batch | forward (ms) | forward + gradient (ms) | construction (s) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        g = "n/a (not differentiable)" if r["forward_grad_s"] is None else f"{1e3 * r['forward_grad_s']:.1f}"
+        lines.append(f"| {r['operator']} ({r['class']}) | {tuple(r['input'])} | {tuple(r['output'])} | {r['batch']} | "
+                     f"{1e3 * r['forward_s']:.2f} | {g} | {r['build_s']:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--operators", nargs="+", default=None, help="registry names (default: all)")
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 16])
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", default="data/benchmarks/forward.json")
+    p.add_argument("--markdown", default=None)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    names = args.operators or sorted(REGISTRY)
+    rows = [r for n in names for r in bench(n, args.batches, args.repeats)]
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(rows, indent=1))
+    cmd = "python scripts/bench_forward.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    table = to_markdown(rows, args.threads, cmd.strip())
+    print(table)
+    if args.markdown:
+        replace_markdown_block(args.markdown, "forward-table", "Forward models: time per call", table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
