@@ -1,0 +1,185 @@
+"""Loading and saving network priors in diffusers layout, by shipped name, directory or hub id.
+
+A prior directory holds a diffusers ``UNet2DModel`` (``config.json`` +
+``diffusion_pytorch_model.safetensors``, at the top or in ``unet/``), a scheduler configuration
+(``scheduler_config.json``, at the top or in ``scheduler/``) and, for priors we ship, a model card
+``prior.json`` (training data, units and normalisation, network size, steps, loss, checks). The
+scheduler class decides the conversion to the sigma-space contract:
+
+- ``EDM*Scheduler`` -> :class:`priors.EDMPrior` (EDM preconditioning, ``sigma_data`` from the config);
+- schedulers with a beta schedule (DDPM, DDIM, ...) -> :class:`priors.VPDiffusionPrior`
+  (``alphas_cumprod`` and ``prediction_type`` from the config);
+- ``FlowMatch*`` or a card with ``"kind": "flow"`` -> :class:`priors.FlowMatchingPrior`.
+
+Weights are read only from safetensors (never pickle). Shipped priors live in ``data/priors/<name>``
+beside the packages and load by name from any working directory.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+
+from priors.base import Prior
+from priors.edm import EDMPrior
+from priors.flow import FlowMatchingPrior
+from priors.normalisation import Normalisation
+from priors.vp import VPDiffusionPrior
+
+__all__ = ["load_prior", "save_prior", "shipped_priors", "PRIORS_DIR", "PriorLoadError"]
+
+#: where shipped priors live
+PRIORS_DIR = Path(__file__).resolve().parents[1] / "data" / "priors"
+
+
+class PriorLoadError(ValueError):
+    """A prior could not be found or is not a valid diffusers / prior directory."""
+
+
+def shipped_priors() -> dict[str, dict]:
+    """Names of the priors in ``data/priors`` with their model cards."""
+    out = {}
+    if PRIORS_DIR.is_dir():
+        for d in sorted(PRIORS_DIR.iterdir()):
+            card = d / "prior.json"
+            if card.is_file():
+                try:
+                    out[d.name] = json.loads(card.read_text())
+                except json.JSONDecodeError:
+                    out[d.name] = {"error": "unreadable prior.json"}
+    return out
+
+
+def _find(directory: Path, name: str, sub: str) -> Path | None:
+    for cand in (directory / name, directory / sub / name):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise PriorLoadError(f"{path} is not valid JSON ({e})") from None
+
+
+def _resolve(name_or_path) -> Path:
+    p = Path(name_or_path)
+    if p.is_dir():
+        return p
+    shipped = PRIORS_DIR / str(name_or_path)
+    if shipped.is_dir():
+        return shipped
+    if p.exists():
+        raise PriorLoadError(f"{p} is a file; a prior is a directory (diffusers layout)")
+    names = list(shipped_priors())
+    if "/" in str(name_or_path) and not str(name_or_path).startswith((".", "/")):
+        try:  # a hub id that is already in the local cache loads the same way
+            from huggingface_hub import snapshot_download
+
+            return Path(snapshot_download(str(name_or_path), local_files_only=True))
+        except Exception:
+            raise PriorLoadError(
+                f"hub model {name_or_path!r} is not in the local cache and this machine cannot download; "
+                "download it where there is a network and pass its directory") from None
+    close = difflib.get_close_matches(str(name_or_path), names, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise PriorLoadError(f"unknown prior {str(name_or_path)!r}{hint} (shipped: {', '.join(names) or 'none'}; "
+                         "or pass a diffusers model directory)")
+
+
+def load_prior(name_or_path, *, device=None, dtype=None) -> Prior:
+    """Load a prior by shipped name, directory path or cached hub id (module docstring)."""
+    from diffusers import UNet2DModel
+
+    directory = _resolve(name_or_path)
+    cfg_path = _find(directory, "config.json", "unet")
+    if cfg_path is None:
+        raise PriorLoadError(f"{directory} is not a diffusers model: no config.json (or unet/config.json)")
+    weights = cfg_path.parent / "diffusion_pytorch_model.safetensors"
+    if not weights.is_file():
+        raise PriorLoadError(f"{cfg_path.parent} has no diffusion_pytorch_model.safetensors (only safetensors weights are loaded)")
+    sched_path = _find(directory, "scheduler_config.json", "scheduler")
+    sched = _read_json(sched_path) if sched_path else {}
+    card = _read_json(directory / "prior.json") if (directory / "prior.json").is_file() else {}
+    unet_cfg = _read_json(cfg_path)
+    if unet_cfg.get("_class_name", "UNet2DModel") != "UNet2DModel":
+        raise PriorLoadError(f"{cfg_path}: only UNet2DModel networks are supported, got {unet_cfg.get('_class_name')}")
+    try:
+        unet = UNet2DModel.from_pretrained(cfg_path.parent, use_safetensors=True, local_files_only=True)
+    except Exception as e:  # diffusers raises many types for bad directories
+        raise PriorLoadError(f"could not load the UNet in {cfg_path.parent}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+    unet.eval().requires_grad_(False)
+    size = unet.config.sample_size
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    shape = (unet.config.in_channels, *size)
+    norm = Normalisation.from_dict(card.get("normalisation"))
+    dims = tuple(card["dims"]) if "dims" in card else None
+    cls = sched.get("_class_name", "")
+    card = {"name": directory.name, **card}
+    if cls.startswith("EDM"):
+        prior = EDMPrior(unet, shape, sigma_data=sched.get("sigma_data", 0.5), sigma_min=sched.get("sigma_min", 0.002),
+                         sigma_max=sched.get("sigma_max", 80.0), normalisation=norm, card=card, dims=dims)
+    elif "FlowMatch" in cls or card.get("kind") == "flow":
+        prior = FlowMatchingPrior(unet, shape, sigma_min=card.get("sigma_min", 0.002), sigma_max=card.get("sigma_max", 80.0),
+                                  normalisation=norm, card=card, dims=dims)
+    elif "beta_start" in sched or "trained_betas" in sched or "beta_schedule" in sched:
+        import diffusers
+
+        try:
+            scheduler = getattr(diffusers, cls, diffusers.DDPMScheduler).from_config(sched)
+        except Exception as e:
+            raise PriorLoadError(f"bad scheduler config in {sched_path}: {e}") from None
+        prior = VPDiffusionPrior(unet, scheduler.alphas_cumprod, sched.get("prediction_type", "epsilon"), shape,
+                                 normalisation=norm, card=card, dims=dims)
+    else:
+        raise PriorLoadError(f"{directory}: no scheduler configuration tells how the network was trained "
+                             "(expected scheduler_config.json of an EDM, DDPM-family or flow-matching scheduler)")
+    if dtype is not None:
+        prior.to(dtype)
+    if device is not None:
+        prior.to(device)
+    return prior
+
+
+def save_prior(prior: Prior, directory, card: dict | None = None, *, overwrite: bool = False) -> Path:
+    """Write an :class:`EDMPrior` or :class:`FlowMatchingPrior` in diffusers layout with its card.
+
+    The UNet goes to ``config.json`` + ``diffusion_pytorch_model.safetensors``; the scheduler config
+    is diffusers' ``EDMEulerScheduler`` (EDM) or ``FlowMatchEulerDiscreteScheduler`` (flow); the card
+    to ``prior.json``. The directory is assembled beside the target and renamed into place.
+    """
+    import shutil
+    import tempfile
+
+    from diffusers import EDMEulerScheduler, FlowMatchEulerDiscreteScheduler
+
+    directory = Path(directory)
+    if directory.exists() and not overwrite:
+        raise FileExistsError(f"{directory} already exists (pass overwrite=True to replace it)")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        prior.network.save_pretrained(tmp, safe_serialization=True)
+        if isinstance(prior, EDMPrior):
+            EDMEulerScheduler(sigma_min=prior.sigma_min, sigma_max=prior.sigma_max,
+                              sigma_data=prior.sigma_data).save_config(tmp)
+            kind = "edm"
+        elif isinstance(prior, FlowMatchingPrior):
+            FlowMatchEulerDiscreteScheduler().save_config(tmp)
+            kind = "flow"
+        else:
+            raise TypeError(f"save_prior writes EDM and flow-matching priors, got {type(prior).__name__}")
+        full = {"kind": kind, "shape": list(prior.shape), "normalisation": prior.normalisation.to_dict(),
+                "sigma_min": prior.sigma_min, "sigma_max": prior.sigma_max, **(card or {})}
+        (tmp / "prior.json").write_text(json.dumps(full, indent=2))
+        if directory.exists():
+            shutil.rmtree(directory)
+        tmp.rename(directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
