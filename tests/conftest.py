@@ -1,14 +1,9 @@
-"""Shared test settings: one thread (fastest on the 2-core CI machine), float64 helpers."""
+"""Shared test settings: one thread (fastest on the 2-core CI machine), no hub access."""
 
-import pytest
-import torch
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture
-def f64():
-    return torch.float64
-
-
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

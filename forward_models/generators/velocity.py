@@ -12,7 +12,7 @@ layer velocities, drawn uniformly in ``v_range`` and sorted so that velocity inc
 with probability ``p_inversion`` one adjacent pair is swapped (a low-velocity layer), hence
 "mostly increasing". Flat interfaces are constant in ``x``; curved ones add to a constant depth
 a smooth random curve ``a * sum_m c_m sin(2 pi f_m x / W + phi_m)`` (three sinusoids of at most two
-cycles across the model, amplitude up to ``0.08 H``, the same curve for all interfaces of a model,
+cycles across the model, amplitude up to ``0.12 H``, the same curve for all interfaces of a model,
 each scaled by its own factor; the interfaces are then made non-crossing by a running maximum).
 A fault is a random dipping line ``z - z_0 = tan(theta) (x - x_0)`` (dip ``theta`` 30-80 degrees
 to either side); the block on one side of it is displaced downwards by a throw ``t`` (5-20 % of
@@ -75,7 +75,7 @@ def _interfaces(n, k, kmax, H, W, curved, g):
         coef = torch.randn(n, 3, 1, generator=g, dtype=torch.float64)
         curve = (coef * torch.sin(2 * math.pi * freq * x + phase)).sum(1)  # (n, W)
         curve = curve / curve.abs().amax(1, keepdim=True).clamp_min(1e-12)
-        amp = 0.08 * H * torch.rand(n, 1, 1, generator=g, dtype=torch.float64)
+        amp = 0.12 * H * torch.rand(n, 1, 1, generator=g, dtype=torch.float64)
         scale = 0.5 + torch.rand(n, m, 1, generator=g, dtype=torch.float64)
         d = d + amp * scale * curve[:, None, :]
         d = torch.cummax(d, dim=1).values  # interfaces never cross
