@@ -32,8 +32,58 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     d.add_argument("--overwrite", action="store_true", help="replace existing output files")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
+    t = sub.add_parser("train-prior", help="train a diffusion (EDM) or flow-matching prior with pytorch-lightning")
+    t.add_argument("--dataset", required=True, help="phantoms, gaussian-field, ns-vorticity, darcy-perm, seismic-velocity")
+    t.add_argument("--size", type=int, default=64, help="image size (default 64)")
+    t.add_argument("--num-examples", type=int, default=4096, help="training examples generated (default 4096)")
+    t.add_argument("--kind", choices=["edm", "flow"], default="edm", help="EDM denoiser or flow matching")
+    t.add_argument("--widths", type=int, nargs="+", default=[32, 64, 64], help="UNet channels per level")
+    t.add_argument("--layers-per-block", type=int, default=1)
+    t.add_argument("--steps", type=int, default=2000, help="optimiser steps (default 2000)")
+    t.add_argument("--batch-size", type=int, default=16)
+    t.add_argument("--lr", type=float, default=2e-4)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--checkpoint-every", type=int, default=200, help="steps between Lightning checkpoints")
+    t.add_argument("--out", required=True, help="output prior directory (diffusers layout + prior.json)")
+    t.add_argument("--name", default=None, help="name recorded in the model card (default: the directory name)")
+    t.add_argument("--resume", action="store_true", help="continue from OUT-work/checkpoints/last.ckpt")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    t.add_argument("--devices", type=int, default=1, help="Lightning devices (processes) per node")
+    t.add_argument("--num-nodes", type=int, default=1)
+    t.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp")
+    t.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto")
+    t.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
     sub.add_parser("version", help="print the package version")
     return p
+
+
+def _train_prior(args) -> int:
+    import time
+
+    import torch
+
+    from inverse.datasets import make_dataset
+    from priors.training import train_prior
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.steps < 1 or args.batch_size < 1:
+        raise ValueError("--steps and --batch-size must be at least 1")
+    t0 = time.time()
+    data, norm, desc = make_dataset(args.dataset, args.num_examples, args.size, args.seed)
+    gen_time = time.time() - t0
+    card = {"name": args.name or args.out.rstrip("/").split("/")[-1],
+            "data": {"dataset": args.dataset, "description": desc, "num_examples": args.num_examples,
+                     "size": args.size, "seed": args.seed, "generation_time_s": gen_time},
+            "units": norm.units, "dims": ["channel", "y", "x"]}
+    out = train_prior(data, args.out, kind=args.kind, steps=args.steps, batch_size=args.batch_size,
+                      widths=tuple(args.widths), layers_per_block=args.layers_per_block, lr=args.lr, seed=args.seed,
+                      normalisation=norm, card=card, resume=args.resume, checkpoint_every=args.checkpoint_every,
+                      devices=args.devices, num_nodes=args.num_nodes, strategy=args.strategy,
+                      accelerator=args.accelerator, overwrite=args.overwrite or args.resume, progress=not args.quiet)
+    print(f"prior written to {out}")
+    return 0
 
 
 def _demo(args) -> int:
@@ -63,6 +113,8 @@ def main(argv=None) -> int:
             return 0
         if args.command == "demo":
             return _demo(args)
+        if args.command == "train-prior":
+            return _train_prior(args)
     except KeyboardInterrupt:
         print("inverse: interrupted", file=sys.stderr)
         return 130
