@@ -71,3 +71,15 @@ def _benchmark_inpainting() -> Inpainting:
 
 register("matrix", MatrixOperator, _example_matrix)
 register("inpainting", Inpainting, _example_inpainting, _benchmark_inpainting)
+
+
+def _register_module(entries: dict) -> None:
+    for name, e in entries.items():
+        register(name, e["cls"], e["example"], e.get("benchmark"))
+
+
+# each physics module declares its own REGISTRY_ENTRIES (imports of deepwave / deepinv stay lazy)
+from forward_models import adapters, mri, seismic, tomography, trace_interpolation  # noqa: E402
+
+for _module in (mri, tomography, seismic, trace_interpolation, adapters):
+    _register_module(_module.REGISTRY_ENTRIES)

@@ -13,3 +13,6 @@ __all__ = ["gaussian_random_field", "matern_spectrum", "initial_vorticity", "two
 from forward_models.generators.velocity import VELOCITY_FAMILIES, velocity_models  # noqa: E402
 
 __all__ += ["velocity_models", "VELOCITY_FAMILIES"]
+from forward_models.generators.phantoms import random_ellipses, shepp_logan  # noqa: E402
+
+__all__ += ["random_ellipses", "shepp_logan"]

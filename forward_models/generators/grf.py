@@ -61,7 +61,7 @@ def matern_spectrum(size: int, *, alpha: float = 2.0, tau: float = 3.0, sigma: f
 def gaussian_random_field(n: int, size: int, *, alpha: float = 2.0, tau: float = 3.0, sigma: float | None = None,
                           length: float = 1.0, seed: int = 0, periodic: bool = True,
                           dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """``n`` seeded samples of the Gaussian field with covariance ``sigma^2 (-Lap + tau^2)^(-alpha)`` -> ``(n, 1, size, size)``.
+    """``n`` seeded Gaussian fields with covariance ``sigma^2 (-Lap + tau^2)^(-alpha)`` -> ``(n, 1, size, size)``.
 
     Grid points ``[i, j]`` at ``(i, j) * length / size`` on ``[0, length]^2``. Defaults are the FNO
     Darcy-flow field (alpha = 2, tau = 3 on the unit square). Computed in float64 from a CPU
@@ -72,22 +72,24 @@ def gaussian_random_field(n: int, size: int, *, alpha: float = 2.0, tau: float =
         from forward_models.generators.grf import gaussian_random_field
         x = gaussian_random_field(8, 64, alpha=2.0, tau=3.0, seed=0)    # (8, 1, 64, 64)
     """
-    n = int(n)
+    n, size = int(n), int(size)
     if n < 1:
         raise ValueError(f"the number of fields must be at least 1, got {n}")
+    if size < 2:
+        raise ValueError(f"the grid size must be at least 2, got {size}")
     length = _check("length", length)
-    grid, side = (int(size), length) if periodic else (2 * int(size), 2 * length)
+    grid, side = (size, length) if periodic else (2 * size, 2 * length)
     mu = matern_spectrum(grid, alpha=alpha, tau=tau, sigma=sigma, length=side)
     sqrt_lam = (mu * grid**2 / side**2).sqrt()[:, : grid // 2 + 1]
     g = torch.Generator().manual_seed(int(seed))
     xi = torch.randn(n, grid, grid, generator=g, dtype=torch.float64)
     u = torch.fft.irfft2(sqrt_lam * torch.fft.rfft2(xi), s=(grid, grid))
-    return u[:, None, : int(size), : int(size)].to(dtype).contiguous()
+    return u[:, None, :size, :size].to(dtype).contiguous()
 
 
 def initial_vorticity(n: int, size: int = 64, *, seed: int = 0, alpha: float = 2.5, tau: float = 7.0,
                       sigma: float | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Initial vorticities on the periodic ``[0, 2 pi]^2`` (InverseBench / PINO Kolmogorov-flow style) -> ``(n, 1, size, size)``.
+    """Initial vorticities on the periodic ``[0, 2 pi]^2`` (PINO / InverseBench style) -> ``(n, 1, size, size)``.
 
     A periodic Gaussian field with covariance ``sigma^2 (-Lap + tau^2)^(-alpha)``, alpha = 2.5, tau = 7
     (the PINO Kolmogorov-flow initial condition, Li et al. 2021); ``sigma`` defaults to
@@ -107,7 +109,7 @@ def initial_vorticity(n: int, size: int = 64, *, seed: int = 0, alpha: float = 2
 
 def two_phase_permeability(n: int, size: int = 64, *, seed: int = 0, high: float = 12.0, low: float = 3.0,
                            alpha: float = 2.0, tau: float = 3.0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """FNO Darcy-flow coefficients: ``a = high`` where a Gaussian field is positive, ``low`` elsewhere -> ``(n, 1, size, size)``.
+    """FNO Darcy coefficients: ``a = high`` where a Gaussian field is positive, else ``low`` -> ``(n, 1, size, size)``.
 
     The field is :func:`gaussian_random_field` (alpha = 2, tau = 3, non-periodic, unit square), as in
     Li et al. (ICLR 2021), with a = 12 / 3. The field itself is the ``x`` that

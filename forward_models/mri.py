@@ -1,0 +1,381 @@
+"""Cartesian MRI: single-coil and multi-coil (SENSE) undersampled Fourier operators.
+
+Maths. An MRI scanner measures the Fourier transform of the (complex) transverse magnetisation
+``x`` on a Cartesian grid, keeping only the phase-encode lines in a mask ``M``:
+
+    single coil:  ``y = M F x``
+    multi coil:   ``y_c = M F (S_c x)``,  c = 1..C   (Pruessmann et al., "SENSE", MRM 42:952, 1999)
+
+``F`` is the *centred, orthonormal* 2-D DFT, ``F = fftshift . fft2(norm="ortho") . ifftshift``
+(zero frequency at index ``(H // 2, W // 2)``), so ``F^H F = I`` and the fully sampled single-coil
+operator is unitary: ``||F x|| = ||x||``. ``M`` zeroes the unmeasured k-space entries (whole
+columns for a Cartesian mask from :func:`forward_models.masks.cartesian_mask`; any 0/1 ``(H, W)``
+mask is accepted). The adjoints are ``A^H y = F^H M y`` and ``A^H y = sum_c conj(S_c) F^H M y_c``.
+
+Layout: complex arrays are real tensors with a leading axis of length 2 holding (real, imaginary):
+
+    image                     ``(2, H, W)``      (input_shape of both operators)
+    single-coil k-space       ``(2, H, W)``      (output_shape; zeros where the mask is 0)
+    multi-coil k-space        ``(2, C, H, W)``   (output_shape; coil axis after real/imag, as deepinv)
+    coil maps                 ``(2, C, H, W)``   (:func:`forward_models.coils.synthetic_coil_maps`)
+
+The real inner product on this layout is the real part of the complex one, so "adjoint" below is
+the adjoint for the real inner product that the contract tests check, ``<A x, y> = <x, A^T y>``.
+
+Noise. Complex white Gaussian k-space noise with standard deviation ``sigma`` per real and
+imaginary part (total complex variance ``2 sigma^2``) is simply the library's ``Gaussian(sigma)``
+noise model applied to this real layout. The measurement keeps the full grid, so unmeasured
+entries are pure noise around zero: their likelihood term does not depend on ``x`` (a constant in
+``log p(y | x)``), and :meth:`SingleCoilMRI.zero_filled` / the adjoint discard them.
+
+Engine. Own ``torch.fft`` code rather than deepinv's ``MRI``/``MultiCoilMRI``: both compute the
+same ``fft2(norm="ortho")`` (outputs agree exactly in float32, single- and multi-coil) at the same
+speed (64x64, batch 16, 1 CPU thread on a loaded 2-core machine, best of 5: single-coil forward
+1.3 ms ours / 1.7 ms deepinv in float32, 2.1 / 2.0 ms in float64; 8-coil forward 12 / 10 ms,
+adjoint 15 / 18 ms in float32), and our own code keeps float32/float64 inputs in their precision,
+takes coil maps in the real layout, has an exact SVD pseudo-inverse, and does not depend on
+deepinv's mask/coil conventions. The real/imaginary axis of the output is a view
+(``view_as_real(...).movedim(-1, 1)``, not contiguous), which halves the cost of the conversion.
+
+References: Lustig, Donoho & Pauly, "Sparse MRI", MRM 58:1182 (2007); Pruessmann et al., MRM
+42:952 (1999); Zbontar et al., fastMRI, arXiv:1811.08839 (2018).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from forward_models.base import ForwardModel, check_batch
+from forward_models.coils import synthetic_coil_maps
+from forward_models.masks import cartesian_mask, realised_acceleration
+
+__all__ = ["SingleCoilMRI", "MultiCoilMRI", "fft2c", "ifft2c", "fft1c", "ifft1c"]
+
+_DIMS = (-2, -1)
+
+
+def fft2c(z: torch.Tensor) -> torch.Tensor:
+    """Centred orthonormal 2-D DFT over the last two axes of a complex tensor: ``fftshift(fft2(ifftshift(z)))``."""
+    return torch.fft.fftshift(torch.fft.fft2(torch.fft.ifftshift(z, dim=_DIMS), norm="ortho"), dim=_DIMS)
+
+
+def ifft2c(k: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`fft2c` (and its adjoint): ``fftshift(ifft2(ifftshift(k)))``, orthonormal."""
+    return torch.fft.fftshift(torch.fft.ifft2(torch.fft.ifftshift(k, dim=_DIMS), norm="ortho"), dim=_DIMS)
+
+
+def fft1c(z: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Centred orthonormal 1-D DFT along ``dim`` (the 1-D factor of :func:`fft2c`)."""
+    return torch.fft.fftshift(torch.fft.fft(torch.fft.ifftshift(z, dim=dim), dim=dim, norm="ortho"), dim=dim)
+
+
+def ifft1c(k: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Inverse of :func:`fft1c`: centred orthonormal 1-D inverse DFT along ``dim``."""
+    return torch.fft.fftshift(torch.fft.ifft(torch.fft.ifftshift(k, dim=dim), dim=dim, norm="ortho"), dim=dim)
+
+
+def _complex(x: torch.Tensor) -> torch.Tensor:
+    """(B, 2, ...) real -> (B, ...) complex (one copy)."""
+    return torch.view_as_complex(x.movedim(1, -1).contiguous())
+
+
+def _real(z: torch.Tensor) -> torch.Tensor:
+    """(B, ...) complex -> (B, 2, ...) real: a view (not contiguous), no copy.
+
+    (``torch.stack([z.real, z.imag], 1)`` costs another pass: forward 2.1 against 4.4 ms in float64.)
+    """
+    return torch.view_as_real(z.resolve_conj()).movedim(-1, 1)
+
+
+def _prepare_mask(mask, height, who: str) -> torch.Tensor:
+    mask = torch.as_tensor(mask)
+    if mask.is_complex():
+        raise ValueError(f"{who}: the mask must be real 0/1, got a complex tensor")
+    if mask.ndim == 1:
+        mask = mask[None, :]
+    if mask.ndim != 2 or mask.numel() == 0:
+        raise ValueError(f"{who}: the mask must have shape (H, W), or (W,) / (1, W) with height=H; "
+                         f"got {tuple(mask.shape)}")
+    if mask.shape[0] == 1 and height is not None:
+        if int(height) < 1:
+            raise ValueError(f"{who}: height must be a positive integer, got {height}")
+        mask = mask.expand(int(height), mask.shape[1])
+    elif height is not None and int(height) != mask.shape[0]:
+        raise ValueError(f"{who}: height={height} disagrees with the mask's {mask.shape[0]} rows")
+    if min(mask.shape) < 2:
+        raise ValueError(f"{who}: the image must be at least 2x2, got a mask of shape {tuple(mask.shape)} "
+                         f"(pass height=H with a (W,) column mask)")
+    if not bool(((mask == 0) | (mask == 1)).all()):
+        raise ValueError(f"{who}: the mask must contain only 0 (not measured) and 1 (measured)")
+    if not bool(mask.any()):
+        raise ValueError(f"{who}: the mask samples no k-space entry")
+    dtype = mask.dtype if mask.is_floating_point() else torch.get_default_dtype()
+    return mask.to(dtype).contiguous()
+
+
+def _mask_config(mask: torch.Tensor) -> dict:
+    """JSON description of a mask: realised acceleration, and the sampled columns of a Cartesian one."""
+    out = {"acceleration_realised": realised_acceleration(mask)}
+    cols = mask[0]
+    if bool((mask == cols[None, :]).all()):
+        out["sampled_columns"] = [int(j) for j in torch.nonzero(cols).flatten()]
+    return out
+
+
+class _CartesianMRI(ForwardModel):
+    linear = True
+    differentiable = True
+
+    def _init_mask(self, mask, height):
+        self.register_buffer("mask", _prepare_mask(mask, height, type(self).__name__))
+        self.img_size = tuple(int(s) for s in self.mask.shape)
+        self._mask_spec = None
+
+    def _check_damping(self, damping) -> float:
+        damping = float(damping)
+        if not damping >= 0:
+            raise ValueError(f"damping must be non-negative, got {damping}")
+        return damping
+
+    def config(self):
+        """Configuration: image size, mask summary and, if built by ``cartesian``, the mask recipe."""
+        cfg = {**super().config(), "class": type(self).__name__, "img_size": list(self.img_size),
+               **_mask_config(self.mask)}
+        if self._mask_spec is not None:
+            cfg["mask_spec"] = dict(self._mask_spec)
+        return cfg
+
+
+class SingleCoilMRI(_CartesianMRI):
+    """Single-coil Cartesian MRI ``y = M F x``: input ``(2, H, W)`` image, output ``(2, H, W)`` k-space.
+
+    ``F`` is the centred orthonormal 2-D DFT (unitary), ``M`` a 0/1 mask of shape ``(H, W)``
+    (or a ``(W,)`` / ``(1, W)`` column mask broadcast over ``height`` rows). Real and imaginary
+    parts are the leading axis of length 2 (see the module docstring). Dimensionless: k-space
+    values are in the image's units (the orthonormal DFT preserves the norm).
+
+    - ``adjoint(y) = F^H M y``;
+    - ``pseudo_inverse(y, damping) = F^H M y / (1 + damping)`` exactly, since ``A A^H = M`` is a
+      projection: ``A^H (M + damping I)^{-1} y = F^H M y / (1 + damping)``;
+    - ``zero_filled(y) = F^H M y``, the classical zero-filled reconstruction (the adjoint).
+
+    Example::
+
+        import torch
+        from forward_models.mri import SingleCoilMRI
+        op = SingleCoilMRI.cartesian(64, acceleration=4, center_fraction=0.08, kind="random", seed=0)
+        x = op.example_input(2)                # (2, 2, 64, 64) float64
+        y = op(x)                              # (2, 2, 64, 64): masked centred k-space
+        x0 = op.zero_filled(y)                 # (2, 2, 64, 64)
+    """
+
+    def __init__(self, mask, *, height: int | None = None, device=None):
+        super().__init__()
+        self._init_mask(mask, height)
+        self.input_shape = self.output_shape = (2, *self.img_size)
+        if device is not None:
+            self.to(device)
+
+    @classmethod
+    def cartesian(cls, size, acceleration: float = 4, center_fraction: float = 0.08, kind: str = "random",
+                  seed: int = 0, *, device=None) -> "SingleCoilMRI":
+        """Operator with a :func:`~forward_models.masks.cartesian_mask`; the recipe is kept in ``config()``."""
+        mask = cartesian_mask(size, acceleration, center_fraction, kind, seed)
+        op = cls(mask, device=device)
+        op._mask_spec = {"acceleration": float(acceleration), "center_fraction": float(center_fraction),
+                         "kind": kind, "seed": int(seed)}
+        return op
+
+    def forward(self, x):
+        """``M F x`` for a batch ``(B, 2, H, W)`` -> ``(B, 2, H, W)``."""
+        return _real(fft2c(_complex(x)) * self.mask.to(x.dtype))
+
+    def adjoint(self, y):
+        """``F^H M y`` for a batch ``(B, 2, H, W)`` -> ``(B, 2, H, W)``."""
+        check_batch(y, self.output_shape, "measurement")
+        return _real(ifft2c(_complex(y * self.mask.to(y.dtype))))
+
+    def pseudo_inverse(self, y, *, damping: float = 0.0, **_):
+        """Closed form ``F^H M y / (1 + damping)`` (``A^+ y`` at zero damping)."""
+        damping = self._check_damping(damping)
+        return self.adjoint(y) / (1.0 + damping)
+
+    def zero_filled(self, y):
+        """Zero-filled reconstruction ``F^H M y``: unmeasured k-space set to zero, inverse DFT."""
+        return self.adjoint(y)
+
+
+class MultiCoilMRI(_CartesianMRI):
+    """Multi-coil (SENSE) Cartesian MRI ``y_c = M F (S_c x)``: input ``(2, H, W)``, output ``(2, C, H, W)``.
+
+    ``coil_maps``: complex sensitivities ``S`` as a real tensor ``(2, C, H, W)`` (real, imaginary;
+    the layout :func:`forward_models.coils.synthetic_coil_maps` returns) or a complex ``(C, H, W)``
+    tensor. They need not be normalised, but with ``sum_c |S_c|^2 = 1`` the fully sampled operator
+    is an isometry. Mask as for :class:`SingleCoilMRI`.
+
+    - ``adjoint(y) = sum_c conj(S_c) F^H M y_c``;
+    - ``zero_filled(y) = sum_c conj(S_c) F^H M y_c / sum_c |S_c|^2`` (SENSE coil combination of
+      the zero-filled coil images; 0 where no coil sees the pixel), equal to the adjoint for
+      normalised maps and exact on a fully sampled mask;
+    - ``pseudo_inverse(y, damping)``: exact ``A^H (A A^H + damping I)^{-1} y``. For a Cartesian
+      (whole-column) mask the inverse DFT along the fully sampled ``H`` axis decouples the problem
+      into ``H`` independent 1-D problems, one per image row ``h``, with the ``(C n) x W`` matrix
+      ``E_h = [M_K F_W diag(S_c[h, :])]_c`` (``n`` sampled columns ``K``); their SVDs
+      ``E_h = U_h diag(s_h) V_h^H`` (computed once, lazily, in complex128) give
+      ``x_h = V_h diag(s / (s^2 + damping)) U_h^H b_h`` (singular values below ``1e-12 s_max``
+      dropped at zero damping). Other masks fall back to the generic conjugate-gradient solver of
+      :class:`ForwardModel`, which converges slowly when ``acceleration`` approaches ``C``
+      (the SENSE g-factor).
+
+    Example::
+
+        import torch
+        from forward_models.mri import MultiCoilMRI
+        op = MultiCoilMRI.cartesian(64, acceleration=4, num_coils=8, seed=0)
+        y = op(op.example_input(2))            # (2, 2, 8, 64, 64)
+        x0 = op.zero_filled(y)                 # (2, 2, 64, 64)
+    """
+
+    def __init__(self, mask, coil_maps, *, height: int | None = None, device=None):
+        super().__init__()
+        self._init_mask(mask, height)
+        S = torch.as_tensor(coil_maps)
+        if S.is_complex():
+            if S.ndim != 3:
+                raise ValueError(f"MultiCoilMRI: complex coil maps must have shape (C, H, W), got {tuple(S.shape)}")
+            S = torch.stack([S.real, S.imag], 0)
+        elif S.ndim != 4 or S.shape[0] != 2:
+            raise ValueError(f"MultiCoilMRI: real coil maps must have shape (2, C, H, W) (real, imaginary), "
+                             f"got {tuple(S.shape)}")
+        if not S.is_floating_point():
+            S = S.to(torch.get_default_dtype())
+        if tuple(S.shape[2:]) != self.img_size:
+            raise ValueError(f"MultiCoilMRI: coil maps of image size {tuple(S.shape[2:])} do not match "
+                             f"the mask's {self.img_size}")
+        if S.shape[1] < 1:
+            raise ValueError("MultiCoilMRI: at least one coil map is needed")
+        if not bool(torch.isfinite(S).all()):
+            raise ValueError("MultiCoilMRI: the coil maps contain NaN or Inf")
+        self.register_buffer("coil_maps", S.contiguous())
+        self.num_coils = int(S.shape[1])
+        self._coil_spec = None
+        self.input_shape = (2, *self.img_size)
+        self.output_shape = (2, self.num_coils, *self.img_size)
+        if device is not None:
+            self.to(device)
+
+    @classmethod
+    def cartesian(cls, size, acceleration: float = 4, center_fraction: float = 0.08, kind: str = "random",
+                  seed: int = 0, *, num_coils: int = 8, coil_seed: int | None = None, device=None) -> "MultiCoilMRI":
+        """Operator with a :func:`~forward_models.masks.cartesian_mask` and
+        :func:`~forward_models.coils.synthetic_coil_maps` (float64); both recipes are kept in ``config()``."""
+        mask = cartesian_mask(size, acceleration, center_fraction, kind, seed)
+        H, W = mask.shape
+        S = synthetic_coil_maps(num_coils, H, W, seed=coil_seed, dtype=torch.float64)
+        op = cls(mask, S, device=device)
+        op._mask_spec = {"acceleration": float(acceleration), "center_fraction": float(center_fraction),
+                         "kind": kind, "seed": int(seed)}
+        op._coil_spec = {"generator": "synthetic_coil_maps", "num_coils": int(num_coils), "seed": coil_seed}
+        return op
+
+    def _maps(self, dtype) -> torch.Tensor:
+        S = self.coil_maps.to(dtype)
+        return torch.complex(S[0], S[1])  # (C, H, W)
+
+    def forward(self, x):
+        """``M F (S_c x)`` for a batch ``(B, 2, H, W)`` -> ``(B, 2, C, H, W)``."""
+        z = _complex(x)[:, None] * self._maps(x.dtype)  # (B, C, H, W)
+        return _real(fft2c(z) * self.mask.to(x.dtype))
+
+    def _coil_images(self, y):
+        check_batch(y, self.output_shape, "measurement")
+        return ifft2c(_complex(y * self.mask.to(y.dtype)))  # (B, C, H, W)
+
+    def adjoint(self, y):
+        """``sum_c conj(S_c) F^H M y_c`` for a batch ``(B, 2, C, H, W)`` -> ``(B, 2, H, W)``."""
+        return _real((self._maps(y.dtype).conj() * self._coil_images(y)).sum(1))
+
+    def _row_svd(self):
+        """Per-row SVD factors ``(K, U, s, Vh)`` of a column mask (complex128, cached per device); None otherwise."""
+        dev = self.mask.device
+        cache = getattr(self, "_svd_cache", None)
+        if cache is not None and cache[0] == dev:
+            return cache[1]
+        cols = self.mask[0]
+        factors = None
+        if bool((self.mask == cols[None, :]).all()):
+            H, W = self.img_size
+            K = torch.nonzero(cols).flatten()
+            c128 = torch.complex128
+            FW = fft1c(torch.eye(W, dtype=c128, device=dev), dim=0)  # (W, W): column j = F_W e_j
+            S = torch.complex(self.coil_maps[0].double(), self.coil_maps[1].double())  # (C, H, W)
+            E = FW[K][None, None, :, :] * S.permute(1, 0, 2)[:, :, None, :]  # (H, C, n, W)
+            E = E.reshape(H, self.num_coils * K.numel(), W)
+            U, s, Vh = torch.linalg.svd(E, full_matrices=False)
+            factors = (K, U, s, Vh)
+        self._svd_cache = (dev, factors)
+        return factors
+
+    def pseudo_inverse(self, y, *, damping: float = 0.0, **kwargs):
+        """Exact ``A^H (A A^H + damping I)^{-1} y`` through per-row SVDs (Cartesian masks; CG otherwise)."""
+        damping = self._check_damping(damping)
+        factors = self._row_svd()
+        if factors is None:
+            return super().pseudo_inverse(y, damping=damping, **kwargs)
+        check_batch(y, self.output_shape, "measurement")
+        K, U, s, Vh = factors
+        ctype = torch.complex128 if y.dtype == torch.float64 else torch.complex64
+        b = ifft1c(_complex(y * self.mask.to(y.dtype)), dim=-2)[..., K]  # (B, C, H, n)
+        B, C, H, n = b.shape
+        b = b.permute(0, 2, 1, 3).reshape(B, H, C * n)
+        if damping > 0:
+            gain = s / (s**2 + damping)
+        else:
+            gain = torch.where(s > 1e-12 * s.max(), 1.0 / s, torch.zeros_like(s))
+        z = torch.einsum("hmr,bhm->bhr", U.conj().to(ctype), b) * gain.to(y.dtype)
+        x = torch.einsum("hrw,bhr->bhw", Vh.conj().to(ctype), z)
+        return _real(x)
+
+    def zero_filled(self, y):
+        """SENSE-combined zero-filled reconstruction ``sum_c conj(S_c) F^H M y_c / sum_c |S_c|^2``."""
+        S = self._maps(y.dtype)
+        num = (S.conj() * self._coil_images(y)).sum(1)
+        den = (S.abs() ** 2).sum(0)
+        ok = den > 1e-12 * den.max()
+        return _real(torch.where(ok, num / torch.where(ok, den, torch.ones_like(den)), torch.zeros_like(num)))
+
+    def config(self):
+        """Configuration: as :class:`SingleCoilMRI` plus the number of coils and, if any, their recipe."""
+        cfg = {**super().config(), "num_coils": self.num_coils}
+        if self._coil_spec is not None:
+            cfg["coil_spec"] = dict(self._coil_spec)
+        return cfg
+
+
+# --------------------------------------------------------------------------- registry entries
+
+def _example_single(seed: int) -> SingleCoilMRI:
+    return SingleCoilMRI.cartesian(16, acceleration=4, center_fraction=0.125, kind="random", seed=seed)
+
+
+def _example_multi(seed: int) -> MultiCoilMRI:
+    # equispaced 2x with 4 coils: SENSE condition number ~17, so the contract suite's generic
+    # conjugate-gradient pseudo-inverse converges (random 4x/8 coils at 16x16: ~2e3, it does not)
+    return MultiCoilMRI.cartesian(16, acceleration=2, center_fraction=0.125, kind="equispaced", seed=seed,
+                                  num_coils=4, coil_seed=seed)
+
+
+def _benchmark_single() -> SingleCoilMRI:
+    return SingleCoilMRI.cartesian(64, acceleration=4, center_fraction=0.08, kind="random", seed=0)
+
+
+def _benchmark_multi() -> MultiCoilMRI:
+    return MultiCoilMRI.cartesian(64, acceleration=4, center_fraction=0.08, kind="random", seed=0,
+                                  num_coils=8, coil_seed=0)
+
+
+#: name -> class, small seeded example builder, benchmark-size builder (64x64, 4x; 8 coils)
+REGISTRY_ENTRIES = {
+    "mri": {"cls": SingleCoilMRI, "example": _example_single, "benchmark": _benchmark_single},
+    "mri-multicoil": {"cls": MultiCoilMRI, "example": _example_multi, "benchmark": _benchmark_multi},
+}
