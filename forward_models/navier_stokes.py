@@ -20,10 +20,20 @@ viscosity (the IMEX scheme of the PINO / InverseBench solver, second order), per
     w~ = ((1 - dt nu |k|^2 / 2) w_hat + dt n1) / (1 + dt nu |k|^2 / 2)
     w_hat <- ((1 - dt nu |k|^2 / 2) w_hat + dt (n1 + A(w~)) / 2) / (1 + dt nu |k|^2 / 2)
 
-where ``A(w_hat) = f_hat - D[(u, v) . grad w]`` (``D`` the dealiasing mask). With a fixed step the
+where ``A(w_hat) = f_hat - D[div((u, v) w)]`` (``D`` the dealiasing mask; the divergence form of the
+advection term, equal to ``(u, v) . grad w`` as the velocity is divergence-free). With a fixed step the
 solver is a differentiable function of the initial vorticity, and plain autograd through it is the
 exact discrete adjoint (InverseBench runs its solver under ``torch.no_grad``, which silently gives
 zero gradients: here the solver never disables autograd).
+
+Accuracy (measured, N = 64, T = 1, InverseBench-like spun-up inputs): dt = 1e-2 vs 2.5e-4 differs by
+~0.6% (relative L2), the 64 grid vs a 128 grid by ~10%, and the 32 grid of :meth:`NavierStokes2D.coarse`
+by ~40% (~15% for the smoother Gaussian-random-field inputs): at Re = 200 these flows are only
+marginally resolved on 64^2. The PINO / InverseBench code dealiases only the factors of the
+advection product, not the product itself; that also changes the result by ~14% on such inputs.
+Stability: the explicit advection limits the Courant number ``max|u| dt / (2 pi / N)``: 0.44 for
+InverseBench-like fields at N = 64, dt = 1e-2 (stable); the same fields on a 128 grid (0.88) or
+fields ~6x stronger at N = 64 blow up, and the output is then NaN or Inf (reduce dt).
 """
 
 from __future__ import annotations
@@ -82,7 +92,8 @@ class NavierStokes2D(ForwardModel):
 
     Shapes: input ``(B, 1, N, N)`` (``w0[b, 0, i, j]`` at ``(x_i, y_j) = (2 pi i / N, 2 pi j / N)``),
     output ``(B, 1, N / factor, N / factor)``, entry ``[b, 0, i, j]`` = ``w(T)`` at ``(x_{factor i}, y_{factor j})``.
-    Units: non-dimensional (domain length 2 pi, InverseBench data lie roughly in (-10, 10)).
+    Units: non-dimensional (domain length 2 pi; InverseBench data lie roughly in (-10, 10), the spun-up
+    snapshots of :func:`forward_models.generators.vorticity.navier_stokes_snapshots` have std ~4.8, |w| < ~20).
 
     Parameters
     ----------
@@ -90,7 +101,8 @@ class NavierStokes2D(ForwardModel):
     factor : subsampling of the observed final vorticity, one of 1, 2, 4, 8 (InverseBench: 2, 4, 8)
     T : final time (> 0)
     dt : time step; the solver takes ``ceil(T / dt)`` equal steps of ``T / ceil(T / dt) <= dt``
-        (dt = 1e-2 agrees with dt = 2.5e-4 to ~1e-4 relative error at N = 64, T = 1)
+        (at N = 64, T = 1, dt = 1e-2 differs from dt = 2.5e-4 by 0.08% (relative L2) on random-field
+        inputs and 0.6% on spun-up ones)
     viscosity : nu = 1 / Re (> 0); InverseBench: 1 / 200
     forcing_amplitude, forcing_wavenumber : the Kolmogorov forcing ``-A cos(k y)``; A = 0 for unforced flow
     solver_resolution : grid the equations are solved on (divides N, default N). Smaller grids give the
@@ -98,8 +110,8 @@ class NavierStokes2D(ForwardModel):
         observed at the same physical points (directly when they are solver grid points, else by
         spectral interpolation)
     checkpoint_every : recompute the forward pass in chunks of this many steps during backward
-        (``torch.utils.checkpoint``) instead of storing every step (~200 KB per step per sample at
-        N = 64); None stores all. Outputs and gradients are identical either way.
+        (``torch.utils.checkpoint``) instead of storing every step (~0.4 MB per step per sample at
+        N = 64 in float32, 0.8 MB in float64); None stores all. Outputs and gradients are identical.
 
     Example::
 
@@ -110,7 +122,7 @@ class NavierStokes2D(ForwardModel):
         y = op(w0)                                                # (2, 1, 16, 16)
         w0.requires_grad_(True)
         (g,) = torch.autograd.grad(op(w0).square().sum(), w0)    # exact discrete adjoint
-        coarse = op.coarse()                                      # solves on 16 x 16, same shapes
+        coarse = op.coarse()                                      # 16 x 16, step 2 dt, same shapes
     """
 
     linear = False
@@ -140,12 +152,14 @@ class NavierStokes2D(ForwardModel):
         if not math.isfinite(forcing_amplitude):
             raise ValueError(f"NavierStokes2D: forcing_amplitude must be finite, got {forcing_amplitude}")
         if int(forcing_wavenumber) != forcing_wavenumber or forcing_wavenumber < 0:
-            raise ValueError(f"NavierStokes2D: forcing_wavenumber must be a non-negative integer, got {forcing_wavenumber}")
+            raise ValueError(f"NavierStokes2D: forcing_wavenumber must be a non-negative integer, "
+                             f"got {forcing_wavenumber}")
         if forcing_amplitude != 0 and forcing_wavenumber > m / 3:
             raise ValueError(f"NavierStokes2D: forcing_wavenumber {forcing_wavenumber} is not resolved on a {m} x {m} "
                              f"solver grid (needs wavenumber <= {m} / 3 after dealiasing)")
         if checkpoint_every is not None and (int(checkpoint_every) != checkpoint_every or checkpoint_every < 1):
-            raise ValueError(f"NavierStokes2D: checkpoint_every must be a positive integer or None, got {checkpoint_every}")
+            raise ValueError(f"NavierStokes2D: checkpoint_every must be a positive integer or None, "
+                             f"got {checkpoint_every}")
         self.resolution, self.factor, self.solver_resolution = n, int(factor), m
         self.T, self.dt, self.viscosity = float(T), float(dt), float(viscosity)
         self.forcing_amplitude, self.forcing_wavenumber = float(forcing_amplitude), int(forcing_wavenumber)
@@ -181,31 +195,37 @@ class NavierStokes2D(ForwardModel):
 
     # ----------------------------------------------------------------------------------- solver
     def _advection_forcing(self, w_hat: torch.Tensor, c: dict) -> torch.Tensor:
-        """``f_hat - D[(u, v) . grad w]_hat`` for rfft2 coefficients ``w_hat`` (B, m, m/2+1)."""
+        """``f_hat - D[div((u, v) w)]_hat`` for rfft2 coefficients ``w_hat`` (B, m, m/2+1).
+
+        Divergence form (equal to ``(u, v) . grad w`` for a divergence-free velocity): three inverse and
+        two forward transforms, and the mean vorticity is conserved exactly.
+        """
         m = self.solver_resolution
         wd = w_hat * c["dealias"]
-        psi = wd * c["inv_k2"]
-        # u = psi_y, v = -psi_x, w_x, w_y: one batched inverse transform
-        fields = torch.stack((c["iky"] * psi, -c["ikx"] * psi, c["ikx"] * wd, c["iky"] * wd), dim=1)
-        u, v, wx, wy = torch.fft.irfft2(fields, s=(m, m), norm="forward").unbind(1)
-        adv_hat = torch.fft.rfft2(u * wx + v * wy, norm="forward")
-        return c["forcing"] - c["dealias"] * adv_hat
+        psi = w_hat * c["D/k2"]
+        u = torch.fft.irfft2(c["iky"] * psi, s=(m, m), norm="forward")  # u = d psi / dy
+        v = torch.fft.irfft2(c["-ikx"] * psi, s=(m, m), norm="forward")  # v = -d psi / dx
+        w = torch.fft.irfft2(wd, s=(m, m), norm="forward")
+        flux_x, flux_y = torch.fft.rfft2(u * w, norm="forward"), torch.fft.rfft2(v * w, norm="forward")
+        return c["forcing"] - (c["D ikx"] * flux_x + c["D iky"] * flux_y)
 
     def _constants(self, dtype: torch.dtype, dt: float) -> dict:
         real = torch.float64 if dtype == torch.float64 else torch.float32
         cplx = torch.complex128 if real == torch.float64 else torch.complex64
         half = 0.5 * dt * self.viscosity * self.k2
-        return {"dealias": self.dealias.to(real), "inv_k2": self.inv_k2.to(real),
-                "ikx": (1j * self.kx).to(cplx), "iky": (1j * self.ky).to(cplx),
-                "forcing": self.forcing_hat.to(cplx),
-                "decay": ((1 - half) / (1 + half)).to(real), "gain": (dt / (1 + half)).to(real)}
+        ikx, iky = (1j * self.kx).to(cplx), (1j * self.ky).to(cplx)
+        dealias = self.dealias.to(real)
+        return {"dealias": dealias, "D/k2": (self.dealias * self.inv_k2).to(real), "iky": iky, "-ikx": -ikx,
+                "D ikx": dealias * ikx, "D iky": dealias * iky, "forcing": self.forcing_hat.to(cplx),
+                "decay": ((1 - half) / (1 + half)).to(real), "gain": (dt / (1 + half)).to(real),
+                "half gain": (0.5 * dt / (1 + half)).to(real)}
 
     def _heun_cn_steps(self, w_hat: torch.Tensor, steps: int, c: dict) -> torch.Tensor:
         for _ in range(steps):
+            decayed = c["decay"] * w_hat
             n1 = self._advection_forcing(w_hat, c)
-            w_tilde = c["decay"] * w_hat + c["gain"] * n1
-            n2 = self._advection_forcing(w_tilde, c)
-            w_hat = c["decay"] * w_hat + c["gain"] * (0.5 * (n1 + n2))
+            n2 = self._advection_forcing(decayed + c["gain"] * n1, c)
+            w_hat = decayed + c["half gain"] * (n1 + n2)
         return w_hat
 
     def _evolve(self, w0: torch.Tensor, T: float) -> torch.Tensor:
@@ -256,13 +276,19 @@ class NavierStokes2D(ForwardModel):
         return w[:, None, ::f, ::f]
 
     # ----------------------------------------------------------------------------------- contract
-    def coarse(self, factor: int = 2) -> "NavierStokes2D":
-        """The same map solved on a grid ``factor`` times coarser (same input and output shapes, same dt)."""
+    def coarse(self, factor: int = 2, dt: float | None = None) -> "NavierStokes2D":
+        """The same map solved on a grid ``factor`` times coarser; same input and output shapes.
+
+        The time step defaults to ``factor * dt`` (the same Courant number): at N = 64 -> 32 it halves
+        the cost again at no loss, as the coarse level's error is the grid's (measured 14.78% vs 14.78%
+        relative difference to the fine model with the fine and the doubled step).
+        """
         if factor not in (2, 4) or self.solver_resolution % factor or self.solver_resolution // factor < 8:
             raise ValueError(f"NavierStokes2D.coarse: factor must be 2 or 4 and leave a solver grid >= 8 "
                              f"(solver grid {self.solver_resolution}), got {factor}")
         cfg = {k: v for k, v in self.config().items() if k in _CTOR_KEYS}
         cfg["solver_resolution"] = self.solver_resolution // factor
+        cfg["dt"] = self.dt * factor if dt is None else dt
         return NavierStokes2D(**cfg, device=self.kx.device)
 
     def example_input(self, n: int, seed: int = 0, dtype=torch.float64) -> torch.Tensor:

@@ -79,7 +79,7 @@ def _register_module(entries: dict) -> None:
 
 
 # each physics module declares its own REGISTRY_ENTRIES (imports of deepwave / deepinv stay lazy)
-from forward_models import adapters, mri, seismic, tomography, trace_interpolation  # noqa: E402
+from forward_models import adapters, darcy, mri, navier_stokes, seismic, tomography, trace_interpolation  # noqa: E402
 
-for _module in (mri, tomography, seismic, trace_interpolation, adapters):
+for _module in (mri, tomography, navier_stokes, darcy, seismic, trace_interpolation, adapters):
     _register_module(_module.REGISTRY_ENTRIES)

@@ -110,3 +110,19 @@ def test_config_is_json(op):
 def test_unknown_operator_suggests_a_name():
     with pytest.raises(ValueError, match="did you mean 'matrix'"):
         get_operator("matirx")
+
+
+def test_coarse_level_keeps_shapes_and_agrees_roughly(op, capsys):
+    """A coarse level takes the same input and predicts the same observation; report its relative difference."""
+    try:
+        coarse = op.coarse()
+    except (NotImplementedError, ValueError):
+        pytest.skip("no coarse level at the example size")
+    assert isinstance(coarse, ForwardModel)
+    assert coarse.input_shape == op.input_shape and coarse.output_shape == op.output_shape
+    x = _batch(op, 2, 10)
+    fine, rough = op(x), coarse(x)
+    rel = float((rough - fine).norm() / fine.norm())
+    with capsys.disabled():
+        print(f"\n  coarse-vs-fine relative difference of {type(op).__name__}: {rel:.3g}")
+    assert rel < 0.5, rel
