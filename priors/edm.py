@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from priors.base import Prior, check_denoise_input
+from priors.base import check_denoise_input
+from priors.network import NetworkPrior
 from priors.normalisation import Normalisation
 
 __all__ = ["EDMPrior", "edm_coefficients"]
@@ -30,7 +31,7 @@ def edm_coefficients(sigma: torch.Tensor, sigma_data: float):
     return c_skip, c_out, c_in, c_noise
 
 
-class EDMPrior(Prior):
+class EDMPrior(NetworkPrior):
     """EDM-preconditioned network prior: ``D = c_skip x + c_out F(c_in x, log(sigma) / 4)``.
 
     Parameters
@@ -56,18 +57,9 @@ class EDMPrior(Prior):
     def __init__(self, network: torch.nn.Module, shape, *, sigma_data: float = 0.5, sigma_min: float = 0.002,
                  sigma_max: float = 80.0, normalisation: Normalisation | None = None, card: dict | None = None,
                  dims=None):
-        super().__init__()
-        self.network = network
-        self.shape = tuple(int(s) for s in shape)
-        self.sigma_data, self.sigma_min, self.sigma_max = float(sigma_data), float(sigma_min), float(sigma_max)
-        self.normalisation = normalisation or Normalisation()
-        self.card = dict(card or {})
-        self.dims = dims
-
-    def raw(self, x: torch.Tensor, c_noise: torch.Tensor) -> torch.Tensor:
-        """The network's output ``F(x, c_noise)``."""
-        out = self.network(x, c_noise)
-        return out.sample if hasattr(out, "sample") else out
+        super().__init__(network, shape, sigma_min=sigma_min, sigma_max=sigma_max, normalisation=normalisation,
+                         card=card, dims=dims)
+        self.sigma_data = float(sigma_data)
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """EDM-preconditioned denoiser (module docstring); runs in the network's dtype."""
@@ -76,19 +68,9 @@ class EDMPrior(Prior):
         xs, ss = x.to(net_dtype), sigma.to(net_dtype)
         c_skip, c_out, c_in, c_noise = edm_coefficients(ss, self.sigma_data)
         view = (-1,) + (1,) * len(self.shape)
-        f = self.raw(c_in.reshape(view) * xs, c_noise)
+        f = self.network_output(c_in.reshape(view) * xs, c_noise)
         return (c_skip.reshape(view) * xs + c_out.reshape(view) * f).to(x.dtype)
 
-    def to_physical(self, x):
-        """Model space -> physical units (the card's normalisation)."""
-        return self.normalisation.to_physical(x)
-
-    def from_physical(self, x):
-        """Physical units -> model space."""
-        return self.normalisation.from_physical(x)
-
     def config(self) -> dict:
-        """Class, shape, EDM constants, normalisation and the card's name."""
-        return {"class": type(self).__name__, "shape": list(self.shape), "sigma_data": self.sigma_data,
-                "sigma_min": self.sigma_min, "sigma_max": self.sigma_max,
-                "normalisation": self.normalisation.to_dict(), "name": self.card.get("name", "")}
+        """The base configuration plus ``sigma_data``."""
+        return {**super().config(), "sigma_data": self.sigma_data}

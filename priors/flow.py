@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import torch
 
-from priors.base import Prior, check_denoise_input
+from priors.base import check_denoise_input
+from priors.network import NetworkPrior
 from priors.normalisation import Normalisation
 
 __all__ = ["FlowMatchingPrior", "TIME_SCALE"]
@@ -24,7 +25,7 @@ __all__ = ["FlowMatchingPrior", "TIME_SCALE"]
 TIME_SCALE = 1000.0
 
 
-class FlowMatchingPrior(Prior):
+class FlowMatchingPrior(NetworkPrior):
     """Flow-matching velocity network as a sigma-space denoiser: ``D = x_t - t v(x_t, 1000 t)``.
 
     ``sigma_max`` bounds the noise levels samplers start from (``t = sigma_max / (1 + sigma_max)``).
@@ -32,18 +33,12 @@ class FlowMatchingPrior(Prior):
 
     def __init__(self, network: torch.nn.Module, shape, *, sigma_min: float = 0.002, sigma_max: float = 80.0,
                  normalisation: Normalisation | None = None, card: dict | None = None, dims=None):
-        super().__init__()
-        self.network = network
-        self.shape = tuple(int(s) for s in shape)
-        self.sigma_min, self.sigma_max = float(sigma_min), float(sigma_max)
-        self.normalisation = normalisation or Normalisation()
-        self.card = dict(card or {})
-        self.dims = dims
+        super().__init__(network, shape, sigma_min=sigma_min, sigma_max=sigma_max, normalisation=normalisation,
+                         card=card, dims=dims)
 
     def velocity(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The network's velocity ``v(x_t, t)``."""
-        out = self.network(x_t, TIME_SCALE * t)
-        return out.sample if hasattr(out, "sample") else out
+        return self.network_output(x_t, TIME_SCALE * t)
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """``x_t - t v(x_t, t)`` with ``t = sigma / (1 + sigma)``, ``x_t = x / (1 + sigma)``."""
@@ -53,17 +48,3 @@ class FlowMatchingPrior(Prior):
         t = (sigma / (1 + sigma)).to(dt)
         x_t = (x / (1 + sigma).reshape(view)).to(dt)
         return (x_t - t.reshape(view) * self.velocity(x_t, t)).to(x.dtype)
-
-    def to_physical(self, x):
-        """Model space -> physical units."""
-        return self.normalisation.to_physical(x)
-
-    def from_physical(self, x):
-        """Physical units -> model space."""
-        return self.normalisation.from_physical(x)
-
-    def config(self) -> dict:
-        """Class, shape, sigma range, normalisation."""
-        return {"class": type(self).__name__, "shape": list(self.shape), "sigma_min": self.sigma_min,
-                "sigma_max": self.sigma_max, "normalisation": self.normalisation.to_dict(),
-                "name": self.card.get("name", "")}

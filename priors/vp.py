@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import torch
 
-from priors.base import Prior, check_denoise_input
+from priors.base import check_denoise_input
+from priors.network import NetworkPrior
 from priors.normalisation import Normalisation
 
 __all__ = ["VPDiffusionPrior", "PREDICTION_TYPES"]
@@ -26,7 +27,7 @@ __all__ = ["VPDiffusionPrior", "PREDICTION_TYPES"]
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 
 
-class VPDiffusionPrior(Prior):
+class VPDiffusionPrior(NetworkPrior):
     """A DDPM-family network (epsilon / v / sample prediction) as a sigma-space denoiser.
 
     Parameters
@@ -39,7 +40,6 @@ class VPDiffusionPrior(Prior):
 
     def __init__(self, network: torch.nn.Module, alphas_cumprod, prediction_type: str, shape, *,
                  normalisation: Normalisation | None = None, card: dict | None = None, dims=None):
-        super().__init__()
         if prediction_type not in PREDICTION_TYPES:
             raise ValueError(f"unknown prediction type {prediction_type!r}; expected one of {', '.join(PREDICTION_TYPES)}")
         abar = torch.as_tensor(alphas_cumprod, dtype=torch.float64)
@@ -48,19 +48,10 @@ class VPDiffusionPrior(Prior):
         log_sig = 0.5 * torch.log((1 - abar) / abar)
         if not bool((log_sig[1:] > log_sig[:-1]).all()):
             raise ValueError("alphas_cumprod must decrease strictly with the timestep")
-        self.network = network
+        super().__init__(network, shape, sigma_min=float(log_sig[0].exp()), sigma_max=float(log_sig[-1].exp()),
+                         normalisation=normalisation, card=card, dims=dims)
         self.prediction_type = prediction_type
-        self.shape = tuple(int(s) for s in shape)
         self.register_buffer("_log_sigmas", log_sig, persistent=False)
-        self.sigma_min, self.sigma_max = float(log_sig[0].exp()), float(log_sig[-1].exp())
-        self.normalisation = normalisation or Normalisation()
-        self.card = dict(card or {})
-        self.dims = dims
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """The network's dtype."""
-        return next(self.network.parameters()).dtype
 
     def timestep(self, sigma: torch.Tensor) -> torch.Tensor:
         """Fractional training timestep of each ``sigma``: linear interpolation in ``log sigma``."""
@@ -77,8 +68,7 @@ class VPDiffusionPrior(Prior):
         s = sigma.to(torch.float64)
         abar = 1.0 / (1.0 + s**2)
         x_t = (x.to(torch.float64) * abar.sqrt().reshape(view)).to(dt)
-        out = self.network(x_t, self.timestep(s).to(dt))
-        out = (out.sample if hasattr(out, "sample") else out).to(torch.float64)
+        out = self.network_output(x_t, self.timestep(s).to(dt)).to(torch.float64)
         if self.prediction_type == "epsilon":
             x0 = x.to(torch.float64) - s.reshape(view) * out
         elif self.prediction_type == "v_prediction":
@@ -87,16 +77,6 @@ class VPDiffusionPrior(Prior):
             x0 = out
         return x0.to(x.dtype)
 
-    def to_physical(self, x):
-        """Model space -> physical units."""
-        return self.normalisation.to_physical(x)
-
-    def from_physical(self, x):
-        """Physical units -> model space."""
-        return self.normalisation.from_physical(x)
-
     def config(self) -> dict:
-        """Class, shape, prediction type, sigma range, normalisation."""
-        return {"class": type(self).__name__, "shape": list(self.shape), "prediction_type": self.prediction_type,
-                "sigma_min": self.sigma_min, "sigma_max": self.sigma_max,
-                "normalisation": self.normalisation.to_dict(), "name": self.card.get("name", "")}
+        """The base configuration plus the prediction type."""
+        return {**super().config(), "prediction_type": self.prediction_type}

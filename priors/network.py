@@ -1,0 +1,50 @@
+"""Shared base of network priors: the network, one sample's shape, the model card and the affine
+normalisation between model space and physical units. Subclasses add only the conversion of the
+network's output to ``E[x0 | x_sigma]`` (EDM, VP diffusion, flow matching)."""
+
+from __future__ import annotations
+
+import torch
+
+from priors.base import Prior
+from priors.normalisation import Normalisation
+
+__all__ = ["NetworkPrior"]
+
+
+class NetworkPrior(Prior):
+    """A prior backed by a network: holds ``network``, ``shape``, ``normalisation``, ``card``, ``dims``."""
+
+    def __init__(self, network: torch.nn.Module, shape, *, sigma_min: float, sigma_max: float,
+                 normalisation: Normalisation | None = None, card: dict | None = None, dims=None):
+        super().__init__()
+        self.network = network
+        self.shape = tuple(int(s) for s in shape)
+        self.sigma_min, self.sigma_max = float(sigma_min), float(sigma_max)
+        self.normalisation = normalisation or Normalisation()
+        self.card = dict(card or {})
+        self.dims = dims
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The network's dtype (particles are created in it)."""
+        return next(self.network.parameters()).dtype
+
+    def network_output(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """``network(x, t)``, unwrapping diffusers' ``.sample`` outputs."""
+        out = self.network(x, t)
+        return out.sample if hasattr(out, "sample") else out
+
+    def to_physical(self, x):
+        """Model space -> physical units (the card's normalisation)."""
+        return self.normalisation.to_physical(x)
+
+    def from_physical(self, x):
+        """Physical units -> model space."""
+        return self.normalisation.from_physical(x)
+
+    def config(self) -> dict:
+        """Class, shape, sigma range, normalisation and the card's name."""
+        return {"class": type(self).__name__, "shape": list(self.shape), "sigma_min": self.sigma_min,
+                "sigma_max": self.sigma_max, "normalisation": self.normalisation.to_dict(),
+                "name": self.card.get("name", "")}
