@@ -54,8 +54,32 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto")
     t.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    pr = sub.add_parser("priors", help="list the shipped priors with their model cards")
+    pr.add_argument("--json", action="store_true", help="print the full cards as JSON")
     sub.add_parser("version", help="print the package version")
     return p
+
+
+def _priors(args) -> int:
+    import json
+
+    from priors import shipped_priors
+
+    cards = shipped_priors()
+    if args.json:
+        print(json.dumps(cards, indent=2))
+        return 0
+    if not cards:
+        print("no shipped priors found")
+        return 0
+    print(f"{'name':24s} {'kind':5s} {'shape':14s} {'units':22s} {'steps':>7s}  data")
+    for name, c in cards.items():
+        t = c.get("training", {})
+        d = c.get("data", {})
+        print(f"{name:24s} {c.get('kind', '?'):5s} {str(tuple(c.get('shape', []))):14s} "
+              f"{c.get('units', c.get('normalisation', {}).get('units', '')):22s} {t.get('steps', '?'):>7}  "
+              f"{d.get('description', '')}")
+    return 0
 
 
 def _train_prior(args) -> int:
@@ -115,6 +139,8 @@ def main(argv=None) -> int:
             return _demo(args)
         if args.command == "train-prior":
             return _train_prior(args)
+        if args.command == "priors":
+            return _priors(args)
     except KeyboardInterrupt:
         print("inverse: interrupted", file=sys.stderr)
         return 130
