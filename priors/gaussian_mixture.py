@@ -19,7 +19,6 @@ appendix on the mixture benchmark) with, per component and using Woodbury's iden
 from __future__ import annotations
 
 import math
-from typing import Sequence
 
 import torch
 
