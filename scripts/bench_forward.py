@@ -61,10 +61,11 @@ def bench(name: str, batches, repeats: int) -> list[dict]:
     return rows
 
 
-def to_markdown(rows, threads: int, command: str) -> str:
+def to_markdown(rows, threads: int, command: str, note: str = "") -> str:
     lines = [f"Command: `{command}`", "",
              f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {threads} thread(s), "
-             f"float32, median of repeats after one warm-up; {dt.date.today().isoformat()}.", "",
+             f"float32, median of repeats after one warm-up; load average at start {os.getloadavg()[0]:.1f}; "
+             f"{dt.date.today().isoformat()}." + (f" {note}" if note else ""), "",
              "| operator | input | output | batch | forward (ms) | forward + gradient (ms) | construction (s) |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -82,6 +83,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", default="data/benchmarks/forward.json")
     p.add_argument("--markdown", default=None)
+    p.add_argument("--note", default="", help="a sentence printed under the table's header (e.g. machine load)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     names = args.operators or sorted(REGISTRY)
@@ -89,7 +91,7 @@ def main(argv=None) -> int:
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(rows, indent=1))
     cmd = "python scripts/bench_forward.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    table = to_markdown(rows, args.threads, cmd.strip())
+    table = to_markdown(rows, args.threads, cmd.strip(), args.note)
     print(table)
     if args.markdown:
         replace_markdown_block(args.markdown, "forward-table", "Forward models: time per call", table)
