@@ -1,6 +1,7 @@
 """Priors: every prior is a sigma-space denoiser ``D(x, sigma) ~= E[x0 | x0 + sigma * eps = x]``."""
 
 from priors.base import Prior
+from priors.deepinv_denoiser import DeepInvDenoiserPrior
 from priors.edm import EDMPrior
 from priors.flow import FlowMatchingPrior
 from priors.gaussian import GaussianPrior
@@ -11,5 +12,5 @@ from priors.ode import latent_to_sample, sample_to_latent
 from priors.vp import VPDiffusionPrior
 
 __all__ = ["Prior", "GaussianPrior", "GaussianMixture", "GaussianMixturePrior", "EDMPrior", "VPDiffusionPrior",
-           "FlowMatchingPrior", "Normalisation", "load_prior", "save_prior", "shipped_priors", "PriorLoadError",
+           "FlowMatchingPrior", "DeepInvDenoiserPrior", "Normalisation", "load_prior", "save_prior", "shipped_priors", "PriorLoadError",
            "latent_to_sample", "sample_to_latent"]

@@ -133,3 +133,22 @@ def test_loading_errors_are_clear(tmp_path):
     tiny_unet().save_config(d)
     with pytest.raises(PriorLoadError, match="safetensors"):
         load_prior(d)
+
+
+def test_deepinv_denoiser_is_used_as_is():
+    import deepinv
+
+    from priors import DeepInvDenoiserPrior
+
+    torch.manual_seed(0)
+    model = deepinv.models.DRUNet(in_channels=1, out_channels=1, pretrained=None).eval()
+    prior = DeepInvDenoiserPrior(model, (1, 16, 16))
+    x = torch.randn(2, 1, 16, 16, dtype=F64)
+    s = torch.tensor([0.1, 0.7], dtype=F64)
+    with torch.no_grad():
+        got = prior.denoise(x, s)
+        want = model(x.float(), s.float()).to(F64)
+    assert got.dtype == F64
+    torch.testing.assert_close(got, want)
+    with pytest.raises(ValueError, match="shape"):
+        prior.denoise(torch.zeros(2, 1, 8, 8), s)

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The exact commands that produce the shipped priors (see each data/priors/NAME/prior.json for the
+# steps actually reached). Run them one or two at a time on a 2-core machine; each resumes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/train_shipped_prior.sh phantoms-64 phantoms 64 edm 20000 1000 32 64 64
+bash scripts/train_shipped_prior.sh darcy-perm-32 darcy-perm 32 edm 20000 1000 32 64 64
+bash scripts/train_shipped_prior.sh ns-vorticity-64 ns-vorticity 64 edm 20000 1000 32 64 64
+bash scripts/train_shipped_prior.sh seismic-velocity-70 seismic-velocity 70 edm 20000 1000 32 64
+bash scripts/train_shipped_prior.sh phantoms-64-flow phantoms 64 flow 20000 1000 32 64 64
