@@ -155,8 +155,9 @@ class Posterior:
         n = self.num_samples if n is None else int(n)
         if self.log_weights is None and n == self.num_samples:
             return self.samples
-        idx = torch.multinomial(self.weights(), n, replacement=True, generator=generator)
-        return self.samples[idx]
+        w = self.weights() if generator is None else self.weights().to(generator.device)
+        idx = torch.multinomial(w, n, replacement=True, generator=generator)
+        return self.samples[idx.to(self.samples.device)]
 
     # ------------------------------------------------------------------ I/O
     def to_xarray(self):
