@@ -161,6 +161,7 @@ def save_prior(prior: Prior, directory, card: dict | None = None, *, overwrite: 
         raise FileExistsError(f"{directory} already exists (pass overwrite=True to replace it)")
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a prior directory is ordinary shared data
     try:
         prior.network.save_pretrained(tmp, safe_serialization=True)
         if isinstance(prior, EDMPrior):
