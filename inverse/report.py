@@ -1,12 +1,14 @@
-"""Writing benchmark tables into BENCHMARKS.md: each table lives between two marker comments and
-is replaced in place (atomically) when its script runs again."""
+"""Benchmark reporting: timing by median of repeats, and tables in BENCHMARKS.md (each lives between two
+marker comments and is replaced in place, atomically, when its script runs again)."""
 
 from __future__ import annotations
 
 import os
+import statistics
+import time
 from pathlib import Path
 
-__all__ = ["replace_markdown_block"]
+__all__ = ["replace_markdown_block", "median_time"]
 
 
 def replace_markdown_block(markdown, key: str, heading: str, table: str) -> None:
@@ -23,3 +25,14 @@ def replace_markdown_block(markdown, key: str, heading: str, table: str) -> None
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def median_time(fn, repeats: int) -> float:
+    """Median wall time in seconds of ``fn()`` over ``repeats`` calls, after one warm-up call."""
+    fn()
+    ts = []
+    for _ in range(int(repeats)):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)

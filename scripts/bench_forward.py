@@ -15,7 +15,6 @@ import datetime as dt
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -25,17 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from forward_models.registry import REGISTRY, benchmark_operator  # noqa: E402
-from inverse.report import replace_markdown_block  # noqa: E402
-
-def _time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
-
+from inverse.report import median_time, replace_markdown_block  # noqa: E402
 
 def bench(name: str, batches, repeats: int) -> list[dict]:
     t0 = time.perf_counter()
@@ -44,7 +33,7 @@ def bench(name: str, batches, repeats: int) -> list[dict]:
     rows = []
     for b in batches:
         x = op.example_input(b, 0, torch.float32)
-        fwd = _time(lambda: op(x), repeats)
+        fwd = median_time(lambda: op(x), repeats)
         grad = None
         if op.differentiable:
             w = torch.randn(b, *op.output_shape)
@@ -53,7 +42,7 @@ def bench(name: str, batches, repeats: int) -> list[dict]:
                 xg = x.clone().requires_grad_(True)
                 torch.autograd.grad((op(xg) * w).sum(), xg)
 
-            grad = _time(fg, repeats)
+            grad = median_time(fg, repeats)
         rows.append({"operator": name, "class": type(op).__name__, "input": list(op.input_shape),
                      "output": list(op.output_shape), "batch": b, "forward_s": fwd, "forward_grad_s": grad,
                      "build_s": build})

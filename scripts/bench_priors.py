@@ -11,7 +11,6 @@ import argparse
 import datetime as dt
 import os
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -20,18 +19,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from inverse.report import replace_markdown_block  # noqa: E402
+from inverse.report import median_time, replace_markdown_block  # noqa: E402
 from priors import load_prior, shipped_priors  # noqa: E402
-
-
-def _median_time(fn, repeats):
-    fn()
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
 
 
 def main(argv=None) -> int:
@@ -56,13 +45,13 @@ def main(argv=None) -> int:
             x = torch.randn(b, *prior.shape)
             s = torch.full((b,), 0.5)
             with torch.no_grad():
-                t_eval = _median_time(lambda: prior.denoise(x, s), args.repeats)
+                t_eval = median_time(lambda: prior.denoise(x, s), args.repeats)
 
             def vjp():
                 xg = x.clone().requires_grad_(True)
                 torch.autograd.grad(prior.denoise(xg, s).sum(), xg)
 
-            t_vjp = _median_time(vjp, args.repeats)
+            t_vjp = median_time(vjp, args.repeats)
             lines.append(f"| {name} | {n_par / 1e6:.2f} M | {b} | {1e3 * t_eval:.1f} | {1e3 * t_vjp:.1f} |")
             print(lines[-1], flush=True)
     table = "\n".join(lines)
