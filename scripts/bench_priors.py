@@ -12,7 +12,6 @@ import datetime as dt
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 
 import torch
