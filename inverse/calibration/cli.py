@@ -79,11 +79,11 @@ def _number(text: str, what: str) -> float:
 
 
 def _check_names(names, model) -> None:
-    from inverse.calibration.core import _hint
+    from inverse.calibration.core import did_you_mean
 
     for name in names:
         if name not in model.parameters and name != "sigma":
-            raise ValueError(f"{model.name} has no parameter {name!r}{_hint(name, model.parameters)} "
+            raise ValueError(f"{model.name} has no parameter {name!r}{did_you_mean(name, model.parameters)} "
                              f"(parameters: {', '.join(model.parameters)})")
 
 

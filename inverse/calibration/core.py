@@ -20,6 +20,7 @@ transitions after warm-up are counted in the attributes and reported by a :class
 from __future__ import annotations
 
 import datetime as _dt
+import difflib
 import json
 import math
 import time
@@ -41,10 +42,12 @@ from inverse.calibration.distributions import check_noise_prior, check_prior, de
 from inverse.calibration.laplace import laplace_approximation
 from inverse.calibration.model import CalibrationModel, JaxModel
 
-__all__ = ["calibrate", "CalibrationSetup", "prepare", "DivergenceWarning", "CHAIN_METHODS"]
+__all__ = ["calibrate", "CalibrationSetup", "prepare", "DivergenceWarning", "CHAIN_METHODS", "NOISE_NAME",
+           "check_run_settings", "diagnostics_attrs", "did_you_mean"]
 
 CHAIN_METHODS = ("vectorized", "sequential", "parallel")
-_SIGMA = "sigma"
+#: name of the noise standard deviation when it is sampled (reserved: no model parameter may use it)
+NOISE_NAME = "sigma"
 #: NUTS statistics kept per draw (ArviZ names: diverging, n_steps, acceptance_rate, lp, energy, step_size)
 _EXTRA_FIELDS = ("diverging", "num_steps", "accept_prob", "potential_energy", "energy", "adapt_state.step_size")
 
@@ -70,7 +73,7 @@ class CalibrationSetup:
     @property
     def names(self) -> list[str]:
         """Sampled parameter names (physical parameters, then ``sigma`` when it is unknown)."""
-        return list(self.priors) + ([_SIGMA] if self.sigma_prior is not None else [])
+        return list(self.priors) + ([NOISE_NAME] if self.sigma_prior is not None else [])
 
     def numpyro_model(self) -> Callable[..., None]:
         """The NumPyro program: priors, then the log-likelihood as a factor.
@@ -83,7 +86,7 @@ class CalibrationSetup:
 
         def program(y=None):
             theta = {name: numpyro.sample(name, prior) for name, prior in priors.items()}
-            s = numpyro.sample(_SIGMA, sigma_prior) if sigma_prior is not None else sigma
+            s = numpyro.sample(NOISE_NAME, sigma_prior) if sigma_prior is not None else sigma
             numpyro.factor("log_likelihood", model.log_likelihood(theta, data if y is None else y, s))
 
         return program
@@ -92,7 +95,7 @@ class CalibrationSetup:
         """NetCDF-safe attributes describing the problem."""
         priors = {k: describe_distribution(v) for k, v in self.priors.items()}
         if self.sigma_prior is not None:
-            priors[_SIGMA] = describe_distribution(self.sigma_prior)
+            priors[NOISE_NAME] = describe_distribution(self.sigma_prior)
         return {"model": self.model.name, "model_config": json.dumps(self.model.config(), sort_keys=True),
                 "parameters": json.dumps(list(self.priors)), "priors": json.dumps(priors),
                 "noise": "estimated" if self.sigma_prior is not None else "known",
@@ -103,7 +106,7 @@ def _as_model(model, priors) -> CalibrationModel:
     if isinstance(model, CalibrationModel):
         return model
     if callable(model):
-        names = [k for k in (priors or {}) if k != _SIGMA]
+        names = [k for k in (priors or {}) if k != NOISE_NAME]
         if not names:
             raise ValueError("a plain function as the model needs priors naming its parameters")
         return JaxModel(model, names)
@@ -129,12 +132,12 @@ def _check_data(model: CalibrationModel, data) -> np.ndarray:
 
 def _resolve_priors(model: CalibrationModel, priors) -> dict[str, dist.Distribution]:
     priors = dict(priors or {})
-    unknown = [k for k in priors if k not in model.parameters and k != _SIGMA]
+    unknown = [k for k in priors if k not in model.parameters and k != NOISE_NAME]
     if unknown:
-        close = _hint(unknown[0], model.parameters)
+        close = did_you_mean(unknown[0], model.parameters)
         raise ValueError(f"{model.name} has no parameter {unknown[0]!r}{close} "
                          f"(parameters: {', '.join(model.parameters)}, and sigma for the noise)")
-    if _SIGMA in model.parameters:
+    if NOISE_NAME in model.parameters:
         raise ValueError("'sigma' is reserved for the noise level; rename the model parameter")
     defaults = model.default_priors()
     out = {}
@@ -149,11 +152,9 @@ def _resolve_priors(model: CalibrationModel, priors) -> dict[str, dist.Distribut
     return out
 
 
-def _hint(name: str, options) -> str:
+def did_you_mean(name: str, options) -> str:
     """``"; did you mean 'x'?"`` for the closest option, or an empty string."""
-    import difflib
-
-    close = difflib.get_close_matches(str(name), list(options), n=1)
+    close = difflib.get_close_matches(str(name), list(options), n=1, cutoff=0.5)
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
@@ -161,8 +162,8 @@ def _resolve_sigma(model: CalibrationModel, sigma, priors) -> tuple[float | None
     if isinstance(sigma, dist.Distribution):
         return None, check_noise_prior(sigma)
     if sigma is None:
-        if priors and _SIGMA in priors:
-            return None, check_noise_prior(priors[_SIGMA])
+        if priors and NOISE_NAME in priors:
+            return None, check_noise_prior(priors[NOISE_NAME])
         if isinstance(model, JaxModel):
             raise ValueError("give the noise level: sigma=<number> (known) or sigma=<distribution> (unknown)")
         return None, check_noise_prior(model.default_sigma_prior())
@@ -172,7 +173,7 @@ def _resolve_sigma(model: CalibrationModel, sigma, priors) -> tuple[float | None
         raise TypeError(f"sigma must be a number, a NumPyro distribution or None, got {type(sigma).__name__}") from None
     if not (math.isfinite(s) and s > 0):
         raise ValueError(f"the noise level sigma must be positive and finite, got {sigma}")
-    if priors and _SIGMA in priors:
+    if priors and NOISE_NAME in priors:
         raise ValueError("sigma is given both as a number and as a prior; choose one")
     return s, None
 
@@ -188,7 +189,8 @@ def prepare(model, data, priors=None, sigma=None) -> CalibrationSetup:
     return CalibrationSetup(model, theta_priors, s, s_prior, y)
 
 
-def _check_run_args(num_chains, num_warmup, num_samples, chain_method, target_accept_prob):
+def check_run_settings(num_chains, num_warmup, num_samples, chain_method, target_accept_prob) -> None:
+    """One-line ``ValueError`` for chain counts, lengths, chain method or target acceptance out of range."""
     for what, v, low in (("num_chains", num_chains, 1), ("num_warmup", num_warmup, 0), ("num_samples", num_samples, 1)):
         if isinstance(v, bool) or int(v) != v or v < low:
             raise ValueError(f"{what} must be an integer >= {low}, got {v}")
@@ -274,7 +276,7 @@ def calibrate(model, data, priors: Mapping[str, dist.Distribution] | None = None
         idata.posterior["T2"].mean()
     """
     setup = prepare(model, data, priors, sigma)
-    _check_run_args(num_chains, num_warmup, num_samples, chain_method, target_accept_prob)
+    check_run_settings(num_chains, num_warmup, num_samples, chain_method, target_accept_prob)
     if chain_method == "vectorized" and not setup.model.vectorizable:
         chain_method = "sequential"
     if init not in ("auto", "laplace", "prior"):

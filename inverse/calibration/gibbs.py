@@ -21,6 +21,7 @@ state are recomputed for the new ``x``.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import time
 from typing import Callable, Mapping
 
@@ -139,7 +140,7 @@ def gibbs(field_step: FieldStep, log_likelihood: Callable, priors: Mapping[str, 
 
     states, xs = [], []
     for c, key in enumerate(jax.random.split(key_run, C)):
-        z_c = jax.tree_util.tree_map(lambda a: a[c], info.z)
+        z_c = jax.tree_util.tree_map(lambda a, c=c: a[c], info.z)
         x_c = jnp.asarray(field(constrain(z_c, jnp.asarray(x_med)), c, 0))
         states.append(init_kernel(z_c, W * int(nuts_steps), dense_mass=dense, target_accept_prob=float(target_accept_prob),
                                   regularize_mass_matrix=False, model_args=(x_c,), rng_key=key))
@@ -170,7 +171,7 @@ def gibbs(field_step: FieldStep, log_likelihood: Callable, priors: Mapping[str, 
     diag = diagnostics_attrs(idata, names)
     idata.posterior.attrs.update({
         "sampler": "Gibbs: field step + NUTS (NumPyro)", "field_step": getattr(field_step, "__name__", repr(field_step)),
-        "parameters": ", ".join(names), "priors": "; ".join(f"{k}: {describe_distribution(p)}" for k, p in priors.items()),
+        "parameters": json.dumps(names), "priors": json.dumps({k: describe_distribution(p) for k, p in priors.items()}),
         "num_chains": C, "num_warmup": W, "num_samples": S, "nuts_steps": int(nuts_steps), "seed": int(seed), **diag,
         "wall_time_s": time.perf_counter() - t_start,
         "calibrated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})

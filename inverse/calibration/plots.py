@@ -11,6 +11,8 @@ are meant for the ``inverse plot`` command.
 
 from __future__ import annotations
 
+import json
+import warnings
 from pathlib import Path
 
 import arviz as az
@@ -25,8 +27,13 @@ def _scalar_names(idata: az.InferenceData, var_names) -> list[str]:
     if "posterior" not in idata.groups():
         raise ValueError("the InferenceData has no posterior group")
     names = [v for v in idata.posterior.data_vars if idata.posterior[v].ndim == 2]
-    if var_names is None:
-        return names
+    if var_names is None:  # the model's own order when recorded (NumPyro sorts sites by name)
+        try:
+            order = json.loads(idata.posterior.attrs.get("parameters", "[]"))
+        except (TypeError, ValueError):
+            order = []
+        first = [v for v in order if v in names]
+        return first + [v for v in names if v not in first]
     missing = [v for v in var_names if v not in idata.posterior]
     if missing:
         raise ValueError(f"no parameter {missing[0]!r} in the posterior (it has {', '.join(names)})")
@@ -68,8 +75,6 @@ def plot_pair(idata: az.InferenceData, path, *, var_names=None, truth: dict | No
         from inverse.calibration.plots import plot_pair
         plot_pair(idata, "pair.png", truth={"S0": 1.0, "T2": 80.0}, overwrite=True)
     """
-    import json
-
     names = _scalar_names(idata, var_names)
     if truth is None and "truth" in idata.posterior.attrs:
         truth = json.loads(idata.posterior.attrs["truth"])
@@ -82,9 +87,11 @@ def plot_pair(idata: az.InferenceData, path, *, var_names=None, truth: dict | No
         ref = {k: float(v) for k, v in (truth or {}).items() if k in names} or None
         size = min(2.4 * len(names), 16)
         has_div = "sample_stats" in idata.groups() and "diverging" in idata.sample_stats
-        axes = az.plot_pair(idata, var_names=names, kind="scatter", marginals=True, divergences=has_div,
-                            reference_values=ref, figsize=(size, size), show=False,
-                            scatter_kwargs={"alpha": 0.25, "markersize": 2})
+        with warnings.catch_warnings():  # ArviZ warns when the truth misses a parameter (e.g. sigma): fine
+            warnings.filterwarnings("ignore", message="Argument reference_values does not include")
+            axes = az.plot_pair(idata, var_names=names, kind="scatter", marginals=True, divergences=has_div,
+                                reference_values=ref, figsize=(size, size), show=False,
+                                scatter_kwargs={"alpha": 0.25, "s": 4})
         fig = np.asarray(axes).ravel()[0].figure
-    fig.suptitle(f"{_title(idata)}posterior pairs" + (" (black: truth)" if truth else ""), y=1.0)
+    fig.suptitle(f"{_title(idata)}posterior pairs" + (" (dots: truth)" if truth else ""), y=1.0)
     return save_figure(fig, path, overwrite=overwrite, dpi=dpi)

@@ -29,7 +29,7 @@ from numpyro.infer import init_to_median
 from numpyro.infer.util import initialize_model
 
 from inverse.calibration.bridge import TorchModel
-from inverse.calibration.core import _check_run_args, diagnostics_attrs, prepare
+from inverse.calibration.core import check_run_settings, diagnostics_attrs, prepare
 
 __all__ = ["random_walk_metropolis"]
 
@@ -88,7 +88,7 @@ def random_walk_metropolis(model, data, priors=None, *, sigma=None, num_chains: 
         idata = random_walk_metropolis(m, m.simulate(m.default_truth(), 0.02), sigma=0.02)
     """
     setup = prepare(model, data, priors, sigma)
-    _check_run_args(num_chains, num_warmup, num_samples, "vectorized", 0.5)
+    check_run_settings(num_chains, num_warmup, num_samples, "vectorized", 0.5)
     evals0 = setup.model.evaluations if isinstance(setup.model, TorchModel) else 0
     t_start = time.perf_counter()
     key_init, key_run = jax.random.split(jax.random.PRNGKey(int(seed)))

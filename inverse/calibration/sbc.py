@@ -24,7 +24,7 @@ from numpyro.infer.util import initialize_model
 from scipy import stats
 
 from inverse.calibration.bridge import TorchModel
-from inverse.calibration.core import _SIGMA, prepare
+from inverse.calibration.core import NOISE_NAME, prepare
 
 __all__ = ["SBCResult", "simulation_based_calibration", "rank_uniformity"]
 
@@ -104,8 +104,8 @@ def simulation_based_calibration(model, priors=None, *, sigma=None, num_replicat
     keys = jax.random.split(k_theta, len(probe.priors))
     truths = {k: p.sample(kk, (R,)) for (k, p), kk in zip(probe.priors.items(), keys)}
     if probe.sigma_prior is not None:
-        truths[_SIGMA] = probe.sigma_prior.sample(k_sigma, (R,))
-    noise_sd = (truths[_SIGMA] if probe.sigma_prior is not None else jnp.full(R, probe.sigma))
+        truths[NOISE_NAME] = probe.sigma_prior.sample(k_sigma, (R,))
+    noise_sd = (truths[NOISE_NAME] if probe.sigma_prior is not None else jnp.full(R, probe.sigma))
     if data_sigma is not None:
         noise_sd = jnp.full(R, float(data_sigma))
     clean = jax.vmap(lambda th: m.predict(th))({k: truths[k] for k in probe.priors})

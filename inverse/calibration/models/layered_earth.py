@@ -30,6 +30,7 @@ from inverse.calibration.model import CalibrationModel
 
 __all__ = ["LayeredEarth", "reflection_traveltimes"]
 
+_OFFSETS = tuple(250.0 * i for i in range(9))  # 0, 250, ..., 2000 m
 _BISECTIONS = 64  # halves the slowness bracket to ~1e-19 of 1/v_max: below float64 resolution
 
 
@@ -109,7 +110,7 @@ class LayeredEarth(CalibrationModel):
             out["num_layers"] = int(len(coords["reflector"]))
         return out
 
-    def __init__(self, num_layers: int = 3, offsets=tuple(float(o) for o in np.arange(0.0, 2001.0, 250.0)),
+    def __init__(self, num_layers: int = 3, offsets=_OFFSETS,
                  velocity_range=(1400.0, 5000.0), thickness_range=(50.0, 1000.0)):
         if int(num_layers) != num_layers or not 1 <= num_layers <= 10:
             raise ValueError(f"num_layers must be an integer from 1 to 10, got {num_layers}")
