@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto")
     t.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    from inverse.calibration import cli as calibration_cli
+
+    calibration_cli.add_parser(sub)
     pr = sub.add_parser("priors", help="list the shipped priors with their model cards")
     pr.add_argument("--json", action="store_true", help="print the full cards as JSON")
     sub.add_parser("version", help="print the package version")
@@ -141,6 +144,10 @@ def main(argv=None) -> int:
             return _train_prior(args)
         if args.command == "priors":
             return _priors(args)
+        if args.command == "calibrate":
+            from inverse.calibration import cli as calibration_cli
+
+            return calibration_cli.run(args)
     except KeyboardInterrupt:
         print("inverse: interrupted", file=sys.stderr)
         return 130

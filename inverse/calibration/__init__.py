@@ -9,26 +9,35 @@
 - :mod:`~inverse.calibration.io`, :mod:`~inverse.calibration.plots`, :mod:`~inverse.calibration.cli` --
   NetCDF files, trace / pair plots, the ``inverse calibrate`` command.
 
-Importing this package switches JAX to float64 (``numpyro.enable_x64()``) before any array exists.
+Names are imported on first use (PEP 562), so ``import inverse.calibration.cli`` stays cheap for the
+command line. Every module that touches JAX imports :mod:`inverse.calibration.model` first, which
+switches JAX to float64 (``numpyro.enable_x64()``) before any array exists.
 """
 
-import numpyro
+from __future__ import annotations
 
-numpyro.enable_x64()
+import importlib
 
-from inverse.calibration.bridge import TorchModel, TorchPotential  # noqa: E402
-from inverse.calibration.core import CalibrationSetup, DivergenceWarning, calibrate, prepare  # noqa: E402
-from inverse.calibration.diagnostics import divergences, format_summary, summary  # noqa: E402
-from inverse.calibration.gibbs import (gaussian_field_step, gibbs, linear_gaussian_log_likelihood,  # noqa: E402
-                                       sampler_field_step)
-from inverse.calibration.io import read_data, read_inference_data, write_data, write_inference_data  # noqa: E402
-from inverse.calibration.model import CalibrationModel, JaxModel  # noqa: E402
-from inverse.calibration.models import MODELS, get_model_class  # noqa: E402
-from inverse.calibration.rwm import random_walk_metropolis  # noqa: E402
-from inverse.calibration.sbc import SBCResult, simulation_based_calibration  # noqa: E402
+_EXPORTS = {
+    "calibrate": "core", "prepare": "core", "CalibrationSetup": "core", "DivergenceWarning": "core",
+    "CalibrationModel": "model", "JaxModel": "model", "TorchModel": "bridge", "TorchPotential": "bridge",
+    "MODELS": "models", "get_model_class": "models", "gibbs": "semiblind", "gaussian_field_step": "semiblind",
+    "sampler_field_step": "semiblind", "linear_gaussian_log_likelihood": "semiblind",
+    "random_walk_metropolis": "rwm", "simulation_based_calibration": "sbc", "SBCResult": "sbc",
+    "summary": "diagnostics", "format_summary": "diagnostics", "divergences": "diagnostics",
+    "read_data": "io", "write_data": "io", "read_inference_data": "io", "write_inference_data": "io",
+}
 
-__all__ = ["calibrate", "prepare", "CalibrationSetup", "DivergenceWarning", "CalibrationModel", "JaxModel",
-           "TorchModel", "TorchPotential", "MODELS", "get_model_class", "gibbs", "gaussian_field_step",
-           "sampler_field_step", "linear_gaussian_log_likelihood", "random_walk_metropolis",
-           "simulation_based_calibration", "SBCResult", "summary", "format_summary", "divergences",
-           "read_data", "write_data", "read_inference_data", "write_inference_data"]
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"inverse.calibration.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'inverse.calibration' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -88,6 +88,7 @@ def _check_names(names, model) -> None:
 
 
 def _simulate(args) -> int:
+    from inverse.calibration.distributions import describe_distribution
     from inverse.calibration.io import write_data
     from inverse.calibration.models import get_model_class
 
@@ -114,6 +115,11 @@ def _simulate(args) -> int:
     if "sigma" in given:
         raise ValueError("give the noise level with --sigma, not --truth sigma=...")
     truth.update({k: _number(v, f"--truth {k}") for k, v in given.items()})
+    priors = model.default_priors()
+    for k, v in truth.items():
+        if not bool(priors[k].support(v)):
+            raise ValueError(f"--truth {k}={v:g} lies outside the support of the default prior "
+                             f"{describe_distribution(priors[k])}")
     if args.sigma is None:
         sigma = model.sigma_scale
     else:

@@ -13,6 +13,8 @@ import math
 
 import numpyro.distributions as dist
 
+import inverse.calibration.model  # noqa: F401  (switches JAX to float64 before any array)
+
 __all__ = ["PRIOR_FAMILIES", "parse_distribution", "describe_distribution", "check_prior", "check_noise_prior"]
 
 #: command-line prior families: name -> (NumPyro class, argument names)

@@ -28,6 +28,8 @@ from numpyro.infer import init_to_median
 from numpyro.infer.util import initialize_model
 from scipy import optimize
 
+import inverse.calibration.model  # noqa: F401  (switches JAX to float64 before any array)
+
 __all__ = ["LaplaceApproximation", "laplace_approximation"]
 
 

@@ -18,10 +18,14 @@ import json
 import math
 from typing import Callable, Mapping
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-import numpyro.distributions as dist
+import numpyro
+
+numpyro.enable_x64()  # every calibration module imports this one first: float64 before any JAX array
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import numpyro.distributions as dist  # noqa: E402
 
 __all__ = ["CalibrationModel", "JaxModel"]
 
@@ -152,9 +156,10 @@ class JaxModel(CalibrationModel):
 
     Example::
 
-        import jax.numpy as jnp, numpyro.distributions as dist
+        import jax.numpy as jnp, numpy as np, numpyro.distributions as dist
         from inverse.calibration import calibrate
-        t = jnp.linspace(0, 1, 20)
+        t = np.linspace(0, 1, 20)
+        y = 2.0 * np.exp(-3.0 * t) + 0.1 * np.random.default_rng(0).standard_normal(20)
         idata = calibrate(lambda th: th["a"] * jnp.exp(-th["k"] * t), y,
                           {"a": dist.Normal(1, 1), "k": dist.LogNormal(0, 1)}, sigma=0.1)
     """

@@ -1,4 +1,4 @@
-"""Semi-blind calibration: Gibbs sampling of a field ``x`` and physical parameters ``theta`` together.
+"""Semi-blind calibration: Gibbs sampling of a field ``x`` and physical parameters ``theta`` together (``gibbs``).
 
 When the data depend on an unknown field ``x`` (an image, a velocity model) *and* a few parameters
 ``theta`` (the noise level, a viscosity), the joint posterior ``p(x, theta | y) ∝ p(y | x, theta) p(x) p(theta)``
@@ -82,7 +82,7 @@ def gibbs(field_step: FieldStep, log_likelihood: Callable, priors: Mapping[str, 
         import numpyro.distributions as dist, torch
         from priors import GaussianPrior
         from forward_models import MatrixOperator
-        from inverse.calibration.gibbs import gibbs, gaussian_field_step, linear_gaussian_log_likelihood
+        from inverse.calibration.semiblind import gibbs, gaussian_field_step, linear_gaussian_log_likelihood
         A = torch.randn(12, 4, dtype=torch.float64); op = MatrixOperator(A)
         prior = GaussianPrior(torch.zeros(4, dtype=torch.float64), std=1.0)
         y = (A @ torch.randn(4, dtype=torch.float64) + 0.5 * torch.randn(12, dtype=torch.float64)).numpy()
