@@ -57,10 +57,46 @@ def build_parser() -> argparse.ArgumentParser:
     from inverse.calibration import cli as calibration_cli
 
     calibration_cli.add_parser(sub)
+    pl = sub.add_parser("plot", help="figures of a result file (calibration: summary, trace and pair plots)")
+    pl.add_argument("file", help="a result NetCDF written by 'inverse calibrate' (or 'inverse demo')")
+    pl.add_argument("--out", default=None, help="output directory for the PNG files (default: beside FILE)")
+    pl.add_argument("--overwrite", action="store_true", help="replace existing figures")
     pr = sub.add_parser("priors", help="list the shipped priors with their model cards")
     pr.add_argument("--json", action="store_true", help="print the full cards as JSON")
     sub.add_parser("version", help="print the package version")
     return p
+
+
+def _plot(args) -> int:
+    from pathlib import Path
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    out = Path(args.out) if args.out else path.parent
+    out.mkdir(parents=True, exist_ok=True)
+    import xarray as xr
+
+    try:
+        groups = set(xr.open_datatree(path, engine="h5netcdf").children)
+    except Exception:
+        groups = set()
+    if "posterior" in groups:  # ArviZ InferenceData from 'inverse calibrate'
+        from inverse.calibration.diagnostics import format_summary
+        from inverse.calibration.io import read_inference_data
+        from inverse.calibration.plots import plot_pair, plot_trace
+
+        idata = read_inference_data(path)
+        print(format_summary(idata))
+        t = plot_trace(idata, out / f"{path.stem}-trace.png", overwrite=args.overwrite)
+        p = plot_pair(idata, out / f"{path.stem}-pair.png", overwrite=args.overwrite)
+        print(f"trace plot: {t}\npair plot:  {p}")
+        return 0
+    from samplers import open_posterior
+
+    post = open_posterior(path)
+    raise ValueError(f"{path} is a posterior of shape {tuple(post.samples.shape[1:])}; image posterior figures "
+                     "come with the user's-path work (issue 8): use 'inverse demo' figures for now")
 
 
 def _priors(args) -> int:
@@ -144,6 +180,8 @@ def main(argv=None) -> int:
             return _train_prior(args)
         if args.command == "priors":
             return _priors(args)
+        if args.command == "plot":
+            return _plot(args)
         if args.command == "calibrate":
             from inverse.calibration import cli as calibration_cli
 

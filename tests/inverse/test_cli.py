@@ -53,3 +53,17 @@ def test_bad_arguments_give_one_line_and_exit_2(tmp_path, argv, message):
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0
     assert not (tmp_path / "o" / "posterior.nc").exists()
+
+
+def test_plot_of_a_calibration_result(tmp_path, capsys):
+    data, post = tmp_path / "d.nc", tmp_path / "p.nc"
+    assert main(["calibrate", "--model", "mri-t2", "--simulate", "--out", str(data), "--quiet"]) == 0
+    assert main(["calibrate", "--model", "mri-t2", "--data", str(data), "--out", str(post), "--quiet",
+                 "--chains", "2", "--warmup", "100", "--samples", "100"]) == 0
+    assert main(["plot", str(post)]) == 0
+    out = capsys.readouterr().out
+    assert "T2" in out and "R-hat" in out
+    for kind in ("trace", "pair"):
+        assert (tmp_path / f"p-{kind}.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["plot", str(tmp_path / "missing.nc")]) == 2
+    assert main(["plot", str(data)]) == 2  # a data file is not a result
