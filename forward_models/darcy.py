@@ -38,7 +38,9 @@ from forward_models.base import ForwardModel
 
 __all__ = ["DarcyFlow"]
 
-_COEFFICIENTS = ("exp", "threshold", "sigmoid")
+_COEFFICIENTS = ("exp", "threshold", "sigmoid", "identity")
+#: smallest permeability of coefficient="identity" (inputs below are clamped: the solve stays well posed)
+_IDENTITY_FLOOR = 0.1
 _HIGH, _LOW = 12.0, 3.0
 
 
@@ -139,7 +141,10 @@ class DarcyFlow(ForwardModel):
         ``"threshold"``: FNO two-phase, ``a = 12`` where ``x > 0`` else ``3`` - piecewise constant in
         ``x``, so its derivative is zero almost everywhere and the model is flagged ``differentiable=False``;
         ``"sigmoid"``: the smooth two-phase ``a = 3 + 9 sigmoid(x / sigmoid_width)`` (differentiable;
-        equal to "threshold" up to cells with ``|x| <~ 5 sigmoid_width``)
+        equal to "threshold" up to cells with ``|x| <~ 5 sigmoid_width``);
+        ``"identity"``: ``a = max(x, 0.1)``, x the permeability itself in physical units (the
+        ``darcy-perm-32`` prior's samples, 3 / 12); the floor keeps the solve well posed for the
+        rough intermediate estimates of a sampler (zero gradient below it)
     sensors : int n for an n x n regular grid at ``(k / (n + 1), l / (n + 1))``, k, l = 1..n (default
         7: 49 interior points), or an array (S, 2) of ``(x, y)`` coordinates in ``[0, 1]^2``
     source : the constant source f
@@ -222,6 +227,8 @@ class DarcyFlow(ForwardModel):
         """The coefficient ``a(x)`` on the input grid, ``(B, 1, N, N)`` -> ``(B, 1, N, N)``."""
         if self.coefficient == "exp":
             return torch.exp(x)
+        if self.coefficient == "identity":
+            return x.clamp_min(_IDENTITY_FLOOR)
         if self.coefficient == "threshold":
             return torch.where(x > 0, torch.full_like(x, _HIGH), torch.full_like(x, _LOW))
         return _LOW + (_HIGH - _LOW) * torch.sigmoid(x / self.sigmoid_width)
@@ -268,12 +275,15 @@ class DarcyFlow(ForwardModel):
     def example_input(self, n: int, seed: int = 0, dtype=torch.float64) -> torch.Tensor:
         """Seeded FNO Darcy fields (Gaussian, covariance ``9 (-Lap + 9)^-2``, non-periodic), ``(n, 1, N, N)``.
 
-        A log-permeability for ``"exp"`` (standard deviation ~0.23), the field thresholded at 0 otherwise.
+        A log-permeability for ``"exp"`` (standard deviation ~0.23), the smooth two-phase permeability
+        ``3 + 9 sigmoid(field / 0.1)`` for ``"identity"``, the field itself otherwise.
         """
         from forward_models.generators.grf import gaussian_random_field
 
-        return gaussian_random_field(int(n), self.resolution, alpha=2.0, tau=3.0, seed=seed, periodic=False,
-                                     dtype=dtype)
+        f = gaussian_random_field(int(n), self.resolution, alpha=2.0, tau=3.0, seed=seed, periodic=False, dtype=dtype)
+        if self.coefficient == "identity":
+            return _LOW + (_HIGH - _LOW) * torch.sigmoid(f / 0.1)
+        return f
 
     def config(self) -> dict:
         """Constructor arguments plus the contract fields (JSON-serialisable)."""
@@ -291,4 +301,9 @@ def _benchmark() -> DarcyFlow:
 
 
 #: entries for forward_models.registry: name -> class, small example builder, documented-size builder
-REGISTRY_ENTRIES = {"darcy": {"cls": DarcyFlow, "example": _example, "benchmark": _benchmark}}
+def _example_identity(seed: int) -> DarcyFlow:
+    return DarcyFlow(12, coefficient="identity", sensors=3)
+
+
+REGISTRY_ENTRIES = {"darcy": {"cls": DarcyFlow, "example": _example, "benchmark": _benchmark},
+                    "darcy-identity": {"cls": DarcyFlow, "example": _example_identity}}

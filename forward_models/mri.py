@@ -49,7 +49,7 @@ from forward_models.base import ForwardModel, check_batch
 from forward_models.coils import synthetic_coil_maps
 from forward_models.masks import cartesian_mask, realised_acceleration
 
-__all__ = ["SingleCoilMRI", "MultiCoilMRI", "fft2c", "ifft2c", "fft1c", "ifft1c"]
+__all__ = ["SingleCoilMRI", "MultiCoilMRI", "RealImageMRI", "fft2c", "ifft2c", "fft1c", "ifft1c"]
 
 _DIMS = (-2, -1)
 
@@ -352,6 +352,54 @@ class MultiCoilMRI(_CartesianMRI):
         return cfg
 
 
+class RealImageMRI(ForwardModel):
+    """An MRI operator restricted to real images: ``x (1, H, W) -> A [x; 0]``.
+
+    Magnitude-like images (phantoms, the ``phantoms-64`` prior) are real; the scanner's operator
+    ``A`` (:class:`SingleCoilMRI` or :class:`MultiCoilMRI`) acts on complex images ``(2, H, W)``.
+    This wrapper embeds ``x`` as the real part (imaginary part zero), so ``F(x) = A E x`` with
+    ``E x = [x; 0]``; its adjoint for the real inner product is ``E^T A^T y = Re(A^H y)``.
+
+    Example::
+
+        from forward_models.mri import SingleCoilMRI, RealImageMRI
+        op = RealImageMRI(SingleCoilMRI.cartesian(64, acceleration=4, seed=0))
+        y = op(torch.rand(1, 1, 64, 64))          # (1, 2, 64, 64) k-space
+        x_zf = op.zero_filled(y)                   # (1, 1, 64, 64) real part of F^H M y
+    """
+
+    linear = True
+    differentiable = True
+
+    def __init__(self, operator: "_CartesianMRI"):
+        super().__init__()
+        if not isinstance(operator, _CartesianMRI):
+            raise TypeError(f"RealImageMRI wraps SingleCoilMRI or MultiCoilMRI, got {type(operator).__name__}")
+        self.operator = operator
+        self.input_shape = (1, *operator.img_size)
+        self.output_shape = tuple(operator.output_shape)
+
+    def forward(self, x):
+        """``A [x; 0]`` for a batch ``(B, 1, H, W)``."""
+        return self.operator(torch.cat([x, torch.zeros_like(x)], 1))
+
+    def adjoint(self, y):
+        """``Re(A^H y)``: the real channel of the complex adjoint, ``(B, 1, H, W)``."""
+        return self.operator.adjoint(y)[:, :1]
+
+    def zero_filled(self, y):
+        """Real part of the operator's zero-filled (adjoint) reconstruction."""
+        return self.adjoint(y)
+
+    def config(self):
+        """Configuration of the wrapped operator, with the real input recorded."""
+        return {**super().config(), "class": "RealImageMRI", "operator": self.operator.config()}
+
+
+def _example_real(seed: int) -> RealImageMRI:
+    return RealImageMRI(SingleCoilMRI.cartesian(16, acceleration=4, center_fraction=0.125, kind="random", seed=seed))
+
+
 # --------------------------------------------------------------------------- registry entries
 
 def _example_single(seed: int) -> SingleCoilMRI:
@@ -378,4 +426,5 @@ def _benchmark_multi() -> MultiCoilMRI:
 REGISTRY_ENTRIES = {
     "mri": {"cls": SingleCoilMRI, "example": _example_single, "benchmark": _benchmark_single},
     "mri-multicoil": {"cls": MultiCoilMRI, "example": _example_multi, "benchmark": _benchmark_multi},
+    "mri-real": {"cls": RealImageMRI, "example": _example_real},
 }

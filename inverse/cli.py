@@ -54,17 +54,122 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto")
     t.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_simulate_reconstruct(sub)
     from inverse.calibration import cli as calibration_cli
 
     calibration_cli.add_parser(sub)
-    pl = sub.add_parser("plot", help="figures of a result file (calibration: summary, trace and pair plots)")
-    pl.add_argument("file", help="a result NetCDF written by 'inverse calibrate' (or 'inverse demo')")
+    pl = sub.add_parser("plot", help="figures of a result file: posterior images, or calibration summary / trace / pair plots")
+    pl.add_argument("file", help="a NetCDF written by 'inverse reconstruct', 'inverse calibrate' or 'inverse demo'")
     pl.add_argument("--out", default=None, help="output directory for the PNG files (default: beside FILE)")
     pl.add_argument("--overwrite", action="store_true", help="replace existing figures")
     pr = sub.add_parser("priors", help="list the shipped priors with their model cards")
     pr.add_argument("--json", action="store_true", help="print the full cards as JSON")
     sub.add_parser("version", help="print the package version")
     return p
+
+
+def _problem_epilog() -> str:
+    from inverse.problems import PROBLEMS
+
+    lines = ["problems and their options (defaults):"]
+    for name, spec in PROBLEMS.items():
+        opts = ", ".join(f"{k}={v}" for k, v in spec.defaults.items())
+        lines.append(f"  {name:15s} {spec.description}; prior {spec.prior or '(none shipped)'}\n"
+                     f"  {'':15s} -o {opts}")
+    return "\n".join(lines)
+
+
+def _add_simulate_reconstruct(sub) -> None:
+    s = sub.add_parser("simulate", help="simulate noisy measurements of a named problem as NetCDF",
+                       epilog=_problem_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("--problem", required=True, help="ct, mri, mri-multicoil, navier-stokes, darcy, fwi, seismic-interp")
+    s.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="problem option, repeatable (e.g. -o angles=20); see the list below")
+    s.add_argument("--truth", default=None, help="ground truth file (.nc, .npy or an image); default: drawn with --seed")
+    s.add_argument("--noise-rel", type=float, default=None, help="noise std relative to the RMS of the clean data")
+    s.add_argument("--noise-std", type=float, default=None, help="absolute noise std (measurement units)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the truth and the noise (default 0)")
+    s.add_argument("--out", required=True, help="output measurement file (.nc)")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    r = sub.add_parser("reconstruct", help="sample the posterior of a measurement file")
+    r.add_argument("measurements", help="a file written by 'inverse simulate'")
+    r.add_argument("--prior", default=None, help="shipped prior name or directory (default: the problem's prior)")
+    r.add_argument("--sampler", default="dps", help="sampler name (default dps; see 'inverse reconstruct --help')")
+    r.add_argument("--num-samples", type=int, default=8, help="posterior samples (default 8)")
+    r.add_argument("--steps", type=int, default=None, help="sampler steps (default: the tuned setting)")
+    r.add_argument("-s", "--sampler-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="sampler setting, repeatable (e.g. -s zeta=0.5)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--device", default=None, help="cpu or cuda (default: the prior's device, cpu)")
+    r.add_argument("--out", required=True, help="output posterior file (.nc)")
+    r.add_argument("--figure", default=None, help="also write the posterior figure (PNG)")
+    r.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    r.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _key_values(items, what: str) -> dict:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"{what} {item!r} must look like KEY=VALUE")
+        k, v = item.split("=", 1)
+        k = k.strip().replace("-", "_")
+        try:
+            import json
+
+            out[k] = json.loads(v)
+        except ValueError:
+            out[k] = v
+    return out
+
+
+def _simulate(args) -> int:
+    from pathlib import Path
+
+    from inverse.measurements import simulate
+    from inverse.problems import get_problem
+    from samplers.atomic import OutputExistsError
+
+    get_problem(args.problem)
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise OutputExistsError(f"{out} already exists (pass --overwrite to replace it)")
+    m = simulate(args.problem, options=_key_values(args.option, "-o"), truth=args.truth, seed=args.seed,
+                 noise_rel=args.noise_rel, noise_std=args.noise_std)
+    m.to_netcdf(out, overwrite=args.overwrite)
+    print(f"measurements: {out}  ({args.problem}, y of shape {tuple(m.y.shape)}, noise sigma {m.noise.sigma:.4g})")
+    return 0
+
+
+def _reconstruct(args) -> int:
+    from pathlib import Path
+
+    import torch
+
+    from inverse.figures import plot_image_posterior, save_figure
+    from inverse.reconstruct import format_summary, reconstruct
+    from samplers.atomic import OutputExistsError
+
+    out = Path(args.out)
+    outputs = [out] + ([Path(args.figure)] if args.figure else [])
+    for p in outputs:
+        if p.exists() and not args.overwrite:
+            raise OutputExistsError(f"{p} already exists (pass --overwrite to replace it)")
+    if not Path(args.measurements).is_file():
+        raise FileNotFoundError(f"measurement file {args.measurements} does not exist")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    post = reconstruct(args.measurements, args.prior, args.sampler, num_samples=args.num_samples, seed=args.seed,
+                       steps=args.steps, sampler_options=_key_values(args.sampler_option, "-s"),
+                       device=args.device, progress=not args.quiet)
+    post.to_netcdf(out, overwrite=args.overwrite)
+    print(format_summary(post))
+    print(f"posterior: {out}")
+    if args.figure:
+        save_figure(plot_image_posterior(post), args.figure, overwrite=args.overwrite)
+        print(f"figure:    {args.figure}")
+    return 0
 
 
 def _plot(args) -> int:
@@ -95,8 +200,15 @@ def _plot(args) -> int:
     from samplers import open_posterior
 
     post = open_posterior(path)
-    raise ValueError(f"{path} is a posterior of shape {tuple(post.samples.shape[1:])}; image posterior figures "
-                     "come with the user's-path work (issue 8): use 'inverse demo' figures for now")
+    from inverse.figures import plot_image_posterior, save_figure
+
+    if post.samples.ndim < 3:
+        raise ValueError(f"{path} holds vector samples of shape {tuple(post.samples.shape[1:])}: "
+                         "'inverse plot' draws image posteriors (use Posterior.mean() / quantile() in Python)")
+    png = out / f"{path.stem}.png"
+    save_figure(plot_image_posterior(post), png, overwrite=args.overwrite)
+    print(f"figure: {png}")
+    return 0
 
 
 def _priors(args) -> int:
@@ -182,6 +294,10 @@ def main(argv=None) -> int:
             return _priors(args)
         if args.command == "plot":
             return _plot(args)
+        if args.command == "simulate":
+            return _simulate(args)
+        if args.command == "reconstruct":
+            return _reconstruct(args)
         if args.command == "calibrate":
             from inverse.calibration import cli as calibration_cli
 

@@ -13,7 +13,7 @@ import torch  # noqa: E402
 
 from samplers.atomic import atomic_output  # noqa: E402
 
-__all__ = ["save_figure", "plot_mixture_posterior_2d"]
+__all__ = ["save_figure", "plot_mixture_posterior_2d", "plot_image_posterior"]
 
 
 def save_figure(fig, path, *, overwrite: bool = False, dpi: int = 120) -> Path:
@@ -59,5 +59,80 @@ def plot_mixture_posterior_2d(posterior, exact, *, truth=None, y=None, A=None, t
     axb.set_xticks(idx, [f"({m[0]:.0f},{m[1]:.0f})" for m in exact.means[top].numpy()], rotation=45, fontsize=8)
     axb.set(xlabel="posterior mode (centre)", ylabel="probability", title="mode weights: exact vs sampled")
     axb.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _image(t) -> np.ndarray:
+    """A 2-D array for imshow from a sample ``(1, H, W)``, ``(C, H, W)`` (first channel) or ``(H, W)``."""
+    a = torch.as_tensor(t).detach().cpu().to(torch.float64).numpy()
+    while a.ndim > 2:
+        a = a[0]
+    return a
+
+
+def plot_image_posterior(posterior, *, title: str = "", max_samples: int = 3):
+    """Truth, direct reconstruction, posterior mean, pixel-wise standard deviation, error and samples.
+
+    Panels share one colour scale for every image in physical units (the truth's range, or the
+    mean's when no truth is known); the standard deviation and the absolute error share a second
+    scale, so "the uncertainty is about the size of the error" can be read off the colours. The
+    direct reconstruction (FBP, zero-filled, adjoint) comes from the posterior's
+    ``extras["measurement_view"]`` when present. Samples after the first channel are not shown
+    (shot gathers show the first shot).
+    """
+    mean, std = _image(posterior.mean()), _image(posterior.std())
+    truth = None if posterior.truth is None else _image(posterior.truth)
+    view = posterior.extras.get("measurement_view") if posterior.extras else None
+    view = None if view is None else _image(view)
+    units = posterior.units or "a.u."
+    ref = truth if truth is not None else mean
+    vmin, vmax = float(np.min(ref)), float(np.max(ref))
+    if vmax <= vmin:
+        vmax = vmin + 1.0
+    samples = posterior.resample(min(max_samples, posterior.num_samples))
+    meta = posterior.config.get("measurements", {})
+    panels = []
+    if truth is not None:
+        panels.append(("truth", truth, "img"))
+    if view is not None:
+        panels.append((meta.get("view") or "direct reconstruction", view, "img"))
+    panels.append((f"posterior mean ({posterior.num_samples} samples)", mean, "img"))
+    panels.append(("pixel-wise std", std, "unc"))
+    if truth is not None:
+        panels.append(("|mean - truth|", np.abs(mean - truth), "unc"))
+    for i in range(len(samples)):
+        panels.append((f"sample {i + 1}", _image(samples[i]), "img"))
+    ncol = min(4, len(panels))
+    nrow = -(-len(panels) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.3 * ncol, 3.1 * nrow), squeeze=False)
+    umax = max(float(np.max(std)), float(np.max(np.abs(mean - truth))) if truth is not None else 0.0) or 1.0
+    shape = mean.shape
+    aspect = "equal" if max(shape) / max(1, min(shape)) < 4 else "auto"
+    for ax, (name, a, kind) in zip(axes.flat, panels):
+        if kind == "img":
+            im = ax.imshow(a, cmap="gray" if "seismic" not in units else "seismic", vmin=vmin, vmax=vmax,
+                           aspect=aspect, interpolation="nearest")
+            label = units
+        else:
+            im = ax.imshow(a, cmap="magma", vmin=0.0, vmax=umax, aspect=aspect, interpolation="nearest")
+            label = units
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+        cb.set_label(label, fontsize=7)
+        cb.ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    d = posterior.diagnostics
+    if not title:
+        sampler = posterior.config.get("sampler", {}).get("class", "")
+        title = f"{meta.get('problem', '')} — {sampler}"
+        if "psnr" in d:
+            title += f": mean PSNR {d['psnr']:.1f} dB, SSIM {d.get('ssim', float('nan')):.3f}, rel. L2 {d['relative_l2']:.3f}"
+            if "coverage_90" in d:
+                title += f", 90% interval coverage {100 * d['coverage_90']:.0f}%"
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

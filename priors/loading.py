@@ -108,7 +108,14 @@ def load_prior(name_or_path, *, device=None, dtype=None) -> Prior:
     if unet_cfg.get("_class_name", "UNet2DModel") != "UNet2DModel":
         raise PriorLoadError(f"{cfg_path}: only UNet2DModel networks are supported, got {unet_cfg.get('_class_name')}")
     try:
-        unet = UNet2DModel.from_pretrained(cfg_path.parent, use_safetensors=True, local_files_only=True)
+        from diffusers.utils import logging as _dlog
+
+        level = _dlog.get_verbosity()
+        _dlog.set_verbosity_error()  # no 'install accelerate' advice for a 1 MB model
+        try:
+            unet = UNet2DModel.from_pretrained(cfg_path.parent, use_safetensors=True, local_files_only=True)
+        finally:
+            _dlog.set_verbosity(level)
     except Exception as e:  # diffusers raises many types for bad directories
         raise PriorLoadError(f"could not load the UNet in {cfg_path.parent}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
     unet.eval().requires_grad_(False)

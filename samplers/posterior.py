@@ -54,6 +54,8 @@ class Posterior:
     dims : names of one sample's dimensions (NetCDF)
     coords : optional coordinates per dimension, in physical units
     units : physical units of the samples
+    extras : named tensors of one sample's shape stored beside the samples (e.g. the direct
+        reconstruction ``measurement_view`` that figures show next to the posterior mean)
 
     Example::
 
@@ -72,6 +74,7 @@ class Posterior:
     dims: tuple[str, ...] | None = None
     coords: dict | None = None
     units: str = ""
+    extras: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.samples = torch.as_tensor(self.samples)
@@ -171,6 +174,12 @@ class Posterior:
             data["log_weights"] = (("sample",), self.log_weights.detach().cpu().numpy())
         if self.truth is not None:
             data["truth"] = (self.dims, self.truth.detach().cpu().numpy(), {"units": self.units})
+        for name, t in (self.extras or {}).items():
+            t = torch.as_tensor(t)
+            if name in data or t.shape != self.samples.shape[1:]:
+                raise ValueError(f"extra {name!r} must have one sample's shape {tuple(self.samples.shape[1:])} "
+                                 f"and a new name, got {tuple(t.shape)}")
+            data[name] = (self.dims, t.detach().cpu().numpy(), {"units": self.units, "role": "extra"})
         coords = {k: np.asarray(v) for k, v in (self.coords or {}).items()}
         attrs = {"format": _FORMAT, "config": json.dumps(self.config), "diagnostics": json.dumps(self.diagnostics),
                  "package_version": package_version(), "units": self.units,
@@ -199,8 +208,10 @@ class Posterior:
             diagnostics = json.loads(ds.attrs.get("diagnostics", "{}"))
         except json.JSONDecodeError as e:
             raise ValueError(f"corrupt posterior file: bad JSON attribute ({e})") from None
+        extras = {k: torch.from_numpy(ds[k].values.copy()) for k in ds.data_vars
+                  if ds[k].attrs.get("role") == "extra"}
         return cls(torch.from_numpy(samples.values.copy()), lw, diagnostics, config, truth, dims, coords,
-                   ds.attrs.get("units", ""))
+                   ds.attrs.get("units", ""), extras)
 
 
 def open_posterior(path) -> Posterior:
