@@ -145,12 +145,13 @@ def _model_dtype(fm: ForwardModel) -> torch.dtype:
 
 def _check_truth_array(a: np.ndarray, shape: tuple, what: str) -> torch.Tensor:
     a = np.asarray(a)
+    given = tuple(a.shape)
     if a.ndim == len(shape) + 1 and a.shape[0] == 1:
         a = a[0]
     if a.ndim == len(shape) - 1 and shape[0] == 1:
         a = a[None]
     if tuple(a.shape) != tuple(shape):
-        raise ValueError(f"{what} has shape {tuple(a.shape)}, the problem needs {tuple(shape)}")
+        raise ValueError(f"{what} has shape {given}, the problem needs {tuple(shape)}")
     if not np.issubdtype(a.dtype, np.number):
         raise ValueError(f"{what} is not numeric (dtype {a.dtype})")
     if not np.isfinite(a).all():

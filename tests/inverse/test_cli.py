@@ -24,7 +24,7 @@ def test_version(capsys):
 
 def test_demo_writes_posterior_and_figure(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--num-samples", "300", "--steps", "30", "--quiet"]) == 0
+    assert main(["demo", "--toy", "--out", str(out), "--num-samples", "300", "--steps", "30", "--quiet"]) == 0
     post = open_posterior(out / "posterior.nc")
     assert post.samples.shape == (300, 2) and post.truth is not None
     assert post.diagnostics["sliced_wasserstein"] > 0
@@ -32,17 +32,18 @@ def test_demo_writes_posterior_and_figure(tmp_path, capsys):
     assert "posterior.nc" in capsys.readouterr().out
     # a second run refuses to overwrite, in one line, and leaves the files alone
     before = (out / "posterior.nc").read_bytes()
-    assert main(["demo", "--out", str(out), "--quiet"]) == 2
+    assert main(["demo", "--toy", "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "already exists" in err
     assert (out / "posterior.nc").read_bytes() == before
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["demo", "--sampler", "dsp"], "did you mean 'dps'"),
+    (["demo", "--sampler", "dpss"], "did you mean 'dps'"),
     (["demo", "--num-samples", "many"], "invalid int value"),
     (["demo", "--num-samples", "1"], "at least 2"),
-    (["demo", "--steps", "0"], "num_steps must be at least 1"),
+    (["demo", "--toy", "--num-samples", "1"], "at least 2"),
+    (["demo", "--toy", "--steps", "0"], "num_steps must be at least 1"),
     (["frobnicate"], "invalid choice"),
     (["demo", "--bogus"], "unrecognized arguments"),
 ])
