@@ -2,11 +2,19 @@
 
 from samplers.base import Counters, Sampler, SamplerError, SamplerState, make_generator, run
 from samplers.dps import DPS
+from samplers.eki import EnsembleKalmanInversion
+from samplers.enkg import EnsembleKalmanGuidance
+from samplers.afes import ApproximationFreeEnsemble
 from samplers.mcg import MCG
+from samplers.mcgdiff import MCGdiff
 from samplers.posterior import Posterior, open_posterior
 from samplers.registry import SAMPLERS, get_sampler
 from samplers.schedules import karras_sigmas
+from samplers.smc import SMCSampler
+from samplers.tds import TwistedDiffusionSampler
 
 __all__ = ["Counters", "Sampler", "SamplerError", "SamplerState", "make_generator", "run", "DPS", "MCG",
            "Posterior", "open_posterior", "karras_sigmas", "get_sampler", "SAMPLERS"]
 
+__all__ += ["EnsembleKalmanGuidance", "EnsembleKalmanInversion"]
+__all__ += ["SMCSampler", "TwistedDiffusionSampler", "MCGdiff", "ApproximationFreeEnsemble"]

@@ -6,12 +6,19 @@ import difflib
 
 from samplers.base import Sampler
 from samplers.dps import DPS
+from samplers.eki import EnsembleKalmanInversion
+from samplers.enkg import EnsembleKalmanGuidance
+from samplers.afes import ApproximationFreeEnsemble
 from samplers.mcg import MCG
+from samplers.mcgdiff import MCGdiff
+from samplers.tds import TwistedDiffusionSampler
 
 __all__ = ["SAMPLERS", "get_sampler"]
 
 #: command-line names of the samplers
 SAMPLERS: dict[str, type] = {"dps": DPS, "mcg": MCG}
+SAMPLERS.update({"enkg": EnsembleKalmanGuidance, "eki": EnsembleKalmanInversion})  # derivative-free (issue 5)
+SAMPLERS.update({"tds": TwistedDiffusionSampler, "mcgdiff": MCGdiff, "afes": ApproximationFreeEnsemble})  # SMC (issue 5)
 
 
 def get_sampler(name: str, **kwargs) -> Sampler:

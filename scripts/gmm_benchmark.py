@@ -3,12 +3,18 @@
 Each cell (d, dy, steps, sampler) runs ``--seeds`` independent instances (the seed draws the
 weights, operator, truth and noise) and records sliced Wasserstein-1 to exact posterior samples
 beside the floor (two exact sets of the same size), the mode-weight total variation beside its
-floor, wall time and NFE per sample. Results are appended to a JSON-lines file as they finish
+floor, wall time and NFE per sample. SMC samplers (tds, mcgdiff, afes) also record their
+log-evidence estimate and its error ``|log Z_hat - log Z|`` against the exact evidence (the error of
+``log Z``, i.e. ``|log(Z_hat / Z)|``); ``--particles`` runs each cell at several particle counts
+(one particle per returned sample, so the floor is that of ``particles`` samples).
+Results are appended to a JSON-lines file as they finish
 (a re-run skips finished cells), and ``--report`` writes the Markdown table into BENCHMARKS.md.
 
     python scripts/gmm_benchmark.py --d 8 80 800 --dy 1 2 4 --steps 20 100 --seeds 20 \
         --out data/benchmarks/gmm.jsonl
     python scripts/gmm_benchmark.py --report data/benchmarks/gmm.jsonl --markdown BENCHMARKS.md
+    python scripts/gmm_benchmark.py --d 8 80 --dy 1 2 4 --steps 100 --seeds 5 --samplers tds mcgdiff afes dps \
+        --particles 16 64 256 --out data/benchmarks/smc.jsonl
 """
 
 from __future__ import annotations
@@ -42,57 +48,73 @@ def run_cells(args) -> None:
     if out.exists():
         for line in out.read_text().splitlines():
             r = json.loads(line)
-            done.add((r["d"], r["dy"], r["steps"], r["sampler"], r["seed"]))
+            done.add((r["d"], r["dy"], r["steps"], r["sampler"], r["seed"], r["num_samples"]))
     torch.set_num_threads(args.threads)
+    counts = args.particles or [args.num_samples]
     for d in args.d:
         for dy in args.dy:
             for steps in args.steps:
                 for name in args.samplers:
-                    for seed in range(args.seeds):
-                        key = (d, dy, steps, name, seed)
-                        if key in done:
-                            continue
-                        case = gmm_case(d, dy, seed)
-                        sampler = get_sampler(name, num_steps=steps, **SETTINGS.get(name, {}))
-                        r = evaluate_sampler(case, sampler, args.num_samples, seed=seed, num_slices=args.slices)
-                        r.pop("posterior")
-                        rec = {"d": d, "dy": dy, "steps": steps, "sampler": name, "seed": seed, **r,
-                               "settings": SETTINGS.get(name, {}), "num_samples": args.num_samples,
-                               "threads": args.threads}
-                        with open(out, "a") as f:
-                            f.write(json.dumps(rec) + "\n")
-                        print(f"d={d} dy={dy} steps={steps} {name} seed={seed}: sw/floor="
-                              f"{r['sw'] / r['sw_floor']:.2f} tv={r['tv']:.3f} {r['time_s']:.1f}s", flush=True)
+                    for n in counts:
+                        for seed in range(args.seeds):
+                            if (d, dy, steps, name, seed, n) in done:
+                                continue
+                            rec = run_one(d, dy, steps, name, seed, n, args)
+                            with open(out, "a") as f:
+                                f.write(json.dumps(rec) + "\n")
+                            dz = rec.get("log_evidence_abs_err")
+                            print(f"d={d} dy={dy} steps={steps} {name} n={n} seed={seed}: sw/floor="
+                                  f"{rec['sw'] / rec['sw_floor']:.2f} tv={rec['tv']:.3f}"
+                                  + (f" |dlogZ|={dz:.3f}" if dz is not None else "") + f" {rec['time_s']:.1f}s", flush=True)
 
 
-def report(paths, markdown: str | None, command: str) -> str:
+def run_one(d, dy, steps, name, seed, n, args) -> dict:
+    """One cell and seed: scores, and for SMC samplers the evidence estimate beside the exact one."""
+    case = gmm_case(d, dy, seed)
+    sampler = get_sampler(name, num_steps=steps, **SETTINGS.get(name, {}))
+    r = evaluate_sampler(case, sampler, n, seed=seed, num_slices=args.slices)
+    diag = r.pop("posterior").diagnostics
+    rec = {"d": d, "dy": dy, "steps": steps, "sampler": name, "seed": seed, **r,
+           "settings": SETTINGS.get(name, {}), "num_samples": n, "particles": n, "threads": args.threads}
+    if "log_evidence" in diag:
+        rec.update(log_evidence=diag["log_evidence"], log_evidence_exact=case.log_evidence,
+                   log_evidence_abs_err=abs(diag["log_evidence"] - case.log_evidence),
+                   final_ess=diag["final_ess"], num_resampling=diag["num_resampling"])
+    return rec
+
+
+def report(paths, markdown: str | None, command: str, block: str = "gmm-table",
+           title: str = "Gaussian-mixture exact posterior") -> str:
     recs = [json.loads(line) for p in paths for line in Path(p).read_text().splitlines() if line.strip()]
     cells = {}
     for r in recs:
-        cells.setdefault((r["d"], r["dy"], r["steps"], r["sampler"]), []).append(r)
+        cells.setdefault((r["d"], r["dy"], r["steps"], r["sampler"], r["num_samples"]), []).append(r)
     lines = [
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"torch {torch.__version__}, {recs[0]['threads'] if recs else 1} thread(s); "
-        f"{recs[0]['num_samples'] if recs else '-'} samples per run; 1000 slices; float64; "
+        "samples per run = particles (column n); 1000 slices; float64; "
         f"table written {dt.date.today().isoformat()}.",
-        "Settings: " + ", ".join(f"{k} {v}" for k, v in SETTINGS.items()) + " (guidance in the paper's VP units).",
+        "Settings: " + ", ".join(f"{k} {v}" for k, v in SETTINGS.items()) + " (guidance in the paper's VP units); "
+        "SMC samplers at their defaults. |dlog Z|: median |log Z_hat - log Z| over seeds (SMC only).",
         "",
-        "| d | dy | steps | sampler | seeds | SW (mean) | floor (mean) | SW / floor (median [q10, q90]) "
-        "| mode TV | TV floor | time / run (s) | NFE / sample |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| d | dy | steps | sampler | n | seeds | SW (mean) | floor (mean) | SW / floor (median [q10, q90]) "
+        "| mode TV | TV floor | abs. log-evidence error (median) | time / run (s) | NFE / sample |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key in sorted(cells):
         rs = cells[key]
         ratio = sorted(r["sw"] / r["sw_floor"] for r in rs)
         q = lambda p: ratio[min(len(ratio) - 1, int(p * len(ratio)))]  # noqa: E731
         mean = lambda k: statistics.fmean(r[k] for r in rs)  # noqa: E731
-        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | {len(rs)} | {mean('sw'):.3f} | "
+        dz = [r["log_evidence_abs_err"] for r in rs if "log_evidence_abs_err" in r]
+        dz_txt = f"{statistics.median(dz):.3f}" if dz else "-"
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | {key[4]} | {len(rs)} | {mean('sw'):.3f} | "
                      f"{mean('sw_floor'):.3f} | {statistics.median(ratio):.1f} [{q(0.1):.1f}, {q(0.9):.1f}] | "
-                     f"{mean('tv'):.3f} | {mean('tv_floor'):.3f} | {mean('time_s'):.2f} | "
+                     f"{mean('tv'):.3f} | {mean('tv_floor'):.3f} | {dz_txt} | {mean('time_s'):.2f} | "
                      f"{mean('nfe_per_sample'):.0f} |")
     table = "\n".join([f"Command: `{command}`", ""] + lines)
     if markdown:
-        replace_markdown_block(markdown, "gmm-table", "Gaussian-mixture exact posterior", table)
+        replace_markdown_block(markdown, block, title, table)
     return table
 
 
@@ -104,15 +126,19 @@ def main(argv=None) -> int:
     p.add_argument("--samplers", nargs="+", default=["dps", "mcg"])
     p.add_argument("--seeds", type=int, default=20)
     p.add_argument("--num-samples", type=int, default=1000)
+    p.add_argument("--particles", type=int, nargs="+", default=None,
+                   help="run every cell at these particle counts (num_samples = particles); overrides --num-samples")
     p.add_argument("--slices", type=int, default=1000)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="data/benchmarks/gmm.jsonl")
     p.add_argument("--report", nargs="+", metavar="JSONL", help="write the table from these result files")
     p.add_argument("--markdown", default=None, help="Markdown file whose GMM table block is replaced")
     p.add_argument("--command", default="python scripts/gmm_benchmark.py --d 8 80 800 --dy 1 2 4 --steps 20 100 --seeds 20")
+    p.add_argument("--block", default="gmm-table", help="name of the BENCHMARKS.md block to replace")
+    p.add_argument("--title", default="Gaussian-mixture exact posterior", help="heading of that block")
     args = p.parse_args(argv)
     if args.report:
-        print(report(args.report, args.markdown, args.command))
+        print(report(args.report, args.markdown, args.command, args.block, args.title))
         return 0
     t0 = time.time()
     run_cells(args)
