@@ -5,7 +5,8 @@ from samplers.posterior import Posterior, open_posterior, package_version
 
 __version__ = package_version()
 
-__all__ = ["InverseProblem", "Posterior", "open_posterior", "calibrate", "__version__"]
+__all__ = ["InverseProblem", "Posterior", "open_posterior", "calibrate", "reconstruct", "simulate",
+           "open_measurements", "__version__"]
 
 
 def __getattr__(name):
@@ -14,4 +15,12 @@ def __getattr__(name):
         from inverse.calibration import calibrate
 
         return calibrate
+    if name == "reconstruct":
+        from inverse.reconstruct import reconstruct
+
+        return reconstruct
+    if name in ("simulate", "open_measurements"):
+        from inverse import measurements
+
+        return getattr(measurements, name)
     raise AttributeError(f"module 'inverse' has no attribute {name!r}")

@@ -33,6 +33,10 @@ __all__ = ["reconstruct", "summarize", "DEFAULT_SETTINGS", "format_summary"]
 DEFAULT_SETTINGS = {
     "dps": {"*": {"num_steps": 100, "zeta": 1.0}, "ct": {"num_steps": 100, "zeta": 0.3}},
     "mcg": {"*": {"num_steps": 100, "alpha": 0.3}},
+    "enkg": {"*": {"num_steps": 30}},
+    "tds": {"*": {"num_steps": 50}},
+    "mcgdiff": {"*": {"num_steps": 50}},
+    "afes": {"*": {"num_steps": 50}},
 }
 
 
