@@ -1,0 +1,129 @@
+"""Delayed acceptance (Christen & Fox 2005) and multilevel delayed acceptance (MLDA; Lykkegaard et al. 2023).
+
+Levels ``Phi_0, ..., Phi_L`` (coarsest first, ``Phi_L`` the accurate potential) share the Gaussian prior
+``mu_0``; ``pi_l(du) ∝ exp(-Phi_l(u)) mu_0(du)``. Level 0 moves by pCN (:mod:`samplers.pcn`), reversible
+for ``pi_0``. A level-``l`` proposal is the end ``v`` of a sub-chain of ``J_l`` level-``(l-1)`` steps
+started at the current state ``u``; the sub-chain is reversible for ``pi_{l-1}``, so the proposal kernel
+satisfies ``pi_{l-1}(u) q(u, v) = pi_{l-1}(v) q(v, u)`` and the Metropolis-Hastings ratio for ``pi_l`` is
+
+    alpha_l(u, v) = min(1, exp([Phi_l(u) - Phi_l(v)] - [Phi_{l-1}(u) - Phi_{l-1}(v)]))
+
+(Lykkegaard, Dodwell, Fox, Mingas & Scheichl 2023, SIAM/ASA JUQ 11, Algorithm 3 and Theorem 3.2). The
+chain is exact for ``pi_L`` whatever the coarse levels are (biased grids, surrogates), and the
+sub-chain length may be random as long as its law does not depend on the state: here ``J`` is fixed, or
+uniform on ``{1, ..., J_l}`` with ``randomize=True``. With ``J = 1`` and two levels this is Christen and
+Fox's delayed acceptance with a pCN first stage. A sub-chain that ends where it started needs no fine
+solve (the proposal equals the state). Evaluations, judged proposals and acceptances are counted per
+level in the :class:`~samplers.chains.ChainState`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from priors.function_space import GaussianMeasure
+from samplers.chains import ChainState, MCMCKernel, _metropolis
+from samplers.pcn import pcn_proposal
+
+__all__ = ["MLDA", "DelayedAcceptance"]
+
+
+class MLDA(MCMCKernel):
+    """Multilevel delayed-acceptance kernel with pCN on the coarsest level (module docstring).
+
+    Parameters
+    ----------
+    levels : potentials ``Phi_0, ..., Phi_L``, coarsest first (at least 2)
+    measure : the Gaussian prior of ``u``
+    subchain_lengths : ``J_1, ..., J_L`` (an int is used for every level)
+    beta : pCN step size of level 0
+    randomize : draw each sub-chain length uniformly from ``{1, ..., J_l}`` (state-independent)
+
+    Example::
+
+        import torch
+        from forward_models import MatrixOperator, Gaussian, InverseProblem
+        from priors.function_space import StandardGaussian
+        from samplers.potential import Potential
+        from samplers.delayed_acceptance import MLDA
+        from samplers.chains import run_chains
+        A = torch.eye(2, dtype=torch.float64)
+        fine = InverseProblem.simulate(MatrixOperator(A), Gaussian(0.3), torch.ones(2, dtype=torch.float64), seed=0)
+        coarse = InverseProblem(MatrixOperator(1.1 * A), fine.y, fine.noise)       # a biased coarse model
+        kernel = MLDA([Potential(coarse, name="coarse"), Potential(fine, name="fine")], StandardGaussian(2),
+                      subchain_lengths=5, beta=0.5)
+        result = run_chains(kernel, torch.zeros(4, 2), 300, seed=0)
+        result.acceptance(), result.evaluations
+    """
+
+    def __init__(self, levels, measure: GaussianMeasure, subchain_lengths=5, beta: float = 0.2, *,
+                 randomize: bool = False):
+        levels = list(levels)
+        if len(levels) < 2:
+            raise ValueError(f"MLDA needs at least 2 levels (coarse ... fine), got {len(levels)}")
+        if not all(callable(l) for l in levels):
+            raise TypeError("MLDA: every level must be a callable potential (u (C, d) -> Phi (C,))")
+        if not isinstance(measure, GaussianMeasure):
+            raise TypeError(f"MLDA: measure must be a GaussianMeasure, got {type(measure).__name__}")
+        if isinstance(subchain_lengths, int):
+            subchain_lengths = [subchain_lengths] * (len(levels) - 1)
+        J = tuple(int(j) for j in subchain_lengths)
+        if len(J) != len(levels) - 1 or any(j < 1 for j in J) or any(j != s for j, s in zip(J, subchain_lengths)):
+            raise ValueError(f"MLDA: subchain_lengths must be {len(levels) - 1} integers >= 1, got {subchain_lengths}")
+        if not 0 < beta <= 1:
+            raise ValueError(f"MLDA: beta must lie in (0, 1], got {beta}")
+        self.levels, self.measure = levels, measure
+        self.subchain_lengths, self.beta, self.randomize = J, float(beta), bool(randomize)
+
+    def step(self, state: ChainState, generator: torch.Generator) -> ChainState:
+        """One transition on the finest level (which runs sub-chains on every coarser level)."""
+        return self.advance(self._level_step(len(self.levels) - 1, state, generator))
+
+    def _length(self, level: int, generator: torch.Generator) -> int:
+        J = self.subchain_lengths[level - 1]
+        if not self.randomize or J == 1:
+            return J
+        return int(torch.randint(1, J + 1, (1,), generator=generator))
+
+    def _level_step(self, level: int, state: ChainState, generator: torch.Generator) -> ChainState:
+        """One Metropolis-Hastings step on ``level`` for all chains; ``state.phi[:, :level + 1]`` known at ``state.u``."""
+        u, phi = state.u, state.phi
+        if level == 0:
+            v = pcn_proposal(self.measure, u, state.beta, generator)
+            phi_v = torch.full_like(phi, float("nan"))
+            phi_v[:, 0] = self.levels[0](v)
+            state = state.counted(0, len(v), len(v))
+            judged = torch.ones(len(v), dtype=torch.bool)
+            log_alpha = phi[:, 0] - phi_v[:, 0]
+        else:
+            sub = state
+            for _ in range(self._length(level, generator)):
+                sub = self._level_step(level - 1, sub, generator)
+            state = sub.__class__(u, phi, sub.beta, sub.iteration, sub.evaluations, sub.proposals, sub.accepts)
+            v, phi_v = sub.u, sub.phi.clone()
+            judged = (v != u).any(1)
+            idx = judged.nonzero().squeeze(1)
+            if len(idx):
+                phi_v[idx, level] = self.levels[level](v[idx])
+            state = state.counted(level, len(idx), len(idx))
+            log_alpha = (phi[:, level] - phi_v[:, level]) - (phi[:, level - 1] - phi_v[:, level - 1])
+        accept = _metropolis(log_alpha, generator) & judged
+        u = torch.where(accept[:, None], v, u)
+        phi = torch.where(accept[:, None], phi_v, phi)
+        state = state.counted(level, accepts=int(accept.sum()))
+        return state.__class__(u, phi, state.beta, state.iteration, state.evaluations, state.proposals, state.accepts)
+
+
+def DelayedAcceptance(coarse, fine, measure: GaussianMeasure, beta: float = 0.2, subchain_length: int = 1,
+                      *, randomize: bool = False) -> MLDA:
+    """Two-level delayed acceptance (Christen & Fox 2005) as an :class:`MLDA` kernel with levels ``[coarse, fine]``.
+
+    ``subchain_length = 1``: stage 1 is a pCN step on ``Phi_coarse``; only an accepted stage 1 costs a
+    fine solve, accepted with ``min(1, exp([Phi_f(u) - Phi_f(v)] - [Phi_c(u) - Phi_c(v)]))``.
+
+    Example::
+
+        from samplers.delayed_acceptance import DelayedAcceptance
+        # kernel = DelayedAcceptance(coarse_potential, fine_potential, measure, beta=0.3, subchain_length=10)
+    """
+    return MLDA([coarse, fine], measure, subchain_lengths=[subchain_length], beta=beta, randomize=randomize)

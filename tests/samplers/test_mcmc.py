@@ -1,0 +1,204 @@
+"""pCN, delayed acceptance / MLDA, the hybrid two-level estimator, checkpoints and surrogates (issue 6).
+
+Exactness is checked on linear-Gaussian problems whose posterior is known in closed form:
+``C_post = (C_0^{-1} + A^T A / s^2)^{-1}``, ``m_post = C_post (C_0^{-1} m_0 + A^T y / s^2)``; Monte Carlo
+error from the bulk ESS (ArviZ).
+"""
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from forward_models import Gaussian, InverseProblem, MatrixOperator
+from priors.function_space import DenseGaussian, MaternField, StandardGaussian
+from samplers.chains import run_chains
+from samplers.delayed_acceptance import MLDA, DelayedAcceptance
+from samplers.hybrid import hybrid_two_level
+from samplers.pcn import PCN, pcn_proposal
+from samplers.potential import Potential
+
+torch.set_num_threads(1)
+D, DY, SIGMA = 4, 3, 0.5
+
+
+def _linear_gaussian(nonzero_mean: bool, seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    A = torch.randn(DY, D, generator=g, dtype=torch.float64)
+    m0 = torch.tensor([2.0, -1.5, 0.5, 1.5], dtype=torch.float64) if nonzero_mean else torch.zeros(D, dtype=torch.float64)
+    B = torch.randn(D, D, generator=g, dtype=torch.float64)
+    C0 = B @ B.T / D + 0.5 * torch.eye(D, dtype=torch.float64)
+    mu = DenseGaussian(m0, C0)
+    problem = InverseProblem.simulate(MatrixOperator(A), Gaussian(SIGMA), mu.sample(1, g)[0], seed=seed + 2)
+    P = torch.linalg.inv(torch.linalg.inv(C0) + A.T @ A / SIGMA**2)
+    m = P @ (torch.linalg.solve(C0, m0) + A.T @ problem.y / SIGMA**2)
+    biased = InverseProblem(MatrixOperator(1.2 * A + 0.15), problem.y, problem.noise)  # deliberately wrong
+    return problem, biased, mu, m, P
+
+
+def _check_exact(result, m, P, z_max=4.5, cov_tol=0.2):
+    x = result.draws.reshape(-1, D)
+    ess = result.ess()
+    mcse = P.diagonal().sqrt().numpy() / np.sqrt(ess)
+    z = np.abs((x.mean(0) - m).numpy()) / mcse
+    assert z.max() < z_max, f"posterior mean off by {z.max():.1f} Monte Carlo standard errors"
+    rel = float(torch.linalg.matrix_norm(torch.cov(x.T) - P) / torch.linalg.matrix_norm(P))
+    assert rel < cov_tol, f"posterior covariance off by {rel:.3f} (relative Frobenius)"
+    assert np.nanmax(result.rhat()) < 1.05
+
+
+@pytest.mark.parametrize("nonzero_mean", [False, True])
+def test_pcn_matches_exact_posterior(nonzero_mean):
+    problem, _, mu, m, P = _linear_gaussian(nonzero_mean)
+    result = run_chains(PCN(Potential(problem), mu, 0.5), mu.sample(4, torch.Generator().manual_seed(0)), 3000,
+                        seed=0, warmup=300, target_acceptance=0.3)
+    _check_exact(result, m, P)
+
+
+def test_zero_mean_pcn_is_detectably_wrong():
+    problem, _, mu, m, P = _linear_gaussian(True)
+    result = run_chains(PCN(Potential(problem), mu, 0.5, centre_on_mean=False), mu.sample(4, torch.Generator().manual_seed(0)),
+                        3000, seed=0, warmup=300, target_acceptance=0.3)
+    x = result.draws.reshape(-1, D)
+    mcse = P.diagonal().sqrt().numpy() / np.sqrt(result.ess())
+    assert (np.abs((x.mean(0) - m).numpy()) / mcse).max() > 15
+
+
+@pytest.mark.parametrize("nonzero_mean", [False, True])
+def test_delayed_acceptance_exact_with_biased_coarse_model(nonzero_mean):
+    problem, biased, mu, m, P = _linear_gaussian(nonzero_mean)
+    kernel = MLDA([Potential(biased, name="coarse"), Potential(problem, name="fine")], mu, subchain_lengths=4,
+                  beta=0.5, randomize=True)
+    result = run_chains(kernel, mu.sample(4, torch.Generator().manual_seed(0)), 2000, seed=1, warmup=200,
+                        target_acceptance=0.3)
+    _check_exact(result, m, P)
+    acc = result.acceptance()
+    assert 0.05 < acc["fine"] < 0.95 and 0.05 < acc["coarse"] < 0.95
+    # a judged fine proposal costs exactly one fine solve (plus the initial one per chain)
+    assert result.evaluations[1] == result.proposals[1] + 4
+
+
+def test_three_level_mlda_exact():
+    problem, biased, mu, m, P = _linear_gaussian(True, seed=1)
+    coarser = InverseProblem(MatrixOperator(0.9 * problem.forward_model.A - 0.1), problem.y, problem.noise)
+    kernel = MLDA([Potential(coarser, name="l0"), Potential(biased, name="l1"), Potential(problem, name="fine")], mu,
+                  subchain_lengths=[3, 2], beta=0.5)
+    result = run_chains(kernel, mu.sample(4, torch.Generator().manual_seed(0)), 1500, seed=2, warmup=200,
+                        target_acceptance=0.3)
+    _check_exact(result, m, P, cov_tol=0.25)
+
+
+def test_delayed_acceptance_with_exact_coarse_accepts_everything_at_stage_two():
+    problem, _, mu, _, _ = _linear_gaussian(True)
+    kernel = DelayedAcceptance(Potential(problem, name="c"), Potential(problem, name="f"), mu, beta=0.5, subchain_length=3)
+    result = run_chains(kernel, mu.sample(2, torch.Generator().manual_seed(0)), 50, seed=0)
+    assert result.accepts[1] == result.proposals[1] > 0
+
+
+def test_resume_is_bit_identical(tmp_path):
+    problem, biased, mu, _, _ = _linear_gaussian(True)
+    make = lambda: MLDA([Potential(biased, name="coarse"), Potential(problem, name="fine")], mu, 3, 0.5, randomize=True)  # noqa: E731
+    u0 = mu.sample(3, torch.Generator().manual_seed(0))
+    kw = dict(seed=7, warmup=40, target_acceptance=0.3, adapt_every=10)
+    full = run_chains(make(), u0, 100, **kw)
+    ck = tmp_path / "chain.npz"
+    part = run_chains(make(), u0, 100, checkpoint=ck, checkpoint_every=15, stop_after=65, **kw)
+    assert part.draws.shape[1] == 25 and ck.is_file()
+    resumed = run_chains(make(), u0, 100, checkpoint=ck, checkpoint_every=15, **kw)
+    assert torch.equal(resumed.draws, full.draws) and torch.equal(resumed.potentials, full.potentials)
+    assert resumed.evaluations == full.evaluations and resumed.accepts == full.accepts and resumed.beta == full.beta
+    with pytest.raises(ValueError, match="different run configuration"):
+        run_chains(make(), u0, 200, checkpoint=ck, **kw)
+
+
+def test_hybrid_estimator_within_reported_error():
+    problem, _, mu, m, _ = _linear_gaussian(False)
+    surrogate = InverseProblem(MatrixOperator(1.05 * problem.forward_model.A + 0.05), problem.y, problem.noise)
+    est = hybrid_two_level(Potential(surrogate), Potential(problem), mu, mu.sample(4, torch.Generator().manual_seed(0)),
+                           base_iterations=2000, correction_steps=250, thin=5, beta=0.5, warmup=200, seed=3)
+    z = ((est.mean - m).abs() / est.variance.sqrt()).max()
+    assert z < 4.5, f"hybrid estimate off by {z:.1f} reported standard errors"
+    assert est.fine_solves == 4 * 251 and 0 < est.correction_acceptance <= 1
+    # the surrogate alone is biased: the correction matters
+    zb = ((est.base_mean - m).abs() / est.base_variance.sqrt()).max()
+    assert zb > z
+
+
+def test_matern_field_whitening_and_covariance():
+    prior = MaternField(8, num_modes=12, alpha=2.0, tau=3.0, sigma=4.0, mean=1.0)
+    g = torch.Generator().manual_seed(0)
+    xi = torch.randn(5, 12, generator=g, dtype=torch.float64)
+    assert torch.allclose(prior.whiten(prior.field(xi)), xi, atol=1e-10)
+    x = prior.sample(20000, g)
+    C = prior.covariance()
+    assert torch.allclose(x.mean(0), prior.mean, atol=5 * float(C.diagonal().max().sqrt()) / 20000**0.5)
+    assert float(torch.linalg.matrix_norm(torch.cov(x.T) - C) / torch.linalg.matrix_norm(C)) < 0.05
+    assert torch.allclose(prior.pointwise_std().reshape(-1) ** 2, C.diagonal())
+
+
+def test_bad_arguments():
+    problem, _, mu, _, _ = _linear_gaussian(False)
+    with pytest.raises(ValueError, match="beta"):
+        PCN(Potential(problem), mu, beta=1.5)
+    with pytest.raises(ValueError, match="at least 2 levels"):
+        MLDA([Potential(problem)], mu)
+    with pytest.raises(ValueError, match="subchain_lengths"):
+        MLDA([Potential(problem), Potential(problem)], mu, subchain_lengths=0)
+    with pytest.raises(ValueError, match="positive definite"):
+        DenseGaussian(torch.zeros(2), -torch.eye(2))
+    with pytest.raises(ValueError, match="num_modes"):
+        MaternField(4, num_modes=17)
+    with pytest.raises(ValueError, match="beta"):
+        pcn_proposal(StandardGaussian(2), torch.zeros(1, 2, dtype=torch.float64), 0.0, torch.Generator())
+    with pytest.raises(ValueError, match="num_iterations"):
+        run_chains(PCN(Potential(problem), mu), torch.zeros(2, D), 0)
+
+
+def test_surrogate_save_load_round_trip(tmp_path):
+    from forward_models.darcy import DarcyFlow
+    from forward_models.surrogate import load_surrogate, save_surrogate, train_surrogate
+
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    op = DarcyFlow(8, coefficient="exp", sensors=2)
+    prior = MaternField(8, num_modes=6, sigma=4.0)
+    x = prior.field(torch.randn(64, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
+    sur, card = train_surrogate(x, op(x), projection=prior.basis.float(), steps=30, hidden=(16,), log_output=True)
+    assert card["val_examples"] > 0 and card["val_relative_error_median"] < 1.0
+    save_surrogate(sur, tmp_path / "s", card)
+    with pytest.raises(FileExistsError):
+        save_surrogate(sur, tmp_path / "s", card)
+    back = load_surrogate(tmp_path / "s")
+    assert torch.equal(back(x[:5]), sur(x[:5])) and back.card["steps"] == 30
+    problem = InverseProblem(back, op(x[:1])[0].detach(), Gaussian(0.01))
+    assert torch.isfinite(Potential(problem, lambda u: prior.field(u))(torch.zeros(2, 6, dtype=torch.float64))).all()
+
+
+def test_latent_space_chain_runs_through_the_probability_flow_map():
+    from priors import GaussianPrior
+    from samplers.latent import latent_measure, latent_potential
+
+    prior = GaussianPrior(torch.tensor([1.0, -1.0], dtype=torch.float64), std=1.0)
+    problem = InverseProblem.simulate(MatrixOperator(torch.eye(2, dtype=torch.float64)), Gaussian(0.5),
+                                      torch.tensor([1.5, -0.5], dtype=torch.float64), seed=0)
+    fine, coarse = latent_potential(problem, prior, 8, name="fine"), latent_potential(problem, prior, 3, name="coarse")
+    kernel = MLDA([coarse, fine], latent_measure(prior), subchain_lengths=3, beta=0.5)
+    result = run_chains(kernel, torch.zeros(2, 2, dtype=torch.float64), 30, seed=0)
+    assert fine.transform.nfe == (2 * 8 - 1) * result.evaluations[1]
+    assert coarse.transform.nfe == (2 * 3 - 1) * result.evaluations[0]
+
+
+@pytest.mark.slow
+def test_latent_pcn_matches_gaussian_posterior():
+    from priors import GaussianPrior
+    from samplers.latent import latent_measure, latent_potential
+
+    prior = GaussianPrior(torch.tensor([1.0, -1.0], dtype=torch.float64), std=1.0)
+    problem = InverseProblem.simulate(MatrixOperator(torch.eye(2, dtype=torch.float64)), Gaussian(0.5),
+                                      torch.tensor([1.5, -0.5], dtype=torch.float64), seed=0)
+    pot = latent_potential(problem, prior, 24)
+    result = run_chains(PCN(pot, latent_measure(prior), 0.5), torch.zeros(4, 2, dtype=torch.float64), 1500, seed=0,
+                        warmup=200, target_acceptance=0.3)
+    x = pot.transform(result.draws.reshape(-1, 2))
+    exact = (prior.mean / 1.0 + problem.y / 0.25) / (1.0 + 1 / 0.25)
+    assert torch.allclose(x.mean(0), exact, atol=0.08)
