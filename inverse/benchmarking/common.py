@@ -1,0 +1,213 @@
+"""Shared pieces of the benchmark suite: settings, the machine header, a resumable result store,
+timers around the network and the forward model, and Markdown blocks.
+
+Every table of ``scripts/benchmark.py`` opens with :func:`machine_line` (machine, threads, seeds,
+date: the reproducibility facts a reader needs) and lives between marker comments of BENCHMARKS.md
+(:func:`inverse.report.replace_markdown_block`). Results are appended, one JSON object per line, to
+``<out_dir>/<benchmark>.jsonl`` as each cell finishes; :class:`ResultStore` skips cells whose key is
+already there, so an interrupted ``--all`` run resumes where it stopped (Stodden et al. 2016,
+"Enhancing reproducibility for computational methods", Science 354:1240, for the practice).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from inverse.report import replace_markdown_block
+
+__all__ = [
+    "BenchSettings",
+    "CallMeter",
+    "ResultStore",
+    "fmt",
+    "machine_line",
+    "mean_or_nan",
+    "meter_calls",
+    "write_block",
+]
+
+
+@dataclass
+class BenchSettings:
+    """Run-wide settings of the suite (from the command line of ``scripts/benchmark.py``).
+
+    ``quick``: tiny sizes, one seed, few steps (a smoke run); ``seeds``: instances per cell (None:
+    each benchmark's default, 20 for the GMM and imaging tables); ``out_dir``: where the JSON-lines
+    results go; ``markdown``: the file whose blocks are replaced (None: no Markdown);
+    ``threads``: ``torch.set_num_threads``; ``command``: the command line printed above each table.
+    """
+
+    quick: bool = False
+    seeds: int | None = None
+    out_dir: Path = Path("data/benchmarks/suite")
+    markdown: Path | None = None
+    threads: int = 1
+    command: str = "python scripts/benchmark.py --all"
+    log: object = print
+    extra: dict = field(default_factory=dict)
+
+    def n_seeds(self, full: int) -> int:
+        """Instances per cell: ``--seeds`` if given, else 1 in quick mode and ``full`` otherwise."""
+        if self.seeds is not None:
+            return int(self.seeds)
+        return 1 if self.quick else int(full)
+
+    def store(self, name: str) -> ResultStore:
+        """The result store ``<out_dir>/<name>.jsonl`` (``<name>-quick.jsonl`` in quick mode)."""
+        return ResultStore(Path(self.out_dir) / f"{name}{'-quick' if self.quick else ''}.jsonl")
+
+
+class ResultStore:
+    """Append-only JSON-lines results with resume: a record is skipped when its ``key`` is present.
+
+    ``key`` is a JSON-able dict naming the cell (benchmark, problem, sampler, seed, settings);
+    two keys are equal when their canonical JSON (sorted keys) is equal.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self._records = []
+        if self.path.exists():
+            for line in self.path.read_text().splitlines():
+                if line.strip():
+                    self._records.append(json.loads(line))
+        self._done = {self._canon(r["key"]) for r in self._records if "key" in r}
+
+    @staticmethod
+    def _canon(key: dict) -> str:
+        return json.dumps(key, sort_keys=True, default=str)
+
+    def done(self, key: dict) -> bool:
+        """Whether a record with this key is stored."""
+        return self._canon(key) in self._done
+
+    def add(self, key: dict, record: dict) -> dict:
+        """Append ``{"key": key, **record}`` (flushed at once) and return it."""
+        rec = {"key": key, **record}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as f:
+            f.write(json.dumps(rec, default=float) + "\n")
+        self._records.append(rec)
+        self._done.add(self._canon(key))
+        return rec
+
+    def records(self, **match) -> list[dict]:
+        """Stored records whose key contains every ``match`` item."""
+        return [r for r in self._records if all(r.get("key", {}).get(k) == v for k, v in match.items())]
+
+
+class CallMeter:
+    """Counts and times the calls of one function, including the backward pass through its output.
+
+    ``calls``: number of calls; ``items``: batch items processed (first argument's leading size);
+    ``seconds``: wall time inside the calls plus, when the output takes part in a backward pass,
+    the time between the gradient reaching the output and leaving the input (autograd hooks), so a
+    vector-Jacobian product through the network is charged to the network.
+    """
+
+    def __init__(self):
+        self.calls = 0
+        self.items = 0
+        self.seconds = 0.0
+        self._bwd_start = None
+
+    def wrap(self, fn):
+        """``fn`` with metering (a new function; ``fn`` is unchanged)."""
+        def timed(x, *args, **kwargs):
+            self.calls += 1
+            self.items += int(x.shape[0]) if getattr(x, "ndim", 0) else 1
+            track = torch.is_grad_enabled() and isinstance(x, torch.Tensor) and x.requires_grad
+            if track:
+                x = x.view_as(x)
+                x.register_hook(self._bwd_end)
+            t0 = time.perf_counter()
+            out = fn(x, *args, **kwargs)
+            self.seconds += time.perf_counter() - t0
+            if track and isinstance(out, torch.Tensor) and out.requires_grad:
+                out = out.view_as(out)
+                out.register_hook(self._bwd_begin)
+            return out
+        return timed
+
+    def _bwd_begin(self, grad):
+        self._bwd_start = time.perf_counter()
+        return grad
+
+    def _bwd_end(self, grad):
+        if self._bwd_start is not None:
+            self.seconds += time.perf_counter() - self._bwd_start
+            self._bwd_start = None
+        return grad
+
+
+@contextlib.contextmanager
+def meter_calls(obj, method: str):
+    """Meter ``obj.<method>`` (an instance attribute shadows the class method) for the ``with`` block.
+
+    Example::
+
+        with meter_calls(prior, "denoise") as net, meter_calls(forward_model, "forward") as fwd:
+            post = sampler.sample(problem, prior, 4)
+        share = (net.seconds + fwd.seconds) / wall
+    """
+    meter = CallMeter()
+    had = method in vars(obj)
+    original = getattr(obj, method)
+    object.__setattr__(obj, method, meter.wrap(original))
+    try:
+        yield meter
+    finally:
+        if had:
+            object.__setattr__(obj, method, original)
+        else:
+            object.__delattr__(obj, method)
+
+
+def machine_line(threads: int, seeds, note: str = "") -> str:
+    """One line with the machine, torch version, threads, seeds and today's date (every table has one)."""
+    try:
+        load = f"; load average at write {os.getloadavg()[0]:.1f}"
+    except OSError:  # pragma: no cover - not on every OS
+        load = ""
+    line = (f"Machine: {platform.machine()} ({platform.processor() or 'cpu'}), {os.cpu_count()} cores, "
+            f"torch {torch.__version__}, {threads} thread(s){load}; seeds: {seeds}; "
+            f"written {dt.date.today().isoformat()}.")
+    return line + (f" {note}" if note else "")
+
+
+def write_block(settings: BenchSettings, key: str, heading: str, body: str) -> str:
+    """Prefix ``body`` with the command and replace block ``key`` of ``settings.markdown`` (if any)."""
+    table = f"Command: `{settings.command}`\n\n{body}"
+    if settings.markdown is not None:
+        replace_markdown_block(settings.markdown, key, heading, table)
+    return table
+
+
+def fmt(v, digits: int = 3) -> str:
+    """A table cell: numbers with ``digits`` decimals, None / NaN as '-'."""
+    if v is None:
+        return "-"
+    if isinstance(v, str):
+        return v
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if f != f:
+        return "-"
+    return f"{f:.{digits}f}"
+
+
+def mean_or_nan(values) -> float:
+    """Mean of the finite numbers in ``values`` (NaN when none)."""
+    vals = [float(v) for v in values if v is not None and float(v) == float(v)]
+    return sum(vals) / len(vals) if vals else float("nan")

@@ -1,0 +1,107 @@
+"""The benchmark suite: every sampler against the anchors, side by side, in one run (issue 9).
+
+Sub-benchmarks (``inverse.benchmarking``; ``--only`` picks some, ``--all`` runs them all):
+
+    gmm            Gaussian-mixture exact posterior: all samplers vs the floor (SW, mode TV, time, NFE)
+    imaging        CT (30 views) and MRI (x4 / x8, single- and multi-coil) 64 x 64 with phantoms-64:
+                   our samplers, deepinv DPS / DiffPIR on the same prior, FBP / zero-filled, TV
+    navier-stokes  EnKG / DPS / EKI at equal forward budget (scripts/bench_enkg_ns.py)
+    fwi            DPS / MCG / SMC vs L-BFGS from a smoothed truth
+    trace-interp   seismic trace interpolation: zero-filled, linear, DPS through the wave equation
+    tables         two-level MCMC (scripts/bench_mcmc_darcy.py) and calibration (scripts/bench_calibration.py)
+    overhead       share of each sampler's wall time inside the network and the forward model
+
+Results go, one JSON object per finished cell, to ``--out-dir/<name>.jsonl`` (a re-run skips finished
+cells, so an interrupted run resumes); the tables replace their blocks in ``--markdown`` and a summary
+with each sub-benchmark's run time goes to ``--out-dir/suite.json``. ``--quick`` is a smoke run
+(tiny sizes, one seed, a few steps; results ``*-quick.jsonl``) whose tables go to a copy of
+BENCHMARKS.md in ``--out-dir`` unless ``--markdown`` is given.
+
+    python scripts/benchmark.py --all                        # regenerates BENCHMARKS.md (hours: see its header)
+    python scripts/benchmark.py --quick --all --out-dir /tmp/bench   # smoke run, ~3 min
+    python scripts/benchmark.py --only gmm overhead --seeds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from inverse.benchmarking import BENCHMARKS, BenchSettings, run_benchmark
+
+__all__ = ["main", "parse_args"]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Command line (module docstring)."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="run every sub-benchmark")
+    which.add_argument("--only", nargs="+", choices=list(BENCHMARKS), metavar="NAME",
+                       help=f"run these sub-benchmarks ({', '.join(BENCHMARKS)})")
+    p.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, one seed, few steps")
+    p.add_argument("--seeds", type=int, default=None, help="instances per cell (default: each benchmark's own)")
+    p.add_argument("--out-dir", default=str(ROOT / "data" / "benchmarks" / "suite"))
+    p.add_argument("--markdown", default=None,
+                   help="Markdown file whose blocks are replaced (default: BENCHMARKS.md; with --quick a copy in --out-dir)")
+    p.add_argument("--no-markdown", action="store_true", help="write JSON only")
+    p.add_argument("--threads", type=int, default=1)
+    return p.parse_args(argv)
+
+
+def _markdown(args, out_dir: Path) -> Path | None:
+    if args.no_markdown:
+        return None
+    if args.markdown:
+        return Path(args.markdown)
+    if args.quick:  # never touch the real file in a smoke run
+        copy = out_dir / "BENCHMARKS-quick.md"
+        if not copy.exists():
+            out_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(ROOT / "BENCHMARKS.md", copy)
+        return copy
+    return ROOT / "BENCHMARKS.md"
+
+
+def main(argv=None) -> int:
+    """Run the selected sub-benchmarks; print each table and the run times."""
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    out_dir = Path(args.out_dir)
+    names = list(BENCHMARKS) if args.all else args.only
+    shown = " ".join(argv if argv is not None else sys.argv[1:])
+    settings = BenchSettings(quick=args.quick, seeds=args.seeds, out_dir=out_dir, markdown=_markdown(args, out_dir),
+                             threads=args.threads, command=f"python scripts/benchmark.py {shown}".strip(),
+                             log=lambda s: print(s, flush=True))
+    t0 = time.perf_counter()
+    summary = {"command": settings.command, "date": dt.datetime.now().isoformat(timespec="seconds"),
+               "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+               "threads": args.threads, "quick": args.quick, "seeds": args.seeds, "benchmarks": {}}
+    for name in names:
+        print(f"== {name}", flush=True)
+        r = run_benchmark(name, settings)
+        summary["benchmarks"][name] = {"seconds": r["seconds"]}
+        print(r["table"], flush=True)
+        print(f"== {name}: {r['seconds']:.1f} s", flush=True)
+    summary["total_seconds"] = time.perf_counter() - t0
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"suite{'-quick' if args.quick else ''}.json").write_text(json.dumps(summary, indent=1))
+    print(f"done in {summary['total_seconds']:.0f} s: " + ", ".join(f"{k} {v['seconds']:.0f} s"
+                                                               for k, v in summary["benchmarks"].items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,89 @@
+"""Quick mode of the benchmark suite (scripts/benchmark.py, inverse.benchmarking), run in-process into tmp_path."""
+
+import json
+
+import pytest
+import torch
+
+from inverse.benchmarking import BenchSettings, run_benchmark
+from inverse.benchmarking.common import ResultStore, meter_calls
+from inverse.benchmarking.scripts import load_script
+from inverse.benchmarking.trace_interp import linear_trace_interpolation, snr_db
+
+
+def _settings(tmp_path, **kw):
+    md = tmp_path / "BENCHMARKS.md"
+    md.write_text("# Benchmarks\n\nheader paragraph\n")
+    return BenchSettings(quick=True, out_dir=tmp_path / "out", markdown=md, log=lambda s: None, **kw)
+
+
+def test_gmm_quick_writes_block_and_resumes(tmp_path):
+    s = _settings(tmp_path)
+    r = run_benchmark("gmm", s)
+    text = s.markdown.read_text()
+    assert "<!-- suite-gmm:begin -->" in text and "header paragraph" in text
+    assert "seeds: 0-0 per cell" in r["table"] and "thread(s)" in r["table"] and "written" in r["table"]
+    lines = (tmp_path / "out" / "gmm-quick.jsonl").read_text().splitlines()
+    assert {json.loads(x)["key"]["sampler"] for x in lines} == {"dps", "mcg", "tds", "mcgdiff", "afes", "enkg", "eki"}
+    run_benchmark("gmm", s)  # resume: every cell is done, nothing is appended
+    assert len((tmp_path / "out" / "gmm-quick.jsonl").read_text().splitlines()) == len(lines)
+
+
+def test_trace_interp_quick(tmp_path):
+    s = _settings(tmp_path)
+    r = run_benchmark("trace-interp", s)
+    recs = ResultStore(tmp_path / "out" / "trace_interp-quick.jsonl").records()
+    assert {x["key"]["method"] for x in recs} == {"zero-filled", "linear", "dps-wave"}
+    zf = [x for x in recs if x["key"]["method"] == "zero-filled"]
+    assert all(abs(x["snr_missing"]) < 1e-9 for x in zf)  # zero-filled recovers nothing on missing traces
+    assert "| random-50% | linear |" in r["table"]
+
+
+def test_cli_quick_only_gmm(tmp_path):
+    md = tmp_path / "copy.md"
+    md.write_text("# Benchmarks\n")
+    assert load_script("benchmark").main(["--quick", "--only", "gmm", "--out-dir", str(tmp_path), "--markdown", str(md)]) == 0
+    summary = json.loads((tmp_path / "suite-quick.json").read_text())
+    assert summary["quick"] and "gmm" in summary["benchmarks"]
+    assert "suite-gmm" in md.read_text()
+
+
+def test_linear_trace_interpolation_exact_on_linear_moveout():
+    r = torch.arange(10.0)
+    x = (2.0 * r + 1.0).expand(1, 5, 10).clone()   # linear across receivers
+    mask = torch.ones(1, 10)
+    mask[0, [2, 3, 6]] = 0
+    y = x * mask[:, None, :]
+    assert torch.allclose(linear_trace_interpolation(y, mask), x)
+    assert snr_db(x, x + 1e-3) > 40
+
+
+def test_meter_calls_counts_backward_and_restores():
+    lin = torch.nn.Linear(3, 3)
+
+    class Box:
+        def f(self, x):
+            return lin(x)
+
+    box = Box()
+    with meter_calls(box, "f") as m:
+        x = torch.randn(4, 3, requires_grad=True)
+        box.f(x).sum().backward()
+    assert m.calls == 1 and m.items == 4 and m.seconds > 0 and x.grad is not None
+    assert "f" not in vars(box)
+
+
+def test_result_store_keys(tmp_path):
+    st = ResultStore(tmp_path / "r.jsonl")
+    st.add({"a": 1, "b": [1, 2]}, {"v": 3.0})
+    again = ResultStore(tmp_path / "r.jsonl")
+    assert again.done({"b": [1, 2], "a": 1}) and not again.done({"a": 2, "b": [1, 2]})
+    assert again.records(a=1)[0]["v"] == 3.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["fwi", "imaging", "overhead", "navier-stokes"])
+def test_heavier_quick_benchmarks(tmp_path, name):
+    s = _settings(tmp_path)
+    r = run_benchmark(name, s)
+    assert "Machine:" in r["table"] and "seeds:" in r["table"]
