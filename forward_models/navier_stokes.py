@@ -180,7 +180,9 @@ class NavierStokes2D(ForwardModel):
         dealias[0, 0] = 0.0  # advection has zero mean (div-free velocity)
         inv_k2 = torch.where(k2 > 0, 1.0 / k2.clamp_min(1.0), torch.zeros_like(k2))
         # forcing -A cos(k y) in rfft2 coefficients (norm='forward'): -A/2 at (0, k) (its mirror (0, -k) implied)
-        forcing_hat = torch.zeros(m, m // 2 + 1, dtype=torch.complex128)
+        # real coefficients, kept as a real buffer: Module.to(float32) would drop the imaginary part of a
+        # complex buffer (with a warning), so no complex buffers here
+        forcing_hat = torch.zeros(m, m // 2 + 1, dtype=torch.float64)
         kf = self.forcing_wavenumber
         forcing_hat[0, kf] = -self.forcing_amplitude * (1.0 if kf == 0 else 0.5)
         self.register_buffer("kx", kx.contiguous(), persistent=False)

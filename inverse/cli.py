@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     from inverse.calibration import cli as calibration_cli
 
     calibration_cli.add_parser(sub)
+    __import__("inverse.surrogate_cli", fromlist=["add_parser"]).add_parser(sub)  # issue 6
     pl = sub.add_parser("plot", help="figures of a result file: posterior images, or calibration summary / trace / pair plots")
     pl.add_argument("file", help="a NetCDF written by 'inverse reconstruct', 'inverse calibrate' or 'inverse demo'")
     pl.add_argument("--out", default=None, help="output directory for the PNG files (default: beside FILE)")
@@ -95,8 +96,9 @@ def _add_simulate_reconstruct(sub) -> None:
     s.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     r = sub.add_parser("reconstruct", help="sample the posterior of a measurement file")
     r.add_argument("measurements", help="a file written by 'inverse simulate'")
-    r.add_argument("--prior", default=None, help="shipped prior name or directory (default: the problem's prior)")
-    r.add_argument("--sampler", default="dps", help="sampler name (default dps; see 'inverse reconstruct --help')")
+    r.add_argument("--prior", default=None, help="shipped prior name, directory, or gaussian[:STD] (default: the problem's prior)")
+    r.add_argument("--sampler", default=None, help="sampler name: dps, mcg, tds, mcgdiff, afes, enkg, eki "
+                   "(default: dps; mcg for seismic-interp)")
     r.add_argument("--num-samples", type=int, default=8, help="posterior samples (default 8)")
     r.add_argument("--steps", type=int, default=None, help="sampler steps (default: the tuned setting)")
     r.add_argument("-s", "--sampler-option", action="append", default=[], metavar="KEY=VALUE",
@@ -108,6 +110,11 @@ def _add_simulate_reconstruct(sub) -> None:
     r.add_argument("--overwrite", action="store_true", help="replace existing output files")
     r.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--checkpoint", default=None, metavar="FILE",
+                   help="save the sampler state to FILE (safetensors) every --checkpoint-every steps and on Ctrl-C")
+    r.add_argument("--checkpoint-every", type=int, default=10, metavar="K", help="steps between checkpoints (default 10)")
+    r.add_argument("--resume", action="store_true",
+                   help="continue from --checkpoint FILE (same measurements, prior, sampler settings and seed)")
 
 
 def _key_values(items, what: str) -> dict:
@@ -152,6 +159,7 @@ def _reconstruct(args) -> int:
     from inverse.figures import plot_image_posterior, save_figure
     from inverse.reconstruct import format_summary, reconstruct
     from samplers.atomic import OutputExistsError
+    from samplers.errors import SamplerError
 
     out = Path(args.out)
     outputs = [out] + ([Path(args.figure)] if args.figure else [])
@@ -160,13 +168,45 @@ def _reconstruct(args) -> int:
             raise OutputExistsError(f"{p} already exists (pass --overwrite to replace it)")
     if not Path(args.measurements).is_file():
         raise FileNotFoundError(f"measurement file {args.measurements} does not exist")
+    ckpt = Path(args.checkpoint) if args.checkpoint else None
+    if args.resume and ckpt is None:
+        raise ValueError("--resume needs --checkpoint FILE")
+    if ckpt is not None:
+        if args.checkpoint_every < 1:
+            raise ValueError(f"--checkpoint-every must be at least 1, got {args.checkpoint_every}")
+        if args.resume and not ckpt.is_file():
+            raise FileNotFoundError(f"--resume: checkpoint {ckpt} does not exist")
+        if ckpt.exists() and not (args.resume or args.overwrite):
+            raise OutputExistsError(f"checkpoint {ckpt} already exists (pass --resume to continue that run, "
+                                    "or --overwrite to start afresh)")
+        if ckpt.is_dir() or not (ckpt.parent if str(ckpt.parent) else Path(".")).is_dir():
+            raise FileNotFoundError(f"--checkpoint {ckpt}: not a file in an existing directory")
+    if args.device is not None:
+        from samplers.base import resolve_device
+
+        resolve_device(args.device)
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {args.threads}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    post = reconstruct(args.measurements, args.prior, args.sampler, num_samples=args.num_samples, seed=args.seed,
-                       steps=args.steps, sampler_options=_key_values(args.sampler_option, "-s"),
-                       device=args.device, progress=not args.quiet)
+    try:
+        post = reconstruct(args.measurements, args.prior, args.sampler, num_samples=args.num_samples, seed=args.seed,
+                           steps=args.steps, sampler_options=_key_values(args.sampler_option, "-s"),
+                           device=args.device, progress=not args.quiet, checkpoint=ckpt,
+                           checkpoint_every=args.checkpoint_every, resume=args.resume)
+    except KeyboardInterrupt:
+        if ckpt is not None and ckpt.is_file():
+            print(f"inverse reconstruct: interrupted; the state is saved in {ckpt}: rerun with --resume",
+                  file=sys.stderr)
+        raise
+    except SamplerError as e:  # a numerical failure: one line naming the step, exit 2
+        print(f"inverse reconstruct: error: {e}", file=sys.stderr)
+        return 2
     post.to_netcdf(out, overwrite=args.overwrite)
     print(format_summary(post))
+    if post.diagnostics.get("weight_collapse"):
+        print(f"warning: the SMC weights collapsed (smallest ESS {post.diagnostics.get('min_ess', 0):.2f} of "
+              f"{post.num_samples} particles): use more particles or steps")
     print(f"posterior: {out}")
     if args.figure:
         save_figure(plot_image_posterior(post), args.figure, overwrite=args.overwrite)
@@ -309,6 +349,8 @@ def main(argv=None) -> int:
             return _simulate(args)
         if args.command == "reconstruct":
             return _reconstruct(args)
+        if args.command == "train-surrogate":
+            return __import__("inverse.surrogate_cli", fromlist=["run"]).run(args)
         if args.command == "calibrate":
             from inverse.calibration import cli as calibration_cli
 

@@ -90,6 +90,11 @@ def plot_image_posterior(posterior, *, title: str = "", max_samples: int = 3):
     vmin, vmax = float(np.min(ref)), float(np.max(ref))
     if vmax <= vmin:
         vmax = vmin + 1.0
+    signed = vmin < 0 < vmax and min(-vmin, vmax) > 0.05 * max(-vmin, vmax)
+    if signed:  # vorticity, pressure: a diverging map centred on zero
+        vmax = max(-vmin, vmax)
+        vmin = -vmax
+    cmap = "RdBu_r" if signed else "gray"
     samples = posterior.resample(min(max_samples, posterior.num_samples))
     meta = posterior.config.get("measurements", {})
     panels = []
@@ -111,7 +116,7 @@ def plot_image_posterior(posterior, *, title: str = "", max_samples: int = 3):
     aspect = "equal" if max(shape) / max(1, min(shape)) < 4 else "auto"
     for ax, (name, a, kind) in zip(axes.flat, panels):
         if kind == "img":
-            im = ax.imshow(a, cmap="gray" if "seismic" not in units else "seismic", vmin=vmin, vmax=vmax,
+            im = ax.imshow(a, cmap=cmap, vmin=vmin, vmax=vmax,
                            aspect=aspect, interpolation="nearest")
             label = units
         else:
@@ -130,7 +135,9 @@ def plot_image_posterior(posterior, *, title: str = "", max_samples: int = 3):
         sampler = posterior.config.get("sampler", {}).get("class", "")
         title = f"{meta.get('problem', '')} — {sampler}"
         if "psnr" in d:
-            title += f": mean PSNR {d['psnr']:.1f} dB, SSIM {d.get('ssim', float('nan')):.3f}, rel. L2 {d['relative_l2']:.3f}"
+            title += f": mean PSNR {d['psnr']:.1f} dB"
+            title += f", SSIM {d['ssim']:.3f}" if "ssim" in d else ""
+            title += f", rel. L2 {d['relative_l2']:.3f}"
             if "coverage_90" in d:
                 title += f", 90% interval coverage {100 * d['coverage_90']:.0f}%"
     fig.suptitle(title, fontsize=10)

@@ -168,22 +168,20 @@ def load_truth(path, problem: str, shape: tuple) -> torch.Tensor:
     if suffix == ".npy":
         try:
             a = np.load(path, allow_pickle=False)
-        except ValueError as e:
-            raise ValueError(f"{path} is not a plain .npy array ({e})") from None
+        except (ValueError, OSError, EOFError, SyntaxError, TypeError) as e:  # pickles refused, corrupt headers
+            raise ValueError(f"{path} is not a plain .npy array ({type(e).__name__})") from None
+        if not isinstance(a, np.ndarray):
+            raise ValueError(f"{path} is not a plain .npy array")
         return _check_truth_array(a, shape, f"truth {path.name}")
     if suffix in (".nc", ".nc4", ".netcdf"):
-        import xarray as xr
+        from samplers.netcdf import load_dataset
 
-        try:
-            with xr.open_dataset(path, engine="h5netcdf") as ds:
-                names = list(ds.data_vars)
-                name = "truth" if "truth" in ds else names[0] if len(names) == 1 else None
-                if name is None:
-                    raise ValueError(f"{path} has variables {names}: name the ground truth 'truth'")
-                a = ds[name].values
-        except OSError as e:
-            raise ValueError(f"{path} is not a readable NetCDF file ({e})") from None
-        return _check_truth_array(a, shape, f"truth {path.name}:{name}")
+        ds = load_dataset(path, "truth file")
+        names = list(ds.data_vars)
+        name = "truth" if "truth" in ds else names[0] if len(names) == 1 else None
+        if name is None:
+            raise ValueError(f"{path} has variables {names}: name the ground truth 'truth'")
+        return _check_truth_array(ds[name].values, shape, f"truth {path.name}:{name}")
     if suffix in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"):
         from PIL import Image, UnidentifiedImageError
 
@@ -191,7 +189,7 @@ def load_truth(path, problem: str, shape: tuple) -> torch.Tensor:
             raise ValueError(f"an image cannot be the truth of problem {problem!r} (shape {shape})")
         try:
             img = Image.open(path).convert("L")
-        except UnidentifiedImageError:
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
             raise ValueError(f"{path} is not a readable image") from None
         img = img.resize((shape[2], shape[1]), Image.Resampling.BILINEAR)
         a = np.asarray(img, dtype=np.float64) / 255.0
@@ -202,16 +200,14 @@ def load_truth(path, problem: str, shape: tuple) -> torch.Tensor:
 
 def open_measurements(path) -> Measurements:
     """Read a measurement file and rebuild its forward model from the recipe (clear errors otherwise)."""
-    import xarray as xr
+    from samplers.netcdf import load_dataset
 
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"measurement file {path} does not exist")
-    try:
-        with xr.open_dataset(path, engine="h5netcdf") as ds:
-            ds = ds.load()
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path} is not a readable NetCDF file ({type(e).__name__})") from None
+    if path.is_dir():
+        raise ValueError(f"measurement file {path} is a directory")
+    ds = load_dataset(path, "measurement file")
     if ds.attrs.get("format") != _FORMAT or "y" not in ds:
         hint = " (it is a posterior: plot it with 'inverse plot')" if "samples" in ds else ""
         raise ValueError(f"{path} is not a measurement file written by 'inverse simulate'{hint}")
@@ -219,18 +215,25 @@ def open_measurements(path) -> Measurements:
         options = json.loads(ds.attrs["options"])
         noise = noise_from_config(json.loads(ds.attrs["noise"]))
         stored = json.loads(ds.attrs["forward_model"])
-    except (KeyError, json.JSONDecodeError) as e:
-        raise ValueError(f"corrupt measurement file {path}: bad attribute ({e})") from None
-    problem = ds.attrs.get("problem", "")
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"corrupt measurement file {path}: bad attribute ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    if not isinstance(options, dict) or not isinstance(stored, dict):
+        raise ValueError(f"corrupt measurement file {path}: the options and forward_model attributes must be "
+                         "JSON objects")
+    problem = str(ds.attrs.get("problem", ""))
     fm = build_forward_model(problem, options)
     rebuilt = json.loads(json.dumps(fm.config()))
     if rebuilt != stored:
         diff = sorted(k for k in set(rebuilt) | set(stored) if rebuilt.get(k) != stored.get(k))
         raise ValueError(f"{path}: the forward model rebuilt from the recipe differs from the stored one in "
                          f"{diff} (file written by version {ds.attrs.get('package_version', '?')})")
-    y = torch.from_numpy(np.asarray(ds["y"].values, dtype=np.float64).copy())
-    truth = torch.from_numpy(np.asarray(ds["truth"].values, dtype=np.float64).copy()) if "truth" in ds else None
-    seed = int(ds.attrs.get("seed", -1))
+    try:
+        y = torch.from_numpy(np.asarray(ds["y"].values, dtype=np.float64).copy())
+        truth = torch.from_numpy(np.asarray(ds["truth"].values, dtype=np.float64).copy()) if "truth" in ds else None
+        seed = int(ds.attrs.get("seed", -1))
+    except (TypeError, ValueError, OverflowError) as e:
+        raise ValueError(f"corrupt measurement file {path}: {type(e).__name__} reading y, truth or seed") from None
     m = Measurements(problem, options, y, noise, fm, truth, None if seed < 0 else seed)
     m.inverse_problem()  # shape / NaN checks, with their messages
     return m

@@ -27,6 +27,7 @@ Noise: ``Gaussian(sigma)`` with ``sigma = noise_rel * rms(F(x_true))`` unless ``
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -234,7 +235,9 @@ def problem_options(name: str, **overrides) -> dict:
         default = opts[k]
         try:
             opts[k] = type(default)(v) if not isinstance(default, str) else str(v)
-        except (TypeError, ValueError):
+            if isinstance(default, float) and not math.isfinite(opts[k]):
+                raise ValueError
+        except (TypeError, ValueError, OverflowError):
             raise ValueError(f"option {k!r} of problem {name!r} must be a {type(default).__name__}, got {v!r}") from None
         if isinstance(default, int) and opts[k] != float(v):
             raise ValueError(f"option {k!r} of problem {name!r} must be an integer, got {v!r}")

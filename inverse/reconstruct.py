@@ -26,7 +26,7 @@ from inverse.problems import build_forward_model, get_problem, measurement_view
 from priors.base import Prior
 from samplers import Posterior, get_sampler
 
-__all__ = ["reconstruct", "summarize", "DEFAULT_SETTINGS", "format_summary"]
+__all__ = ["reconstruct", "summarize", "DEFAULT_SETTINGS", "DEFAULT_SAMPLER", "format_summary"]
 
 #: sampler settings per (sampler, problem); DPS's guidance scale was chosen by posterior-mean relative
 #: L2 on seeds 0-1 of each problem with its shipped prior at 50 steps (``scripts/tune_reconstruct.py``,
@@ -54,18 +54,49 @@ def _settings(sampler: str, problem: str, steps: int | None, options: dict | Non
     return s
 
 
-def _load_prior(prior, spec, device):
+def _gaussian_prior(name: str, m: Measurements):
+    """``gaussian`` / ``gaussian:STD``: the white Gaussian baseline prior ``N(0, STD^2 I)`` in physical units.
+
+    Without STD, the scale is the RMS of the direct reconstruction (problems that have one), else 1.
+    It knows nothing about the field's structure: a reference point for the learned priors, and the
+    only built-in choice for problems without a shipped prior (seismic-interp).
+    """
+    from priors import GaussianPrior
+
+    shape = tuple(build_forward_model(m.problem, m.options).input_shape)
+    if ":" in name:
+        try:
+            std = float(name.split(":", 1)[1])
+        except ValueError:
+            raise ValueError(f"--prior {name!r}: the standard deviation after 'gaussian:' must be a number") from None
+        if not std > 0:
+            raise ValueError(f"--prior {name!r}: the standard deviation must be positive")
+    else:
+        view = measurement_view(m.problem, m.forward_model, m.y[None])
+        std = float(view.double().square().mean().sqrt()) if view is not None else 1.0
+        std = std if std > 0 else 1.0
+    return GaussianPrior(torch.zeros(shape), std=std, dtype=torch.float32)
+
+
+def _load_prior(prior, spec, device, m: Measurements):
     from priors import load_prior
 
     if isinstance(prior, Prior):
         return prior
     name = prior or spec.prior
     if name is None:
-        raise ValueError(f"problem {spec.name!r} has no shipped prior: pass --prior NAME or a prior directory")
+        raise ValueError(f"problem {spec.name!r} has no shipped prior: pass --prior NAME, a prior directory, "
+                         "or --prior gaussian (a white Gaussian baseline)")
+    if str(name) == "gaussian" or str(name).startswith("gaussian:"):
+        return _gaussian_prior(str(name), m).to(device or "cpu")
     return load_prior(name, device=device)
 
 
-def reconstruct(measurements, prior=None, sampler: str = "dps", *, num_samples: int = 8, seed: int = 0,
+#: the sampler used when none is named: DPS, except where another one measured better
+DEFAULT_SAMPLER = {"seismic-interp": "mcg"}
+
+
+def reconstruct(measurements, prior=None, sampler: str | None = None, *, num_samples: int = 8, seed: int = 0,
                 steps: int | None = None, sampler_options: dict | None = None, device=None,
                 progress: bool = False, checkpoint=None, checkpoint_every: int = 10,
                 resume: bool = False) -> Posterior:
@@ -88,8 +119,9 @@ def reconstruct(measurements, prior=None, sampler: str = "dps", *, num_samples: 
         raise ValueError(f"--num-samples must be at least 1, got {num_samples}")
     if device is not None and str(device).startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device {device}: CUDA is not available on this machine")
+    sampler = sampler or DEFAULT_SAMPLER.get(m.problem, "dps")
     smp = get_sampler(sampler, **_settings(sampler, m.problem, steps, sampler_options))
-    pr = _load_prior(prior, spec, device)
+    pr = _load_prior(prior, spec, device, m)
     fm = build_forward_model(m.problem, m.options)   # a fresh copy, run in the prior's precision
     if tuple(pr.shape) != tuple(fm.input_shape):
         raise ValueError(f"the prior's samples have shape {tuple(pr.shape)} but problem {m.problem!r} needs "

@@ -30,16 +30,17 @@ class GaussianPrior(GaussianMixturePrior):
     def __init__(self, mean, covariance=None, *, std: float | None = None, sigma_min: float = 1e-3,
                  sigma_max: float | None = None, device=None, dtype=torch.float64):
         mean = torch.as_tensor(mean, dtype=dtype)
-        d = mean.numel()
-        if covariance is None and std is not None:
+        variance = 1.0
+        if covariance is None and std is not None:  # std^2 I without a dense d x d matrix
             if not float(std) > 0:
                 raise ValueError(f"std must be positive, got {std}")
-            covariance = float(std) ** 2 * torch.eye(d, dtype=dtype)
+            variance = float(std) ** 2
         if sigma_max is None:
-            scale = 1.0 if covariance is None else float(torch.as_tensor(covariance).diagonal().max()) ** 0.5
+            scale = variance ** 0.5 if covariance is None else float(torch.as_tensor(covariance).diagonal().max()) ** 0.5
             sigma_max = max(80.0, 20.0 * scale)
         super().__init__(mean[None], torch.ones(1, dtype=dtype), covariance,
-                         sigma_min=sigma_min, sigma_max=sigma_max, device=device, dtype=dtype)
+                         sigma_min=sigma_min, sigma_max=sigma_max, device=device, dtype=dtype,
+                         isotropic_variance=variance)
 
     @property
     def mean(self) -> torch.Tensor:

@@ -132,8 +132,11 @@ class GaussianMixturePrior(Prior):
     """
 
     def __init__(self, means, weights, covariances=None, *, sigma_min: float = 1e-3,
-                 sigma_max: float | None = None, device=None, dtype=torch.float64):
+                 sigma_max: float | None = None, device=None, dtype=torch.float64, isotropic_variance: float = 1.0):
         super().__init__()
+        if not (math.isfinite(float(isotropic_variance)) and float(isotropic_variance) > 0):
+            raise ValueError(f"isotropic_variance must be positive, got {isotropic_variance}")
+        self.isotropic_variance = float(isotropic_variance)
         means = torch.as_tensor(means, dtype=dtype)
         weights = torch.as_tensor(weights, dtype=dtype)
         if means.ndim < 2:
@@ -183,7 +186,7 @@ class GaussianMixturePrior(Prior):
 
     def _full_covariances(self) -> torch.Tensor:
         if self.isotropic:
-            return torch.eye(self.dim, dtype=self.means.dtype, device=self.means.device)
+            return self.isotropic_variance * torch.eye(self.dim, dtype=self.means.dtype, device=self.means.device)
         return self.covariances
 
     def _component_terms(self, x: torch.Tensor, sigma: torch.Tensor):
@@ -192,9 +195,10 @@ class GaussianMixturePrior(Prior):
         diff = x[:, None, :] - self.means[None]  # (B, K, d)
         d = self.dim
         if self.isotropic:
-            var = 1.0 + s2
+            v = self.isotropic_variance
+            var = v + s2
             logn = -0.5 * (diff**2).sum(-1) / var[..., 0] - 0.5 * d * (torch.log(var[..., 0]) + _LOG_2PI)
-            dk = self.means[None] + diff / var
+            dk = self.means[None] + diff * (v / var)
             return logn, dk
         evals, evecs = self._evals, self._evecs
         if evals.ndim == 1:
@@ -219,10 +223,11 @@ class GaussianMixturePrior(Prior):
         sigma = check_denoise_input(x, sigma, self.shape)
         B = x.shape[0]
         xf = x.reshape(B, -1).to(self.means.dtype)
-        if self.isotropic:  # D = x / (1 + s^2) + s^2 / (1 + s^2) * sum_k r_k m_k
-            var = 1.0 + sigma.to(self.means.dtype).reshape(-1, 1) ** 2
+        if self.isotropic:  # D = (v / (v + s^2)) x + (s^2 / (v + s^2)) sum_k r_k m_k, covariances v I
+            v = self.isotropic_variance
+            var = v + sigma.to(self.means.dtype).reshape(-1, 1) ** 2
             r = torch.softmax(self._isotropic_logits(xf, var), dim=1)
-            out = xf / var + (1.0 - 1.0 / var) * (r @ self.means)
+            out = xf * (v / var) + (1.0 - v / var) * (r @ self.means)
             return out.reshape(x.shape).to(x.dtype)
         logn, dk = self._component_terms(xf, sigma.to(self.means.dtype))
         r = torch.softmax(logn + torch.log(self.weights)[None], dim=1)
@@ -234,13 +239,19 @@ class GaussianMixturePrior(Prior):
         sigma = check_denoise_input(x, sigma, self.shape)
         xf = x.reshape(x.shape[0], -1).to(self.means.dtype)
         if self.isotropic:
-            var = 1.0 + sigma.to(self.means.dtype).reshape(-1, 1) ** 2
+            var = self.isotropic_variance + sigma.to(self.means.dtype).reshape(-1, 1) ** 2
             return torch.logsumexp(self._isotropic_logits(xf, var), dim=1)
         logn, _ = self._component_terms(xf, sigma.to(self.means.dtype))
         return torch.logsumexp(logn + torch.log(self.weights)[None], dim=1)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw ``n`` exact prior samples, shape ``(n, *shape)``."""
+        if self.isotropic:  # no dense d x d matrix: m_k + sqrt(v) z
+            dev = self.means.device
+            k = torch.multinomial(self.weights.to(torch.float64).cpu(), int(n), replacement=True, generator=generator)
+            z = torch.randn(int(n), self.dim, generator=generator, dtype=torch.float64)
+            x = self.means.to(torch.float64).cpu()[k] + self.isotropic_variance ** 0.5 * z
+            return x.reshape(int(n), *self.shape).to(device=dev, dtype=self.means.dtype)
         mix = GaussianMixture(self.weights, self.means, self._full_covariances())
         return mix.sample(n, generator).reshape(n, *self.shape).to(self.means.dtype)
 
@@ -288,4 +299,4 @@ class GaussianMixturePrior(Prior):
     def config(self) -> dict:
         """JSON description (sizes only; the parameters live in the object)."""
         return {"class": type(self).__name__, "shape": list(self.shape), "num_components": self.num_components,
-                "isotropic": self.isotropic, "sigma_min": self.sigma_min, "sigma_max": self.sigma_max}
+                "isotropic": self.isotropic, "isotropic_variance": self.isotropic_variance, "sigma_min": self.sigma_min, "sigma_max": self.sigma_max}

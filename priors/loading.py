@@ -60,9 +60,14 @@ def _find(directory: Path, name: str, sub: str) -> Path | None:
 
 def _read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
+        value = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise PriorLoadError(f"{path} is not valid JSON ({e})") from None
+    except OSError as e:
+        raise PriorLoadError(f"{path} cannot be read ({type(e).__name__})") from None
+    if not isinstance(value, dict):
+        raise PriorLoadError(f"{path} must hold a JSON object, got {type(value).__name__}")
+    return value
 
 
 def _resolve(name_or_path) -> Path:
@@ -88,6 +93,35 @@ def _resolve(name_or_path) -> Path:
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise PriorLoadError(f"unknown prior {str(name_or_path)!r}{hint} (shipped: {', '.join(names) or 'none'}; "
                          "or pass a diffusers model directory)")
+
+
+def _validate_card(card, shape: tuple, path: Path) -> None:
+    """A model card must be a JSON object whose shape, dims, kind, normalisation and sigmas fit the network."""
+    if not isinstance(card, dict):
+        raise PriorLoadError(f"{path}: the model card must be a JSON object, got {type(card).__name__}")
+    if "shape" in card and (not isinstance(card["shape"], list) or tuple(card["shape"]) != tuple(shape)):
+        raise PriorLoadError(f"{path}: the card's shape {card['shape']} does not match the network's {list(shape)}")
+    dims = card.get("dims")
+    if dims is not None and (not isinstance(dims, list) or len(dims) != len(shape)
+                             or not all(isinstance(d, str) and d for d in dims)):
+        raise PriorLoadError(f"{path}: 'dims' must list {len(shape)} dimension names, got {dims!r}")
+    if card.get("kind", "edm") not in ("edm", "flow", "vp"):
+        raise PriorLoadError(f"{path}: unknown prior kind {card.get('kind')!r} (edm, flow or vp)")
+    norm = card.get("normalisation")
+    if norm is not None:
+        try:
+            if not isinstance(norm, dict):
+                raise TypeError(type(norm).__name__)
+            Normalisation.from_dict(norm)
+        except (TypeError, ValueError) as e:
+            raise PriorLoadError(f"{path}: bad 'normalisation' entry ({e})") from None
+    for key in ("sigma_min", "sigma_max"):
+        v = card.get(key)
+        if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf")):
+            raise PriorLoadError(f"{path}: {key} must be a positive number, got {v!r}")
+    if isinstance(card.get("sigma_min"), (int, float)) and isinstance(card.get("sigma_max"), (int, float)) \
+            and not card["sigma_min"] < card["sigma_max"]:
+        raise PriorLoadError(f"{path}: sigma_min must be below sigma_max")
 
 
 def load_prior(name_or_path, *, device=None, dtype=None) -> Prior:
@@ -122,6 +156,7 @@ def load_prior(name_or_path, *, device=None, dtype=None) -> Prior:
     size = unet.config.sample_size
     size = (size, size) if isinstance(size, int) else tuple(size)
     shape = (unet.config.in_channels, *size)
+    _validate_card(card, shape, directory / "prior.json")
     norm = Normalisation.from_dict(card.get("normalisation"))
     dims = tuple(card["dims"]) if "dims" in card else None
     cls = sched.get("_class_name", "")
@@ -147,7 +182,11 @@ def load_prior(name_or_path, *, device=None, dtype=None) -> Prior:
     if dtype is not None:
         prior.to(dtype)
     if device is not None:
-        prior.to(device)
+        try:
+            prior.to(device)
+        except (RuntimeError, TypeError, AssertionError) as e:  # unknown name, or CUDA absent
+            raise PriorLoadError(f"cannot move the prior to device {device!r} "
+                                 f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
     return prior
 
 

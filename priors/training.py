@@ -7,6 +7,14 @@ EDM (Karras et al. 2022, section 5 and Table 1): noise levels ``ln sigma ~ N(P_m
 ``x_t = (1 - t) x0 + t eps``, loss ``||v(x_t, t) - (eps - x0)||^2``. Both keep an exponential moving
 average (EMA) of the weights, which is what gets exported. Data are model-space tensors
 ``(N, C, H, W)``; building them from our generators is the caller's job (``inverse train-prior``).
+
+Resuming (``resume=True``) is exact on one process: the noise of optimiser step ``k`` is drawn from a
+generator seeded by ``(seed, k, rank)`` only, the batch order of epoch ``e`` is a permutation seeded
+by ``(seed, e)`` only (:class:`SeededBatchSampler`), and the data module stores the step reached in
+every Lightning checkpoint, so a run resumed from any checkpoint, mid-epoch included, draws the same
+batches and noise as an uninterrupted one, and on the CPU ends with bit-identical weights. With several
+processes (DDP) Lightning's distributed sampler shuffles the data instead, and a mid-epoch resume
+restarts that epoch's batch order. Checkpoints are read with ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import copy
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -26,7 +35,23 @@ from priors.flow import TIME_SCALE, FlowMatchingPrior
 from priors.loading import save_prior
 from priors.normalisation import Normalisation
 
-__all__ = ["build_unet", "EDMDenoiserModule", "FlowMatchingModule", "TensorDataModule", "train_prior"]
+__all__ = ["build_unet", "EDMDenoiserModule", "FlowMatchingModule", "TensorDataModule", "SeededBatchSampler",
+           "train_prior", "step_generator"]
+
+_MIX = 0x9E3779B97F4A7C15  # odd 64-bit constant (golden ratio): spreads (seed, index) pairs over seeds
+
+
+def _mix(*ints: int) -> int:
+    h = 0
+    for i in ints:
+        h = (h * _MIX + int(i) + 1) % (2**63 - 1)
+    return h
+
+
+def step_generator(seed: int, step: int, rank: int = 0, device="cpu") -> torch.Generator:
+    """The generator of optimiser step ``step``: seeded by ``(seed, step, rank)`` alone, so a resumed run
+    draws the same noise as an uninterrupted one."""
+    return torch.Generator(device=device).manual_seed(_mix(seed, step, rank))
 
 
 def build_unet(size: int, channels: int = 1, widths=(32, 64, 64), layers_per_block: int = 1, attention: bool = False):
@@ -49,7 +74,7 @@ def build_unet(size: int, channels: int = 1, widths=(32, 64, 64), layers_per_blo
 class _EMAModule(pl.LightningModule):
     """Shared pieces: the network, its EMA copy (saved in checkpoints), Adam with warm-up."""
 
-    def __init__(self, unet_config: dict, lr: float, ema_decay: float, warmup: int):
+    def __init__(self, unet_config: dict, lr: float, ema_decay: float, warmup: int, seed: int = 0):
         super().__init__()
         from diffusers import UNet2DModel
 
@@ -63,11 +88,21 @@ class _EMAModule(pl.LightningModule):
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warm))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
-    def on_train_batch_end(self, outputs, batch, batch_idx):
+    def optimizer_step(self, *args, **kwargs):
+        """The optimiser step, then the EMA update: both happen before any callback's ``on_train_batch_end``,
+        so a checkpoint written at the end of a step holds the EMA of that step (exact resume)."""
+        super().optimizer_step(*args, **kwargs)
+        self._update_ema()
+
+    def _update_ema(self):
         decay = self.hparams.ema_decay
         with torch.no_grad():
             for pe, p in zip(self.ema.parameters(), self.net.parameters()):
                 pe.lerp_(p, 1.0 - decay)
+
+    def _generator(self, device) -> torch.Generator:
+        """This step's generator (:func:`step_generator`)."""
+        return step_generator(self.hparams.get("seed", 0), self.global_step, self.global_rank, device)
 
     def _log_loss(self, loss):
         if not bool(torch.isfinite(loss)):
@@ -79,8 +114,8 @@ class EDMDenoiserModule(_EMAModule):
     """EDM denoiser training (module docstring)."""
 
     def __init__(self, unet_config: dict, sigma_data: float = 0.5, p_mean: float = -1.2, p_std: float = 1.2,
-                 lr: float = 2e-4, ema_decay: float = 0.999, warmup: int = 200):
-        super().__init__(unet_config, lr, ema_decay, warmup)
+                 lr: float = 2e-4, ema_decay: float = 0.999, warmup: int = 200, seed: int = 0):
+        super().__init__(unet_config, lr, ema_decay, warmup, seed)
 
     def denoise(self, net, x, sigma):
         """The EDM-preconditioned denoiser with network ``net``."""
@@ -90,8 +125,10 @@ class EDMDenoiserModule(_EMAModule):
 
     def training_step(self, batch, batch_idx):
         x0 = batch[0]
-        sigma = torch.exp(self.hparams.p_mean + self.hparams.p_std * torch.randn(len(x0), device=x0.device))
-        n = torch.randn_like(x0)
+        g = self._generator(x0.device)
+        z = torch.randn(len(x0), device=x0.device, dtype=x0.dtype, generator=g)
+        sigma = torch.exp(self.hparams.p_mean + self.hparams.p_std * z)
+        n = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=g)
         sd = self.hparams.sigma_data
         weight = (sigma**2 + sd**2) / (sigma * sd) ** 2
         err = (self.denoise(self.net, x0 + sigma.reshape(-1, 1, 1, 1) * n, sigma) - x0) ** 2
@@ -103,21 +140,51 @@ class EDMDenoiserModule(_EMAModule):
 class FlowMatchingModule(_EMAModule):
     """Flow-matching velocity training (module docstring)."""
 
-    def __init__(self, unet_config: dict, lr: float = 2e-4, ema_decay: float = 0.999, warmup: int = 200):
-        super().__init__(unet_config, lr, ema_decay, warmup)
+    def __init__(self, unet_config: dict, lr: float = 2e-4, ema_decay: float = 0.999, warmup: int = 200,
+                 seed: int = 0):
+        super().__init__(unet_config, lr, ema_decay, warmup, seed)
 
     def training_step(self, batch, batch_idx):
         x0 = batch[0]
-        t = torch.rand(len(x0), device=x0.device)
-        eps = torch.randn_like(x0)
+        g = self._generator(x0.device)
+        t = torch.rand(len(x0), device=x0.device, dtype=x0.dtype, generator=g)
+        eps = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=g)
         x_t = (1 - t).reshape(-1, 1, 1, 1) * x0 + t.reshape(-1, 1, 1, 1) * eps
         loss = ((self.net(x_t, TIME_SCALE * t).sample - (eps - x0)) ** 2).mean()
         self._log_loss(loss)
         return loss
 
 
+class SeededBatchSampler(torch.utils.data.Sampler):
+    """Mini-batches (``drop_last``) of a permutation seeded by ``(seed, epoch)`` only, starting at any step.
+
+    ``start`` is a global batch index (an optimiser step): the first iteration yields the rest of
+    epoch ``start // len(self)``, each later iteration a whole next epoch.
+    """
+
+    def __init__(self, num_examples: int, batch_size: int, seed: int = 0, start: int = 0):
+        if num_examples < batch_size:
+            raise ValueError(f"batch size {batch_size} exceeds the {num_examples} training examples")
+        self.n, self.batch_size, self.seed, self.start = int(num_examples), int(batch_size), int(seed), int(start)
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size
+
+    def __iter__(self):
+        per = len(self)
+        epoch, first = divmod(self.start, per)
+        self.start = (epoch + 1) * per
+        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(_mix(self.seed, epoch)))
+        for k in range(first, per):
+            yield perm[k * self.batch_size:(k + 1) * self.batch_size].tolist()
+
+
 class TensorDataModule(pl.LightningDataModule):
-    """Shuffled mini-batches of a model-space tensor ``(N, C, H, W)`` (seeded)."""
+    """Shuffled mini-batches of a model-space tensor ``(N, C, H, W)`` (seeded, resumable mid-epoch).
+
+    On one process the batches come from :class:`SeededBatchSampler`; the step reached is stored
+    in Lightning checkpoints (:meth:`state_dict`) so that a resumed run continues the same batch order.
+    """
 
     def __init__(self, data: torch.Tensor, batch_size: int = 16, seed: int = 0):
         super().__init__()
@@ -127,10 +194,26 @@ class TensorDataModule(pl.LightningDataModule):
             raise ValueError("training data contain NaN or Inf")
         self.data, self.batch_size, self.seed = data.float(), int(batch_size), int(seed)
 
+        self._start = 0
+
+    def state_dict(self) -> dict:
+        """The optimiser step reached (saved in every Lightning checkpoint)."""
+        trainer = getattr(self, "trainer", None)
+        return {"global_step": int(trainer.global_step) if trainer is not None else 0}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue the batch order at the stored step."""
+        self._start = int(state.get("global_step", 0))
+
     def train_dataloader(self):
-        g = torch.Generator().manual_seed(self.seed)
-        return DataLoader(TensorDataset(self.data), batch_size=self.batch_size, shuffle=True, drop_last=True,
-                          generator=g, num_workers=0)
+        """Seeded, resumable batches on one process; Lightning's distributed sampler under DDP."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None and trainer.world_size > 1:
+            g = torch.Generator().manual_seed(self.seed)
+            return DataLoader(TensorDataset(self.data), batch_size=self.batch_size, shuffle=True, drop_last=True,
+                              generator=g, num_workers=0)
+        sampler = SeededBatchSampler(len(self.data), self.batch_size, self.seed, self._start)
+        return DataLoader(TensorDataset(self.data), batch_sampler=sampler, num_workers=0)
 
 
 def train_prior(data: torch.Tensor, out_dir, *, kind: str = "edm", steps: int = 1000, batch_size: int = 16,
@@ -155,7 +238,8 @@ def train_prior(data: torch.Tensor, out_dir, *, kind: str = "edm", steps: int = 
     pl.seed_everything(seed, workers=True, verbose=False)
     size = data.shape[-1]
     unet_config = dict(build_unet(size, data.shape[1], widths, layers_per_block).config)
-    module = (EDMDenoiserModule(unet_config, lr=lr) if kind == "edm" else FlowMatchingModule(unet_config, lr=lr))
+    module = (EDMDenoiserModule(unet_config, lr=lr, seed=seed) if kind == "edm"
+              else FlowMatchingModule(unet_config, lr=lr, seed=seed))
     ckpt = pl.callbacks.ModelCheckpoint(dirpath=work / "checkpoints", save_last=True, every_n_train_steps=checkpoint_every,
                                         save_top_k=0)
     logger = pl.loggers.CSVLogger(work, name="logs")
@@ -163,7 +247,10 @@ def train_prior(data: torch.Tensor, out_dir, *, kind: str = "edm", steps: int = 
                          strategy=strategy, callbacks=[ckpt], logger=logger, enable_progress_bar=progress,
                          enable_model_summary=False, log_every_n_steps=10, deterministic=False)
     t0 = time.time()
-    trainer.fit(module, datamodule=TensorDataModule(data, batch_size, seed), ckpt_path=str(last) if resume else None)
+    with warnings.catch_warnings():  # the batch order does resume mid-epoch (TensorDataModule.state_dict)
+        warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
+        trainer.fit(module, datamodule=TensorDataModule(data, batch_size, seed), ckpt_path=str(last) if resume else None,
+                    weights_only=True)
     train_time = time.time() - t0
     if trainer.global_rank != 0:
         return out_dir

@@ -15,6 +15,7 @@ one-call API. Each sampler counts its own cost in :class:`Counters`.
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -27,7 +28,8 @@ from priors.base import Prior
 from samplers.errors import SamplerError
 from samplers.posterior import Posterior
 
-__all__ = ["Counters", "SamplerState", "Sampler", "run", "make_generator", "SamplerError"]
+__all__ = ["Counters", "SamplerState", "Sampler", "run", "make_generator", "SamplerError", "package_versions",
+           "resolve_device"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,18 @@ class SamplerState:
     extras: dict = field(default_factory=dict)
 
 
+def resolve_device(device) -> torch.device:
+    """``torch.device(device)``, or a one-line ValueError for unknown names and unavailable CUDA devices."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"unknown device {device!r} (use cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda" and (not torch.cuda.is_available()
+                               or (dev.index is not None and dev.index >= torch.cuda.device_count())):
+        raise ValueError(f"device {device!r} is not available on this machine")
+    return dev
+
+
 def make_generator(seed: int, device) -> torch.Generator:
     """A ``torch.Generator`` on ``device`` seeded with ``seed``."""
     g = torch.Generator(device=torch.device(device))
@@ -105,6 +119,9 @@ class Sampler:
 
     needs_gradient: bool = False
     needs_linear: bool = False
+    #: keys of ``state.extras`` that ``init`` rebuilds deterministically (an SVD, a cached model): not
+    #: written to checkpoints, taken from a fresh ``init`` on resume (:mod:`samplers.checkpoint`)
+    static_extras: tuple = ()
 
     def num_steps(self) -> int:  # pragma: no cover
         """Number of calls to :meth:`step` in a full run."""
@@ -160,20 +177,35 @@ class Sampler:
 
     def sample(self, problem: InverseProblem, prior: Prior, num_samples: int, *, seed: int = 0,
                device=None, progress: bool = False,
-               callback: Callable[[SamplerState], None] | None = None) -> Posterior:
-        """Draw ``num_samples`` posterior samples (one-call API); see :func:`run`."""
-        return run(self, problem, prior, num_samples, seed=seed, device=device, progress=progress, callback=callback)
+               callback: Callable[[SamplerState], None] | None = None, checkpoint=None,
+               checkpoint_every: int = 10, resume: bool = False) -> Posterior:
+        """Draw ``num_samples`` posterior samples (one-call API); see :func:`run` (also for checkpoints)."""
+        return run(self, problem, prior, num_samples, seed=seed, device=device, progress=progress, callback=callback,
+                   checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
 
 
 def run(sampler: Sampler, problem: InverseProblem, prior: Prior, num_samples: int, *, seed: int = 0,
         generator: torch.Generator | None = None, device=None, progress: bool = False,
-        callback: Callable[[SamplerState], None] | None = None) -> Posterior:
+        callback: Callable[[SamplerState], None] | None = None, checkpoint=None, checkpoint_every: int = 10,
+        resume: bool = False) -> Posterior:
     """The one driver of every sampler: validate, init, step with a progress bar, finalize.
 
     With ``device`` given, the prior is moved there (``nn.Module.to``, in place); the problem is
     moved to the prior's device. ``callback(state)`` runs after every step. The
     posterior's ``diagnostics`` hold the cost counters and the wall time; its ``config`` the
     sampler, prior and forward-model configuration and the seed.
+
+    Checkpoints (:mod:`samplers.checkpoint`): with ``checkpoint`` a file path, the state is saved
+    there atomically every ``checkpoint_every`` steps, at the end, and when the run is interrupted
+    (``KeyboardInterrupt``, i.e. SIGINT); ``resume=True`` continues from that file, and the
+    resumed run gives bit for bit the posterior of an uninterrupted one with the same seed (on
+    the same machine and settings). A checkpoint written with other settings is refused. A
+    :class:`SamplerError` raised by a step names the step.
+
+    Example::
+
+        post = run(DPS(num_steps=50), problem, prior, 16, seed=0, checkpoint="run.ckpt", checkpoint_every=5)
+        post = run(DPS(num_steps=50), problem, prior, 16, seed=0, checkpoint="run.ckpt", resume=True)
     """
     if not isinstance(sampler, Sampler):
         raise TypeError(f"expected a Sampler, got {type(sampler).__name__}")
@@ -181,26 +213,85 @@ def run(sampler: Sampler, problem: InverseProblem, prior: Prior, num_samples: in
         raise TypeError(f"expected an InverseProblem, got {type(problem).__name__}")
     if not isinstance(prior, Prior):
         raise TypeError(f"expected a Prior, got {type(prior).__name__}")
-    if int(num_samples) < 1:
-        raise ValueError(f"num_samples must be at least 1, got {num_samples}")
+    num_samples = _positive_int(num_samples, "num_samples")
+    if checkpoint is None and resume:
+        raise ValueError("resume=True needs a checkpoint file (--checkpoint FILE)")
+    if checkpoint is not None:
+        checkpoint_every = _positive_int(checkpoint_every, "checkpoint_every")
     sampler.check(problem, prior)
     if device is not None:
-        prior.to(torch.device(device))
+        prior.to(resolve_device(device))
     device = prior.device
     if problem.device != device:
         problem = problem.to(device)
     if generator is None:
         generator = make_generator(seed, device)
     t0 = time.perf_counter()
-    state = sampler.init(problem, prior, int(num_samples), generator)
-    with tqdm(total=sampler.num_steps(), disable=not progress, desc=type(sampler).__name__, leave=False) as bar:
-        while not sampler.done(state):
-            state = sampler.step(state)
-            bar.update(1)
-            if callback is not None:
-                callback(state)
+    fp = None
+    if checkpoint is not None:
+        from samplers import checkpoint as ckpt
+
+        fp = ckpt.fingerprint(sampler, problem, prior, num_samples, seed)
+    if resume:
+        state = ckpt.load_state(checkpoint, sampler, problem, prior, int(num_samples), generator, fp)
+    else:
+        state = sampler.init(problem, prior, int(num_samples), generator)
+    start = state.step
+    gen_state = generator.get_state() if checkpoint is not None else None
+    total = sampler.num_steps()
+    with tqdm(total=total, initial=min(start, total), disable=not progress, desc=type(sampler).__name__,
+              leave=False) as bar:
+        try:
+            while not sampler.done(state):
+                try:
+                    state = sampler.step(state)
+                except SamplerError as e:
+                    if re.search(r"\bstep \d", str(e)):  # already names its step
+                        raise
+                    raise SamplerError(f"{e} (at step {state.step + 1}/{total})") from None
+                bar.update(1)
+                if checkpoint is not None:
+                    gen_state = generator.get_state()  # the generator as this step left it
+                    if state.step % int(checkpoint_every) == 0 or sampler.done(state):
+                        ckpt.save_state(checkpoint, sampler, state, fp, gen_state)
+                if callback is not None:
+                    callback(state)
+        except KeyboardInterrupt:
+            if checkpoint is not None and state.step > start:
+                ckpt.save_state(checkpoint, sampler, state, fp, gen_state)
+            raise
     post = sampler.finalize(state)
     post.diagnostics = {**post.diagnostics, **state.counters.as_dict(), "num_samples": int(num_samples),
                         "wall_time_s": time.perf_counter() - t0, "device": str(device)}
-    post.config = {"sampler": sampler.config(), "prior": prior.config(), **problem.config(), "seed": int(seed)}
+    if resume:
+        post.diagnostics["resumed_from_step"] = int(start)
+    post.config = {"sampler": sampler.config(), "prior": prior.config(), **problem.config(), "seed": int(seed),
+                   "versions": package_versions()}
     return post
+
+
+def _positive_int(v, name: str) -> int:
+    """``v`` as an int >= 1, or a ValueError naming ``name``."""
+    try:
+        ok = not isinstance(v, bool) and int(v) == v and int(v) >= 1
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    return int(v)
+
+
+def package_versions() -> dict:
+    """Versions of this library and of the packages that decide its numbers (recorded in every posterior)."""
+    import platform
+    from importlib import metadata
+
+    from samplers.posterior import package_version
+
+    out = {"inverse-diffusion": package_version(), "python": platform.python_version(), "torch": torch.__version__}
+    for name in ("numpy", "diffusers", "xarray"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:  # pragma: no cover
+            pass
+    return out

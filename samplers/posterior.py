@@ -199,6 +199,9 @@ class Posterior:
         if ds.attrs.get("format") != _FORMAT or "samples" not in ds:
             raise ValueError("not a posterior file: missing the 'samples' variable or the format attribute")
         samples = ds["samples"]
+        for name in ("samples", "log_weights", "truth"):
+            if name in ds and not np.issubdtype(ds[name].dtype, np.number):
+                raise ValueError(f"corrupt posterior file: {name!r} is not numeric (dtype {ds[name].dtype})")
         dims = tuple(samples.dims[1:])
         lw = torch.from_numpy(ds["log_weights"].values.copy()) if "log_weights" in ds else None
         truth = torch.from_numpy(ds["truth"].values.copy()) if "truth" in ds else None
@@ -206,25 +209,24 @@ class Posterior:
         try:
             config = json.loads(ds.attrs.get("config", "{}"))
             diagnostics = json.loads(ds.attrs.get("diagnostics", "{}"))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"corrupt posterior file: bad JSON attribute ({e})") from None
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"corrupt posterior file: bad JSON attribute ({type(e).__name__})") from None
+        if not isinstance(config, dict) or not isinstance(diagnostics, dict):
+            raise ValueError("corrupt posterior file: the config and diagnostics attributes must be JSON objects")
         extras = {k: torch.from_numpy(ds[k].values.copy()) for k in ds.data_vars
                   if ds[k].attrs.get("role") == "extra"}
         return cls(torch.from_numpy(samples.values.copy()), lw, diagnostics, config, truth, dims, coords,
-                   ds.attrs.get("units", ""), extras)
+                   str(ds.attrs.get("units", "")), extras)
 
 
 def open_posterior(path) -> Posterior:
     """Read a posterior written by :meth:`Posterior.to_netcdf` (clear errors for missing/corrupt files)."""
-    import xarray as xr
+    from samplers.netcdf import load_dataset
 
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"posterior file {path} does not exist")
-    try:
-        with xr.open_dataset(path, engine="h5netcdf") as ds:
-            ds = ds.load()
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path} is not a readable NetCDF file ({type(e).__name__})") from None
-    return Posterior.from_xarray(ds)
+    if path.is_dir():
+        raise ValueError(f"posterior file {path} is a directory")
+    return Posterior.from_xarray(load_dataset(path, "posterior file"))
 

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import difflib
+import inspect
+import math
+import numbers
+
+import numpy as np
 
 from samplers.base import Sampler
 from samplers.dps import DPS
@@ -21,10 +26,37 @@ SAMPLERS.update({"enkg": EnsembleKalmanGuidance, "eki": EnsembleKalmanInversion}
 SAMPLERS.update({"tds": TwistedDiffusionSampler, "mcgdiff": MCGdiff, "afes": ApproximationFreeEnsemble})  # SMC (issue 5)
 
 
+def _check_setting_types(name: str, kwargs: dict) -> None:
+    """Each setting must have the type of the constructor's default: an integer for an integer setting
+    (``num_steps=2.5`` is refused, not truncated), a real number for a float, true/false for a flag."""
+    params = inspect.signature(SAMPLERS[name].__init__).parameters
+    for key, value in kwargs.items():
+        default = params[key].default if key in params else inspect.Parameter.empty
+        if default is inspect.Parameter.empty or default is None:
+            continue
+        if isinstance(default, bool):
+            ok = isinstance(value, (bool, np.bool_))
+        elif isinstance(default, int):
+            ok = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) \
+                and math.isfinite(value) and float(value).is_integer()
+        elif isinstance(default, float):
+            ok = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+        else:
+            ok = True  # strings, tuples: the constructor checks them
+        if not ok:
+            kind = type(default).__name__.replace("bool", "true/false").replace("int", "an integer") \
+                .replace("float", "a number")
+            raise ValueError(f"sampler setting {key!r} of {name!r} must be {kind}, got {value!r}")
+
+
 def get_sampler(name: str, **kwargs) -> Sampler:
     """Build a sampler by its command-line name, with a 'did you mean' error for unknown names."""
     if name not in SAMPLERS:
         close = difflib.get_close_matches(str(name), SAMPLERS, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ValueError(f"unknown sampler {name!r}{hint} (known: {', '.join(sorted(SAMPLERS))})")
-    return SAMPLERS[name](**kwargs)
+    _check_setting_types(name, kwargs)
+    try:
+        return SAMPLERS[name](**kwargs)
+    except (TypeError, OverflowError) as e:  # unknown keyword, or a value such as 1e999 for an integer
+        raise ValueError(f"bad settings for sampler {name!r}: {e}") from None

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -38,7 +39,7 @@ from samplers.posterior import Posterior
 from samplers.schedules import karras_sigmas
 
 __all__ = ["systematic_resample", "effective_sample_size", "should_resample", "log_mean_weight",
-           "SMCSampler", "Move", "LinearGaussian", "LinearTwistSMC", "MAX_DENSE_DIM"]
+           "SMCSampler", "Move", "LinearGaussian", "LinearTwistSMC", "MAX_DENSE_DIM", "WeightCollapseWarning"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -130,6 +131,9 @@ class SMCSampler(Sampler):
                 return Move(x, ll, nfe=len(x))
     """
 
+    #: the per-problem constants of :meth:`setup` are rebuilt by ``init`` when a run resumes
+    static_extras = ("model",)
+
     def __init__(self, num_steps: int = 100, resample_threshold: float = 0.5, rho: float = 7.0):
         if int(num_steps) < 1:
             raise ValueError(f"num_steps must be at least 1, got {num_steps}")
@@ -194,7 +198,7 @@ class SMCSampler(Sampler):
         if pre is not None:
             pre = pre.detach().to(torch.float64)
             log_z += log_mean_weight(lw, pre)
-            lw = torch.log_softmax(lw + pre, 0)
+            lw = _normalise(self, state, lw + pre)
         ess = effective_sample_size(lw)
         x, cache, n_res = state.x, state.extras["cache"], state.extras["num_resampling"]
         if ess < self.resample_threshold * len(lw):
@@ -206,23 +210,49 @@ class SMCSampler(Sampler):
         if mv.log_increment is not None:
             post = mv.log_increment.detach().to(torch.float64)
             log_z += log_mean_weight(lw, post)
-            lw = torch.log_softmax(lw + post, 0)
-        if not bool(torch.isfinite(lw).any()):
-            _raise_collapse(self, state)
+            lw = _normalise(self, state, lw + post)
         extras = {**state.extras, "cache": mv.cache, "log_evidence": log_z, "num_resampling": n_res,
                   "ess_history": state.extras["ess_history"] + [ess]}
         return self.advance(state, x=mv.x, nfe=mv.nfe, forward_evals=mv.forward_evals, grad_evals=mv.grad_evals,
                             log_weights=lw, extras=extras)
 
     def finalize(self, state: SamplerState) -> Posterior:
-        """Weighted posterior with diagnostics ``ess_history``, ``log_evidence``, ``num_resampling``."""
+        """Weighted posterior with diagnostics ``ess_history``, ``log_evidence``, ``num_resampling``,
+        ``min_ess`` / ``min_ess_step`` and ``weight_collapse``: true (with a :class:`WeightCollapseWarning`)
+        when the ESS fell below ``max(1.5, N / 100)`` at some step, i.e. nearly one particle carried the weight."""
         post = super().finalize(state)
         ess = state.extras["ess_history"] + [effective_sample_size(state.log_weights)]
+        n = len(state.log_weights)
+        k = min(range(len(ess)), key=ess.__getitem__)
+        collapse = ess[k] < max(1.5, n / 100.0)
         post.diagnostics = {**post.diagnostics, "ess_history": ess, "final_ess": ess[-1],
                             "log_evidence": float(state.extras["log_evidence"]),
                             "num_resampling": int(state.extras["num_resampling"]),
-                            "num_levels": len(state.extras["sigmas"]) - 1}
+                            "num_levels": len(state.extras["sigmas"]) - 1,
+                            "min_ess": float(ess[k]), "min_ess_step": int(k), "weight_collapse": bool(collapse)}
+        if collapse:
+            warnings.warn(f"{type(self).__name__}: the particle weights collapsed (ESS {ess[k]:.2f} of {n} at step "
+                          f"{k}); use more particles or steps", WeightCollapseWarning, stacklevel=2)
         return post
+
+
+class WeightCollapseWarning(RuntimeWarning):
+    """SMC weights collapsed onto (nearly) one particle at some step."""
+
+
+def _normalise(sampler, state, log_weights: torch.Tensor) -> torch.Tensor:
+    """``log_softmax`` of unnormalised log-weights; NaN or all-zero weights raise, naming the step."""
+    from samplers.errors import SamplerError
+
+    if bool(torch.isnan(log_weights).any()):
+        raise SamplerError(f"{type(sampler).__name__}: NaN log-weights at step {state.step + 1} "
+                           "(the likelihood or the twist returned NaN)")
+    if bool((log_weights == math.inf).any()):
+        raise SamplerError(f"{type(sampler).__name__}: infinite log-weights at step {state.step + 1} "
+                           "(the likelihood or the twist overflowed)")
+    if not bool(torch.isfinite(log_weights).any()):
+        _raise_collapse(sampler, state)
+    return torch.log_softmax(log_weights, 0)
 
 
 def _raise_collapse(sampler, state) -> None:

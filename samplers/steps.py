@@ -49,4 +49,7 @@ def denoise_with_misfit_gradient(problem, prior, x: torch.Tensor, sigma: float):
                                "(the particles have diverged: reduce the step size or guidance scale)")
         norm = problem.residual_norm(prior.to_physical(x0))
         (grad,) = torch.autograd.grad(norm.sum(), xg)
+    if not bool(torch.isfinite(grad).all()):
+        raise SamplerError(f"the likelihood gradient is NaN or Inf at sigma = {float(sigma):.4g} "
+                           "(the forward model or its adjoint overflowed: reduce the step size or guidance scale)")
     return x0.detach(), grad, norm.detach()

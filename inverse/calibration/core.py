@@ -41,6 +41,7 @@ from inverse.calibration.bridge import TorchModel
 from inverse.calibration.distributions import check_noise_prior, check_prior, describe_distribution
 from inverse.calibration.laplace import laplace_approximation
 from inverse.calibration.model import CalibrationModel, JaxModel
+from samplers.posterior import package_version
 
 __all__ = ["calibrate", "CalibrationSetup", "prepare", "DivergenceWarning", "CHAIN_METHODS", "NOISE_NAME",
            "check_run_settings", "diagnostics_attrs", "did_you_mean"]
@@ -321,7 +322,7 @@ def calibrate(model, data, priors: Mapping[str, dist.Distribution] | None = None
              "max_tree_depth": int(max_tree_depth), "dense_mass": int(bool(dense_mass)),
              "regularize_mass_matrix": int(bool(regularize_mass_matrix)),
              "init": "laplace" if lap is not None else "prior median", **diag,
-             "wall_time_s": wall, "numpyro_version": numpyro.__version__,
+             "wall_time_s": wall, "numpyro_version": numpyro.__version__, "inverse_version": package_version(),
              "calibrated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     if isinstance(setup.model, TorchModel):
         attrs["torch_evaluations"] = int(setup.model.evaluations - evals0)

@@ -93,16 +93,9 @@ def write_data(path, model: CalibrationModel, y, *, sigma: float | None = None, 
 
 
 def _open(path, what: str) -> xr.Dataset:
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{what} {path} does not exist")
-    if path.is_dir():
-        raise IsADirectoryError(f"{what} {path} is a directory, not a NetCDF file")
-    try:
-        with xr.open_dataset(path, engine="h5netcdf") as ds:
-            return ds.load()
-    except (OSError, ValueError, TypeError) as e:
-        raise ValueError(f"{path} is not a readable NetCDF file ({type(e).__name__})") from None
+    from samplers.netcdf import load_dataset
+
+    return load_dataset(path, what)
 
 
 def _json_attr(ds: xr.Dataset, key: str, path) -> dict | None:

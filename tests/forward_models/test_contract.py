@@ -126,3 +126,22 @@ def test_coarse_level_keeps_shapes_and_agrees_roughly(op, capsys):
     with capsys.disabled():
         print(f"\n  coarse-vs-fine relative difference of {type(op).__name__}: {rel:.3g}")
     assert rel < 0.5, rel
+
+
+def test_float32_copy_agrees_with_float64(op):
+    """``op.to(torch.float32)`` computes the same model (samplers run forward models in the prior's precision).
+
+    Catches buffers that ``Module.to(dtype)`` would corrupt (a complex buffer cast to a real dtype loses
+    its imaginary part with only a warning).
+    """
+    import copy
+    import warnings
+
+    x = op.example_input(2, seed=0, dtype=torch.float64)
+    with torch.no_grad():
+        y64 = op(x.to(torch.float32) if type(op).__name__ == "AcousticFWI" else x).double()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            op32 = copy.deepcopy(op).to(torch.float32)
+        y32 = op32(x.to(torch.float32)).double()
+    assert float((y32 - y64).norm() / y64.norm().clamp_min(1e-30)) < 1e-3

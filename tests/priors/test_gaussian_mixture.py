@@ -120,3 +120,22 @@ def test_denoise_rejects_wrong_shapes():
         prior.posterior(torch.ones(2, 3), torch.ones(3), 0.1)
     with pytest.raises(ValueError, match="sigma_y"):
         prior.posterior(torch.ones(2, 3), torch.ones(2), float("nan"))
+
+
+def test_isotropic_std_equals_dense_covariance_without_a_dense_matrix():
+    """GaussianPrior(std=s) uses the isotropic path (no d x d matrix) and equals the dense s^2 I prior."""
+    import torch
+
+    from priors import GaussianPrior
+
+    p, q = GaussianPrior(torch.zeros(3), std=2.0), GaussianPrior(torch.zeros(3), 4.0 * torch.eye(3))
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    s = torch.full((5,), 1.5, dtype=torch.float64)
+    assert torch.allclose(p.denoise(x, s), q.denoise(x, s), atol=1e-12)
+    assert torch.allclose(p.log_prob(x, s), q.log_prob(x, s), atol=1e-10)
+    A, y = torch.randn(2, 3, generator=g, dtype=torch.float64), torch.randn(2, generator=g, dtype=torch.float64)
+    assert torch.allclose(p.posterior(A, y, 0.3).means, q.posterior(A, y, 0.3).means, atol=1e-12)
+    assert abs(float(p.sample(20000, g).std()) - 2.0) < 0.03
+    big = GaussianPrior(torch.zeros(2, 300, 40), std=0.5, dtype=torch.float32)  # d = 24000: dense would be 2.3 GB
+    assert not hasattr(big, "covariances") and big.denoise(torch.zeros(1, 2, 300, 40), torch.ones(1)).shape == (1, 2, 300, 40)

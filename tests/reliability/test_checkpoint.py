@@ -1,0 +1,224 @@
+"""Sampler checkpoints: interrupted runs resume bit for bit (API and command line, SIGINT and SIGKILL)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from inverse import open_posterior
+from inverse.cli import main
+from inverse.harness import gmm_case
+from samplers import SAMPLERS, get_sampler, run
+from samplers.base import Sampler, SamplerState
+from samplers.checkpoint import CheckpointError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: small settings of every registered sampler on the mixture case
+SETTINGS = {"dps": {"num_steps": 12, "zeta": 0.3}, "mcg": {"num_steps": 12}, "enkg": {"num_steps": 12},
+            "eki": {"num_iterations": 4, "prior_steps": 6}, "tds": {"num_steps": 12},
+            "mcgdiff": {"num_steps": 12}, "afes": {"num_steps": 12}}
+
+
+class _Killed(Exception):
+    """Stands for SIGKILL: nothing is saved on the way out."""
+
+
+def _stop_at(step, exc):
+    def callback(state):
+        if state.step == step:
+            raise exc
+    return callback
+
+
+def _same(a, b):
+    assert torch.equal(a.samples, b.samples)
+    assert (a.log_weights is None and b.log_weights is None) or torch.equal(a.log_weights, b.log_weights)
+    skip = {"wall_time_s", "resumed_from_step"}
+    assert {k: v for k, v in a.diagnostics.items() if k not in skip} == \
+        {k: v for k, v in b.diagnostics.items() if k not in skip}
+    assert a.config == b.config
+
+
+def test_every_sampler_has_settings():
+    """A newly registered sampler joins the resume and reproducibility tests by one line in SETTINGS."""
+    missing = set(SAMPLERS) - set(SETTINGS)
+    assert not missing, f"add small settings for {sorted(missing)} to SETTINGS in {__file__}"
+
+
+@pytest.mark.filterwarnings("ignore::samplers.smc.WeightCollapseWarning")
+@pytest.mark.parametrize("name", sorted(SETTINGS))
+@pytest.mark.parametrize("how", ["sigint", "sigkill"])
+def test_resumed_run_is_bit_identical(tmp_path, name, how):
+    """Interrupted at step 7 (Ctrl-C saves the state; a kill leaves the step-6 checkpoint), then resumed."""
+    case = gmm_case(4, 2, seed=0)
+    sampler = get_sampler(name, **SETTINGS[name])
+    full = run(sampler, case.problem, case.prior, 32, seed=3)
+    ck = tmp_path / "run.ckpt"
+    exc = KeyboardInterrupt() if how == "sigint" else _Killed()
+    with pytest.raises(type(exc)):
+        run(sampler, case.problem, case.prior, 32, seed=3, checkpoint=ck, checkpoint_every=3, callback=_stop_at(7, exc))
+    resumed = run(sampler, case.problem, case.prior, 32, seed=3, checkpoint=ck, checkpoint_every=3, resume=True)
+    assert resumed.diagnostics["resumed_from_step"] == (7 if how == "sigint" else 6)
+    _same(full, resumed)
+
+
+def test_resume_of_a_finished_run_gives_its_posterior(tmp_path):
+    case = gmm_case(4, 2, seed=0)
+    s = get_sampler("tds", num_steps=6)
+    ck = tmp_path / "run.ckpt"
+    first = run(s, case.problem, case.prior, 16, seed=1, checkpoint=ck, checkpoint_every=100)
+    again = run(s, case.problem, case.prior, 16, seed=1, checkpoint=ck, resume=True)
+    assert again.diagnostics["resumed_from_step"] == 6 and again.diagnostics["nfe"] == first.diagnostics["nfe"]
+    _same(first, again)
+
+
+def test_checkpoint_of_another_run_is_refused(tmp_path):
+    case = gmm_case(4, 2, seed=0)
+    ck = tmp_path / "run.ckpt"
+    run(get_sampler("dps", num_steps=4), case.problem, case.prior, 8, seed=0, checkpoint=ck, checkpoint_every=2)
+    for sampler, n, seed, what in [(get_sampler("dps", num_steps=4), 8, 1, "seed"),
+                                   (get_sampler("dps", num_steps=4), 9, 0, "num_samples"),
+                                   (get_sampler("dps", num_steps=5), 8, 0, "sampler"),
+                                   (get_sampler("mcg", num_steps=4), 8, 0, "sampler")]:
+        with pytest.raises(CheckpointError, match=f"different run .*{what}"):
+            run(sampler, case.problem, case.prior, n, seed=seed, checkpoint=ck, resume=True)
+    other = gmm_case(4, 2, seed=1)
+    with pytest.raises(CheckpointError, match="different run"):
+        run(get_sampler("dps", num_steps=4), other.problem, other.prior, 8, seed=0, checkpoint=ck, resume=True)
+
+
+def test_bad_checkpoint_arguments_and_files(tmp_path):
+    case = gmm_case(4, 2, seed=0)
+    s = get_sampler("dps", num_steps=4)
+    with pytest.raises(ValueError, match="needs a checkpoint"):
+        run(s, case.problem, case.prior, 8, resume=True)
+    with pytest.raises(ValueError, match="checkpoint_every must be a positive integer"):
+        run(s, case.problem, case.prior, 8, checkpoint=tmp_path / "c", checkpoint_every=0)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        run(s, case.problem, case.prior, 8, checkpoint=tmp_path / "missing", resume=True)
+    for content in (b"", b"garbage", b"\xff" * 64, (10**6).to_bytes(8, "little") + b"{}"):
+        (tmp_path / "bad").write_bytes(content)
+        with pytest.raises(CheckpointError, match="not a readable sampler checkpoint|not a sampler checkpoint"):
+            run(s, case.problem, case.prior, 8, checkpoint=tmp_path / "bad", resume=True)
+    # a safetensors file that is not ours
+    from safetensors.torch import save_file
+
+    save_file({"x": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(CheckpointError, match="not a sampler checkpoint"):
+        run(s, case.problem, case.prior, 8, checkpoint=tmp_path / "other.safetensors", resume=True)
+
+
+def test_checkpoint_is_safetensors_and_atomic(tmp_path):
+    from safetensors.torch import load_file
+
+    case = gmm_case(4, 2, seed=0)
+    ck = tmp_path / "run.ckpt"
+    run(get_sampler("tds", num_steps=5), case.problem, case.prior, 8, seed=0, checkpoint=ck, checkpoint_every=2)
+    tensors = load_file(str(ck))  # plain safetensors: no pickle anywhere
+    assert {"x", "log_weights", "generator_state"} <= set(tensors)
+    assert tensors["generator_state"].dtype == torch.uint8
+    assert [p.name for p in tmp_path.iterdir()] == ["run.ckpt"]  # no temporary files left behind
+
+
+def test_sampler_with_unsupported_state_is_refused(tmp_path):
+    class Opaque(Sampler):
+        def num_steps(self):
+            return 2
+
+        def init(self, problem, prior, n, generator):
+            x = torch.zeros(n, *prior.shape, dtype=prior.dtype)
+            return SamplerState(x, 0, problem, prior, generator, extras={"thing": object()})
+
+        def step(self, state):
+            return self.advance(state, x=state.x)
+
+    case = gmm_case(4, 2, seed=0)
+    with pytest.raises(CheckpointError, match=r"extras\['thing'\] is a object"):
+        run(Opaque(), case.problem, case.prior, 4, checkpoint=tmp_path / "c", checkpoint_every=1)
+    assert not (tmp_path / "c").exists()
+
+
+# ------------------------------------------------------------------ the command line, in subprocesses
+def _start(argv, cwd):
+    return subprocess.Popen([sys.executable, "-m", "inverse.cli", *argv], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def _wait_for_step(path, at_least, proc, timeout=120.0):
+    """Wait until the checkpoint at ``path`` holds a step >= ``at_least``; its step."""
+    from samplers.checkpoint import read_checkpoint_info
+
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        assert proc.poll() is None, proc.communicate()
+        if path.is_file():
+            try:
+                step = read_checkpoint_info(path)[0]["step"]
+            except (CheckpointError, OSError):  # pragma: no cover - a rename in progress
+                step = -1
+            if step >= at_least:
+                return step
+        time.sleep(0.005)
+    raise AssertionError("no checkpoint appeared")  # pragma: no cover
+
+
+def test_command_line_resumes_after_sigint_and_sigkill(tmp_path, ct_files):
+    """``inverse reconstruct --checkpoint``: Ctrl-C, then kill -9, then --resume; the posterior equals
+    an uninterrupted run's bit for bit."""
+    y, prior = ct_files
+    base = ["reconstruct", str(y), "--prior", str(prior), "--sampler", "dps", "--steps", "80",
+            "--num-samples", "2", "--seed", "4", "--threads", "1", "--quiet"]
+    assert main(base + ["--out", str(tmp_path / "full.nc")]) == 0
+    ck, out = tmp_path / "run.ckpt", tmp_path / "p.nc"
+    args = base + ["--out", str(out), "--checkpoint", str(ck), "--checkpoint-every", "4"]
+    proc = _start(args, tmp_path)
+    _wait_for_step(ck, 4, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err and "--resume" in err
+    step_int = open_ck_step(ck)
+    proc = _start(args + ["--resume"], tmp_path)
+    step = _wait_for_step(ck, step_int + 4, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL and not out.exists()
+    assert step_int < step < 80
+    assert main(args + ["--resume"]) == 0
+    full, resumed = open_posterior(tmp_path / "full.nc"), open_posterior(out)
+    assert torch.equal(full.samples, resumed.samples)
+    assert resumed.diagnostics["resumed_from_step"] >= step and resumed.diagnostics["nfe"] == full.diagnostics["nfe"]
+
+
+def open_ck_step(path) -> int:
+    """The step stored in a sampler checkpoint."""
+    from samplers.checkpoint import read_checkpoint_info
+
+    return read_checkpoint_info(path)[0]["step"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--resume"], "--resume needs --checkpoint"),
+    (["--checkpoint", "{ck}", "--resume"], "does not exist"),
+    (["--checkpoint", "{ck}", "--checkpoint-every", "0"], "at least 1"),
+    (["--checkpoint", "{existing}"], "pass --resume"),
+    (["--checkpoint", "{other}", "--resume"], "different run"),
+])
+def test_command_line_checkpoint_errors(tmp_path, ct_files, capsys, extra, message):
+    y, prior = ct_files
+    base = ["reconstruct", str(y), "--prior", str(prior), "--steps", "3", "--num-samples", "2", "--quiet"]
+    existing = tmp_path / "existing.ckpt"
+    existing.write_bytes(b"x")
+    other = tmp_path / "other.ckpt"
+    assert main(base + ["--seed", "1", "--out", str(tmp_path / "o1.nc"), "--checkpoint", str(other)]) == 0
+    capsys.readouterr()
+    extra = [e.format(ck=tmp_path / "c.ckpt", existing=existing, other=other) for e in extra]
+    assert main(base + ["--out", str(tmp_path / "o.nc")] + extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and err.count("\n") == 0
+    assert not (tmp_path / "o.nc").exists()
