@@ -221,7 +221,8 @@ def _plot(args) -> int:
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist")
     out = Path(args.out) if args.out else path.parent
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} exists and is not a directory")
     import xarray as xr
 
     try:
@@ -235,6 +236,7 @@ def _plot(args) -> int:
 
         idata = read_inference_data(path)
         print(format_summary(idata))
+        out.mkdir(parents=True, exist_ok=True)  # only once the file has been read
         t = plot_trace(idata, out / f"{path.stem}-trace.png", overwrite=args.overwrite)
         p = plot_pair(idata, out / f"{path.stem}-pair.png", overwrite=args.overwrite)
         print(f"trace plot: {t}\npair plot:  {p}")
@@ -248,6 +250,7 @@ def _plot(args) -> int:
         raise ValueError(f"{path} holds vector samples of shape {tuple(post.samples.shape[1:])}: "
                          "'inverse plot' draws image posteriors (use Posterior.mean() / quantile() in Python)")
     png = out / f"{path.stem}.png"
+    out.mkdir(parents=True, exist_ok=True)
     save_figure(plot_image_posterior(post), png, overwrite=args.overwrite)
     print(f"figure: {png}")
     return 0
@@ -362,6 +365,15 @@ def main(argv=None) -> int:
             IsADirectoryError, PermissionError) as e:
         print(f"inverse {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except RuntimeError as e:  # a sampler's numerical failure (SamplerError names the step): one line, exit 2
+        errors = sys.modules.get("samplers.errors")
+        if errors is None or not isinstance(e, errors.SamplerError):
+            raise
+        print(f"inverse {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. 'inverse reconstruct ... | head': the reader went away
+        sys.stderr.close()
+        return 0
     parser.error(f"unknown command {args.command!r}")  # pragma: no cover
     return 2
 
