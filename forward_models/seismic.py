@@ -37,7 +37,7 @@ from forward_models.base import ForwardModel
 # deepwave is imported where it is used: importing it costs seconds (torch._dynamo), and the
 # forward-model registry imports this module whether or not FWI is used.
 
-__all__ = ["AcousticFWI", "REGISTRY_ENTRIES"]
+__all__ = ["AcousticFWI", "ClampedVelocity", "REGISTRY_ENTRIES"]
 
 
 def _spread(count: int, width: int) -> torch.Tensor:
@@ -209,6 +209,32 @@ def _example_fwi(seed: int) -> AcousticFWI:
 def _benchmark_fwi() -> AcousticFWI:
     """OpenFWI's size: 70 x 70, 5 shots, 70 receivers, 1000 samples of 1 ms."""
     return AcousticFWI()
+
+
+class ClampedVelocity(ForwardModel):
+    """``F(clamp(v, v_min, v_max))``: the wave solver sees only velocities in its physical range.
+
+    Diffusion samples early in a run (or from a poor prior) leave 1500-4500 m/s, where the solver's
+    stability limit breaks (InverseBench reports DAPS unstable on FWI for this reason); the samplers
+    therefore see the same bounds L-BFGS enforces by clamping. The gradient is zero outside the range.
+    """
+
+    linear = False
+    differentiable = True
+
+    def __init__(self, wave, v_min: float = 1500.0, v_max: float = 4500.0):
+        super().__init__()
+        self.wave, self.v_min, self.v_max = wave, float(v_min), float(v_max)
+        self.input_shape, self.output_shape = tuple(wave.input_shape), tuple(wave.output_shape)
+
+    def forward(self, x):
+        """Shot gathers of the clamped velocity models."""
+        return self.wave(x.clamp(self.v_min, self.v_max))
+
+    def config(self) -> dict:
+        """The wave model's configuration with the clamping range."""
+        return {**self.wave.config(), "clamp": [self.v_min, self.v_max]}
+
 
 
 REGISTRY_ENTRIES = {"fwi": {"cls": AcousticFWI, "example": _example_fwi, "benchmark": _benchmark_fwi}}

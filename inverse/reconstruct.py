@@ -55,15 +55,21 @@ def _settings(sampler: str, problem: str, steps: int | None, options: dict | Non
 
 
 def _gaussian_prior(name: str, m: Measurements):
-    """``gaussian`` / ``gaussian:STD``: the white Gaussian baseline prior ``N(0, STD^2 I)`` in physical units.
+    """``gaussian`` / ``gaussian:STD``: the white Gaussian baseline prior ``N(m, STD^2 I)`` in physical units.
 
-    Without STD, the scale is the RMS of the direct reconstruction (problems that have one), else 1.
+    ``m`` is the middle of the problem's physical range for positive fields (velocity 3000 m/s,
+    permeability 7.5), else 0. Without STD, the scale is the RMS of the direct reconstruction
+    (problems that have one), else a quarter of the physical range.
     It knows nothing about the field's structure: a reference point for the learned priors, and the
     only built-in choice for problems without a shipped prior (seismic-interp).
     """
     from priors import GaussianPrior
 
+    from inverse.measurements import TRUTH_RANGES
+
     shape = tuple(build_forward_model(m.problem, m.options).input_shape)
+    lo, hi = TRUTH_RANGES.get(m.problem, (-1.0, 1.0))
+    mean = 0.5 * (lo + hi) if lo >= 0 else 0.0  # positive fields (velocity, permeability) centre on their range
     if ":" in name:
         try:
             std = float(name.split(":", 1)[1])
@@ -73,9 +79,9 @@ def _gaussian_prior(name: str, m: Measurements):
             raise ValueError(f"--prior {name!r}: the standard deviation must be positive")
     else:
         view = measurement_view(m.problem, m.forward_model, m.y[None])
-        std = float(view.double().square().mean().sqrt()) if view is not None else 1.0
+        std = float(view.double().square().mean().sqrt()) if view is not None else 0.25 * (hi - lo)
         std = std if std > 0 else 1.0
-    return GaussianPrior(torch.zeros(shape), std=std, dtype=torch.float32)
+    return GaussianPrior(torch.full(shape, mean), std=std, dtype=torch.float32)
 
 
 def _load_prior(prior, spec, device, m: Measurements):
@@ -94,6 +100,16 @@ def _load_prior(prior, spec, device, m: Measurements):
 
 #: the sampler used when none is named: DPS, except where another one measured better
 DEFAULT_SAMPLER = {"seismic-interp": "mcg"}
+
+
+def _clamped(fm):
+    """The wave model behind a velocity clamp: a sampler's intermediate (or mean) velocities may leave the
+    solver's range; every other model is returned unchanged."""
+    if type(fm).__name__ == "AcousticFWI":
+        from forward_models.seismic import ClampedVelocity
+
+        return ClampedVelocity(fm)
+    return fm
 
 
 def reconstruct(measurements, prior=None, sampler: str | None = None, *, num_samples: int = 8, seed: int = 0,
@@ -127,6 +143,7 @@ def reconstruct(measurements, prior=None, sampler: str | None = None, *, num_sam
         raise ValueError(f"the prior's samples have shape {tuple(pr.shape)} but problem {m.problem!r} needs "
                          f"{tuple(fm.input_shape)}: choose a prior trained at that size")
     fm = fm.to(pr.dtype)
+    fm = _clamped(fm)
     problem = InverseProblem(fm, m.y.to(pr.dtype), m.noise, truth=None)
     post = smp.sample(problem, pr, int(num_samples), seed=int(seed), device=device, progress=progress,
                       checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
@@ -146,7 +163,7 @@ def reconstruct(measurements, prior=None, sampler: str | None = None, *, num_sam
 def summarize(post: Posterior, m: Measurements) -> dict:
     """Closing numbers of a reconstruction (module docstring): misfit, and errors when the truth is known."""
     mean = post.mean().to(torch.float64)
-    fm = m.forward_model
+    fm = _clamped(m.forward_model)
     with torch.no_grad():
         r = (m.y - fm(mean[None])[0]).to(torch.float64)
     sigma = float(m.noise.config().get("sigma", float("nan")))

@@ -29,7 +29,8 @@ import time
 
 import torch
 
-from forward_models.base import ForwardModel
+from forward_models.seismic import ClampedVelocity  # noqa: F401 (re-exported)
+
 from inverse.benchmarking.common import (
     BenchSettings,
     fmt,
@@ -57,27 +58,6 @@ def plan(settings: BenchSettings) -> dict:
                 "smooth": 3.0}
     return {"options": {}, "instances": settings.n_seeds(4), "lbfgs_iters": 30, "steps": 100, "samples": 4,
             "samplers": ["dps", "mcg", "tds"], "prior": "seismic-velocity-70", "smooth": SMOOTH_CELLS}
-
-
-class ClampedVelocity(ForwardModel):
-    """``F(clamp(v, v_min, v_max))``: the wave solver sees only velocities in its physical range.
-
-    Diffusion samples early in a run (or from a poor prior) leave 1500-4500 m/s, where the solver's
-    stability limit breaks (InverseBench reports DAPS unstable on FWI for this reason); the samplers
-    therefore see the same bounds L-BFGS enforces by clamping. The gradient is zero outside the range.
-    """
-
-    linear = False
-    differentiable = True
-
-    def __init__(self, wave, v_min: float = 1500.0, v_max: float = 4500.0):
-        super().__init__()
-        self.wave, self.v_min, self.v_max = wave, float(v_min), float(v_max)
-        self.input_shape, self.output_shape = tuple(wave.input_shape), tuple(wave.output_shape)
-
-    def forward(self, x):
-        """Shot gathers of the clamped velocity models."""
-        return self.wave(x.clamp(self.v_min, self.v_max))
 
 
 def gaussian_smooth(v: torch.Tensor, sigma_cells: float) -> torch.Tensor:
