@@ -6,13 +6,13 @@ entry here: its class and a function building a small example instance.
 
 from __future__ import annotations
 
-import difflib
 from typing import Callable
 
 import torch
 
 from forward_models.base import ForwardModel
 from forward_models.linear import Inpainting, MatrixOperator
+from forward_models.names import unknown_name_message
 
 __all__ = ["REGISTRY", "register", "get_operator", "example_operator", "benchmark_operator", "unknown_name_message"]
 
@@ -24,14 +24,6 @@ def register(name: str, cls: type, example: Callable[[int], ForwardModel],
              benchmark: Callable[[], ForwardModel] | None = None) -> None:
     """Add an operator under ``name`` with builders ``example(seed)`` (small) and ``benchmark()`` (documented size)."""
     REGISTRY[name] = (cls, example, benchmark)
-
-
-def unknown_name_message(kind: str, name: str, known) -> str:
-    """One-line 'unknown X; did you mean Y?' message."""
-    known = sorted(known)
-    close = difflib.get_close_matches(str(name), known, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown {kind} {name!r}{hint} (known: {', '.join(known)})"
 
 
 def get_operator(name: str) -> type:
@@ -79,7 +71,15 @@ def _register_module(entries: dict) -> None:
 
 
 # each physics module declares its own REGISTRY_ENTRIES (imports of deepwave / deepinv stay lazy)
-from forward_models import adapters, darcy, mri, navier_stokes, seismic, tomography, trace_interpolation  # noqa: E402
+from forward_models import (  # noqa: E402
+    adapters,
+    darcy,
+    mri,
+    navier_stokes,
+    seismic,
+    tomography,
+    trace_interpolation,
+)
 
 for _module in (mri, tomography, navier_stokes, darcy, seismic, trace_interpolation, adapters):
     _register_module(_module.REGISTRY_ENTRIES)

@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     calibration_cli.add_parser(sub)
     __import__("inverse.surrogate_cli", fromlist=["add_parser"]).add_parser(sub)  # issue 6
+    __import__("inverse.batch_cli", fromlist=["add_parser"]).add_parser(sub)  # issue 11
     pl = sub.add_parser("plot", help="figures of a result file: posterior images, or calibration summary / trace / pair plots")
     pl.add_argument("file", help="a NetCDF written by 'inverse reconstruct', 'inverse calibrate' or 'inverse demo'")
     pl.add_argument("--out", default=None, help="output directory for the PNG files (default: beside FILE)")
@@ -354,6 +355,8 @@ def main(argv=None) -> int:
             return _reconstruct(args)
         if args.command == "train-surrogate":
             return __import__("inverse.surrogate_cli", fromlist=["run"]).run(args)
+        if args.command == "reconstruct-batch":
+            return __import__("inverse.batch_cli", fromlist=["run"]).run(args)
         if args.command == "calibrate":
             from inverse.calibration import cli as calibration_cli
 

@@ -14,10 +14,9 @@ Each entry gives model-space tensors ``(N, 1, H, W)`` (values of order one, as E
 
 from __future__ import annotations
 
-import difflib
-
 import torch
 
+from forward_models.names import unknown_name_message
 from priors.normalisation import Normalisation
 
 __all__ = ["DATASETS", "make_dataset"]
@@ -76,9 +75,7 @@ DATASETS = {
 def make_dataset(name: str, n: int, size: int, seed: int = 0):
     """``(model_space_tensor, normalisation, description)`` for the data set ``name``."""
     if name not in DATASETS:
-        close = difflib.get_close_matches(str(name), DATASETS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown data set {name!r}{hint} (known: {', '.join(DATASETS)})")
+        raise ValueError(unknown_name_message("data set", name, DATASETS))
     if int(n) < 1 or int(size) < 8:
         raise ValueError(f"need at least 1 example of size >= 8, got n={n}, size={size}")
     gen, norm_fn, desc = DATASETS[name]

@@ -26,7 +26,6 @@ Noise: ``Gaussian(sigma)`` with ``sigma = noise_rel * rms(F(x_true))`` unless ``
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass, field
 from typing import Callable
@@ -34,6 +33,7 @@ from typing import Callable
 import torch
 
 from forward_models.base import ForwardModel
+from forward_models.names import unknown_name_message
 
 __all__ = ["ProblemSpec", "PROBLEMS", "get_problem", "build_forward_model", "problem_options", "draw_truth",
            "measurement_view"]
@@ -214,9 +214,7 @@ PROBLEMS: dict[str, ProblemSpec] = {
 def get_problem(name: str) -> ProblemSpec:
     """The :class:`ProblemSpec` called ``name`` (one-line error with a suggestion otherwise)."""
     if name not in PROBLEMS:
-        close = difflib.get_close_matches(str(name), PROBLEMS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown problem {name!r}{hint} (known: {', '.join(PROBLEMS)})")
+        raise ValueError(unknown_name_message("problem", name, PROBLEMS))
     return PROBLEMS[name]
 
 

@@ -8,13 +8,19 @@ EDM (Karras et al. 2022, section 5 and Table 1): noise levels ``ln sigma ~ N(P_m
 average (EMA) of the weights, which is what gets exported. Data are model-space tensors
 ``(N, C, H, W)``; building them from our generators is the caller's job (``inverse train-prior``).
 
-Resuming (``resume=True``) is exact on one process: the noise of optimiser step ``k`` is drawn from a
-generator seeded by ``(seed, k, rank)`` only, the batch order of epoch ``e`` is a permutation seeded
-by ``(seed, e)`` only (:class:`SeededBatchSampler`), and the data module stores the step reached in
-every Lightning checkpoint, so a run resumed from any checkpoint, mid-epoch included, draws the same
-batches and noise as an uninterrupted one, and on the CPU ends with bit-identical weights. With several
-processes (DDP) Lightning's distributed sampler shuffles the data instead, and a mid-epoch resume
-restarts that epoch's batch order. Checkpoints are read with ``torch.load(weights_only=True)``.
+Resuming (``resume=True``) is exact: the noise of optimiser step ``k`` is drawn from a generator
+seeded by ``(seed, k)`` only, the batch order of epoch ``e`` is a permutation seeded by ``(seed, e)``
+only (:class:`SeededBatchSampler`), and the data module stores the step reached in every Lightning
+checkpoint, so a run resumed from any checkpoint, mid-epoch included, draws the same batches and noise
+as an uninterrupted one, and on the CPU ends with bit-identical weights. Checkpoints are read with
+``torch.load(weights_only=True)``.
+
+Several processes (``devices`` x ``num_nodes``, e.g. ``strategy="ddp"``) split the *same global batch*:
+``batch_size`` is the global batch, each of the ``W`` ranks takes a contiguous slice of
+``batch_size / W`` examples of it and the matching slice of the step's noise (drawn for the whole
+global batch), and DDP averages the gradients. The mean of the per-rank mean losses is the
+single-process loss, so ``W`` processes follow the single-process trajectory up to floating-point
+reduction order (measured in ``docs/scaling.md``); a resume continues the same order.
 """
 
 from __future__ import annotations
@@ -50,7 +56,8 @@ def _mix(*ints: int) -> int:
 
 def step_generator(seed: int, step: int, rank: int = 0, device="cpu") -> torch.Generator:
     """The generator of optimiser step ``step``: seeded by ``(seed, step, rank)`` alone, so a resumed run
-    draws the same noise as an uninterrupted one."""
+    draws the same noise as an uninterrupted one. Training uses ``rank=0`` on every process: the noise
+    belongs to the global batch, of which each rank keeps its slice."""
     return torch.Generator(device=device).manual_seed(_mix(seed, step, rank))
 
 
@@ -101,13 +108,30 @@ class _EMAModule(pl.LightningModule):
                 pe.lerp_(p, 1.0 - decay)
 
     def _generator(self, device) -> torch.Generator:
-        """This step's generator (:func:`step_generator`)."""
-        return step_generator(self.hparams.get("seed", 0), self.global_step, self.global_rank, device)
+        """This step's generator (:func:`step_generator`), the same on every rank."""
+        return step_generator(self.hparams.get("seed", 0), self.global_step, 0, device)
+
+    def _draw(self, draw, x0: torch.Tensor, shape: tuple, generator: torch.Generator) -> torch.Tensor:
+        """``draw`` (``torch.randn`` / ``torch.rand``) for the whole global batch, then this rank's slice.
+
+        On one process this is exactly ``draw((B, *shape))``; with ``W`` ranks of ``B`` examples each,
+        rank ``r`` keeps rows ``r B .. (r + 1) B`` of a ``(W B, *shape)`` draw, the rows its examples
+        have in the global batch (:class:`SeededBatchSampler`).
+        """
+        b = len(x0)
+        world, rank = self._world()
+        full = draw((world * b, *shape), device=x0.device, dtype=x0.dtype, generator=generator)
+        return full[rank * b:(rank + 1) * b]
+
+    def _world(self) -> tuple[int, int]:
+        trainer = getattr(self, "_trainer", None)
+        return (int(trainer.world_size), int(trainer.global_rank)) if trainer is not None else (1, 0)
 
     def _log_loss(self, loss):
         if not bool(torch.isfinite(loss)):
             raise FloatingPointError(f"training loss became {float(loss)} at step {self.global_step}")
-        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=False)
+        # the mean over ranks is the loss of the global batch (costs one all-reduce per step under DDP)
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=False, sync_dist=self._world()[0] > 1)
 
 
 class EDMDenoiserModule(_EMAModule):
@@ -126,9 +150,9 @@ class EDMDenoiserModule(_EMAModule):
     def training_step(self, batch, batch_idx):
         x0 = batch[0]
         g = self._generator(x0.device)
-        z = torch.randn(len(x0), device=x0.device, dtype=x0.dtype, generator=g)
+        z = self._draw(torch.randn, x0, (), g)
         sigma = torch.exp(self.hparams.p_mean + self.hparams.p_std * z)
-        n = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=g)
+        n = self._draw(torch.randn, x0, tuple(x0.shape[1:]), g)
         sd = self.hparams.sigma_data
         weight = (sigma**2 + sd**2) / (sigma * sd) ** 2
         err = (self.denoise(self.net, x0 + sigma.reshape(-1, 1, 1, 1) * n, sigma) - x0) ** 2
@@ -147,8 +171,8 @@ class FlowMatchingModule(_EMAModule):
     def training_step(self, batch, batch_idx):
         x0 = batch[0]
         g = self._generator(x0.device)
-        t = torch.rand(len(x0), device=x0.device, dtype=x0.dtype, generator=g)
-        eps = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=g)
+        t = self._draw(torch.rand, x0, (), g)
+        eps = self._draw(torch.randn, x0, tuple(x0.shape[1:]), g)
         x_t = (1 - t).reshape(-1, 1, 1, 1) * x0 + t.reshape(-1, 1, 1, 1) * eps
         loss = ((self.net(x_t, TIME_SCALE * t).sample - (eps - x0)) ** 2).mean()
         self._log_loss(loss)
@@ -159,13 +183,24 @@ class SeededBatchSampler(torch.utils.data.Sampler):
     """Mini-batches (``drop_last``) of a permutation seeded by ``(seed, epoch)`` only, starting at any step.
 
     ``start`` is a global batch index (an optimiser step): the first iteration yields the rest of
-    epoch ``start // len(self)``, each later iteration a whole next epoch.
+    epoch ``start // len(self)``, each later iteration a whole next epoch. With ``num_replicas`` ranks,
+    ``batch_size`` is the global batch and rank ``rank`` yields its contiguous slice of
+    ``batch_size / num_replicas`` indices of every global batch, so the ranks together see exactly the
+    single-process batches (a distributed sampler of our own order, in place of Lightning's).
     """
 
-    def __init__(self, num_examples: int, batch_size: int, seed: int = 0, start: int = 0):
+    def __init__(self, num_examples: int, batch_size: int, seed: int = 0, start: int = 0, num_replicas: int = 1,
+                 rank: int = 0):
         if num_examples < batch_size:
             raise ValueError(f"batch size {batch_size} exceeds the {num_examples} training examples")
+        if num_replicas < 1 or not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is not in 0..{num_replicas - 1}")
+        if batch_size % num_replicas:
+            raise ValueError(f"the global batch size {batch_size} is not divisible by the {num_replicas} processes "
+                             "(devices x nodes)")
         self.n, self.batch_size, self.seed, self.start = int(num_examples), int(batch_size), int(seed), int(start)
+        self.local = self.batch_size // int(num_replicas)
+        self.offset = int(rank) * self.local
 
     def __len__(self) -> int:
         return self.n // self.batch_size
@@ -176,14 +211,17 @@ class SeededBatchSampler(torch.utils.data.Sampler):
         self.start = (epoch + 1) * per
         perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(_mix(self.seed, epoch)))
         for k in range(first, per):
-            yield perm[k * self.batch_size:(k + 1) * self.batch_size].tolist()
+            lo = k * self.batch_size + self.offset
+            yield perm[lo:lo + self.local].tolist()
 
 
 class TensorDataModule(pl.LightningDataModule):
     """Shuffled mini-batches of a model-space tensor ``(N, C, H, W)`` (seeded, resumable mid-epoch).
 
-    On one process the batches come from :class:`SeededBatchSampler`; the step reached is stored
-    in Lightning checkpoints (:meth:`state_dict`) so that a resumed run continues the same batch order.
+    The batches come from :class:`SeededBatchSampler` (``batch_size`` global, split over the ranks
+    under DDP); the step reached is stored in Lightning checkpoints (:meth:`state_dict`) so that a
+    resumed run continues the same batch order. The trainer must not replace the sampler
+    (``Trainer(use_distributed_sampler=False)``, as :func:`train_prior` does).
     """
 
     def __init__(self, data: torch.Tensor, batch_size: int = 16, seed: int = 0):
@@ -206,13 +244,10 @@ class TensorDataModule(pl.LightningDataModule):
         self._start = int(state.get("global_step", 0))
 
     def train_dataloader(self):
-        """Seeded, resumable batches on one process; Lightning's distributed sampler under DDP."""
+        """Seeded, resumable batches: this rank's slice of every global batch."""
         trainer = getattr(self, "trainer", None)
-        if trainer is not None and trainer.world_size > 1:
-            g = torch.Generator().manual_seed(self.seed)
-            return DataLoader(TensorDataset(self.data), batch_size=self.batch_size, shuffle=True, drop_last=True,
-                              generator=g, num_workers=0)
-        sampler = SeededBatchSampler(len(self.data), self.batch_size, self.seed, self._start)
+        world, rank = (int(trainer.world_size), int(trainer.global_rank)) if trainer is not None else (1, 0)
+        sampler = SeededBatchSampler(len(self.data), self.batch_size, self.seed, self._start, world, rank)
         return DataLoader(TensorDataset(self.data), batch_sampler=sampler, num_workers=0)
 
 
@@ -225,6 +260,17 @@ def train_prior(data: torch.Tensor, out_dir, *, kind: str = "edm", steps: int = 
 
     Lightning checkpoints and CSV logs go to ``out_dir.with_name(out_dir.name + "-work")``; ``resume``
     continues from its ``last.ckpt``. Returns the exported prior directory.
+
+    ``devices``, ``num_nodes``, ``strategy`` and ``accelerator`` go to ``pytorch_lightning.Trainer``
+    unchanged (e.g. ``devices=2, strategy="ddp"``: two processes, gloo on the CPU, NCCL on GPUs);
+    ``batch_size`` is the global batch, divided among the ``devices * num_nodes`` processes, so a
+    multi-process run follows the single-process one (module docstring). Only rank 0 exports.
+
+    Example::
+
+        import torch
+        from priors.training import train_prior
+        train_prior(torch.randn(64, 1, 16, 16), "tiny-prior", steps=5, batch_size=8, widths=(8, 16))
     """
     if kind not in ("edm", "flow"):
         raise ValueError(f"unknown prior kind {kind!r}; expected 'edm' or 'flow'")
@@ -235,6 +281,9 @@ def train_prior(data: torch.Tensor, out_dir, *, kind: str = "edm", steps: int = 
     last = work / "checkpoints" / "last.ckpt"
     if resume and not last.is_file():
         raise FileNotFoundError(f"--resume: no checkpoint at {last}")
+    if isinstance(devices, int) and devices > 0 and batch_size % (devices * int(num_nodes)):
+        raise ValueError(f"the global batch size {batch_size} must be divisible by devices x nodes = "
+                         f"{devices * int(num_nodes)} processes")
     pl.seed_everything(seed, workers=True, verbose=False)
     size = data.shape[-1]
     unet_config = dict(build_unet(size, data.shape[1], widths, layers_per_block).config)
@@ -245,7 +294,8 @@ def train_prior(data: torch.Tensor, out_dir, *, kind: str = "edm", steps: int = 
     logger = pl.loggers.CSVLogger(work, name="logs")
     trainer = pl.Trainer(max_steps=steps, accelerator=accelerator, devices=devices, num_nodes=num_nodes,
                          strategy=strategy, callbacks=[ckpt], logger=logger, enable_progress_bar=progress,
-                         enable_model_summary=False, log_every_n_steps=10, deterministic=False)
+                         enable_model_summary=False, log_every_n_steps=10, deterministic=False,
+                         use_distributed_sampler=False)  # SeededBatchSampler splits the global batch itself
     t0 = time.time()
     with warnings.catch_warnings():  # the batch order does resume mid-epoch (TensorDataModule.state_dict)
         warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import math
 import numbers
 
 import numpy as np
 
+from forward_models.names import unknown_name_message
+from samplers.afes import ApproximationFreeEnsemble
 from samplers.base import Sampler
 from samplers.dps import DPS
 from samplers.eki import EnsembleKalmanInversion
 from samplers.enkg import EnsembleKalmanGuidance
-from samplers.afes import ApproximationFreeEnsemble
 from samplers.mcg import MCG
 from samplers.mcgdiff import MCGdiff
 from samplers.tds import TwistedDiffusionSampler
@@ -52,9 +52,7 @@ def _check_setting_types(name: str, kwargs: dict) -> None:
 def get_sampler(name: str, **kwargs) -> Sampler:
     """Build a sampler by its command-line name, with a 'did you mean' error for unknown names."""
     if name not in SAMPLERS:
-        close = difflib.get_close_matches(str(name), SAMPLERS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown sampler {name!r}{hint} (known: {', '.join(sorted(SAMPLERS))})")
+        raise ValueError(unknown_name_message("sampler", name, SAMPLERS))
     _check_setting_types(name, kwargs)
     try:
         return SAMPLERS[name](**kwargs)

@@ -8,13 +8,18 @@
 
 from __future__ import annotations
 
-import difflib
-
+from forward_models.names import unknown_name_message
 from inverse.calibration.model import CalibrationModel, JaxModel
 from inverse.calibration.models.heat import HeatEquation1D, HeatEquation1DTorch
-from inverse.calibration.models.layered_earth import LayeredEarth, reflection_traveltimes
+from inverse.calibration.models.layered_earth import (
+    LayeredEarth,
+    reflection_traveltimes,
+)
 from inverse.calibration.models.mri_t2 import T2Relaxation, T2RelaxationTorch
-from inverse.calibration.models.navier_stokes import NavierStokesCalibration, NavierStokesParameters
+from inverse.calibration.models.navier_stokes import (
+    NavierStokesCalibration,
+    NavierStokesParameters,
+)
 
 __all__ = ["CalibrationModel", "JaxModel", "HeatEquation1D", "HeatEquation1DTorch", "LayeredEarth",
            "reflection_traveltimes", "T2Relaxation", "T2RelaxationTorch", "NavierStokesCalibration",
@@ -28,7 +33,5 @@ MODELS: dict[str, type] = {"heat": HeatEquation1D, "layered-earth": LayeredEarth
 def get_model_class(name: str) -> type:
     """The model class of a command-line name, with a one-line 'did you mean' error for unknown names."""
     if name not in MODELS:
-        close = difflib.get_close_matches(str(name), MODELS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown calibration model {name!r}{hint} (known: {', '.join(sorted(MODELS))})")
+        raise ValueError(unknown_name_message("calibration model", name, MODELS))
     return MODELS[name]
