@@ -52,6 +52,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--init", choices=["auto", "laplace", "prior"], default="auto",
                    help="chain starts: around the mode (laplace), at the prior median (prior), or auto (default)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--backend", choices=["local", "ray"], default="local",
+                   help="local: all chains in this process (vectorised); ray: one Ray task per chain, "
+                   "chain i seeded seed + i (docs/scaling.md)")
+    p.add_argument("--ray-address", default=None,
+                   help="with --backend ray: an existing cluster ('auto', 'ray://HOST:10001'); default: a local one")
     p.add_argument("--threads", type=int, default=None, help="torch threads (navier-stokes; default: torch's)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -142,6 +147,8 @@ def _calibrate(args) -> int:
 
     if args.data is None:
         raise ValueError("give --data FILE (or --simulate to make one)")
+    if args.ray_address and args.backend != "ray":
+        raise ValueError("--ray-address needs --backend ray")
     if args.truth or args.model_config:
         raise ValueError("--truth and --model-config belong to --simulate")
     for what, v, low in (("--chains", args.chains, 1), ("--warmup", args.warmup, 0), ("--samples", args.samples, 1)):
@@ -173,9 +180,17 @@ def _calibrate(args) -> int:
         raise ValueError("a prior for sigma was given, but the noise level is known; pass --sigma unknown")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        idata = calibrate(data.model, data.y, priors, sigma=sigma, num_chains=args.chains, num_warmup=args.warmup,
-                          num_samples=args.samples, seed=args.seed, chain_method=args.chain_method,
-                          progress_bar=not args.quiet, target_accept_prob=args.target_accept, init=args.init)
+        if args.backend == "ray":
+            from inverse.parallel import calibrate_chains_parallel
+
+            idata = calibrate_chains_parallel(data.model, data.y, priors, sigma=sigma, num_chains=args.chains,
+                                              num_warmup=args.warmup, num_samples=args.samples, seed=args.seed,
+                                              target_accept_prob=args.target_accept, init=args.init,
+                                              backend="ray", address=args.ray_address)
+        else:
+            idata = calibrate(data.model, data.y, priors, sigma=sigma, num_chains=args.chains, num_warmup=args.warmup,
+                              num_samples=args.samples, seed=args.seed, chain_method=args.chain_method,
+                              progress_bar=not args.quiet, target_accept_prob=args.target_accept, init=args.init)
     if data.truth is not None:
         idata.posterior.attrs["truth"] = json.dumps(data.truth, sort_keys=True)
     idata.posterior.attrs["data_file"] = str(args.data)

@@ -70,3 +70,29 @@ def test_bad_arguments():
         merge_chain_results([])
     with pytest.raises(ValueError, match="model"):
         calibrate_parallel([{"data": [1.0]}])
+
+
+@pytest.mark.slow  # two JAX compilations per Ray worker: minutes on a loaded 2-core machine
+def test_calibrate_command_with_ray_backend_equals_serial_chains(local_ray, tmp_path, capsys):
+    """``inverse calibrate --backend ray``: one task per chain (seed + i), merged along ``chain``; the same
+    draws as running those single-chain calibrations in this process."""
+    from inverse.calibration.io import read_data, read_inference_data
+    from inverse.cli import main
+    from inverse.parallel import calibrate_chains_parallel
+
+    data, out = tmp_path / "d.nc", tmp_path / "p.nc"
+    assert main(["calibrate", "--model", "mri-t2", "--simulate", "--out", str(data), "--quiet"]) == 0
+    args = ["calibrate", "--model", "mri-t2", "--data", str(data), "--chains", "2", "--warmup", "60",
+            "--samples", "60", "--seed", "3", "--backend", "ray", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    remote = read_inference_data(out)
+    d = read_data(data, model="mri-t2")
+    serial = calibrate_chains_parallel(d.model, d.y, {}, sigma=d.sigma, num_chains=2, num_warmup=60, num_samples=60,
+                                       seed=3, backend="serial")
+    assert remote.posterior.sizes["chain"] == 2 and remote.posterior.attrs["seeds"].tolist() == [3, 4]
+    for name in serial.posterior.data_vars:
+        assert np.array_equal(remote.posterior[name].values, serial.posterior[name].values), name
+    assert np.isfinite(remote.posterior.attrs["max_rhat"])
+    assert main(["calibrate", "--model", "mri-t2", "--data", str(data), "--ray-address", "auto",
+                 "--out", str(tmp_path / "q.nc")]) == 2
+    assert "--ray-address needs --backend ray" in capsys.readouterr().err
