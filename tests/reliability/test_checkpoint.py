@@ -145,9 +145,16 @@ def test_sampler_with_unsupported_state_is_refused(tmp_path):
 
 
 # ------------------------------------------------------------------ the command line, in subprocesses
+def _restore_sigint():
+    # a test run started in the background (nohup ... &) inherits SIGINT = ignored, and Python then
+    # installs no KeyboardInterrupt handler in the child: give the child the default disposition
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(argv, cwd):
     return subprocess.Popen([sys.executable, "-m", "inverse.cli", *argv], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            preexec_fn=_restore_sigint)
 
 
 def _wait_for_step(path, at_least, proc, timeout=120.0):
