@@ -67,7 +67,7 @@ def _gaussian_prior(name: str, m: Measurements):
 
     from inverse.measurements import TRUTH_RANGES
 
-    shape = tuple(build_forward_model(m.problem, m.options).input_shape)
+    shape = tuple(m.forward_model.input_shape)
     lo, hi = TRUTH_RANGES.get(m.problem, (-1.0, 1.0))
     mean = 0.5 * (lo + hi) if lo >= 0 else 0.0  # positive fields (velocity, permeability) centre on their range
     if ":" in name:
