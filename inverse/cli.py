@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto")
     t.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--data-cache", default=None,
+                   help="cache the generated training data in this .safetensors file and reuse it on the next run "
+                        "(default: OUT-work/dataset.safetensors; 'none' disables)")
     _add_simulate_reconstruct(sub)
     from inverse.calibration import cli as calibration_cli
 
@@ -280,20 +283,21 @@ def _priors(args) -> int:
 
 
 def _train_prior(args) -> int:
-    import time
+    from pathlib import Path
 
     import torch
 
-    from inverse.datasets import make_dataset
+    from inverse.datasets import cached_dataset
     from priors.training import train_prior
 
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.steps < 1 or args.batch_size < 1:
         raise ValueError("--steps and --batch-size must be at least 1")
-    t0 = time.time()
-    data, norm, desc = make_dataset(args.dataset, args.num_examples, args.size, args.seed)
-    gen_time = time.time() - t0
+    out = Path(args.out)
+    cache = (out.with_name(out.name + "-work") / "dataset.safetensors" if args.data_cache is None
+             else None if args.data_cache.lower() == "none" else Path(args.data_cache))
+    data, norm, desc, gen_time = cached_dataset(args.dataset, args.num_examples, args.size, args.seed, cache)
     card = {"name": args.name or args.out.rstrip("/").split("/")[-1],
             "data": {"dataset": args.dataset, "description": desc, "num_examples": args.num_examples,
                      "size": args.size, "seed": args.seed, "generation_time_s": gen_time},

@@ -14,12 +14,15 @@ Each entry gives model-space tensors ``(N, 1, H, W)`` (values of order one, as E
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import torch
 
 from forward_models.names import unknown_name_message
 from priors.normalisation import Normalisation
 
-__all__ = ["DATASETS", "make_dataset"]
+__all__ = ["DATASETS", "cached_dataset", "make_dataset"]
 
 
 def _phantoms(n, size, seed):
@@ -82,3 +85,41 @@ def make_dataset(name: str, n: int, size: int, seed: int = 0):
     norm = norm_fn(int(size))
     phys = gen(int(n), int(size), int(seed)).float()
     return norm.from_physical(phys), norm, desc
+
+
+def cached_dataset(name: str, n: int, size: int, seed: int = 0, cache=None):
+    """:func:`make_dataset` with an on-disk cache: ``(model_space_tensor, normalisation, description, gen_time_s)``.
+
+    ``gen_time_s`` is the time the generation took, also when the data come from the cache.
+
+    ``cache`` is a ``.safetensors`` file (or ``None``: no cache). If it exists and its metadata names the
+    same ``(name, n, size, seed)``, the tensor is read back instead of regenerated (the Navier-Stokes
+    data take ~20-60 CPU minutes to generate; a training run resumed in chunks regenerates them
+    otherwise); a cache made for other arguments is an error naming both. The file is written
+    atomically, so an interrupted generation leaves no half-written cache.
+    """
+    import time
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from samplers.atomic import atomic_output
+
+    key = {"dataset": str(name), "num_examples": int(n), "size": int(size), "seed": int(seed)}
+    if cache is not None and Path(cache).is_file():
+        with safe_open(str(cache), framework="pt") as f:
+            meta = f.metadata() or {}
+        held = json.loads(meta.get("key", "{}"))
+        if held != key:
+            raise ValueError(f"data cache {cache} holds {held}, not {key}: delete it or choose another path")
+        _, norm_fn, desc = DATASETS[name]
+        return load_file(str(cache))["data"], norm_fn(int(size)), desc, float(meta.get("generation_time_s", "nan"))
+    t0 = time.time()
+    data, norm, desc = make_dataset(name, n, size, seed)
+    gen_time = time.time() - t0
+    if cache is not None:
+        Path(cache).parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(cache, overwrite=True, suffix=".safetensors") as tmp:
+            save_file({"data": data.contiguous()}, str(tmp),
+                      metadata={"key": json.dumps(key), "generation_time_s": repr(gen_time)})
+    return data, norm, desc, gen_time

@@ -70,3 +70,21 @@ def test_learned_denoiser_approaches_the_exact_gaussian_denoiser(tmp_path):
         err = float(((learned - want) ** 2).mean())
         exact_mse = float(((want - x0.reshape(256, -1).double()) ** 2).mean())
         assert err < 0.25 * exact_mse, (s, err, exact_mse)
+
+
+def test_dataset_cache_is_reused_and_checked(tmp_path, monkeypatch):
+    """A resumed chunk reads the generated data back instead of regenerating it (NS: ~1 h under load)."""
+    import inverse.datasets as ds
+
+    cache = tmp_path / "w" / "dataset.safetensors"
+    a = ds.cached_dataset("phantoms", 6, 16, 3, cache)
+    assert cache.is_file()
+
+    def fail(*args, **kwargs):
+        raise AssertionError("regenerated although the cache matches")
+
+    monkeypatch.setattr(ds, "make_dataset", fail)
+    b = ds.cached_dataset("phantoms", 6, 16, 3, cache)
+    assert torch.equal(a[0], b[0]) and a[3] == b[3] and b[1].scale == a[1].scale
+    with pytest.raises(ValueError, match="holds .*num_examples.: 6.*delete it"):
+        ds.cached_dataset("phantoms", 7, 16, 3, cache)
