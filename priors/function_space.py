@@ -3,7 +3,8 @@
 MCMC in this library works on a parameter ``u`` with a Gaussian prior ``mu_0 = N(m_0, C_0)``, unlike the
 diffusion samplers. A :class:`GaussianMeasure` gives what the preconditioned Crank-Nicolson proposal
 (Cotter, Roberts, Stuart & White 2013, Statistical Science 28, 424-446) needs: the mean ``m_0``, draws of
-the centred noise ``xi ~ N(0, C_0)``, and, for tests, the exact covariance. Three measures:
+the centred noise ``xi ~ N(0, C_0)``, the exact covariance, and the unnormalised log-density (for the
+generalised pCN of Rudolf & Sprungk 2018, whose proposal is reversible for another Gaussian). Three measures:
 
 - :class:`StandardGaussian`: ``N(0, I_d)``, e.g. Karhunen-Loeve coefficients or the latent ``z`` of a
   flow / diffusion prior;
@@ -65,6 +66,24 @@ class GaussianMeasure:
         """The covariance ``C_0`` (d, d), float64."""
         raise NotImplementedError
 
+    def log_density(self, u: torch.Tensor) -> torch.Tensor:
+        """Unnormalised log-density ``-1/2 (u - m_0)^T C_0^{-1} (u - m_0)`` of ``u (B, d)`` -> ``(B,)`` float64.
+
+        Used by the generalised pCN correction (:func:`samplers.pcn.reference_correction`). Needs a
+        non-singular covariance: a field measure of rank below its dimension (a truncated KL expansion
+        in pixel space) raises; run such chains in the KL coefficients instead.
+        """
+        chol = getattr(self, "_log_density_chol", None)
+        if chol is None:
+            chol, info = torch.linalg.cholesky_ex(self.covariance())
+            if int(info) != 0:
+                raise ValueError(f"{type(self).__name__}: the covariance is singular, so the density is not defined "
+                                 "on R^d; use the measure's whitened coordinates (e.g. KL coefficients)")
+            self._log_density_chol = chol
+        r = torch.as_tensor(u, dtype=torch.float64).reshape(-1, self.dim) - self.mean
+        w = torch.linalg.solve_triangular(chol, r.T, upper=False)
+        return -0.5 * (w * w).sum(0)
+
     def config(self) -> dict:
         """JSON description."""
         return {"class": type(self).__name__, "dim": int(self.dim)}
@@ -99,6 +118,11 @@ class StandardGaussian(GaussianMeasure):
         """The identity."""
         return torch.eye(self.dim, dtype=torch.float64)
 
+    def log_density(self, u):
+        """``-|u|^2 / 2`` -> ``(B,)``."""
+        u = torch.as_tensor(u, dtype=torch.float64).reshape(-1, self.dim)
+        return -0.5 * (u * u).sum(1)
+
 
 class DenseGaussian(GaussianMeasure):
     """``N(m_0, C_0)`` with an explicit symmetric positive-definite covariance; draws ``m_0 + L xi``, ``C_0 = L L^T``.
@@ -125,6 +149,7 @@ class DenseGaussian(GaussianMeasure):
         if int(info) != 0:
             raise ValueError("DenseGaussian: the covariance must be positive definite")
         self.dim, self.mean, self._cov, self.chol = mean.numel(), mean, cov, chol
+        self._log_density_chol = chol
 
     def sample_centred(self, n, generator=None):
         """``L xi``, ``xi ~ N(0, I)`` -> ``(n, d)``."""

@@ -101,6 +101,13 @@ class MCMCKernel:
     def config(self) -> dict:
         """JSON description: class, plain configuration values and level names."""
         cfg = {k: v for k, v in vars(self).items() if isinstance(v, (int, float, str, bool, type(None), tuple))}
+        ref = getattr(self, "reference", None)
+        if ref is not None:  # a generalised-pCN reference: its fingerprint, so a resume with another one is refused
+            import hashlib
+
+            blob = ref.mean.numpy().tobytes() + ref.covariance().numpy().tobytes()
+            cfg["reference"] = {"class": type(ref).__name__, "dim": int(ref.dim),
+                                "sha1": hashlib.sha1(blob).hexdigest()[:16]}
         return {"class": type(self).__name__, **cfg, "levels": [getattr(l, "name", "level") for l in self.levels]}
 
 

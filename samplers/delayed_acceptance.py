@@ -2,7 +2,8 @@
 
 Levels ``Phi_0, ..., Phi_L`` (coarsest first, ``Phi_L`` the accurate potential) share the Gaussian prior
 ``mu_0``; ``pi_l(du) ∝ exp(-Phi_l(u)) mu_0(du)``. Level 0 moves by pCN (:mod:`samplers.pcn`), reversible
-for ``pi_0``. A level-``l`` proposal is the end ``v`` of a sub-chain of ``J_l`` level-``(l-1)`` steps
+for ``pi_0``; or by generalised pCN with a reference Gaussian (``reference=``), also reversible for
+``pi_0``, so nothing above level 0 changes. A level-``l`` proposal is the end ``v`` of a sub-chain of ``J_l`` level-``(l-1)`` steps
 started at the current state ``u``; the sub-chain is reversible for ``pi_{l-1}``, so the proposal kernel
 satisfies ``pi_{l-1}(u) q(u, v) = pi_{l-1}(v) q(v, u)`` and the Metropolis-Hastings ratio for ``pi_l`` is
 
@@ -23,7 +24,7 @@ import torch
 
 from priors.function_space import GaussianMeasure
 from samplers.chains import ChainState, MCMCKernel, _metropolis
-from samplers.pcn import pcn_proposal
+from samplers.pcn import _check_reference, pcn_proposal, reference_correction
 
 __all__ = ["MLDA", "DelayedAcceptance"]
 
@@ -38,6 +39,8 @@ class MLDA(MCMCKernel):
     subchain_lengths : ``J_1, ..., J_L`` (an int is used for every level)
     beta : pCN step size of level 0
     randomize : draw each sub-chain length uniformly from ``{1, ..., J_l}`` (state-independent)
+    reference : ``None`` (pCN on level 0) or a Gaussian close to the posterior (generalised pCN,
+        :mod:`samplers.pcn`); fit it on a pilot run of the cheap level (:func:`samplers.pcn.gaussian_reference`)
 
     Example::
 
@@ -57,7 +60,7 @@ class MLDA(MCMCKernel):
     """
 
     def __init__(self, levels, measure: GaussianMeasure, subchain_lengths=5, beta: float = 0.2, *,
-                 randomize: bool = False):
+                 randomize: bool = False, reference: GaussianMeasure | None = None):
         levels = list(levels)
         if len(levels) < 2:
             raise ValueError(f"MLDA needs at least 2 levels (coarse ... fine), got {len(levels)}")
@@ -72,7 +75,8 @@ class MLDA(MCMCKernel):
             raise ValueError(f"MLDA: subchain_lengths must be {len(levels) - 1} integers >= 1, got {subchain_lengths}")
         if not 0 < beta <= 1:
             raise ValueError(f"MLDA: beta must lie in (0, 1], got {beta}")
-        self.levels, self.measure = levels, measure
+        _check_reference(measure, reference, "MLDA")
+        self.levels, self.measure, self.reference = levels, measure, reference
         self.subchain_lengths, self.beta, self.randomize = J, float(beta), bool(randomize)
 
     def step(self, state: ChainState, generator: torch.Generator) -> ChainState:
@@ -89,12 +93,12 @@ class MLDA(MCMCKernel):
         """One Metropolis-Hastings step on ``level`` for all chains; ``state.phi[:, :level + 1]`` known at ``state.u``."""
         u, phi = state.u, state.phi
         if level == 0:
-            v = pcn_proposal(self.measure, u, state.beta, generator)
+            v = pcn_proposal(self.measure, u, state.beta, generator, reference=self.reference)
             phi_v = torch.full_like(phi, float("nan"))
             phi_v[:, 0] = self.levels[0](v)
             state = state.counted(0, len(v), len(v))
             judged = torch.ones(len(v), dtype=torch.bool)
-            log_alpha = phi[:, 0] - phi_v[:, 0]
+            log_alpha = phi[:, 0] - phi_v[:, 0] + reference_correction(self.measure, self.reference, u, v)
         else:
             sub = state
             for _ in range(self._length(level, generator)):
@@ -115,7 +119,7 @@ class MLDA(MCMCKernel):
 
 
 def DelayedAcceptance(coarse, fine, measure: GaussianMeasure, beta: float = 0.2, subchain_length: int = 1,
-                      *, randomize: bool = False) -> MLDA:
+                      *, randomize: bool = False, reference: GaussianMeasure | None = None) -> MLDA:
     """Two-level delayed acceptance (Christen & Fox 2005) as an :class:`MLDA` kernel with levels ``[coarse, fine]``.
 
     ``subchain_length = 1``: stage 1 is a pCN step on ``Phi_coarse``; only an accepted stage 1 costs a
@@ -126,4 +130,5 @@ def DelayedAcceptance(coarse, fine, measure: GaussianMeasure, beta: float = 0.2,
         from samplers.delayed_acceptance import DelayedAcceptance
         # kernel = DelayedAcceptance(coarse_potential, fine_potential, measure, beta=0.3, subchain_length=10)
     """
-    return MLDA([coarse, fine], measure, subchain_lengths=[subchain_length], beta=beta, randomize=randomize)
+    return MLDA([coarse, fine], measure, subchain_lengths=[subchain_length], beta=beta, randomize=randomize,
+                reference=reference)

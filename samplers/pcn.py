@@ -11,6 +11,24 @@ refinement. Writing the proposal as ``sqrt(1 - beta^2) u + beta xi`` (as tinyDA'
 does) leaves ``N(0, C_0)`` invariant instead, so with ``m_0 != 0`` the chain samples
 ``exp(-Phi) N(0, C_0)``: the wrong posterior.
 ``centre_on_mean=False`` reproduces that mistake, for tests and comparisons only.
+
+**Generalised pCN** (Rudolf & Sprungk 2018, Found. Comput. Math. 18, 309-343). When the data are
+informative the posterior is much narrower than ``mu_0`` and pCN needs a tiny ``beta``: it then mixes
+slowly in every direction. Given a *reference* Gaussian ``nu = N(m_r, Gamma)`` close to the posterior
+(e.g. fitted to a pilot chain on a cheap coarse level, :func:`gaussian_reference`), propose
+
+    v = m_r + sqrt(1 - beta^2) (u - m_r) + beta xi,       xi ~ N(0, Gamma),
+
+which is reversible for ``nu``, and accept with
+
+    min(1, exp(Phi(u) - Phi(v)) * [mu_0(v) nu(u)] / [mu_0(u) nu(v)])
+
+(:func:`reference_correction` is the log of the bracket). The chain targets the same posterior for
+*any* reference; a good one lets ``beta`` approach 1 (nearly independent proposals). The reference
+must be fixed while draws are kept (fit it on a pilot run or during warm-up, never on the kept draws).
+In our finite-dimensional coordinates (KL coefficients, latent ``z``) the densities exist for any
+positive-definite ``Gamma``; in function space ``nu`` must be equivalent to ``mu_0``. With
+``nu = mu_0`` this is plain pCN.
 """
 
 from __future__ import annotations
@@ -22,12 +40,15 @@ import torch
 from priors.function_space import GaussianMeasure
 from samplers.chains import ChainState, MCMCKernel, _metropolis
 
-__all__ = ["pcn_proposal", "PCN"]
+__all__ = ["PCN", "gaussian_reference", "pcn_proposal", "reference_correction"]
 
 
 def pcn_proposal(measure: GaussianMeasure, u: torch.Tensor, beta: float, generator: torch.Generator,
-                 *, centre_on_mean: bool = True) -> torch.Tensor:
+                 *, centre_on_mean: bool = True, reference: GaussianMeasure | None = None) -> torch.Tensor:
     """``m_0 + sqrt(1 - beta^2) (u - m_0) + beta xi`` with ``xi ~ N(0, C_0)``, for ``u (C, d)`` -> ``(C, d)``.
+
+    With ``reference = N(m_r, Gamma)`` the generalised pCN proposal (module docstring): ``m_r`` and
+    ``xi ~ N(0, Gamma)`` take the places of ``m_0`` and ``N(0, C_0)``.
 
     Example::
 
@@ -38,9 +59,55 @@ def pcn_proposal(measure: GaussianMeasure, u: torch.Tensor, beta: float, generat
     """
     if not 0 < beta <= 1:
         raise ValueError(f"the pCN step size beta must lie in (0, 1], got {beta}")
+    if reference is not None:
+        measure = reference
     xi = measure.sample_centred(u.shape[0], generator)
     m = measure.mean if centre_on_mean else torch.zeros_like(measure.mean)
     return m + math.sqrt(1.0 - beta * beta) * (u - m) + beta * xi
+
+
+def reference_correction(measure: GaussianMeasure, reference: GaussianMeasure | None, u: torch.Tensor,
+                         v: torch.Tensor) -> torch.Tensor:
+    """``log[mu_0(v) nu(u) / (mu_0(u) nu(v))]`` per chain ``(C,)``: the generalised-pCN term of the acceptance ratio.
+
+    Zero when ``reference`` is ``None`` (plain pCN: the proposal is reversible for the prior itself).
+    """
+    if reference is None:
+        return torch.zeros(u.shape[0], dtype=torch.float64)
+    return (measure.log_density(v) - measure.log_density(u)) - (reference.log_density(v) - reference.log_density(u))
+
+
+def gaussian_reference(draws: torch.Tensor, *, inflate: float = 2.0, jitter: float = 1e-8) -> GaussianMeasure:
+    """A reference Gaussian ``N(mean, inflate * cov + jitter * tr(cov)/d * I)`` fitted to pilot draws ``(..., d)``.
+
+    The sample mean and covariance of all draws (chains pooled) of a pilot run, e.g. a pCN chain on a
+    cheap coarse level. ``inflate`` (default 2) widens the covariance: a reference narrower than the
+    target in some direction makes the near-independence proposals (``beta -> 1``) stick in that tail.
+    Measured on the 4-d linear-Gaussian test with a pilot on a biased model (posterior up to 1.9x
+    wider than the pilot's in one direction): ``inflate=1.2`` left a 46% covariance error after 2000
+    steps, ``inflate=2`` 5% (bulk ESS > 1000 of 8000 draws). Needs more draws than dimensions.
+
+    Example::
+
+        import torch
+        from samplers.pcn import gaussian_reference
+        nu = gaussian_reference(torch.randn(4, 500, 3, dtype=torch.float64))   # ~ N(0, I_3)
+    """
+    from priors.function_space import DenseGaussian
+
+    x = torch.as_tensor(draws, dtype=torch.float64)
+    x = x.reshape(-1, x.shape[-1])
+    n, d = x.shape
+    if n <= d:
+        raise ValueError(f"gaussian_reference: need more draws than dimensions, got {n} draws of dimension {d}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("gaussian_reference: the draws contain NaN or Inf")
+    if not inflate > 0:
+        raise ValueError(f"gaussian_reference: inflate must be positive, got {inflate}")
+    cov = torch.cov(x.T).reshape(d, d)
+    cov = 0.5 * (cov + cov.T) * float(inflate)
+    cov = cov + float(jitter) * float(cov.diagonal().mean().clamp_min(1e-300)) * torch.eye(d, dtype=torch.float64)
+    return DenseGaussian(x.mean(0), cov)
 
 
 class PCN(MCMCKernel):
@@ -52,6 +119,7 @@ class PCN(MCMCKernel):
     measure : the Gaussian prior ``N(m_0, C_0)`` of ``u``
     beta : step size in (0, 1] (adapted during :func:`~samplers.chains.run_chains` warm-up if asked)
     centre_on_mean : False reproduces the zero-mean pCN bug (wrong posterior when ``m_0 != 0``); tests only
+    reference : ``None`` (pCN) or a Gaussian ``N(m_r, Gamma)`` for generalised pCN (module docstring)
 
     Example::
 
@@ -67,22 +135,37 @@ class PCN(MCMCKernel):
         result.summary()["ess_min"]
     """
 
-    def __init__(self, potential, measure: GaussianMeasure, beta: float = 0.2, *, centre_on_mean: bool = True):
+    def __init__(self, potential, measure: GaussianMeasure, beta: float = 0.2, *, centre_on_mean: bool = True,
+                 reference: GaussianMeasure | None = None):
         if not callable(potential):
             raise TypeError("PCN: potential must be callable (u (C, d) -> Phi (C,))")
         if not isinstance(measure, GaussianMeasure):
             raise TypeError(f"PCN: measure must be a GaussianMeasure, got {type(measure).__name__}")
         if not 0 < beta <= 1:
             raise ValueError(f"PCN: beta must lie in (0, 1], got {beta}")
-        self.levels, self.measure = [potential], measure
+        _check_reference(measure, reference, "PCN")
+        self.levels, self.measure, self.reference = [potential], measure, reference
         self.beta, self.centre_on_mean = float(beta), bool(centre_on_mean)
 
     def step(self, state: ChainState, generator: torch.Generator) -> ChainState:
-        """Propose ``v`` for every chain, evaluate ``Phi(v)``, accept with ``min(1, exp(Phi(u) - Phi(v)))``."""
-        v = pcn_proposal(self.measure, state.u, state.beta, generator, centre_on_mean=self.centre_on_mean)
+        """Propose ``v`` for every chain, evaluate ``Phi(v)``, accept with ``min(1, exp(Phi(u) - Phi(v)))``
+        (times the generalised-pCN density ratio when a reference is set)."""
+        v = pcn_proposal(self.measure, state.u, state.beta, generator, centre_on_mean=self.centre_on_mean,
+                         reference=self.reference)
         phi_v = self.levels[0](v)
-        accept = _metropolis(state.phi[:, 0] - phi_v, generator)
+        log_alpha = state.phi[:, 0] - phi_v + reference_correction(self.measure, self.reference, state.u, v)
+        accept = _metropolis(log_alpha, generator)
         u = torch.where(accept[:, None], v, state.u)
         phi = torch.where(accept[:, None], phi_v[:, None], state.phi)
         n = len(v)
         return self.advance(state.counted(0, n, n, int(accept.sum())), u=u, phi=phi)
+
+
+def _check_reference(measure: GaussianMeasure, reference, who: str) -> None:
+    """A reference must be a GaussianMeasure of the prior's dimension (or None)."""
+    if reference is None:
+        return
+    if not isinstance(reference, GaussianMeasure):
+        raise TypeError(f"{who}: reference must be a GaussianMeasure or None, got {type(reference).__name__}")
+    if reference.dim != measure.dim:
+        raise ValueError(f"{who}: the reference has dimension {reference.dim}, the prior {measure.dim}")
