@@ -13,7 +13,13 @@ acceptance in the KL coefficients ``xi ~ N(0, I_K)``. Methods, side by side on t
 - ``mlda-3``: three levels, surrogate -> coarse grid -> fine;
 - ``tinyda-coarse-grid``: tinyDA 0.9.21's delayed acceptance (``CrankNicolson`` proposal; the prior mean is
   zero in KL coordinates, so its zero-mean pCN is correct here) with the same coarse model, sub-chain
-  length, step size and iterations (benchmark-only dependency; ``ray`` is stubbed, chains run sequentially).
+  length, step size and iterations (benchmark-only dependency; ``ray`` is stubbed, chains run sequentially);
+- ``*-gpcn``: the same kernels with generalised pCN on the cheapest level (Rudolf & Sprungk 2018,
+  :mod:`samplers.pcn`): the reference Gaussian is fitted (``gaussian_reference``, covariance inflated 2x) to
+  pilot runs on the 16 x 16 coarse grid only (pCN, then generalised pCN with the first fit, refitted); the pilot's coarse solves and time are added to every
+  ``*-gpcn`` row, whose chains start at the pilot's final states. ``gpcn`` is single-level generalised pCN on the fine solver, to separate what the
+  reference buys from what delayed acceptance buys; ``tinyda-coarse-grid-rw`` gives tinyDA the same
+  information (``GaussianRandomWalk`` with the reference covariance, scaling ``2.38 / sqrt(2 K)``).
 
 ESS: the minimum over the K coefficients of ArviZ's bulk ESS, all chains together. Fine solves count every
 accurate solve of the run, warm-up included. Writes one JSON line per (grid, method) and the
@@ -46,7 +52,7 @@ from inverse.report import replace_markdown_block  # noqa: E402
 from priors.function_space import MaternField, StandardGaussian  # noqa: E402
 from samplers.chains import run_chains  # noqa: E402
 from samplers.delayed_acceptance import MLDA  # noqa: E402
-from samplers.pcn import PCN  # noqa: E402
+from samplers.pcn import PCN, pilot_reference  # noqa: E402
 from samplers.potential import Potential  # noqa: E402
 
 __all__ = ["build_problem", "main"]
@@ -69,15 +75,39 @@ def _ess(draws: np.ndarray) -> float:
     return float(np.asarray(az.ess(ds, method="bulk")["u"].values).min())
 
 
-def _run_ours(name, kernel, u0, iters, warmup, seed, adapt_every=25):
-    res = run_chains(kernel, u0, iters, seed=seed, warmup=warmup, target_acceptance=0.25, adapt_every=adapt_every)
+def _run_ours(name, kernel, u0, iters, warmup, seed, adapt_every=25, pilot=None, target=0.25):
+    res = run_chains(kernel, u0, iters, seed=seed, warmup=warmup, target_acceptance=target, adapt_every=adapt_every)
     s = res.summary()
-    return {"method": name, "ess": s["ess_min"], "rhat_max": s["rhat_max"], "fine_solves": s["fine_solves"],
-            "evaluations": s["evaluations"], "acceptance": s["acceptance"], "wall_time_s": s["wall_time_s"],
-            "beta": res.beta, "iterations": iters, "warmup": warmup}
+    rec = {"method": name, "ess": s["ess_min"], "rhat_max": s["rhat_max"], "fine_solves": s["fine_solves"],
+           "evaluations": s["evaluations"], "acceptance": s["acceptance"], "wall_time_s": s["wall_time_s"],
+           "beta": res.beta, "iterations": iters, "warmup": warmup}
+    return _add_pilot(rec, pilot)
 
 
-def _run_tinyda(problem, coarse_problem, prior, u0, iters, warmup, J, beta, seed):
+def _add_pilot(rec, pilot):
+    """Charge the pilot run that fitted the reference (coarse solves and time) to a generalised-pCN record."""
+    if pilot is not None:
+        ev = dict(rec["evaluations"])
+        ev["pilot-coarse-grid"] = pilot["solves"]
+        rec.update(evaluations=ev, wall_time_s=rec["wall_time_s"] + pilot["time_s"])
+    return rec
+
+
+def _pilot_reference(coarse, measure, u0, iters, warmup, seed, rounds=2):
+    """:func:`samplers.pcn.pilot_reference` on the coarse level, with its cost: (reference, final states, record)."""
+    t0 = time.perf_counter()
+    solves = {"n": 0}
+
+    def counted(u):
+        solves["n"] += len(u)
+        return coarse(u)
+
+    ref, u, res = pilot_reference(counted, measure, u0, iters, warmup=warmup, rounds=rounds, seed=seed + 101)
+    return ref, u, {"solves": solves["n"], "time_s": time.perf_counter() - t0, "ess": float(res.ess().min()),
+                    "rhat": float(np.nanmax(res.rhat())), "iterations": iters, "warmup": warmup, "rounds": rounds}
+
+
+def _run_tinyda(problem, coarse_problem, prior, u0, iters, warmup, J, beta, seed, reference=None, pilot=None):
     if "ray" not in sys.modules:  # tinyDA imports ray at module level; chains run sequentially here
         stub = types.ModuleType("ray")
         stub.remote = lambda cls: cls
@@ -101,16 +131,24 @@ def _run_tinyda(problem, coarse_problem, prior, u0, iters, warmup, J, beta, seed
     posts = [tda.Posterior(mvn, like, model(coarse_problem.forward_model, "coarse")),
              tda.Posterior(mvn, like, model(problem.forward_model, "fine"))]
     np.random.seed(seed)
+    if reference is None:
+        proposal, name = tda.CrankNicolson(scaling=beta), "tinyda-coarse-grid"
+    else:
+        proposal = tda.GaussianRandomWalk(reference.covariance().numpy(), scaling=2.38 / np.sqrt(2 * K))
+        name = "tinyda-coarse-grid-rw"
     t0 = time.perf_counter()
-    out = tda.sample(posts, tda.CrankNicolson(scaling=beta), iters + warmup, n_chains=len(u0),
+    out = tda.sample(posts, proposal, iters + warmup, n_chains=len(u0),
                      initial_parameters=[u.numpy() for u in u0], subchain_length=J, randomize_subchain_length=True,
                      store_coarse_chain=True, force_sequential=True)
     wall = time.perf_counter() - t0
     chains = [np.array([link.parameters for link in out[f"chain_fine_{i}"]])[1 + warmup:] for i in range(len(u0))]
     draws = np.stack(chains)
-    return {"method": "tinyda-coarse-grid", "ess": _ess(draws), "rhat_max": float("nan"), "fine_solves": counts["fine"],
-            "evaluations": dict(counts), "acceptance": {}, "wall_time_s": wall, "beta": beta, "iterations": iters,
-            "warmup": warmup}
+    import arviz as az
+
+    rhat = float(np.asarray(az.rhat(az.convert_to_dataset({"u": draws}, dims={"u": ["k"]}))["u"].values).max())
+    return _add_pilot({"method": name, "ess": _ess(draws), "rhat_max": rhat, "fine_solves": counts["fine"],
+                       "evaluations": dict(counts), "acceptance": {}, "wall_time_s": wall, "beta": beta,
+                       "iterations": iters, "warmup": warmup}, pilot)
 
 
 def run_grid(n: int, args) -> list[dict]:
@@ -135,9 +173,7 @@ def run_grid(n: int, args) -> list[dict]:
     surrogate = Potential(InverseProblem(sur_fm, problem.y, problem.noise), prior.field, name="surrogate")
     u0 = measure.sample(args.chains, torch.Generator().manual_seed(args.seed + 11))
     J, wu = args.subchain, args.warmup
-    scale = (32 / n) ** 2
-    recs = [_run_ours("pcn", PCN(fine, measure, 0.1), u0, max(200, int(args.pcn_iterations * scale)),
-                      max(100, int(args.pcn_warmup * scale)), args.seed)]
+    recs = [_run_ours("pcn", PCN(fine, measure, 0.1), u0, args.pcn_iterations, args.pcn_warmup, args.seed)]
     da = _run_ours("da-coarse-grid", MLDA([coarse, fine], measure, J, 0.1, randomize=True), u0, args.da_iterations, wu,
                    args.seed, adapt_every=2)
     recs.append(da)
@@ -147,6 +183,18 @@ def run_grid(n: int, args) -> list[dict]:
                                          randomize=True), u0, args.da_iterations, wu, args.seed, adapt_every=2))
     if not args.skip_tinyda:
         recs.append(_run_tinyda(problem, coarse_problem, prior, u0, args.da_iterations, wu, J, da["beta"], args.seed))
+    if args.gpcn:
+        ref, u_pilot, pilot = _pilot_reference(coarse, measure, u0, args.pilot_iterations, args.pilot_warmup, args.seed)
+        g_iters = args.gpcn_iterations or args.da_iterations
+        recs.append(_run_ours("gpcn", PCN(fine, measure, 0.5, reference=ref), u_pilot, g_iters, wu, args.seed,
+                              adapt_every=5, pilot=pilot, target=0.3))
+        for name, levels, Js in [("da-coarse-grid-gpcn", [coarse, fine], J), ("da-surrogate-gpcn", [surrogate, fine], J),
+                                 ("mlda-3-gpcn", [surrogate, coarse, fine], [args.subchain3, J // 2])]:
+            recs.append(_run_ours(name, MLDA(levels, measure, Js, 0.5, randomize=True, reference=ref), u_pilot,
+                                  args.da_iterations, wu, args.seed, adapt_every=2, pilot=pilot))
+        if not args.skip_tinyda:
+            recs.append(_run_tinyda(problem, coarse_problem, prior, u_pilot, args.da_iterations, wu, J, da["beta"],
+                                    args.seed, reference=ref, pilot=pilot))
     for r in recs:
         r.update({"grid": n, "modes": args.modes, "chains": args.chains, "subchain": J, "noise": args.noise,
                   "ess_per_fine_solve": r["ess"] / max(r["fine_solves"], 1), "ess_per_s": r["ess"] / r["wall_time_s"],
@@ -166,8 +214,11 @@ def _table(recs: list[dict], command: str) -> str:
     for n in sorted({r["grid"] for r in recs}):
         rows = [r for r in recs if r["grid"] == n]
         base = next(r for r in rows if r["method"] == "pcn")["ess_per_fine_solve"]
-        tiny = next((r["ess_per_s"] for r in rows if r["method"] == "tinyda-coarse-grid"), float("nan"))
-        for r in rows:
+        tinies = {m: next((r["ess_per_s"] for r in rows if r["method"] == m), float("nan"))
+                  for m in ("tinyda-coarse-grid", "tinyda-coarse-grid-rw")}
+        for r in rows:  # generalised-pCN rows are compared with tinyDA given the same reference covariance
+            informed = r["method"].endswith("-gpcn") or r["method"] in ("gpcn", "tinyda-coarse-grid-rw")
+            tiny = tinies["tinyda-coarse-grid-rw" if informed else "tinyda-coarse-grid"]
             cheap = sum(v for k, v in r["evaluations"].items() if k != "fine")
             acc = ", ".join(f"{v:.2f}" for v in r["acceptance"].values()) or "-"
             lines.append(f"| {n}x{n} | {r['method']} | {r['fine_solves']} | {cheap} | {r['ess']:.0f} | {r['rhat_max']:.3f} | "
@@ -181,6 +232,12 @@ def _table(recs: list[dict], command: str) -> str:
                                                      f"(val. rel. error {r['surrogate_val_rel_error']:.3f}) at {r['grid']}"
                                                      for r in recs if r["method"] == "pcn") +
               "; these solves are not in the fine-solve column."]
+    pilots = [r for r in recs if r["method"] == "gpcn"]
+    if pilots:
+        lines += ["", "Generalised pCN (`*-gpcn`, `gpcn`): reference Gaussian fitted to a pilot pCN run on the 16 x 16 grid ("
+                  + ", ".join(f"{r['evaluations']['pilot-coarse-grid']} coarse solves at {r['grid']}" for r in pilots)
+                  + "), counted in the coarse column and the time of every such row; their `vs tinyDA` compares with "
+                  "`tinyda-coarse-grid-rw` (tinyDA given the same covariance), the other rows with `tinyda-coarse-grid`."]
     return "\n".join(lines)
 
 
@@ -191,7 +248,7 @@ def main(argv=None) -> int:
     p.add_argument("--modes", type=int, default=32)
     p.add_argument("--noise", type=float, default=0.005)
     p.add_argument("--chains", type=int, default=4)
-    p.add_argument("--pcn-iterations", type=int, default=4000, help="at 32 x 32; scaled by (32 / N)^2")
+    p.add_argument("--pcn-iterations", type=int, default=4000)
     p.add_argument("--pcn-warmup", type=int, default=1000)
     p.add_argument("--da-iterations", type=int, default=300)
     p.add_argument("--warmup", type=int, default=60)
@@ -201,6 +258,10 @@ def main(argv=None) -> int:
     p.add_argument("--train-steps", type=int, default=3000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-tinyda", action="store_true")
+    p.add_argument("--gpcn", action="store_true", help="also the generalised-pCN rows (pilot on the coarse grid)")
+    p.add_argument("--pilot-iterations", type=int, default=2000)
+    p.add_argument("--pilot-warmup", type=int, default=500)
+    p.add_argument("--gpcn-iterations", type=int, default=None, help="single-level gpcn iterations (default: --da-iterations)")
     p.add_argument("--out", default=str(ROOT / "data" / "benchmarks" / "mcmc_darcy.jsonl"))
     p.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"))
     p.add_argument("--no-markdown", action="store_true")

@@ -278,3 +278,18 @@ def test_reference_validation_and_log_density():
         gaussian_reference(torch.full((10, 2), float("nan")))
     with pytest.raises(ValueError, match="singular"):
         MaternField(8, 4).log_density(torch.zeros(1, 64))
+
+
+def test_pilot_reference_prepares_an_exact_fast_chain():
+    """pilot_reference on a biased cheap level, then generalised-pCN delayed acceptance from its final states."""
+    from samplers.pcn import pilot_reference
+
+    problem, biased, mu, m, P = _linear_gaussian(True)
+    ref, u, res = pilot_reference(Potential(biased), mu, mu.sample(4, torch.Generator().manual_seed(0)), 400,
+                                  warmup=100, seed=2)
+    assert u.shape == (4, D) and res.draws.shape == (4, 400, D)
+    with pytest.raises(ValueError, match="rounds"):
+        pilot_reference(Potential(biased), mu, u, 10, rounds=0)
+    result = run_chains(PCN(Potential(problem), mu, 0.8, reference=ref), u, 2000, seed=1, warmup=100,
+                        target_acceptance=0.4, adapt_every=5)
+    _check_exact(result, m, P)
