@@ -338,34 +338,44 @@ class LinearGaussian:
         """``z = Vh x`` for a batch ``(B, *shape)`` -> ``(B, r)``."""
         return x.reshape(x.shape[0], -1) @ self.Vh.T
 
-    def log_twist(self, z: torch.Tensor, var: torch.Tensor, active: torch.Tensor | None = None) -> torch.Tensor:
-        """``sum_{i active} log N(y_bar_i; s_i z_i, var_i) + log_perp`` for ``z`` of shape ``(B, r)`` -> (B,)."""
-        terms = -0.5 * (self.y_bar - self.s * z) ** 2 / var - 0.5 * (torch.log(var) + _LOG_2PI)
+    def log_twist(self, z: torch.Tensor, var: torch.Tensor, active: torch.Tensor | None = None, *,
+                  y: torch.Tensor | None = None, gain: torch.Tensor | None = None) -> torch.Tensor:
+        """``sum_{i active} log N(y_bar_i; s_i z_i, var_i) + log_perp`` for ``z`` of shape ``(B, r)`` -> (B,).
+
+        ``y`` ((r,) or per particle (B, r)) and ``gain`` (r,) replace ``y_bar`` and ``s`` when given
+        (MCGdiff's bridge observations between two levels).
+        """
+        y = self.y_bar if y is None else y
+        gain = self.s if gain is None else gain
+        terms = -0.5 * (y - gain * z) ** 2 / var - 0.5 * (torch.log(var) + _LOG_2PI)
         if active is not None:
             terms = torch.where(active, terms, torch.zeros_like(terms))
         return terms.sum(1) + self.log_perp
 
     def tilted_sample(self, mean: torch.Tensor, v: float, var: torch.Tensor, active: torch.Tensor | None,
-                      generator) -> tuple[torch.Tensor, torch.Tensor]:
+                      generator, *, y: torch.Tensor | None = None,
+                      gain: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Sample ``N(x'; mean, v I) * prod_{i active} N(y_bar_i; s_i z'_i, var_i)`` exactly (class docstring).
 
         Returns ``(x', log normaliser)``; ``log_perp`` is included in the normaliser. ``var_i = 0``
-        pins ``z'_i = y_bar_i / s_i``.
+        pins ``z'_i = y_bar_i / s_i``. ``y`` / ``gain`` replace ``y_bar`` / ``s`` as in :meth:`log_twist`.
         """
+        y = self.y_bar if y is None else y
+        g = self.s if gain is None else gain
         noise = torch.randn(mean.shape, dtype=mean.dtype, device=mean.device, generator=generator)
         x = mean + math.sqrt(max(v, 0.0)) * noise
         zm = self.project(mean)
         zx = self.project(x)
-        total = self.s**2 * v + var
-        gain = v * self.s / total
-        post_mean = zm + gain * (self.y_bar - self.s * zm)
+        total = g**2 * v + var
+        k = v * g / total
+        post_mean = zm + k * (y - g * zm)
         post_sd = torch.sqrt((v * var / total).clamp_min(0.0))
         zn = torch.randn(zm.shape, dtype=mean.dtype, device=mean.device, generator=generator)
         z_new = post_mean + post_sd * zn
         if active is not None:
             z_new = torch.where(active, z_new, zx)
         flat = x.reshape(x.shape[0], -1) + (z_new - zx) @ self.Vh
-        return flat.reshape(mean.shape), self.log_twist(zm, total, active)
+        return flat.reshape(mean.shape), self.log_twist(zm, total, active, y=y, gain=g)
 
 
 class LinearTwistSMC(SMCSampler):

@@ -1,0 +1,125 @@
+"""SMC on CT and MRI 64 x 64 with ``phantoms-64``: posterior-mean PSNR / SSIM and 90% pixel coverage (issue 5).
+
+Problems as in the suite's imaging benchmark (:mod:`inverse.benchmarking.imaging`): ``ct-30`` (30 views,
+noise 2% of the clean sinogram's RMS) and ``mri-x4`` (single-coil Cartesian, x4, same noise rule),
+held-out phantoms ``0 .. n-1``. Each sampler runs through :func:`inverse.reconstruct.reconstruct` with
+its defaults for the problem (:data:`inverse.reconstruct.DEFAULT_SETTINGS`) at ``--steps`` steps;
+for the SMC samplers the ``--particles`` particles are the samples (resampled to equal weights at
+the end), DPS draws as many independent samples. Scores are those of ``inverse reconstruct``'s
+summary: PSNR and SSIM of the posterior mean, coverage of the 5%-95% pixel interval. Writes one JSON
+line per run and the ``smc-imaging`` block of BENCHMARKS.md.
+
+    python scripts/smc_imaging.py --instances 5 --particles 16 --steps 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from inverse.benchmarking.imaging import PROBLEMS  # noqa: E402
+from inverse.measurements import simulate  # noqa: E402
+from inverse.report import replace_markdown_block  # noqa: E402
+from inverse.reconstruct import reconstruct  # noqa: E402
+
+__all__ = ["main"]
+
+
+def run(labels, samplers, instances: int, particles: int, steps: int, out: Path) -> list[dict]:
+    """Every (problem, sampler, instance) not yet in ``out``; returns all records of this configuration."""
+    from priors import load_prior
+
+    done = {}
+    if out.is_file():
+        for line in out.read_text().splitlines():
+            r = json.loads(line)
+            done[(r["problem"], r["sampler"], r["seed"], r["particles"], r["steps"])] = r
+    prior = load_prior("phantoms-64")
+    recs = []
+    for label in labels:
+        name, opts = PROBLEMS[label]
+        for seed in range(instances):
+            m = None
+            for smp in samplers:
+                key = (label, smp, seed, particles, steps)
+                if key in done:
+                    recs.append(done[key])
+                    continue
+                m = m or simulate(name, options=opts, seed=seed)
+                t0 = time.perf_counter()
+                post = reconstruct(m, prior, smp, num_samples=particles, seed=seed, steps=steps)
+                d = post.diagnostics
+                r = {"problem": label, "sampler": smp, "seed": seed, "particles": particles, "steps": steps,
+                     "psnr": d["psnr"], "ssim": d.get("ssim"), "coverage_90": d.get("coverage_90"),
+                     "relative_l2": d["relative_l2"], "wall_time_s": time.perf_counter() - t0, "nfe": d.get("nfe"),
+                     "final_ess": d.get("final_ess"), "num_resampling": d.get("num_resampling"),
+                     "view_psnr": d.get("view_psnr")}
+                print(json.dumps(r), flush=True)
+                with open(out, "a") as f:
+                    f.write(json.dumps(r) + "\n")
+                recs.append(r)
+    return recs
+
+
+def table(recs: list[dict], command: str) -> str:
+    """Markdown: one row per (problem, sampler)."""
+    r0 = recs[0]
+    lines = [f"Command: `{command}`", "",
+             f"Machine: {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} thread(s), shared with "
+             f"training jobs; phantoms 0-{max(r['seed'] for r in recs)}, {r0['steps']} steps, {r0['particles']} "
+             f"particles / samples per posterior; written {time.strftime('%Y-%m-%d')}.", "",
+             "| problem | sampler | instances | PSNR of mean (mean ± sd) | SSIM | 90% coverage | time / posterior (s) | "
+             "NFE / posterior | final ESS |", "|---|---|---|---|---|---|---|---|---|"]
+    cells = {}
+    for r in recs:
+        cells.setdefault((r["problem"], r["sampler"]), []).append(r)
+    for (label, smp), rs in cells.items():
+        ps = [r["psnr"] for r in rs]
+        sd = statistics.stdev(ps) if len(ps) > 1 else 0.0
+        ess = [r["final_ess"] for r in rs if r.get("final_ess") is not None]
+        lines.append(f"| {label} | {smp} | {len(rs)} | {statistics.fmean(ps):.2f} ± {sd:.2f} | "
+                     f"{statistics.fmean(r['ssim'] for r in rs):.3f} | {statistics.fmean(r['coverage_90'] for r in rs):.3f} | "
+                     f"{statistics.fmean(r['wall_time_s'] for r in rs):.0f} | {statistics.fmean(r['nfe'] for r in rs):.0f} | "
+                     f"{statistics.fmean(ess):.1f} |" if ess else
+                     f"| {label} | {smp} | {len(rs)} | {statistics.fmean(ps):.2f} ± {sd:.2f} | "
+                     f"{statistics.fmean(r['ssim'] for r in rs):.3f} | {statistics.fmean(r['coverage_90'] for r in rs):.3f} | "
+                     f"{statistics.fmean(r['wall_time_s'] for r in rs):.0f} | {statistics.fmean(r['nfe'] for r in rs):.0f} | - |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    """Run, append JSON lines to --out, write the BENCHMARKS.md block."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--problems", nargs="+", default=["ct-30", "mri-x4"], choices=list(PROBLEMS))
+    p.add_argument("--samplers", nargs="+", default=["tds", "mcgdiff", "dps"])
+    p.add_argument("--instances", type=int, default=5)
+    p.add_argument("--particles", type=int, default=16)
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", default=str(ROOT / "data" / "benchmarks" / "smc_imaging.jsonl"))
+    p.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"))
+    args = p.parse_args(argv)
+    if args.instances < 1 or args.particles < 2 or args.steps < 1:
+        raise SystemExit("need --instances >= 1, --particles >= 2 (coverage needs samples) and --steps >= 1")
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    recs = run(args.problems, args.samplers, args.instances, args.particles, args.steps, out)
+    command = "python scripts/smc_imaging.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    replace_markdown_block(args.markdown, "smc-imaging", "SMC on CT and MRI with phantoms-64 (issue 5)",
+                           table(recs, command.strip()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
