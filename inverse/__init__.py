@@ -1,26 +1,39 @@
-"""What users touch: the inverse problem, the posterior, NetCDF I/O, figures, calibration and the ``inverse`` command."""
+"""What users touch: the inverse problem, the posterior, NetCDF I/O, figures, calibration and the ``inverse`` command.
 
-from forward_models.problem import InverseProblem
-from samplers.posterior import Posterior, open_posterior, package_version
-
-__version__ = package_version()
+Every name is imported on first use (PEP 562 ``__getattr__``), so ``inverse --help`` and the
+argument errors of the command line answer without importing torch, JAX or xarray.
+"""
 
 __all__ = ["InverseProblem", "Posterior", "open_posterior", "calibrate", "reconstruct", "simulate",
            "open_measurements", "__version__"]
 
+#: name -> (module, attribute)
+_LAZY = {
+    "InverseProblem": ("forward_models.problem", "InverseProblem"),
+    "Posterior": ("samplers.posterior", "Posterior"),
+    "open_posterior": ("samplers.posterior", "open_posterior"),
+    "calibrate": ("inverse.calibration", "calibrate"),     # JAX / NumPyro / ArviZ: ~2 s
+    "reconstruct": ("inverse.reconstruct", "reconstruct"),
+    "simulate": ("inverse.measurements", "simulate"),
+    "open_measurements": ("inverse.measurements", "open_measurements"),
+}
+
 
 def __getattr__(name):
-    # calibration pulls in JAX / NumPyro / ArviZ (~2 s): load it only when asked for
-    if name == "calibrate":
-        from inverse.calibration import calibrate
+    if name == "__version__":
+        from importlib import metadata
 
-        return calibrate
-    if name == "reconstruct":
-        from inverse.reconstruct import reconstruct
+        try:
+            return metadata.version("inverse-diffusion")
+        except metadata.PackageNotFoundError:  # pragma: no cover - run from a source tree
+            return "unknown"
+    if name in _LAZY:
+        import importlib
 
-        return reconstruct
-    if name in ("simulate", "open_measurements"):
-        from inverse import measurements
-
-        return getattr(measurements, name)
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
     raise AttributeError(f"module 'inverse' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

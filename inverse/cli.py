@@ -18,6 +18,12 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):  # noqa: D401 - argparse API
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
+    def format_help(self):
+        """Help text; an epilog given as a callable is built only now (it may import torch)."""
+        if callable(self.epilog):
+            self.epilog = self.epilog()
+        return super().format_help()
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with all subcommands."""
@@ -88,7 +94,7 @@ def _problem_epilog() -> str:
 
 def _add_simulate_reconstruct(sub) -> None:
     s = sub.add_parser("simulate", help="simulate noisy measurements of a named problem as NetCDF",
-                       epilog=_problem_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=_problem_epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("--problem", required=True, help="ct, mri, mri-multicoil, navier-stokes, darcy, fwi, seismic-interp")
     s.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
                    help="problem option, repeatable (e.g. -o angles=20); see the list below")

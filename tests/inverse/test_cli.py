@@ -68,3 +68,13 @@ def test_plot_of_a_calibration_result(tmp_path, capsys):
         assert (tmp_path / f"p-{kind}.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["plot", str(tmp_path / "missing.nc")]) == 2
     assert main(["plot", str(data)]) == 2  # a data file is not a result
+
+
+def test_help_does_not_import_torch():
+    """`inverse --help` and argument errors answer without torch (0.2 s instead of 3-10 s)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, inverse, inverse.cli; p = inverse.cli.build_parser(); p.format_help(); "
+            "sys.exit(1 if 'torch' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
