@@ -87,13 +87,11 @@ def table(recs: list[dict], command: str) -> str:
         ps = [r["psnr"] for r in rs]
         sd = statistics.stdev(ps) if len(ps) > 1 else 0.0
         ess = [r["final_ess"] for r in rs if r.get("final_ess") is not None]
+        ess_col = f"{statistics.fmean(ess):.1f}" if ess else "-"
         lines.append(f"| {label} | {smp} | {len(rs)} | {statistics.fmean(ps):.2f} ± {sd:.2f} | "
                      f"{statistics.fmean(r['ssim'] for r in rs):.3f} | {statistics.fmean(r['coverage_90'] for r in rs):.3f} | "
                      f"{statistics.fmean(r['wall_time_s'] for r in rs):.0f} | {statistics.fmean(r['nfe'] for r in rs):.0f} | "
-                     f"{statistics.fmean(ess):.1f} |" if ess else
-                     f"| {label} | {smp} | {len(rs)} | {statistics.fmean(ps):.2f} ± {sd:.2f} | "
-                     f"{statistics.fmean(r['ssim'] for r in rs):.3f} | {statistics.fmean(r['coverage_90'] for r in rs):.3f} | "
-                     f"{statistics.fmean(r['wall_time_s'] for r in rs):.0f} | {statistics.fmean(r['nfe'] for r in rs):.0f} | - |")
+                     f"{ess_col} |")
     return "\n".join(lines)
 
 
