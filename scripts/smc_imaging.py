@@ -112,7 +112,11 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    recs = run(args.problems, args.samplers, args.instances, args.particles, args.steps, out)
+    run(args.problems, args.samplers, args.instances, args.particles, args.steps, out)
+    # the table shows every sampler run at this configuration (also by other invocations into --out)
+    recs = [r for r in map(json.loads, out.read_text().splitlines())
+            if r["particles"] == args.particles and r["steps"] == args.steps and r["problem"] in args.problems
+            and r["seed"] < args.instances]
     command = "python scripts/smc_imaging.py " + " ".join(argv if argv is not None else sys.argv[1:])
     replace_markdown_block(args.markdown, "smc-imaging", "SMC on CT and MRI with phantoms-64 (issue 5)",
                            table(recs, command.strip()))
