@@ -234,7 +234,7 @@ def _table(recs: list[dict], command: str) -> str:
               "; these solves are not in the fine-solve column."]
     pilots = [r for r in recs if r["method"] == "gpcn"]
     if pilots:
-        lines += ["", "Generalised pCN (`*-gpcn`, `gpcn`): reference Gaussian fitted to a pilot pCN run on the 16 x 16 grid ("
+        lines += ["", "Generalised pCN (`*-gpcn`, `gpcn`): reference Gaussian fitted to pilot runs on the 16 x 16 grid only (pCN, then generalised pCN with the first fit, refitted; "
                   + ", ".join(f"{r['evaluations']['pilot-coarse-grid']} coarse solves at {r['grid']}" for r in pilots)
                   + "), counted in the coarse column and the time of every such row; their `vs tinyDA` compares with "
                   "`tinyda-coarse-grid-rw` (tinyDA given the same covariance), the other rows with `tinyda-coarse-grid`."]
