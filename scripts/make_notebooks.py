@@ -151,3 +151,67 @@ idata2 = calibrate(lambda th: th["a"] * jnp.exp(-th["k"] * t), y_decay,
                    num_chains=2, num_warmup=draws, num_samples=draws, seed=1)
 print(format_summary(idata2))'''),
 ], "notebooks/03_calibration.ipynb")
+
+nb([
+("md", """# Two-level MCMC for a PDE-governed field (Darcy flow)
+
+The log-permeability of a porous medium from 25 pressure sensors. The prior is a Matern Gaussian
+random field (16 Karhunen-Loeve modes); the accurate model is a 32 x 32 Darcy solver, the cheap one
+the same solver on a 16 x 16 grid. Delayed acceptance lets the cheap model propose and the accurate
+one correct, so the draws are exact for the accurate model; a reference Gaussian fitted on the cheap
+level (generalised pCN) makes the proposals large. Background and the full benchmark:
+`docs/mcmc.md`."""),
+("code", SETUP),
+("code", '''from forward_models import Gaussian, InverseProblem
+from forward_models.darcy import DarcyFlow
+from priors.function_space import MaternField, StandardGaussian
+from samplers.potential import Potential
+
+prior = MaternField(32, 16, sigma=6.0)                  # x = m0 + sum_k sqrt(mu_k) xi_k phi_k
+truth = prior.field(torch.randn(1, 16, generator=torch.Generator().manual_seed(1), dtype=torch.float64))[0]
+fine_fm = DarcyFlow(32, coefficient="exp", sensors=5)
+problem = InverseProblem.simulate(fine_fm, Gaussian(0.01), truth, seed=0)
+coarse_problem = InverseProblem(fine_fm.coarse(2), problem.y, problem.noise)   # 16 x 16 grid
+
+measure = StandardGaussian(16)                           # the chains move in the KL coefficients xi
+fine = Potential(problem, prior.field, name="fine")
+coarse = Potential(coarse_problem, prior.field, name="coarse-grid")
+u0 = measure.sample(4, torch.Generator().manual_seed(3))'''),
+("md", """## 1. Plain pCN on the accurate model
+
+pCN (Cotter et al. 2013) is the baseline: every step costs one accurate solve, and with informative
+data its steps must be small."""),
+("code", '''from samplers.chains import run_chains
+from samplers.pcn import PCN
+
+iters = 300 if SMALL else 2000
+pcn = run_chains(PCN(fine, measure, 0.2), u0, iters, warmup=iters // 4, target_acceptance=0.25, seed=0)
+s = pcn.summary()
+print(f"pCN: ESS {s['ess_min']:.0f}, R-hat {s['rhat_max']:.2f}, {s['fine_solves']} fine solves")'''),
+("md", """## 2. Delayed acceptance with generalised pCN
+
+A pilot on the coarse grid alone fits a reference Gaussian; the coarse sub-chains then move by
+generalised pCN (Rudolf and Sprungk 2018) and only their end points meet the accurate solver. The
+chains start where the pilot ended."""),
+("code", '''from samplers.delayed_acceptance import MLDA
+from samplers.pcn import pilot_reference
+
+ref, u_start, _ = pilot_reference(coarse, measure, u0, 300 if SMALL else 1000, warmup=100, seed=0)
+da = run_chains(MLDA([coarse, fine], measure, 10, 0.5, randomize=True, reference=ref), u_start,
+                60 if SMALL else 300, warmup=20, target_acceptance=0.25, adapt_every=2, seed=0)
+s = da.summary()
+print(f"delayed acceptance: ESS {s['ess_min']:.0f}, R-hat {s['rhat_max']:.2f}, {s['fine_solves']} fine solves, "
+      f"acceptance {s['acceptance']}")'''),
+("md", """## 3. The posterior field
+
+`to_posterior` maps the draws to fields in physical units: mean, pixel-wise standard deviation,
+NetCDF; ArviZ gives the diagnostics."""),
+("code", '''from inverse.figures import plot_image_posterior
+
+post = da.to_posterior(prior.field, truth=truth)
+print(f"RMS error of the mean {float((post.mean() - truth).pow(2).mean().sqrt()):.3f} "
+      f"(prior pointwise std {float(prior.pointwise_std().mean()):.2f})")
+fig = plot_image_posterior(post, title="log-permeability")
+post.to_netcdf("darcy-posterior.nc", overwrite=True)
+da.to_inference_data()                                # arviz.InferenceData: az.summary, az.plot_trace ...'''),
+], "notebooks/04_two_level_mcmc.ipynb")
