@@ -95,11 +95,21 @@ def _resolve(name_or_path) -> Path:
                          "or pass a diffusers model directory)")
 
 
+def _shape_fits(card_shape, net_shape: tuple) -> bool:
+    """The card's sample shape equals the network's, or is smaller in space (a padded network:
+    :func:`priors.network.network_call`) with the same channels."""
+    if not isinstance(card_shape, list) or len(card_shape) != len(net_shape):
+        return False
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in card_shape):
+        return False
+    return card_shape[0] == net_shape[0] and all(c <= n for c, n in zip(card_shape[1:], net_shape[1:]))
+
+
 def _validate_card(card, shape: tuple, path: Path) -> None:
     """A model card must be a JSON object whose shape, dims, kind, normalisation and sigmas fit the network."""
     if not isinstance(card, dict):
         raise PriorLoadError(f"{path}: the model card must be a JSON object, got {type(card).__name__}")
-    if "shape" in card and (not isinstance(card["shape"], list) or tuple(card["shape"]) != tuple(shape)):
+    if "shape" in card and not _shape_fits(card["shape"], shape):
         raise PriorLoadError(f"{path}: the card's shape {card['shape']} does not match the network's {list(shape)}")
     dims = card.get("dims")
     if dims is not None and (not isinstance(dims, list) or len(dims) != len(shape)
@@ -157,6 +167,8 @@ def load_prior(name_or_path, *, device=None, dtype=None) -> Prior:
     size = (size, size) if isinstance(size, int) else tuple(size)
     shape = (unet.config.in_channels, *size)
     _validate_card(card, shape, directory / "prior.json")
+    if "shape" in card:  # a padded network samples fields smaller than its native size
+        shape = tuple(card["shape"])
     norm = Normalisation.from_dict(card.get("normalisation"))
     dims = tuple(card["dims"]) if "dims" in card else None
     cls = sched.get("_class_name", "")

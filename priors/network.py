@@ -9,7 +9,33 @@ import torch
 from priors.base import Prior
 from priors.normalisation import Normalisation
 
-__all__ = ["NetworkPrior"]
+__all__ = ["NetworkPrior", "network_call"]
+
+
+def network_call(network: torch.nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """``network(x, t)`` (diffusers' ``.sample`` unwrapped), padded to the network's native size if larger.
+
+    A UNet with ``L`` levels needs sides divisible by ``2^(L-1)``; a 70 x 70 field (OpenFWI) fits at
+    most two levels, too few for layer-scale structure. Such priors are trained with the network at the
+    next multiple (72 x 72 for three levels): the input is padded by edge replication, split evenly
+    between both sides, and the output cropped back, in training and in sampling alike.
+    """
+    size = getattr(getattr(network, "config", None), "sample_size", None)
+    if size is None:
+        out = network(x, t)
+        return out.sample if hasattr(out, "sample") else out
+    hn, wn = (size, size) if isinstance(size, int) else tuple(size)
+    h, w = x.shape[-2:]
+    if (h, w) == (hn, wn):
+        out = network(x, t)
+        return out.sample if hasattr(out, "sample") else out
+    if h > hn or w > wn:
+        raise ValueError(f"input {h} x {w} is larger than the network's {hn} x {wn}")
+    top, left = (hn - h) // 2, (wn - w) // 2
+    xp = torch.nn.functional.pad(x, (left, wn - w - left, top, hn - h - top), mode="replicate")
+    out = network(xp, t)
+    out = out.sample if hasattr(out, "sample") else out
+    return out[..., top:top + h, left:left + w]
 
 
 class NetworkPrior(Prior):
@@ -31,9 +57,8 @@ class NetworkPrior(Prior):
         return next(self.network.parameters()).dtype
 
     def network_output(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """``network(x, t)``, unwrapping diffusers' ``.sample`` outputs."""
-        out = self.network(x, t)
-        return out.sample if hasattr(out, "sample") else out
+        """``network(x, t)``, unwrapping diffusers' ``.sample`` outputs (padded: :func:`network_call`)."""
+        return network_call(self.network, x, t)
 
     def to_physical(self, x):
         """Model space -> physical units (the card's normalisation)."""

@@ -39,6 +39,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from priors.edm import EDMPrior, edm_coefficients
 from priors.flow import TIME_SCALE, FlowMatchingPrior
 from priors.loading import save_prior
+from priors.network import network_call
 from priors.normalisation import Normalisation
 
 __all__ = ["build_unet", "EDMDenoiserModule", "FlowMatchingModule", "TensorDataModule", "SeededBatchSampler",
@@ -145,7 +146,7 @@ class EDMDenoiserModule(_EMAModule):
         """The EDM-preconditioned denoiser with network ``net``."""
         c_skip, c_out, c_in, c_noise = edm_coefficients(sigma, self.hparams.sigma_data)
         v = (-1, 1, 1, 1)
-        return c_skip.reshape(v) * x + c_out.reshape(v) * net(c_in.reshape(v) * x, c_noise).sample
+        return c_skip.reshape(v) * x + c_out.reshape(v) * network_call(net, c_in.reshape(v) * x, c_noise)
 
     def training_step(self, batch, batch_idx):
         x0 = batch[0]
@@ -174,7 +175,7 @@ class FlowMatchingModule(_EMAModule):
         t = self._draw(torch.rand, x0, (), g)
         eps = self._draw(torch.randn, x0, tuple(x0.shape[1:]), g)
         x_t = (1 - t).reshape(-1, 1, 1, 1) * x0 + t.reshape(-1, 1, 1, 1) * eps
-        loss = ((self.net(x_t, TIME_SCALE * t).sample - (eps - x0)) ** 2).mean()
+        loss = ((network_call(self.net, x_t, TIME_SCALE * t) - (eps - x0)) ** 2).mean()
         self._log_loss(loss)
         return loss
 
@@ -286,7 +287,9 @@ def train_prior(data: torch.Tensor, out_dir, *, kind: str = "edm", steps: int = 
                          f"{devices * int(num_nodes)} processes")
     pl.seed_everything(seed, workers=True, verbose=False)
     size = data.shape[-1]
-    unet_config = dict(build_unet(size, data.shape[1], widths, layers_per_block).config)
+    unit = 2 ** (len(tuple(widths)) - 1)
+    net_size = -(-size // unit) * unit  # a size the UNet's levels divide: padded by network_call if larger
+    unet_config = dict(build_unet(net_size, data.shape[1], widths, layers_per_block).config)
     module = (EDMDenoiserModule(unet_config, lr=lr, seed=seed) if kind == "edm"
               else FlowMatchingModule(unet_config, lr=lr, seed=seed))
     ckpt = pl.callbacks.ModelCheckpoint(dirpath=work / "checkpoints", save_last=True, every_n_train_steps=checkpoint_every,
@@ -314,6 +317,7 @@ def train_prior(data: torch.Tensor, out_dir, *, kind: str = "edm", steps: int = 
                                             "seed": seed, "final_loss": final_loss, "train_time_s": train_time,
                                             "num_train_examples": int(len(data)), "widths": list(widths),
                                             "layers_per_block": layers_per_block, "parameters": int(n_params),
+                                            "network_size": int(net_size),
                                             "resumed": bool(resume)},
                  **(card or {})}
     save_prior(prior, out_dir, full_card, overwrite=overwrite)

@@ -88,3 +88,24 @@ def test_dataset_cache_is_reused_and_checked(tmp_path, monkeypatch):
     assert torch.equal(a[0], b[0]) and a[3] == b[3] and b[1].scale == a[1].scale
     with pytest.raises(ValueError, match="holds .*num_examples.: 6.*delete it"):
         ds.cached_dataset("phantoms", 7, 16, 3, cache)
+
+
+@pytest.mark.parametrize("kind", ["edm", "flow"])
+def test_sizes_the_unet_levels_do_not_divide_train_a_padded_network(tmp_path, kind):
+    """10 x 10 data with 3 levels: the UNet runs at 12 x 12 (edge-padded, cropped back), the prior is 10 x 10."""
+    from priors.network import network_call
+
+    data = torch.randn(32, 1, 10, 10, generator=torch.Generator().manual_seed(0)) * 0.5
+    out = tmp_path / "p"
+    train_prior(data, out, kind=kind, steps=3, batch_size=8, widths=(8, 16, 16))
+    prior = load_prior(out)
+    assert prior.shape == (1, 10, 10) and prior.network.config.sample_size == 12
+    assert prior.card["training"]["network_size"] == 12
+    x = torch.randn(2, 1, 10, 10)
+    assert prior.denoise(x, torch.tensor([0.5, 2.0])).shape == (2, 1, 10, 10)
+    # the padded call equals running the network on the replicate-padded input and cropping
+    t = torch.tensor([1.0, 1.0])
+    full = prior.network(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), t).sample[..., 1:11, 1:11]
+    assert torch.allclose(network_call(prior.network, x, t), full)
+    with pytest.raises(ValueError, match="larger than the network"):
+        network_call(prior.network, torch.randn(1, 1, 14, 14), t)
