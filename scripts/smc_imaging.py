@@ -79,14 +79,16 @@ def table(recs: list[dict], command: str) -> str:
              f"training jobs; phantoms 0-{max(r['seed'] for r in recs)}, {r0['steps']} steps, {r0['particles']} "
              f"particles / samples per posterior; written {time.strftime('%Y-%m-%d')}.", "",
              "| problem | sampler | instances | PSNR of mean (mean ± sd) | SSIM | 90% coverage | time / posterior (s) | "
-             "NFE / posterior | final ESS |", "|---|---|---|---|---|---|---|---|---|"]
+             "NFE / posterior | resampling steps |", "|---|---|---|---|---|---|---|---|---|"]
     cells = {}
     for r in recs:
         cells.setdefault((r["problem"], r["sampler"]), []).append(r)
-    for (label, smp), rs in cells.items():
+    labels = list(dict.fromkeys(r["problem"] for r in recs))
+    names = list(dict.fromkeys(r["sampler"] for r in recs))
+    for (label, smp), rs in sorted(cells.items(), key=lambda kv: (labels.index(kv[0][0]), names.index(kv[0][1]))):
         ps = [r["psnr"] for r in rs]
         sd = statistics.stdev(ps) if len(ps) > 1 else 0.0
-        ess = [r["final_ess"] for r in rs if r.get("final_ess") is not None]
+        ess = [r["num_resampling"] for r in rs if r.get("num_resampling") is not None]
         ess_col = f"{statistics.fmean(ess):.1f}" if ess else "-"
         lines.append(f"| {label} | {smp} | {len(rs)} | {statistics.fmean(ps):.2f} ± {sd:.2f} | "
                      f"{statistics.fmean(r['ssim'] for r in rs):.3f} | {statistics.fmean(r['coverage_90'] for r in rs):.3f} | "
