@@ -88,12 +88,12 @@ def table(recs: list[dict], command: str) -> str:
     for (label, smp), rs in sorted(cells.items(), key=lambda kv: (labels.index(kv[0][0]), names.index(kv[0][1]))):
         ps = [r["psnr"] for r in rs]
         sd = statistics.stdev(ps) if len(ps) > 1 else 0.0
-        ess = [r["num_resampling"] for r in rs if r.get("num_resampling") is not None]
-        ess_col = f"{statistics.fmean(ess):.1f}" if ess else "-"
+        resamplings = [r["num_resampling"] for r in rs if r.get("num_resampling") is not None]
+        res_col = f"{statistics.fmean(resamplings):.1f}" if resamplings else "-"
         lines.append(f"| {label} | {smp} | {len(rs)} | {statistics.fmean(ps):.2f} ± {sd:.2f} | "
                      f"{statistics.fmean(r['ssim'] for r in rs):.3f} | {statistics.fmean(r['coverage_90'] for r in rs):.3f} | "
                      f"{statistics.fmean(r['wall_time_s'] for r in rs):.0f} | {statistics.fmean(r['nfe'] for r in rs):.0f} | "
-                     f"{ess_col} |")
+                     f"{res_col} |")
     return "\n".join(lines)
 
 
