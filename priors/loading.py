@@ -95,21 +95,22 @@ def _resolve(name_or_path) -> Path:
                          "or pass a diffusers model directory)")
 
 
-def _shape_fits(card_shape, net_shape: tuple) -> bool:
-    """The card's sample shape equals the network's, or is smaller in space (a padded network:
-    :func:`priors.network.network_call`) with the same channels."""
+def _shape_fits(card_shape, net_shape: tuple, unit: int = 1) -> bool:
+    """The card's sample shape equals the network's, or is the shape of a padded network
+    (:func:`priors.network.network_call`): same channels, and each side ``n`` of the network the
+    smallest multiple of ``unit = 2^(levels - 1)`` that holds the card's side ``c`` (``n - unit < c <= n``)."""
     if not isinstance(card_shape, list) or len(card_shape) != len(net_shape):
         return False
     if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in card_shape):
         return False
-    return card_shape[0] == net_shape[0] and all(c <= n for c, n in zip(card_shape[1:], net_shape[1:]))
+    return card_shape[0] == net_shape[0] and all(n - unit < c <= n for c, n in zip(card_shape[1:], net_shape[1:]))
 
 
-def _validate_card(card, shape: tuple, path: Path) -> None:
+def _validate_card(card, shape: tuple, path: Path, unit: int = 1) -> None:
     """A model card must be a JSON object whose shape, dims, kind, normalisation and sigmas fit the network."""
     if not isinstance(card, dict):
         raise PriorLoadError(f"{path}: the model card must be a JSON object, got {type(card).__name__}")
-    if "shape" in card and not _shape_fits(card["shape"], shape):
+    if "shape" in card and not _shape_fits(card["shape"], shape, unit):
         raise PriorLoadError(f"{path}: the card's shape {card['shape']} does not match the network's {list(shape)}")
     dims = card.get("dims")
     if dims is not None and (not isinstance(dims, list) or len(dims) != len(shape)
@@ -166,7 +167,7 @@ def load_prior(name_or_path, *, device=None, dtype=None) -> Prior:
     size = unet.config.sample_size
     size = (size, size) if isinstance(size, int) else tuple(size)
     shape = (unet.config.in_channels, *size)
-    _validate_card(card, shape, directory / "prior.json")
+    _validate_card(card, shape, directory / "prior.json", 2 ** (len(unet.config.block_out_channels) - 1))
     if "shape" in card:  # a padded network samples fields smaller than its native size
         shape = tuple(card["shape"])
     norm = Normalisation.from_dict(card.get("normalisation"))

@@ -109,3 +109,23 @@ def test_sizes_the_unet_levels_do_not_divide_train_a_padded_network(tmp_path, ki
     assert torch.allclose(network_call(prior.network, x, t), full)
     with pytest.raises(ValueError, match="larger than the network"):
         network_call(prior.network, torch.randn(1, 1, 14, 14), t)
+
+
+def test_card_shape_must_be_the_padded_networks(tmp_path):
+    """A card may name a field smaller than its network only by less than one UNet divisibility unit."""
+    import json
+
+    from priors.loading import PriorLoadError
+
+    data = torch.randn(16, 1, 10, 10, generator=torch.Generator().manual_seed(0)) * 0.5
+    out = tmp_path / "p"
+    train_prior(data, out, steps=1, batch_size=8, widths=(8, 16, 16))   # network 12 x 12, unit 4
+    card = json.loads((out / "prior.json").read_text())
+    for shape, ok in (([1, 9, 9], True), ([1, 12, 12], True), ([1, 8, 8], False), ([1, 13, 13], False)):
+        card["shape"] = shape
+        (out / "prior.json").write_text(json.dumps(card))
+        if ok:
+            assert load_prior(out).shape == tuple(shape)
+        else:
+            with pytest.raises(PriorLoadError, match="does not match the network"):
+                load_prior(out)
