@@ -53,7 +53,7 @@ from __future__ import annotations
 import torch
 
 from samplers.schedules import karras_sigmas
-from samplers.smc import LinearTwistSMC, Move
+from samplers.smc import LinearTwistSMC
 
 __all__ = ["MCGdiff"]
 
@@ -113,8 +113,8 @@ class MCGdiff(LinearTwistSMC):
 
     def twist(self, model, k, sigmas):
         """At ``k = 0``: variance ``sigma_y^2 - s_i^2 s_0^2`` for coordinates observed before the start,
-        ``s_i^2 s_0^2 - sigma_y^2`` for the others (their pre-observation twist). Later levels go
-        through :meth:`_step_terms`."""
+        ``s_i^2 s_0^2 - sigma_y^2`` for the others (their pre-observation twist). The moves to later levels
+        are tilted by :meth:`step_potential` instead."""
         lg, level = model["lg"], model["obs_level"]
         s2 = lg.s**2 * sigmas[k] ** 2
         var = torch.where(level < 0, lg.sigma_y**2 - s2, s2 - lg.sigma_y**2)
@@ -128,41 +128,21 @@ class MCGdiff(LinearTwistSMC):
         var = lg.s**2 * sigmas[k] ** 2 - lg.sigma_y**2
         return torch.where(active, var, torch.ones_like(var)), active
 
-    def _step_terms(self, model, k_next: int, sigmas, z_cur: torch.Tensor):
-        """``(y (B, r), gain (r,), var (r,), active (r,))`` of the potential on the step to level ``k_next``:
-        the bridge observation for coordinates observed on this step, the pre-observation twist at
-        ``s_{k_next}`` for later ones (module docstring)."""
+    def step_potential(self, model, k, sigmas):
+        """``(gain, var, active)`` on the step to level ``k``: the bridge observation (gain ``(1 - lam_i) s_i``,
+        variance ``s_i^2 b_i``) for coordinates observed on this step, the pre-observation twist at ``s_k``
+        for later ones (module docstring)."""
         lg, level = model["lg"], model["obs_level"]
-        now, later = level == k_next, level > k_next
-        lam = model["lam"]
-        y = torch.where(now, lg.y_bar - lam * lg.s * z_cur, lg.y_bar.expand_as(z_cur))
-        gain = torch.where(now, (1.0 - lam) * lg.s, lg.s)
-        var = torch.where(now, lg.s**2 * model["bridge_var"], lg.s**2 * sigmas[k_next] ** 2 - lg.sigma_y**2)
+        now, later = level == k, level > k
+        gain = torch.where(now, (1.0 - model["lam"]) * lg.s, lg.s)
+        var = torch.where(now, lg.s**2 * model["bridge_var"], lg.s**2 * sigmas[k] ** 2 - lg.sigma_y**2)
         active = now | later
-        return y, gain, torch.where(active, var.clamp_min(0.0), torch.ones_like(var)), active
+        return gain, torch.where(active, var.clamp_min(0.0), torch.ones_like(var)), active
 
-    def pre_weight(self, state, s, s_next):
-        """Normaliser of the kernel tilted by the step's potential over the current twist (depends on x only)."""
-        from samplers.steps import sigma_batch
-
-        model, sigmas, k = state.extras["model"], state.extras["sigmas"], state.step
-        lg, x = model["lg"], state.x
-        with torch.no_grad():
-            x0 = state.prior.denoise(x, sigma_batch(s, x))
-            ratio = (s_next / s) ** 2
-            mean = x0 + ratio * (x - x0)
-            v = s_next**2 * (1.0 - ratio)
-            y, gain, var, active = self._step_terms(model, k + 1, sigmas, lg.project(x))
-            log_norm = lg.log_twist(lg.project(mean), gain**2 * v + var, active, y=y, gain=gain)
-            pre = log_norm - self._log_current_twist(model, k, sigmas, x)
-        return pre, {"mean": mean, "y": y}
-
-    def move(self, state, x, cache, aux, s, s_next) -> Move:
-        """Exact draw from the tilted kernel (``aux`` follows the resampled ancestors)."""
-        model, sigmas, k = state.extras["model"], state.extras["sigmas"], state.step
-        lg = model["lg"]
-        v = s_next**2 * (1.0 - (s_next / s) ** 2)
-        _, gain, var, active = self._step_terms(model, k + 1, sigmas, lg.project(x))
-        x_new, _ = lg.tilted_sample(aux["mean"], v, var, active, state.generator, y=aux["y"], gain=gain)
-        n = len(x)
-        return Move(x_new, None, nfe=n, forward_evals=2 * n)
+    def step_datum(self, model, k, x):
+        """``y_bar_i - lam_i s_i z_i`` of the current particles for coordinates observed on the step to ``k``, else ``y_bar_i``."""
+        lg, now = model["lg"], model["obs_level"] == k
+        if not bool(now.any()):
+            return None
+        z = lg.project(x)
+        return torch.where(now, lg.y_bar - model["lam"] * lg.s * z, lg.y_bar.expand_as(z))

@@ -431,6 +431,19 @@ class LinearTwistSMC(SMCSampler):
         active = active & (var > 0)
         return torch.where(active, var, torch.ones_like(var)), active
 
+    def step_potential(self, model: dict, k: int, sigmas) -> tuple:
+        """``(gain, var, active)`` of the potential the move to level ``k`` is tilted by.
+
+        Default: the twist ``g_k`` (:meth:`twist`) with the singular values as gains (``gain = None``).
+        A subclass whose potential observes ``y_bar`` through other gains, or whose datum depends on the
+        current particles (:meth:`step_datum`), overrides both (MCGdiff's bridge observations).
+        """
+        return (None, *self.twist(model, k, sigmas))
+
+    def step_datum(self, model: dict, k: int, x: torch.Tensor):
+        """The datum of the potential of :meth:`step_potential` per particle ``(B, r)``, or ``None`` for ``y_bar``."""
+        return None
+
     def _log_current_twist(self, model, k, sigmas, x) -> torch.Tensor:
         var, active = self.pending_twist(model, k, sigmas)
         return model["lg"].log_twist(model["lg"].project(x), var, active)
@@ -446,17 +459,19 @@ class LinearTwistSMC(SMCSampler):
             ratio = (s_next / s) ** 2
             mean = x0 + ratio * (x - x0)
             v = s_next**2 * (1.0 - ratio)
-            var, active = self.twist(model, k + 1, sigmas)
             lg = model["lg"]
-            log_norm = lg.log_twist(lg.project(mean), lg.s**2 * v + var, active)
+            gain, var, active = self.step_potential(model, k + 1, sigmas)
+            y = self.step_datum(model, k + 1, x)
+            g = lg.s if gain is None else gain
+            log_norm = lg.log_twist(lg.project(mean), g**2 * v + var, active, y=y, gain=gain)
             pre = log_norm - self._log_current_twist(model, k, sigmas, x)
-        return pre, {"mean": mean}
+        return pre, {"mean": mean, "y": y}
 
     def move(self, state, x, cache, aux, s, s_next) -> Move:
-        """Exact draw from the tilted kernel."""
+        """Exact draw from the tilted kernel (``aux`` follows the resampled ancestors)."""
         model, sigmas, k = state.extras["model"], state.extras["sigmas"], state.step
         v = s_next**2 * (1.0 - (s_next / s) ** 2)
-        var, active = self.twist(model, k + 1, sigmas)
-        x_new, _ = model["lg"].tilted_sample(aux["mean"], v, var, active, state.generator)
+        gain, var, active = self.step_potential(model, k + 1, sigmas)
+        x_new, _ = model["lg"].tilted_sample(aux["mean"], v, var, active, state.generator, y=aux["y"], gain=gain)
         n = len(x)
         return Move(x_new, None, nfe=n, forward_evals=2 * n)
