@@ -21,21 +21,16 @@ def network_call(network: torch.nn.Module, x: torch.Tensor, t: torch.Tensor) -> 
     between both sides, and the output cropped back, in training and in sampling alike.
     """
     size = getattr(getattr(network, "config", None), "sample_size", None)
-    if size is None:
-        out = network(x, t)
-        return out.sample if hasattr(out, "sample") else out
-    hn, wn = (size, size) if isinstance(size, int) else tuple(size)
     h, w = x.shape[-2:]
-    if (h, w) == (hn, wn):
-        out = network(x, t)
-        return out.sample if hasattr(out, "sample") else out
+    hn, wn = (h, w) if size is None else (size, size) if isinstance(size, int) else tuple(size)
     if h > hn or w > wn:
         raise ValueError(f"input {h} x {w} is larger than the network's {hn} x {wn}")
     top, left = (hn - h) // 2, (wn - w) // 2
-    xp = torch.nn.functional.pad(x, (left, wn - w - left, top, hn - h - top), mode="replicate")
-    out = network(xp, t)
+    if (h, w) != (hn, wn):
+        x = torch.nn.functional.pad(x, (left, wn - w - left, top, hn - h - top), mode="replicate")
+    out = network(x, t)
     out = out.sample if hasattr(out, "sample") else out
-    return out[..., top:top + h, left:left + w]
+    return out if (h, w) == (hn, wn) else out[..., top:top + h, left:left + w]
 
 
 class NetworkPrior(Prior):
