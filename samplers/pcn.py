@@ -170,8 +170,9 @@ def pilot_reference(potential, measure: GaussianMeasure, u0: torch.Tensor, itera
     reference from the previous round's final states and refits (pCN alone mixes too slowly on an
     informative posterior for a short pilot to cover it). Start the accurate chains at
     ``final_states``: a chain started in a tail of the reference (e.g. at a prior draw) carries a large
-    weight ``pi / nu`` there and sticks. The pilot's cost is ``sum`` of its results' evaluations; charge
-    it to the run it prepares. Measured on the Darcy benchmark (32 x 32, 16 KL modes, 2 rounds of 1500
+    weight ``pi / nu`` there and sticks. The returned result is the last round's; the whole pilot costs
+    ``rounds * C * (warmup + iterations + 1)`` evaluations of ``potential`` for ``C`` chains: charge
+    them to the run it prepares. Measured on the Darcy benchmark (32 x 32, 16 KL modes, 2 rounds of 1500
     steps, 14,400 coarse solves): delayed acceptance then reaches bulk ESS 560 from 1,134 fine solves.
 
     Example::

@@ -16,9 +16,10 @@ acceptance in the KL coefficients ``xi ~ N(0, I_K)``. Methods, side by side on t
   length, step size and iterations (benchmark-only dependency; ``ray`` is stubbed, chains run sequentially);
 - ``*-gpcn``: the same kernels with generalised pCN on the cheapest level (Rudolf & Sprungk 2018,
   :mod:`samplers.pcn`): the reference Gaussian is fitted (``gaussian_reference``, covariance inflated 2x) to
-  pilot runs on the 16 x 16 coarse grid only (pCN, then generalised pCN with the first fit, refitted); the pilot's coarse solves and time are added to every
-  ``*-gpcn`` row, whose chains start at the pilot's final states. ``gpcn`` is single-level generalised pCN on the fine solver, to separate what the
-  reference buys from what delayed acceptance buys; ``tinyda-coarse-grid-rw`` gives tinyDA the same
+  pilot runs on the 16 x 16 coarse grid only (pCN, then generalised pCN with the first fit, refitted);
+  the pilot's coarse solves and time are added to every ``*-gpcn`` row, whose chains start at the
+  pilot's final states. ``gpcn`` is single-level generalised pCN on the fine solver, to separate what
+  the reference buys from what delayed acceptance buys; ``tinyda-coarse-grid-rw`` gives tinyDA the same
   information (``GaussianRandomWalk`` with the reference covariance, scaling ``2.38 / sqrt(2 K)``).
 
 ESS: the minimum over the K coefficients of ArviZ's bulk ESS, all chains together. Fine solves count every

@@ -35,26 +35,23 @@ from inverse.reconstruct import reconstruct  # noqa: E402
 __all__ = ["main"]
 
 
-def run(labels, samplers, instances: int, particles: int, steps: int, out: Path) -> list[dict]:
-    """Every (problem, sampler, instance) not yet in ``out``; returns all records of this configuration."""
+def run(labels, samplers, instances: int, particles: int, steps: int, out: Path) -> None:
+    """Run every (problem, sampler, instance) not yet in ``out``, appending one JSON line each."""
     from priors import load_prior
 
-    done = {}
+    done = set()
     if out.is_file():
-        for line in out.read_text().splitlines():
-            r = json.loads(line)
-            done[(r["problem"], r["sampler"], r["seed"], r["particles"], r["steps"])] = r
-    prior = load_prior("phantoms-64")
-    recs = []
+        done = {(r["problem"], r["sampler"], r["seed"], r["particles"], r["steps"])
+                for r in map(json.loads, out.read_text().splitlines())}
+    prior = None
     for label in labels:
         name, opts = PROBLEMS[label]
         for seed in range(instances):
             m = None
             for smp in samplers:
-                key = (label, smp, seed, particles, steps)
-                if key in done:
-                    recs.append(done[key])
+                if (label, smp, seed, particles, steps) in done:
                     continue
+                prior = prior or load_prior("phantoms-64")
                 m = m or simulate(name, options=opts, seed=seed)
                 t0 = time.perf_counter()
                 post = reconstruct(m, prior, smp, num_samples=particles, seed=seed, steps=steps)
@@ -67,8 +64,6 @@ def run(labels, samplers, instances: int, particles: int, steps: int, out: Path)
                 print(json.dumps(r), flush=True)
                 with open(out, "a") as f:
                     f.write(json.dumps(r) + "\n")
-                recs.append(r)
-    return recs
 
 
 def table(recs: list[dict], command: str) -> str:
