@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp")
     t.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto")
     t.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    t.add_argument("--max-minutes", type=float, default=None,
+                   help="stop training after this many minutes of fitting and export what was trained "
+                        "(the card records the steps done; default: no limit)")
+    t.add_argument("--data-device", default="cpu",
+                   help="device that generates the training data where the generator runs on one "
+                        "(ns-vorticity: the Navier-Stokes solver), e.g. cuda (default cpu)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--data-cache", default=None,
                    help="cache the generated training data in this .safetensors file and reuse it on the next run "
@@ -293,26 +299,31 @@ def _train_prior(args) -> int:
 
     import torch
 
-    from inverse.datasets import cached_dataset
+    from inverse.datasets import DEVICE_GENERATORS, cached_dataset
     from priors.training import train_prior
 
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.steps < 1 or args.batch_size < 1:
         raise ValueError("--steps and --batch-size must be at least 1")
+    if args.max_minutes is not None and not (args.max_minutes > 0 and args.max_minutes < float("inf")):
+        raise ValueError(f"--max-minutes must be a positive number, got {args.max_minutes}")
     out = Path(args.out)
     cache = (out.with_name(out.name + "-work") / "dataset.safetensors" if args.data_cache is None
              else None if args.data_cache.lower() == "none" else Path(args.data_cache))
-    data, norm, desc, gen_time = cached_dataset(args.dataset, args.num_examples, args.size, args.seed, cache)
+    data, norm, desc, gen_time = cached_dataset(args.dataset, args.num_examples, args.size, args.seed, cache,
+                                               device=args.data_device)
     card = {"name": args.name or args.out.rstrip("/").split("/")[-1],
             "data": {"dataset": args.dataset, "description": desc, "num_examples": args.num_examples,
-                     "size": args.size, "seed": args.seed, "generation_time_s": gen_time},
+                     "size": args.size, "seed": args.seed, "generation_time_s": gen_time,
+                     "generation_device": args.data_device if args.dataset in DEVICE_GENERATORS else "cpu"},
             "units": norm.units, "dims": ["channel", "y", "x"]}
     out = train_prior(data, args.out, kind=args.kind, steps=args.steps, batch_size=args.batch_size,
                       widths=tuple(args.widths), layers_per_block=args.layers_per_block, lr=args.lr, seed=args.seed,
                       normalisation=norm, card=card, resume=args.resume, checkpoint_every=args.checkpoint_every,
                       devices=args.devices, num_nodes=args.num_nodes, strategy=args.strategy,
-                      accelerator=args.accelerator, overwrite=args.overwrite or args.resume, progress=not args.quiet)
+                      accelerator=args.accelerator, overwrite=args.overwrite or args.resume, progress=not args.quiet,
+                      max_minutes=args.max_minutes)
     print(f"prior written to {out}")
     return 0
 

@@ -37,10 +37,11 @@ def _gaussian_field(n, size, seed):
     return gaussian_random_field(n, size, alpha=2.0, tau=3.0, seed=seed, periodic=True)
 
 
-def _ns(n, size, seed):
+def _ns(n, size, seed, device=None):
     from forward_models.generators.vorticity import navier_stokes_snapshots
 
-    return navier_stokes_snapshots(n, size, seed=seed)
+    on_gpu = device is not None and torch.device(device).type != "cpu"
+    return navier_stokes_snapshots(n, size, seed=seed, device=device, batch_size=1024 if on_gpu else 64)
 
 
 def _darcy(n, size, seed):
@@ -75,19 +76,32 @@ DATASETS = {
 }
 
 
-def make_dataset(name: str, n: int, size: int, seed: int = 0):
-    """``(model_space_tensor, normalisation, description)`` for the data set ``name``."""
+#: data sets whose generator can run on an accelerator (``device=``); the others always use the CPU
+DEVICE_GENERATORS = ("ns-vorticity",)
+
+
+def make_dataset(name: str, n: int, size: int, seed: int = 0, device=None):
+    """``(model_space_tensor, normalisation, description)`` for the data set ``name`` (on the CPU).
+
+    ``device`` runs the generator there where it can (:data:`DEVICE_GENERATORS`: the Navier-Stokes
+    solver on a GPU); the random draws are made on the CPU either way, so the examples are the same
+    fields up to floating-point rounding (the flow is chaotic, so individual snapshots may differ
+    visibly after 5 time units on another device; their distribution does not).
+    """
     if name not in DATASETS:
         raise ValueError(unknown_name_message("data set", name, DATASETS))
     if int(n) < 1 or int(size) < 8:
         raise ValueError(f"need at least 1 example of size >= 8, got n={n}, size={size}")
     gen, norm_fn, desc = DATASETS[name]
     norm = norm_fn(int(size))
-    phys = gen(int(n), int(size), int(seed)).float()
+    if device is not None and torch.device(device).type != "cpu" and name in DEVICE_GENERATORS:
+        phys = gen(int(n), int(size), int(seed), device=device).float()
+    else:
+        phys = gen(int(n), int(size), int(seed)).float()
     return norm.from_physical(phys), norm, desc
 
 
-def cached_dataset(name: str, n: int, size: int, seed: int = 0, cache=None):
+def cached_dataset(name: str, n: int, size: int, seed: int = 0, cache=None, device=None):
     """:func:`make_dataset` with an on-disk cache: ``(model_space_tensor, normalisation, description, gen_time_s)``.
 
     ``gen_time_s`` is the time the generation took, also when the data come from the cache.
@@ -96,7 +110,8 @@ def cached_dataset(name: str, n: int, size: int, seed: int = 0, cache=None):
     same ``(name, n, size, seed)``, the tensor is read back instead of regenerated (the Navier-Stokes
     data take ~20-60 CPU minutes to generate; a training run resumed in chunks regenerates them
     otherwise); a cache made for other arguments is an error naming both. The file is written
-    atomically, so an interrupted generation leaves no half-written cache.
+    atomically, so an interrupted generation leaves no half-written cache. ``device`` goes to
+    :func:`make_dataset`.
     """
     import time
 
@@ -115,7 +130,7 @@ def cached_dataset(name: str, n: int, size: int, seed: int = 0, cache=None):
         _, norm_fn, desc = DATASETS[name]
         return load_file(str(cache))["data"], norm_fn(int(size)), desc, float(meta.get("generation_time_s", "nan"))
     t0 = time.time()
-    data, norm, desc = make_dataset(name, n, size, seed)
+    data, norm, desc = make_dataset(name, n, size, seed, device=device)
     gen_time = time.time() - t0
     if cache is not None:
         Path(cache).parent.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,7 @@ import json
 import math
 import time
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -252,11 +253,28 @@ class TensorDataModule(pl.LightningDataModule):
         return DataLoader(TensorDataset(self.data), batch_sampler=sampler, num_workers=0)
 
 
+class _RunTimer(pl.callbacks.Timer):
+    """Lightning's ``Timer`` counting this run's fitting time only: a resumed run does not inherit the
+    time elapsed before its checkpoint, so ``max_minutes`` bounds each chunk of a long training."""
+
+    def load_state_dict(self, state_dict) -> None:  # noqa: D102 - the saved elapsed time is ignored on purpose
+        return None
+
+
+def _accelerator_name(trainer) -> str:
+    """``"cpu"`` or ``"cuda: <device name>"``: where the run trained, for the model card."""
+    root = getattr(trainer.strategy, "root_device", torch.device("cpu"))
+    if root.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(root)}"
+    return root.type
+
+
 def train_prior(data: torch.Tensor, out_dir, *, kind: str = "edm", steps: int = 1000, batch_size: int = 16,
                 widths=(32, 64, 64), layers_per_block: int = 1, lr: float = 2e-4, seed: int = 0,
                 normalisation: Normalisation | None = None, card: dict | None = None, resume: bool = False,
                 checkpoint_every: int = 200, devices: int = 1, num_nodes: int = 1, strategy: str = "auto",
-                accelerator: str = "cpu", overwrite: bool = False, progress: bool = False) -> Path:
+                accelerator: str = "cpu", overwrite: bool = False, progress: bool = False,
+                max_minutes: float | None = None) -> Path:
     """Train an EDM or flow-matching prior on ``data`` and export it (diffusers layout + card) to ``out_dir``.
 
     Lightning checkpoints and CSV logs go to ``out_dir.with_name(out_dir.name + "-work")``; ``resume``
@@ -266,6 +284,10 @@ def train_prior(data: torch.Tensor, out_dir, *, kind: str = "edm", steps: int = 
     unchanged (e.g. ``devices=2, strategy="ddp"``: two processes, gloo on the CPU, NCCL on GPUs);
     ``batch_size`` is the global batch, divided among the ``devices * num_nodes`` processes, so a
     multi-process run follows the single-process one (module docstring). Only rank 0 exports.
+
+    ``max_minutes`` bounds this call's fitting time (a Lightning ``Timer``, not carried over by ``resume``): training stops at the first
+    step past it and the prior is exported as trained so far; the card's ``training.steps`` is the
+    number of optimiser steps actually done (a leased GPU for a fixed time, a chunk of a long run).
 
     Example::
 
@@ -295,8 +317,11 @@ def train_prior(data: torch.Tensor, out_dir, *, kind: str = "edm", steps: int = 
     ckpt = pl.callbacks.ModelCheckpoint(dirpath=work / "checkpoints", save_last=True, every_n_train_steps=checkpoint_every,
                                         save_top_k=0)
     logger = pl.loggers.CSVLogger(work, name="logs")
+    if max_minutes is not None and not (0 < float(max_minutes) < float("inf")):
+        raise ValueError(f"max_minutes must be positive and finite, got {max_minutes}")
+    timer = [] if max_minutes is None else [_RunTimer(duration=timedelta(minutes=float(max_minutes)), interval="step")]
     trainer = pl.Trainer(max_steps=steps, accelerator=accelerator, devices=devices, num_nodes=num_nodes,
-                         strategy=strategy, callbacks=[ckpt], logger=logger, enable_progress_bar=progress,
+                         strategy=strategy, callbacks=[ckpt, *timer], logger=logger, enable_progress_bar=progress,
                          enable_model_summary=False, log_every_n_steps=10, deterministic=False,
                          use_distributed_sampler=False)  # SeededBatchSampler splits the global batch itself
     t0 = time.time()
@@ -308,7 +333,7 @@ def train_prior(data: torch.Tensor, out_dir, *, kind: str = "edm", steps: int = 
     if trainer.global_rank != 0:
         return out_dir
     final_loss = float(trainer.callback_metrics.get("train_loss", float("nan")))
-    net = module.ema.eval().requires_grad_(False)
+    net = module.ema.cpu().eval().requires_grad_(False)  # exported on the CPU, wherever it trained
     shape = tuple(data.shape[1:])
     prior = EDMPrior(net, shape, normalisation=normalisation) if kind == "edm" else \
         FlowMatchingPrior(net, shape, normalisation=normalisation)
@@ -318,7 +343,7 @@ def train_prior(data: torch.Tensor, out_dir, *, kind: str = "edm", steps: int = 
                                             "num_train_examples": int(len(data)), "widths": list(widths),
                                             "layers_per_block": layers_per_block, "parameters": int(n_params),
                                             "network_size": int(net_size),
-                                            "resumed": bool(resume)},
+                                            "resumed": bool(resume), "accelerator": _accelerator_name(trainer)},
                  **(card or {})}
     save_prior(prior, out_dir, full_card, overwrite=overwrite)
     (work / "card.json").write_text(json.dumps(full_card, indent=2))

@@ -21,13 +21,15 @@ __all__ = ["navier_stokes_snapshots"]
 
 def navier_stokes_snapshots(n: int, size: int = 64, *, seed: int = 0, t_spinup: float = 5.0, dt: float = 1e-2,
                             viscosity: float = 1.0 / 200.0, batch_size: int = 64,
-                            dtype: torch.dtype = torch.float32) -> torch.Tensor:
+                            dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
     """``n`` seeded vorticity fields ``w(t_spinup)`` from random initial vorticities -> ``(n, 1, size, size)``.
 
     ``w0 = initial_vorticity(n, size, seed=seed)``, then ``w(t_spinup) = NavierStokes2D(size).solve(w0, t_spinup)``
     (pseudo-spectral, 2/3 dealiasing, Heun / Crank-Nicolson, fixed step ``dt``), computed in float64
     without gradients in batches of ``batch_size``. Unnormalised: divide by 10 for InverseBench's
-    training scale. Cost at 64 x 64, 5 time units, one thread: ~50 ms per field.
+    training scale. Cost at 64 x 64, 5 time units, one thread: ~50 ms per field. ``device`` runs the
+    solver there (e.g. ``"cuda"``, with a larger ``batch_size``); the initial fields are drawn on the
+    CPU and the snapshots returned on the CPU.
 
     Example::
 
@@ -41,8 +43,8 @@ def navier_stokes_snapshots(n: int, size: int = 64, *, seed: int = 0, t_spinup: 
         raise ValueError(f"navier_stokes_snapshots: batch_size must be at least 1, got {batch_size}")
     if not (math.isfinite(t_spinup) and t_spinup > 0):
         raise ValueError(f"navier_stokes_snapshots: t_spinup must be positive and finite, got {t_spinup}")
-    solver = NavierStokes2D(size, factor=1, T=t_spinup, dt=dt, viscosity=viscosity)
+    solver = NavierStokes2D(size, factor=1, T=t_spinup, dt=dt, viscosity=viscosity, device=device)
     w0 = initial_vorticity(n, size, seed=seed, dtype=torch.float64)
     with torch.no_grad():  # data generation only: the forward model itself never disables autograd
-        out = [solver.solve(w0[i : i + batch_size]) for i in range(0, n, batch_size)]
+        out = [solver.solve(w0[i : i + batch_size].to(solver.kx.device)).cpu() for i in range(0, n, batch_size)]
     return torch.cat(out).to(dtype)

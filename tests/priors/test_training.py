@@ -129,3 +129,28 @@ def test_card_shape_must_be_the_padded_networks(tmp_path):
         else:
             with pytest.raises(PriorLoadError, match="does not match the network"):
                 load_prior(out)
+
+
+def test_max_minutes_stops_training_exports_and_is_per_run_on_resume(tmp_path):
+    """A time-boxed run exports what it trained; a resumed chunk gets its own time, not the time left."""
+    data, out = _gaussian_data(64), tmp_path / "t"
+    train_prior(data, out, steps=10**6, batch_size=8, widths=(8, 16), checkpoint_every=10**6, max_minutes=0.02)
+    first = load_prior(out).card["training"]
+    assert 0 < first["steps"] < 10**6 and first["accelerator"] == "cpu"
+    train_prior(data, out, steps=10**6, batch_size=8, widths=(8, 16), checkpoint_every=10**6, max_minutes=0.02,
+                resume=True, overwrite=True)
+    # Lightning's own Timer would restore the elapsed time from the checkpoint and stop after one step
+    assert load_prior(out).card["training"]["steps"] >= first["steps"] + 5
+    for bad in (0.0, -1.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="max_minutes"):
+            train_prior(data, tmp_path / "bad", steps=1, widths=(8, 16), max_minutes=bad)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_navier_stokes_data_on_the_gpu_match_the_cpu():
+    from forward_models.generators.vorticity import navier_stokes_snapshots
+
+    cpu = navier_stokes_snapshots(3, 32, seed=1, t_spinup=0.2, dtype=torch.float64)
+    gpu = navier_stokes_snapshots(3, 32, seed=1, t_spinup=0.2, dtype=torch.float64, device="cuda", batch_size=2)
+    assert gpu.device.type == "cpu"
+    torch.testing.assert_close(gpu, cpu, rtol=1e-9, atol=1e-9)
