@@ -2,7 +2,10 @@
 
 - Sliced Wasserstein-1 (Rabin et al. 2011; Bonneel et al. 2015): the average over random unit
   directions ``theta`` of the 1-D Wasserstein-1 distance between the projections; for two sets of
-  equal size n it is ``mean_i |sort(a theta)_i - sort(b theta)_i|``.
+  equal size n it is ``mean_i |sort(a theta)_i - sort(b theta)_i|``. For a *weighted* set (SMC
+  particles with normalised weights ``w``) the 1-D distance is ``int |F_a(t) - F_b(t)| dt`` between
+  the weighted and the empirical distribution functions, computed exactly on the merged sorted
+  projections; with equal weights and sizes it equals the sorted-difference formula.
 - Mode-weight total variation: ``0.5 * sum_k |p_k - q_k|`` between exact mixture-component
   weights ``p`` and the sampler's component frequencies ``q`` (each sample assigned to its most
   probable posterior component).
@@ -18,31 +21,56 @@ import torch
 __all__ = ["sliced_wasserstein", "mode_weight_tv", "relative_l2", "psnr", "ssim"]
 
 
-def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, num_slices: int = 1000, *, seed: int = 0) -> float:
-    """Sliced Wasserstein-1 distance between equal-size sample sets ``a``, ``b`` of shape (n, d).
+def _check_weights(weights, n: int, name: str) -> torch.Tensor:
+    """Normalised float64 weights of length ``n``; a clear error for a bad vector."""
+    w = torch.as_tensor(weights, dtype=torch.float64).reshape(-1)
+    if w.shape[0] != n:
+        raise ValueError(f"{name}: {w.shape[0]} weights for {n} samples")
+    if not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or float(w.sum()) <= 0:
+        raise ValueError(f"{name}: weights must be finite, non-negative and not all zero")
+    return w / w.sum()
+
+
+def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, num_slices: int = 1000, *, seed: int = 0,
+                       weights_a: torch.Tensor | None = None) -> float:
+    """Sliced Wasserstein-1 distance between sample sets ``a`` (n, d) and ``b`` (m, d).
 
     Directions are uniform on the sphere, drawn from a generator seeded with ``seed`` so that
-    two calls on the same sets agree.
+    two calls on the same sets agree. Without ``weights_a`` the sets must have equal size and the
+    1-D distance is ``mean_i |sort(a theta)_i - sort(b theta)_i|``; with ``weights_a`` (non-negative,
+    normalised here) ``a`` is the weighted empirical measure ``sum_i w_i delta_{a_i}`` and the 1-D
+    distance is ``int |F_a - F_b|`` (module docstring), for any ``m``.
     """
     a = torch.as_tensor(a, dtype=torch.float64).reshape(len(a), -1)
     b = torch.as_tensor(b, dtype=torch.float64).reshape(len(b), -1).to(a.device)
-    if a.shape != b.shape:
-        raise ValueError(f"sliced_wasserstein needs equal-size sets of equal dimension, got {tuple(a.shape)} and {tuple(b.shape)}")
+    if a.shape[1] != b.shape[1] or (weights_a is None and a.shape != b.shape):
+        raise ValueError(f"sliced_wasserstein needs {'equal-size ' if weights_a is None else ''}sets of equal "
+                         f"dimension, got {tuple(a.shape)} and {tuple(b.shape)}")
     if not (bool(torch.isfinite(a).all()) and bool(torch.isfinite(b).all())):
         raise ValueError("sliced_wasserstein: the samples contain NaN or Inf")
     g = torch.Generator(device="cpu").manual_seed(int(seed))
     theta = torch.randn(a.shape[1], int(num_slices), generator=g, dtype=torch.float64).to(a.device)
     theta = theta / theta.norm(dim=0, keepdim=True)
-    pa, _ = torch.sort(a @ theta, dim=0)
-    pb, _ = torch.sort(b @ theta, dim=0)
-    return float((pa - pb).abs().mean())
+    if weights_a is None:
+        pa, _ = torch.sort(a @ theta, dim=0)
+        pb, _ = torch.sort(b @ theta, dim=0)
+        return float((pa - pb).abs().mean())
+    wa = _check_weights(weights_a, len(a), "sliced_wasserstein").to(a.device)
+    vals = torch.cat([a @ theta, b @ theta], 0)  # (n + m, slices)
+    jumps = torch.cat([wa, torch.full((len(b),), -1.0 / len(b), dtype=torch.float64, device=a.device)])
+    vals, order = torch.sort(vals, dim=0)
+    diff_cdf = torch.cumsum(jumps[order], dim=0)[:-1]  # F_a - F_b on each gap between sorted points
+    return float((diff_cdf.abs() * vals.diff(dim=0)).sum(0).mean())
 
 
-def mode_weight_tv(samples: torch.Tensor, mixture) -> float:
-    """Total variation between ``mixture.weights`` and the frequencies of the samples' most probable component."""
+def mode_weight_tv(samples: torch.Tensor, mixture, weights: torch.Tensor | None = None) -> float:
+    """Total variation between ``mixture.weights`` and the (``weights``-weighted) frequencies of the
+    samples' most probable component."""
     x = torch.as_tensor(samples, dtype=torch.float64).reshape(len(samples), -1)
     k = mixture.responsibilities(x).argmax(1)
-    freq = torch.bincount(k, minlength=len(mixture.weights)).to(torch.float64) / len(x)
+    w = (torch.full((len(x),), 1.0 / len(x), dtype=torch.float64) if weights is None
+         else _check_weights(weights, len(x), "mode_weight_tv")).to(x.device)
+    freq = torch.zeros(len(mixture.weights), dtype=torch.float64, device=x.device).index_add_(0, k, w)
     return float(0.5 * (freq - mixture.weights.to(freq.device)).abs().sum())
 
 

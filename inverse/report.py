@@ -27,12 +27,23 @@ def replace_markdown_block(markdown, key: str, heading: str, table: str) -> None
     os.replace(tmp, path)
 
 
+def _synchronize() -> None:
+    """Wait for queued CUDA work (a no-op where CUDA was never used), so wall times include it."""
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def median_time(fn, repeats: int) -> float:
-    """Median wall time in seconds of ``fn()`` over ``repeats`` calls, after one warm-up call."""
+    """Median wall time in seconds of ``fn()`` over ``repeats`` calls, after one warm-up call (CUDA work
+    included: the device is synchronised before each clock reading)."""
     fn()
     ts = []
     for _ in range(int(repeats)):
+        _synchronize()
         t0 = time.perf_counter()
         fn()
+        _synchronize()
         ts.append(time.perf_counter() - t0)
     return statistics.median(ts)

@@ -56,6 +56,7 @@ from inverse.report import median_time, replace_markdown_block  # noqa: E402
 from priors import Prior, PriorLoadError, load_prior  # noqa: E402
 from priors.base import check_denoise_input  # noqa: E402
 from samplers import DPS, EnsembleKalmanGuidance, EnsembleKalmanInversion, SamplerError  # noqa: E402
+from samplers.base import resolve_device  # noqa: E402
 
 __all__ = ["StationaryGaussianPrior", "build_prior", "build_problems", "plan", "run_instance", "report", "main"]
 
@@ -158,29 +159,33 @@ def plan(args) -> dict:
     }
 
 
-def _sample(entry, problem, prior, seed, chunk):
+def _sample(entry, problem, prior, seed, chunk, device=None):
     """Run one sampler; DPS (independent samples) in chunks of ``chunk`` to bound autograd memory."""
     sampler, n = entry["sampler"], entry["num_samples"]
     if not isinstance(sampler, DPS) or n <= chunk:
-        post = sampler.sample(problem, prior, n, seed=seed)
+        post = sampler.sample(problem, prior, n, seed=seed, device=device)
         return post.samples, post.diagnostics
     parts, diag = [], {"nfe": 0, "forward_evals": 0, "grad_evals": 0}
     for k, start in enumerate(range(0, n, chunk)):
-        post = sampler.sample(problem, prior, min(chunk, n - start), seed=seed * 1000 + k)
+        post = sampler.sample(problem, prior, min(chunk, n - start), seed=seed * 1000 + k, device=device)
         parts.append(post.samples)
         for key in diag:
             diag[key] += post.diagnostics[key]
     return torch.cat(parts), diag
 
 
-def run_instance(name: str, entry: dict, problem: InverseProblem, prior: Prior, seed: int, chunk: int) -> dict:
-    """Sample one instance with one sampler and score it (module docstring)."""
+def run_instance(name: str, entry: dict, problem: InverseProblem, prior: Prior, seed: int, chunk: int,
+                 device=None) -> dict:
+    """Sample one instance with one sampler on ``device`` (default: the prior's) and score it (module docstring)."""
     t0 = time.perf_counter()
     try:
-        samples, diag = _sample(entry, problem, prior, seed, chunk)
+        samples, diag = _sample(entry, problem, prior, seed, chunk, device)
     except SamplerError as e:  # a diverged run is a result (InverseBench reports DAPS unstable on FWI)
         return {"sampler": name, "failed": str(e), "time_s": time.perf_counter() - t0, "settings": entry["settings"]}
+    if samples.is_cuda:
+        torch.cuda.synchronize()
     wall = time.perf_counter() - t0
+    problem = problem.to(samples.device)
     truth = problem.truth.to(samples)
     tn = float(truth.norm())
     mean = samples.mean(0)
@@ -195,8 +200,10 @@ def run_instance(name: str, entry: dict, problem: InverseProblem, prior: Prior, 
 
 
 def forward_timings(op: NavierStokes2D, repeats: int = 3) -> dict:
-    """Median time of one forward solve at batch 1 and 16, and of forward + VJP at batch 1 (float32)."""
-    x1, x16 = op.example_input(1, 0, torch.float32), op.example_input(16, 0, torch.float32)
+    """Median time of one forward solve at batch 1 and 16, and of forward + VJP at batch 1 (float32), on the
+    operator's device (CUDA timings synchronise: ``inverse.report.median_time``)."""
+    dev = op.kx.device
+    x1, x16 = op.example_input(1, 0, torch.float32).to(dev), op.example_input(16, 0, torch.float32).to(dev)
 
     def fwd_vjp():
         x = x1.clone().requires_grad_(True)
@@ -213,13 +220,18 @@ def run(args) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     prior = build_prior(args.prior, args.resolution, args.fit_samples)
     op, problems = build_problems(args)
+    if args.device != "cpu":
+        prior.to(resolve_device(args.device))
+        op = op.to(args.device)
+        problems = [pb.to(args.device) for pb in problems]
     timings = forward_timings(op)
     print("forward timings (s): " + ", ".join(f"{k} {v:.4f}" for k, v in timings.items()), flush=True)
     cfg = plan(args)
     print(f"budget: {cfg['budget']} forward evaluations per instance; "
           + "; ".join(f"{k} {cfg[k]['settings']}" for k in args.samplers), flush=True)
     common = {"prior": args.prior, "factor": args.factor, "noise": args.noise, "resolution": args.resolution,
-              "T": args.T, "dt": args.dt, "budget": cfg["budget"], "threads": args.threads}
+              "T": args.T, "dt": args.dt, "budget": cfg["budget"], "threads": args.threads,
+              "device": (torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "cpu")}
     done = set()
     if out.exists():
         for line in out.read_text().splitlines():
@@ -231,7 +243,8 @@ def run(args) -> None:
             entry = cfg[name]
             if (i, name, json.dumps(entry["settings"], sort_keys=True), args.prior, cfg["budget"]) in done:
                 continue
-            rec = {"instance": i, "truth_seed": args.truth_seed, **common, **run_instance(name, entry, problem, prior, i, args.dps_chunk),
+            rec = {"instance": i, "truth_seed": args.truth_seed, **common, **run_instance(name, entry, problem, prior, i, args.dps_chunk,
+                                                                                                args.device),
                    **timings}
             with open(out, "a") as f:
                 f.write(json.dumps(rec) + "\n")
@@ -306,6 +319,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=None, help="EnKG / EKI evaluation chunk")
     p.add_argument("--fit-samples", type=int, default=128, help="snapshots for --prior gaussian-grf")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (prior, solver and samplers)")
     p.add_argument("--out", default="data/benchmarks/enkg_ns.jsonl")
     p.add_argument("--report", nargs="+", metavar="JSONL", help="write the table from these result files")
     p.add_argument("--markdown", default=None, help="Markdown file whose enkg-ns-table block is replaced")

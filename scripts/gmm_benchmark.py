@@ -95,21 +95,26 @@ def report(paths, markdown: str | None, command: str, block: str = "gmm-table",
         "samples per run = particles (column n); 1000 slices; float64; "
         f"table written {dt.date.today().isoformat()}.",
         "Settings: " + ", ".join(f"{k} {v}" for k, v in SETTINGS.items()) + " (guidance in the paper's VP units); "
-        "SMC samplers at their defaults. |dlog Z|: median |log Z_hat - log Z| over seeds (SMC only).",
+        "SMC samplers at their defaults. |dlog Z|: median |log Z_hat - log Z| over seeds (SMC only). "
+        "SW and mode TV of a weighted (SMC) posterior are those of its weighted particles; 'resampled' "
+        "scores n draws resampled from them (multinomial), which adds resampling noise.",
         "",
         "| d | dy | steps | sampler | n | seeds | SW (mean) | floor (mean) | SW / floor (median [q10, q90]) "
+        "| SW / floor (mean) | resampled SW / floor (median) "
         "| mode TV | TV floor | abs. log-evidence error (median) | time / run (s) | NFE / sample |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key in sorted(cells):
         rs = cells[key]
         ratio = sorted(r["sw"] / r["sw_floor"] for r in rs)
         q = lambda p: ratio[min(len(ratio) - 1, int(p * len(ratio)))]  # noqa: E731
         mean = lambda k: statistics.fmean(r[k] for r in rs)  # noqa: E731
+        rs_ratio = statistics.median(r.get("sw_resampled", r["sw"]) / r["sw_floor"] for r in rs)
         dz = [r["log_evidence_abs_err"] for r in rs if "log_evidence_abs_err" in r]
         dz_txt = f"{statistics.median(dz):.3f}" if dz else "-"
         lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | {key[4]} | {len(rs)} | {mean('sw'):.3f} | "
-                     f"{mean('sw_floor'):.3f} | {statistics.median(ratio):.1f} [{q(0.1):.1f}, {q(0.9):.1f}] | "
+                     f"{mean('sw_floor'):.3f} | {statistics.median(ratio):.2f} [{q(0.1):.1f}, {q(0.9):.1f}] | "
+                     f"{statistics.fmean(ratio):.2f} | {rs_ratio:.2f} | "
                      f"{mean('tv'):.3f} | {mean('tv_floor'):.3f} | {dz_txt} | {mean('time_s'):.2f} | "
                      f"{mean('nfe_per_sample'):.0f} |")
     table = "\n".join([f"Command: `{command}`", ""] + lines)

@@ -10,10 +10,11 @@
 # Settings per prior: those of scripts/train_all_priors.sh, but batch 64 and a time limit, not a step count.
 set -uo pipefail
 MIN=$1; ROOT=$2; OUTDIR=$3; shift 3
-if [ -d .whl ]; then
+if [ -d .whl ] && [ ! -d /tmp/site/diffusers ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH=/tmp/site || exit 1
+    || exit 1
 fi
+[ -d /tmp/site/diffusers ] && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD PYTHONUNBUFFERED=1
 declare -A SPEC=([ns-vorticity-64]="ns-vorticity 64 edm" [seismic-velocity-70]="seismic-velocity 70 edm"
                  [phantoms-64-flow]="phantoms 64 flow" [phantoms-64]="phantoms 64 edm" [darcy-perm-32]="darcy-perm 32 edm")
