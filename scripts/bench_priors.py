@@ -1,8 +1,10 @@
 """Network evaluation time of each shipped prior at batch 1, 8 and 32 (one denoiser call, no
 gradient, and with a vector-Jacobian product as DPS needs), float32, median of repeats after a
-warm-up. Writes the prior-timing block of BENCHMARKS.md.
+warm-up (CUDA timings synchronise the device). Writes the prior-timing block of BENCHMARKS.md
+(``--device cuda``: the prior-timing-gpu block).
 
     python scripts/bench_priors.py --threads 1 --markdown BENCHMARKS.md
+    python scripts/bench_priors.py --device cuda --markdown BENCHMARKS.md
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from inverse.report import median_time, replace_markdown_block  # noqa: E402
 from priors import load_prior, shipped_priors  # noqa: E402
+from samplers.base import resolve_device  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -30,19 +33,23 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--markdown", default=None)
     p.add_argument("--note", default="")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    where = (f"{torch.cuda.get_device_name(device)}" if device.type == "cuda"
+             else f"{args.threads} thread(s)")
     names = args.priors or sorted(shipped_priors())
     lines = [f"Command: `python scripts/bench_priors.py {' '.join(argv if argv is not None else sys.argv[1:])}`", "",
-             f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} thread(s), "
+             f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {where}, "
              f"float32; load average {os.getloadavg()[0]:.1f}; {dt.date.today().isoformat()}. {args.note}", "",
              "| prior | parameters | batch | denoise (ms) | denoise + VJP (ms) |", "|---|---|---|---|---|"]
     for name in names:
-        prior = load_prior(name)
+        prior = load_prior(name, device=device)
         n_par = sum(q.numel() for q in prior.parameters())
         for b in args.batches:
-            x = torch.randn(b, *prior.shape)
-            s = torch.full((b,), 0.5)
+            x = torch.randn(b, *prior.shape, device=device)
+            s = torch.full((b,), 0.5, device=device)
             with torch.no_grad():
                 t_eval = median_time(lambda: prior.denoise(x, s), args.repeats)
 
@@ -55,7 +62,10 @@ def main(argv=None) -> int:
             print(lines[-1], flush=True)
     table = "\n".join(lines)
     if args.markdown:
-        replace_markdown_block(args.markdown, "prior-timing", "Priors: network evaluation time", table)
+        if device.type == "cuda":
+            replace_markdown_block(args.markdown, "prior-timing-gpu", "Priors: network evaluation time on a GPU", table)
+        else:
+            replace_markdown_block(args.markdown, "prior-timing", "Priors: network evaluation time", table)
     return 0
 
 
