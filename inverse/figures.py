@@ -78,8 +78,10 @@ def plot_image_posterior(posterior, *, title: str = "", max_samples: int = 3):
     mean's when no truth is known); the standard deviation and the absolute error share a second
     scale, so "the uncertainty is about the size of the error" can be read off the colours. The
     direct reconstruction (FBP, zero-filled, adjoint) comes from the posterior's
-    ``extras["measurement_view"]`` when present. Samples after the first channel are not shown
-    (shot gathers show the first shot).
+    ``extras["measurement_view"]`` when present; problems without one (Navier-Stokes, FWI) show the
+    measurement itself from ``extras["measurement_image"]`` on its own colour scale and units (shot
+    gathers: the first shot). Samples after the first channel are not shown (shot gathers show the
+    first shot).
     """
     mean, std = _image(posterior.mean()), _image(posterior.std())
     truth = None if posterior.truth is None else _image(posterior.truth)
@@ -102,6 +104,12 @@ def plot_image_posterior(posterior, *, title: str = "", max_samples: int = 3):
         panels.append(("truth", truth, "img"))
     if view is not None:
         panels.append((meta.get("view") or "direct reconstruction", view, "img"))
+    y_img = posterior.extras.get("measurement_image") if posterior.extras else None
+    if view is None and y_img is not None:  # no direct reconstruction (PDEs, FWI): the measurement itself
+        y_img = _image(y_img)
+        panels.append((f"measurement y {'x'.join(map(str, y_img.shape))}"
+                       + (" (first shot)" if posterior.extras["measurement_image"].ndim > 2
+                          and posterior.extras["measurement_image"].shape[0] > 1 else ""), y_img, "meas"))
     panels.append((f"posterior mean ({posterior.num_samples} samples)", mean, "img"))
     panels.append(("pixel-wise std", std, "unc"))
     if truth is not None:
@@ -119,6 +127,13 @@ def plot_image_posterior(posterior, *, title: str = "", max_samples: int = 3):
             im = ax.imshow(a, cmap=cmap, vmin=vmin, vmax=vmax,
                            aspect=aspect, interpolation="nearest")
             label = units
+        elif kind == "meas":  # own colour scale and units: y need not be in x's units or range
+            ya = float(np.max(np.abs(a))) or 1.0
+            y_signed = float(np.min(a)) < 0
+            im = ax.imshow(a, cmap="RdBu_r" if y_signed else "gray", vmin=-ya if y_signed else float(np.min(a)),
+                           vmax=ya, aspect="equal" if max(a.shape) / max(1, min(a.shape)) < 4 else "auto",
+                           interpolation="nearest")
+            label = meta.get("y_units") or "a.u."
         else:
             im = ax.imshow(a, cmap="magma", vmin=0.0, vmax=umax, aspect=aspect, interpolation="nearest")
             label = units

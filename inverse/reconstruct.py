@@ -154,6 +154,8 @@ def reconstruct(measurements, prior=None, sampler: str | None = None, *, num_sam
     view = measurement_view(m.problem, m.forward_model, m.y[None])
     if view is not None:
         post.extras["measurement_view"] = view[0].to(post.samples.dtype)
+    elif m.y.ndim >= 2 and not m.y.is_complex():  # no direct reconstruction: the figure shows y itself
+        post.extras["measurement_image"] = m.y.detach().cpu().to(post.samples.dtype)
     post.config["measurements"] = {"problem": m.problem, "options": m.options, "seed": m.seed,
                                    "view": spec.view_name, "y_units": spec.y_units}
     post.diagnostics.update(summarize(post, m))

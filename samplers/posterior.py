@@ -54,8 +54,10 @@ class Posterior:
     dims : names of one sample's dimensions (NetCDF)
     coords : optional coordinates per dimension, in physical units
     units : physical units of the samples
-    extras : named tensors of one sample's shape stored beside the samples (e.g. the direct
-        reconstruction ``measurement_view`` that figures show next to the posterior mean)
+    extras : named real tensors stored beside the samples: of one sample's shape (e.g. the direct
+        reconstruction ``measurement_view`` that figures show next to the posterior mean, stored with
+        the samples' dimensions) or of any other shape (``measurement_image``: the measurement itself
+        for problems without a direct reconstruction, stored with dimensions ``NAME_0, NAME_1, ...``)
 
     Example::
 
@@ -176,10 +178,14 @@ class Posterior:
             data["truth"] = (self.dims, self.truth.detach().cpu().numpy(), {"units": self.units})
         for name, t in (self.extras or {}).items():
             t = torch.as_tensor(t)
-            if name in data or t.shape != self.samples.shape[1:]:
-                raise ValueError(f"extra {name!r} must have one sample's shape {tuple(self.samples.shape[1:])} "
-                                 f"and a new name, got {tuple(t.shape)}")
-            data[name] = (self.dims, t.detach().cpu().numpy(), {"units": self.units, "role": "extra"})
+            if name in data or not name.isidentifier():
+                raise ValueError(f"extra {name!r} needs a new name made of letters, digits and '_'")
+            if t.is_complex():
+                raise ValueError(f"extra {name!r}: complex tensors are not stored (split real and imaginary parts)")
+            if t.shape == self.samples.shape[1:]:  # one sample's shape: the samples' dimensions and units
+                data[name] = (self.dims, t.detach().cpu().numpy(), {"units": self.units, "role": "extra"})
+            else:  # another shape (the measurement itself): dimensions of its own
+                data[name] = (tuple(f"{name}_{i}" for i in range(t.ndim)), t.detach().cpu().numpy(), {"role": "extra"})
         coords = {k: np.asarray(v) for k, v in (self.coords or {}).items()}
         attrs = {"format": _FORMAT, "config": json.dumps(self.config), "diagnostics": json.dumps(self.diagnostics),
                  "package_version": package_version(), "units": self.units,

@@ -221,3 +221,26 @@ def test_ct_demo_writes_three_files(tmp_path, capsys):
     for name in ("measurements.nc", "posterior.nc", "posterior.png"):
         assert (out / name).is_file() and str(out / name) in text
     assert open_posterior(out / "posterior.nc").truth is not None
+
+
+def test_problems_without_a_direct_reconstruction_show_the_measurement(tmp_path):
+    """Navier-Stokes has no FBP / adjoint view: the posterior carries y itself, stores it in the
+    file with dimensions of its own, and the figure shows it on its own colour scale."""
+    from inverse.figures import plot_image_posterior
+
+    truth = torch.randn(1, 16, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    m = simulate("navier-stokes", options=SMALL["navier-stokes"], truth=truth, seed=1)
+    m.to_netcdf(tmp_path / "y.nc")
+    post = reconstruct(tmp_path / "y.nc", GaussianPrior(torch.zeros(1, 16, 16), std=1.0), "dps", num_samples=2,
+                       steps=3, seed=0)
+    assert "measurement_view" not in post.extras
+    assert torch.equal(post.extras["measurement_image"], m.y.to(post.samples.dtype))
+    post.to_netcdf(tmp_path / "p.nc")
+    back = open_posterior(tmp_path / "p.nc")
+    assert torch.equal(back.extras["measurement_image"], post.extras["measurement_image"])
+    fig = plot_image_posterior(back)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert "measurement y 8x8" in titles, titles
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
