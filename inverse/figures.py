@@ -127,8 +127,9 @@ def plot_image_posterior(posterior, *, title: str = "", max_samples: int = 3):
             im = ax.imshow(a, cmap=cmap, vmin=vmin, vmax=vmax,
                            aspect=aspect, interpolation="nearest")
             label = units
-        elif kind == "meas":  # own colour scale and units: y need not be in x's units or range
-            ya = float(np.max(np.abs(a))) or 1.0
+        elif kind == "meas":  # own colour scale and units: y need not be in x's units or range; clipped at the
+            # 99th percentile of |y| so that reflections show beside a shot gather's direct arrival
+            ya = float(np.percentile(np.abs(a), 99)) or float(np.max(np.abs(a))) or 1.0
             y_signed = float(np.min(a)) < 0
             im = ax.imshow(a, cmap="RdBu_r" if y_signed else "gray", vmin=-ya if y_signed else float(np.min(a)),
                            vmax=ya, aspect="equal" if max(a.shape) / max(1, min(a.shape)) < 4 else "auto",
