@@ -142,13 +142,14 @@ def build_problems(args) -> tuple[NavierStokes2D, list[InverseProblem]]:
 def plan(args) -> dict:
     """The three samplers' configurations at the matched budget (module docstring)."""
     enkg = EnsembleKalmanGuidance(num_steps=args.steps, guidance_scale=args.gamma, num_updates=args.updates,
-                                  batch_size=args.batch_size)
+                                  max_x0_steps=args.max_x0_steps, batch_size=args.batch_size)
     budget = args.budget or args.particles * enkg.cost_per_particle()["forward_evals"]
     eki_iters = max(1, budget // args.particles)
     dps_samples = max(1, budget // args.dps_steps)
     return {
         "enkg": {"sampler": enkg, "num_samples": args.particles,
-                 "settings": {"J": args.particles, "steps": args.steps, "gamma": args.gamma, "updates": args.updates}},
+                 "settings": {"J": args.particles, "steps": args.steps, "gamma": args.gamma, "updates": args.updates,
+                              **({} if args.max_x0_steps == 20 else {"x0_steps": args.max_x0_steps})}},
         "eki": {"sampler": EnsembleKalmanInversion(num_iterations=eki_iters, prior_steps=args.eki_prior_steps,
                                                    batch_size=args.batch_size),
                 "num_samples": args.particles,
@@ -311,6 +312,8 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=80, help="EnKG probability-flow ODE steps")
     p.add_argument("--gamma", type=float, default=2.0, help="EnKG guidance scale")
     p.add_argument("--updates", type=int, default=2, help="EnKG ensemble updates per guided step")
+    p.add_argument("--max-x0-steps", type=int, default=20,
+                   help="EnKG: at most this many Euler steps per x0 prediction (1: the denoiser, Tweedie)")
     p.add_argument("--budget", type=int, default=None, help="forward evaluations per instance (default: EnKG's)")
     p.add_argument("--eki-prior-steps", type=int, default=30)
     p.add_argument("--dps-steps", type=int, default=1000)
