@@ -36,7 +36,8 @@ __all__ = ["reconstruct", "summarize", "DEFAULT_SETTINGS", "DEFAULT_SAMPLER", "f
 DEFAULT_SETTINGS = {
     "dps": {"*": {"num_steps": 50, "zeta": 1.0}, "ct": {"num_steps": 50, "zeta": 0.3},
             "mri": {"num_steps": 50, "zeta": 10.0}, "mri-multicoil": {"num_steps": 50, "zeta": 10.0},
-            "darcy": {"num_steps": 50, "zeta": 300.0}, "navier-stokes": {"num_steps": 50, "zeta": 0.3}},
+            "darcy": {"num_steps": 50, "zeta": 300.0}, "navier-stokes": {"num_steps": 50, "zeta": 0.3},
+            "fwi": {"num_steps": 50, "zeta": 0.3}},
     "mcg": {"*": {"num_steps": 100, "alpha": 0.3}},
     "enkg": {"*": {"num_steps": 30}},
     "tds": {"*": {"num_steps": 50}},

@@ -239,7 +239,12 @@ def run(args) -> None:
             if line.strip():
                 r = json.loads(line)
                 done.add((r["instance"], r["sampler"], json.dumps(r["settings"], sort_keys=True), r["prior"], r["budget"]))
+    first, last = args.instance_range or (0, len(problems))
+    if not 0 <= first < last <= len(problems):
+        raise SystemExit(f"bench_enkg_ns: --instance-range {first} {last} must satisfy 0 <= FIRST < END <= --instances")
     for i, problem in enumerate(problems):
+        if not first <= i < last:  # another process runs these (--instance-range)
+            continue
         for name in args.samplers:
             entry = cfg[name]
             if (i, name, json.dumps(entry["settings"], sort_keys=True), args.prior, cfg["budget"]) in done:
@@ -302,6 +307,8 @@ def main(argv=None) -> int:
     p.add_argument("--prior", default="ns-vorticity-64", help="shipped name, diffusers directory, or gaussian-grf")
     p.add_argument("--instances", type=int, default=10)
     p.add_argument("--truth-seed", type=int, default=10_000)
+    p.add_argument("--instance-range", type=int, nargs=2, metavar=("FIRST", "END"), default=None,
+                   help="run only instances FIRST <= i < END (split a run over processes; same truths)")
     p.add_argument("--resolution", type=int, default=64)
     p.add_argument("--factor", type=int, default=4)
     p.add_argument("--noise", type=float, default=1.0, help="Gaussian noise sigma, physical units")
