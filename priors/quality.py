@@ -3,7 +3,9 @@
 - Pixel-value histogram distance: the 1-D Wasserstein-1 distance between the pooled pixel values
   of unconditional samples and of held-out truths (equal counts; sorted differences).
 - Radial power-spectrum error: mean absolute difference of ``log10`` radially averaged power spectra
-  (``|FFT|^2`` averaged over rings of integer radius), samples vs truths.
+  (``|FFT|^2`` averaged over rings of integer radius), samples vs truths, over the radii where the
+  truths hold power (above ``1e-8`` of the peak: :func:`spectrum_radii`; a dealiased solver's data
+  have none beyond its cut-off).
 - Denoising PSNR: ``PSNR(D(x + sigma eps, sigma), x)`` at several ``sigma`` against a classical
   baseline, the best Gaussian-blur denoiser (blur width chosen per sigma on the same truths), with
   the data range taken as the truths' max - min.
