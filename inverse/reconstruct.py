@@ -32,6 +32,8 @@ __all__ = ["reconstruct", "summarize", "DEFAULT_SETTINGS", "DEFAULT_SAMPLER", "f
 #: L2 on seeds 0-1 of each problem with its shipped prior at 50 steps (``scripts/tune_reconstruct.py``,
 #: table in BENCHMARKS.md). DPS guides with the gradient of the unwhitened residual norm, so the best
 #: scale follows the measurement's units: CT sinograms are large numbers, Darcy pressures tiny.
+#: EnKG's guidance scale on navier-stokes (0.75, not InverseBench's 2, which collapses ensembles of a few
+#: dozen members) comes from a scan on one instance (BENCHMARKS.md, Navier-Stokes table).
 #: ``"*"`` applies to problems without an entry.
 DEFAULT_SETTINGS = {
     "dps": {"*": {"num_steps": 50, "zeta": 1.0}, "ct": {"num_steps": 50, "zeta": 0.3},
@@ -39,7 +41,7 @@ DEFAULT_SETTINGS = {
             "darcy": {"num_steps": 50, "zeta": 300.0}, "navier-stokes": {"num_steps": 50, "zeta": 0.3},
             "fwi": {"num_steps": 50, "zeta": 0.3}},
     "mcg": {"*": {"num_steps": 100, "alpha": 0.3}},
-    "enkg": {"*": {"num_steps": 30}},
+    "enkg": {"*": {"num_steps": 30}, "navier-stokes": {"num_steps": 30, "guidance_scale": 0.75}},
     "tds": {"*": {"num_steps": 50}},
     "mcgdiff": {"*": {"num_steps": 50}},
     "afes": {"*": {"num_steps": 50}},

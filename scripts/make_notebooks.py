@@ -89,7 +89,9 @@ print(type(prior).__name__, tuple(prior.shape))'''),
 ("md", """## EnKG and EKI with the same ensemble size
 
 `reconstruct` takes any sampler by name; `num_samples` is the ensemble size. The summary counts
-network evaluations and forward-model (PDE) solves: EnKG uses no gradients at all."""),
+network evaluations and forward-model (PDE) solves: EnKG uses no gradients at all. Its guidance
+scale defaults to 0.75 here (`inverse.reconstruct.DEFAULT_SETTINGS`): InverseBench's 2, tuned for
+2048 members, collapses an ensemble of a few dozen onto an over-amplified field (`BENCHMARKS.md`)."""),
 ("code", '''from inverse.reconstruct import reconstruct, format_summary
 
 J, steps = (8, 4) if SMALL else (64, 30)
