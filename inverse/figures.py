@@ -63,6 +63,19 @@ def plot_mixture_posterior_2d(posterior, exact, *, truth=None, y=None, A=None, t
     return fig
 
 
+def _distinct_samples(posterior, k: int) -> torch.Tensor:
+    """``k`` different samples to show: the first ``k`` of an equally weighted posterior; for a weighted
+    one, ``k`` particles drawn by weight without replacement (seeded), heaviest first. (Resampling with
+    replacement would show the same particle twice.)"""
+    if posterior.log_weights is None:
+        return posterior.samples[:k]
+    w = posterior.weights().detach().to(torch.float64).cpu()
+    k = min(k, int((w > 0).sum()))
+    idx = torch.multinomial(w, k, replacement=False, generator=torch.Generator().manual_seed(0))
+    idx = idx[torch.argsort(w[idx], descending=True)]
+    return posterior.samples[idx.to(posterior.samples.device)]
+
+
 def _image(t) -> np.ndarray:
     """A 2-D array for imshow from a sample ``(1, H, W)``, ``(C, H, W)`` (first channel) or ``(H, W)``."""
     a = torch.as_tensor(t).detach().cpu().to(torch.float64).numpy()
@@ -97,7 +110,7 @@ def plot_image_posterior(posterior, *, title: str = "", max_samples: int = 3):
         vmax = max(-vmin, vmax)
         vmin = -vmax
     cmap = "RdBu_r" if signed else "gray"
-    samples = posterior.resample(min(max_samples, posterior.num_samples))
+    samples = _distinct_samples(posterior, min(max_samples, posterior.num_samples))
     meta = posterior.config.get("measurements", {})
     panels = []
     if truth is not None:

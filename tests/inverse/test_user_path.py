@@ -244,3 +244,17 @@ def test_problems_without_a_direct_reconstruction_show_the_measurement(tmp_path)
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_posterior_figure_shows_distinct_samples():
+    """Resampling with replacement could show one particle twice; the figure takes distinct ones."""
+    from inverse.figures import _distinct_samples
+    from samplers import Posterior
+
+    x = torch.arange(6, dtype=torch.float64).reshape(6, 1, 1, 1).expand(6, 1, 4, 4).clone()
+    plain = Posterior(x)
+    assert torch.equal(_distinct_samples(plain, 3), x[:3])
+    lw = torch.log(torch.tensor([0.7, 0.3, 0.0, 0.0, 0.0, 0.0], dtype=torch.float64))
+    weighted = Posterior(x, log_weights=lw)
+    shown = _distinct_samples(weighted, 3)  # only two particles carry weight
+    assert [float(s[0, 0, 0]) for s in shown] == [0.0, 1.0]
