@@ -79,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     __import__("inverse.batch_cli", fromlist=["add_parser"]).add_parser(sub)  # issue 11
     pl = sub.add_parser("plot", help="figures of a result file: posterior images, or calibration summary / trace / pair plots")
     pl.add_argument("file", help="a NetCDF written by 'inverse reconstruct', 'inverse calibrate' or 'inverse demo'")
-    pl.add_argument("--out", default=None, help="output directory for the PNG files (default: beside FILE)")
+    pl.add_argument("--out", default=None,
+                    help="output directory for the PNG files (default: beside FILE), or the .png file itself "
+                         "for an image posterior")
     pl.add_argument("--overwrite", action="store_true", help="replace existing figures")
     pr = sub.add_parser("priors", help="list the shipped priors with their model cards")
     pr.add_argument("--json", action="store_true", help="print the full cards as JSON")
@@ -237,6 +239,9 @@ def _plot(args) -> int:
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist")
     out = Path(args.out) if args.out else path.parent
+    png_out = None  # --out fig.png names the figure itself (image posteriors; one figure)
+    if out.suffix.lower() == ".png":
+        png_out, out = out, out.parent
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} exists and is not a directory")
     import xarray as xr
@@ -250,6 +255,9 @@ def _plot(args) -> int:
         from inverse.calibration.io import read_inference_data
         from inverse.calibration.plots import plot_pair, plot_trace
 
+        if png_out is not None:
+            raise ValueError(f"--out {png_out}: a calibration result gives two figures (trace, pair); "
+                             "--out names their directory")
         idata = read_inference_data(path)
         print(format_summary(idata))
         out.mkdir(parents=True, exist_ok=True)  # only once the file has been read
@@ -265,7 +273,7 @@ def _plot(args) -> int:
     if post.samples.ndim < 3:
         raise ValueError(f"{path} holds vector samples of shape {tuple(post.samples.shape[1:])}: "
                          "'inverse plot' draws image posteriors (use Posterior.mean() / quantile() in Python)")
-    png = out / f"{path.stem}.png"
+    png = png_out or out / f"{path.stem}.png"
     out.mkdir(parents=True, exist_ok=True)
     save_figure(plot_image_posterior(post), png, overwrite=args.overwrite)
     print(f"figure: {png}")

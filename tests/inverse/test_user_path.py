@@ -190,6 +190,9 @@ def test_command_line_simulate_reconstruct_plot(tmp_path, capsys):
     assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["plot", str(p), "--out", str(tmp_path / "figs")]) == 0
     assert (tmp_path / "figs" / "p.png").is_file()
+    # --out may name the figure itself
+    assert main(["plot", str(p), "--out", str(tmp_path / "named" / "mine.png")]) == 0
+    assert (tmp_path / "named" / "mine.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # refuses to overwrite, in one line, and leaves the file alone
     before = p.read_bytes()
     assert main(["reconstruct", str(y), "--out", str(p), "--quiet"]) == 2
