@@ -94,10 +94,8 @@ def make_dataset(name: str, n: int, size: int, seed: int = 0, device=None):
         raise ValueError(f"need at least 1 example of size >= 8, got n={n}, size={size}")
     gen, norm_fn, desc = DATASETS[name]
     norm = norm_fn(int(size))
-    if device is not None and torch.device(device).type != "cpu" and name in DEVICE_GENERATORS:
-        phys = gen(int(n), int(size), int(seed), device=device).float()
-    else:
-        phys = gen(int(n), int(size), int(seed)).float()
+    on_device = {"device": device} if name in DEVICE_GENERATORS else {}
+    phys = gen(int(n), int(size), int(seed), **on_device).float()
     return norm.from_physical(phys), norm, desc
 
 

@@ -117,12 +117,11 @@ def plot_image_posterior(posterior, *, title: str = "", max_samples: int = 3):
         panels.append(("truth", truth, "img"))
     if view is not None:
         panels.append((meta.get("view") or "direct reconstruction", view, "img"))
-    y_img = posterior.extras.get("measurement_image") if posterior.extras else None
-    if view is None and y_img is not None:  # no direct reconstruction (PDEs, FWI): the measurement itself
-        y_img = _image(y_img)
-        panels.append((f"measurement y {'x'.join(map(str, y_img.shape))}"
-                       + (" (first shot)" if posterior.extras["measurement_image"].ndim > 2
-                          and posterior.extras["measurement_image"].shape[0] > 1 else ""), y_img, "meas"))
+    y_raw = posterior.extras.get("measurement_image") if posterior.extras else None
+    if view is None and y_raw is not None:  # no direct reconstruction (PDEs, FWI): the measurement itself
+        y_img = _image(y_raw)
+        first_shot = " (first shot)" if y_raw.ndim > 2 and y_raw.shape[0] > 1 else ""
+        panels.append((f"measurement y {'x'.join(map(str, y_img.shape))}{first_shot}", y_img, "meas"))
     panels.append((f"posterior mean ({posterior.num_samples} samples)", mean, "img"))
     panels.append(("pixel-wise std", std, "unc"))
     if truth is not None:

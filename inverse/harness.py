@@ -88,7 +88,7 @@ def evaluate_sampler(case: GMMCase, sampler, num_samples: int = 1000, *, seed: i
     if post.log_weights is None:
         sw, tv = sw_resampled, tv_resampled
     else:
-        w = torch.softmax(post.log_weights.detach().to(torch.float64).cpu(), 0)
+        w = post.weights().detach().cpu()
         xs = post.samples.detach().cpu()
         sw = sliced_wasserstein(xs, ref1, num_slices, seed=seed, weights_a=w)
         tv = mode_weight_tv(xs, case.posterior, weights=w)

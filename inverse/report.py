@@ -8,7 +8,7 @@ import statistics
 import time
 from pathlib import Path
 
-__all__ = ["replace_markdown_block", "median_time"]
+__all__ = ["replace_markdown_block", "median_time", "synchronize"]
 
 
 def replace_markdown_block(markdown, key: str, heading: str, table: str) -> None:
@@ -27,7 +27,7 @@ def replace_markdown_block(markdown, key: str, heading: str, table: str) -> None
     os.replace(tmp, path)
 
 
-def _synchronize() -> None:
+def synchronize() -> None:
     """Wait for queued CUDA work (a no-op where CUDA was never used), so wall times include it."""
     import torch
 
@@ -41,9 +41,9 @@ def median_time(fn, repeats: int) -> float:
     fn()
     ts = []
     for _ in range(int(repeats)):
-        _synchronize()
+        synchronize()
         t0 = time.perf_counter()
         fn()
-        _synchronize()
+        synchronize()
         ts.append(time.perf_counter() - t0)
     return statistics.median(ts)

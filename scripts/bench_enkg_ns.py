@@ -52,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from forward_models import Gaussian, InverseProblem  # noqa: E402
 from forward_models.navier_stokes import NavierStokes2D  # noqa: E402
 from inverse.datasets import make_dataset  # noqa: E402
-from inverse.report import median_time, replace_markdown_block  # noqa: E402
+from inverse.report import median_time, replace_markdown_block, synchronize  # noqa: E402
 from priors import Prior, PriorLoadError, load_prior  # noqa: E402
 from priors.base import check_denoise_input  # noqa: E402
 from samplers import DPS, EnsembleKalmanGuidance, EnsembleKalmanInversion, SamplerError  # noqa: E402
@@ -160,33 +160,30 @@ def plan(args) -> dict:
     }
 
 
-def _sample(entry, problem, prior, seed, chunk, device=None):
+def _sample(entry, problem, prior, seed, chunk):
     """Run one sampler; DPS (independent samples) in chunks of ``chunk`` to bound autograd memory."""
     sampler, n = entry["sampler"], entry["num_samples"]
     if not isinstance(sampler, DPS) or n <= chunk:
-        post = sampler.sample(problem, prior, n, seed=seed, device=device)
+        post = sampler.sample(problem, prior, n, seed=seed)
         return post.samples, post.diagnostics
     parts, diag = [], {"nfe": 0, "forward_evals": 0, "grad_evals": 0}
     for k, start in enumerate(range(0, n, chunk)):
-        post = sampler.sample(problem, prior, min(chunk, n - start), seed=seed * 1000 + k, device=device)
+        post = sampler.sample(problem, prior, min(chunk, n - start), seed=seed * 1000 + k)
         parts.append(post.samples)
         for key in diag:
             diag[key] += post.diagnostics[key]
     return torch.cat(parts), diag
 
 
-def run_instance(name: str, entry: dict, problem: InverseProblem, prior: Prior, seed: int, chunk: int,
-                 device=None) -> dict:
-    """Sample one instance with one sampler on ``device`` (default: the prior's) and score it (module docstring)."""
+def run_instance(name: str, entry: dict, problem: InverseProblem, prior: Prior, seed: int, chunk: int) -> dict:
+    """Sample one instance with one sampler on the prior's device and score it (module docstring)."""
     t0 = time.perf_counter()
     try:
-        samples, diag = _sample(entry, problem, prior, seed, chunk, device)
+        samples, diag = _sample(entry, problem, prior, seed, chunk)
     except SamplerError as e:  # a diverged run is a result (InverseBench reports DAPS unstable on FWI)
         return {"sampler": name, "failed": str(e), "time_s": time.perf_counter() - t0, "settings": entry["settings"]}
-    if samples.is_cuda:
-        torch.cuda.synchronize()
+    synchronize()
     wall = time.perf_counter() - t0
-    problem = problem.to(samples.device)
     truth = problem.truth.to(samples)
     tn = float(truth.norm())
     mean = samples.mean(0)
@@ -249,8 +246,7 @@ def run(args) -> None:
             entry = cfg[name]
             if (i, name, json.dumps(entry["settings"], sort_keys=True), args.prior, cfg["budget"]) in done:
                 continue
-            rec = {"instance": i, "truth_seed": args.truth_seed, **common, **run_instance(name, entry, problem, prior, i, args.dps_chunk,
-                                                                                                args.device),
+            rec = {"instance": i, "truth_seed": args.truth_seed, **common, **run_instance(name, entry, problem, prior, i, args.dps_chunk),
                    **timings}
             with open(out, "a") as f:
                 f.write(json.dumps(rec) + "\n")
