@@ -58,6 +58,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="Markdown file whose blocks are replaced (default: BENCHMARKS.md; with --quick a copy in --out-dir)")
     p.add_argument("--no-markdown", action="store_true", help="write JSON only")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu",
+                   help="cpu or cuda[:i]; navier-stokes then runs at InverseBench's budget (the others stay on the CPU)")
     return p.parse_args(argv)
 
 
@@ -79,11 +81,14 @@ def main(argv=None) -> int:
     """Run the selected sub-benchmarks; print each table and the run times."""
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.device != "cpu" and not (args.device.startswith("cuda") and torch.cuda.is_available()):
+        print(f"error: --device {args.device}: CUDA is not available here (use --device cpu)", file=sys.stderr)
+        return 2
     out_dir = Path(args.out_dir)
     names = list(BENCHMARKS) if args.all else args.only
     shown = " ".join(argv if argv is not None else sys.argv[1:])
     settings = BenchSettings(quick=args.quick, seeds=args.seeds, out_dir=out_dir, markdown=_markdown(args, out_dir),
-                             threads=args.threads, command=f"python scripts/benchmark.py {shown}".strip(),
+                             threads=args.threads, device=args.device, command=f"python scripts/benchmark.py {shown}".strip(),
                              log=lambda s: print(s, flush=True))
     t0 = time.perf_counter()
     summary = {"command": settings.command, "date": dt.datetime.now().isoformat(timespec="seconds"),

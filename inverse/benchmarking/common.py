@@ -43,7 +43,9 @@ class BenchSettings:
     ``quick``: tiny sizes, one seed, few steps (a smoke run); ``seeds``: instances per cell (None:
     each benchmark's default, 20 for the GMM and imaging tables); ``out_dir``: where the JSON-lines
     results go; ``markdown``: the file whose blocks are replaced (None: no Markdown);
-    ``threads``: ``torch.set_num_threads``; ``command``: the command line printed above each table.
+    ``threads``: ``torch.set_num_threads``; ``command``: the command line printed above each table;
+    ``device``: where the sub-benchmarks that support it run (``navier-stokes``: on ``cuda`` at
+    InverseBench's budget, on the CPU at the CPU-sized budget of its BENCHMARKS.md table).
     """
 
     quick: bool = False
@@ -52,6 +54,7 @@ class BenchSettings:
     markdown: Path | None = None
     threads: int = 1
     command: str = "python scripts/benchmark.py --all"
+    device: str = "cpu"
     log: object = print
     extra: dict = field(default_factory=dict)
 

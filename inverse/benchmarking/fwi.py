@@ -31,6 +31,7 @@ import torch
 
 from forward_models.seismic import ClampedVelocity  # noqa: F401 (re-exported)
 
+from inverse.benchmarking.samplers import sampler_settings
 from inverse.benchmarking.common import (
     BenchSettings,
     fmt,
@@ -123,7 +124,7 @@ def benchmark_prior(p: dict):
 def _sample(m, prior, name: str, p: dict, seed: int) -> dict:
     from forward_models import InverseProblem
 
-    opts = {"num_steps": p["steps"], **({"zeta": 1.0} if name == "dps" else {})}
+    opts = sampler_settings(name, p["steps"], "fwi")  # tuned defaults (zeta 0.3 for DPS: BENCHMARKS.md scan)
     sampler = get_sampler(name, **opts)
     fm = ClampedVelocity(m.forward_model.to(prior.dtype))
     problem = InverseProblem(fm, m.y.to(prior.dtype), m.noise)

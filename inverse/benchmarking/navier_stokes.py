@@ -7,6 +7,11 @@ when it loads, otherwise the script's exact stationary-Gaussian stand-in (``gaus
 in the table. Budget B = J x updates x guided steps NS solves per instance (EnKG's cost); EKI makes
 B / J Kalman iterations, DPS B / steps samples.
 
+Budget by device: on ``cuda`` the script's defaults (InverseBench's scale: J = 512 particles, 80 steps, 73,728
+solves per sampler and instance, ~214 s per sampler-instance on an H100); on the CPU the budget of
+the issue-5 table (J = 32, 30 steps, one update, 864 solves; ~6.4 min per instance at 1 thread),
+because the GPU budget costs ~12 CPU hours per instance here.
+
 Reference: H. Zheng et al., "Ensemble Kalman diffusion guidance" (2024); InverseBench (Zheng et
 al., ICLR 2025) for the problem.
 """
@@ -16,7 +21,7 @@ from __future__ import annotations
 from inverse.benchmarking.common import BenchSettings, machine_line, write_block
 from inverse.benchmarking.scripts import load_script
 
-__all__ = ["BLOCK", "HEADING", "plan", "run", "table"]
+__all__ = ["BLOCK", "CPU_ARGS", "HEADING", "plan", "run", "table"]
 
 BLOCK = "suite-ns"
 HEADING = "Suite: Navier-Stokes 64 x 64, EnKG / DPS / EKI at equal forward budget"
@@ -33,6 +38,11 @@ def _prior_name() -> tuple[str, str]:
                                 "stand-in fitted to 128 snapshots (exact denoiser) is used instead.")
 
 
+#: the CPU-sized budget (BENCHMARKS.md, issue-5 Navier-Stokes table): 864 NS solves per sampler and instance
+CPU_ARGS = ("--particles", "32", "--steps", "30", "--updates", "1", "--max-x0-steps", "2", "--gamma", "0.75",
+            "--dps-steps", "30")
+
+
 def plan(settings: BenchSettings) -> dict:
     """The script's arguments for this run."""
     prior, note = _prior_name()
@@ -40,8 +50,10 @@ def plan(settings: BenchSettings) -> dict:
         args = ["--instances", str(settings.n_seeds(10)), "--resolution", "32", "--particles", "8", "--steps", "6",
                 "--dps-steps", "4", "--dps-chunk", "8", "--eki-prior-steps", "4", "--fit-samples", "8"]
         prior, note = "gaussian-grf", "Quick run: stationary Gaussian stand-in, 32 x 32, J = 8, 6 ODE steps."
+    elif str(settings.device).startswith("cuda"):
+        args = ["--instances", str(settings.n_seeds(10)), "--device", str(settings.device)]
     else:
-        args = ["--instances", str(settings.n_seeds(10))]
+        args = ["--instances", str(settings.n_seeds(10)), *CPU_ARGS]
     return {"prior": prior, "note": note, "args": ["--prior", prior, *args, "--threads", str(settings.threads)]}
 
 
