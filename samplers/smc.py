@@ -39,12 +39,42 @@ from samplers.posterior import Posterior
 from samplers.schedules import karras_sigmas
 
 __all__ = ["systematic_resample", "effective_sample_size", "should_resample", "log_mean_weight",
-           "SMCSampler", "Move", "LinearGaussian", "LinearTwistSMC", "MAX_DENSE_DIM", "WeightCollapseWarning"]
+           "SMCSampler", "Move", "LinearGaussian", "LinearTwistSMC", "MAX_DENSE_DIM", "GRAM_MIN_SIDE", "WeightCollapseWarning", "thin_svd"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
 #: largest flattened input size for which a dense operator matrix is built and decomposed
 MAX_DENSE_DIM = 8192
+
+#: smallest side from which :func:`thin_svd` decomposes the Gram matrix instead of calling ``svd``
+GRAM_MIN_SIDE = 256
+
+
+def thin_svd(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """Thin SVD ``A = U diag(s) Vh`` of a dense ``(m, d)`` matrix and the relative cut-off it supports.
+
+    Small matrices (``min(m, d) < GRAM_MIN_SIDE``): ``torch.linalg.svd``, cut-off ``1e-12``. Larger ones
+    through the symmetric eigenproblem of the smaller Gram matrix (Golub and Van Loan 2013, sec. 8.6):
+    for ``m <= d``, ``A A^T = U diag(s^2) U^T`` and ``Vh = diag(1/s) U^T A`` (symmetrically for
+    ``m > d``). This is ~3x faster than the SVD (a 2730 x 4096 CT matrix: 6.6 s against 22 s at one
+    thread) but an eigenvalue carries an absolute error ~ ``eps * s_max^2``, so singular values below
+    ``1e-5 s_max`` are not resolved: the cut-off returned is ``1e-5`` and callers drop what lies below it
+    (directions observed ``1e5`` times more weakly than the strongest, treated as unobserved).
+    """
+    m, d = A.shape
+    if min(m, d) < GRAM_MIN_SIDE:
+        U, s, Vh = torch.linalg.svd(A, full_matrices=False)
+        return U, s, Vh, 1e-12
+    wide = m <= d
+    lam, Q = torch.linalg.eigh(A @ A.T if wide else A.T @ A)
+    lam, Q = lam.flip(0), Q.flip(1)  # descending
+    s = lam.clamp_min(0).sqrt()
+    rel = 1e-5
+    keep = s > rel * float(s.max()) if s.numel() else s > 0
+    s, Q = s[keep], Q[:, keep]
+    if wide:
+        return Q, s, (Q.T @ A) / s[:, None], rel
+    return (A @ Q) / s[None, :], s, Q.T, rel
 
 
 def systematic_resample(log_weights: torch.Tensor, generator: torch.Generator | None = None,
@@ -307,6 +337,7 @@ class LinearGaussian:
             if identity_map and callable(getattr(fm, "svd", None)):
                 U, s, Vh = (t.to(f64) for t in fm.svd())
                 b = torch.zeros_like(y)
+                rel = 1e-12
             else:
                 d = math.prod(prior.shape)
                 if d > max_dense_dim:
@@ -317,8 +348,8 @@ class LinearGaussian:
                 b = fm(zero).to(f64).reshape(-1)
                 eye = torch.eye(d, dtype=prior.dtype, device=dev).reshape(d, *prior.shape)
                 A = (fm(prior.to_physical(eye)).to(f64).reshape(d, -1) - b).T
-                U, s, Vh = torch.linalg.svd(A, full_matrices=False)
-        keep = s > 1e-12 * float(s.max()) if s.numel() else s > 0
+                U, s, Vh, rel = thin_svd(A)
+        keep = s > rel * float(s.max()) if s.numel() else s > 0
         U, s, Vh = U[:, keep], s[keep], Vh[keep]
         r = y - b
         y_bar = U.T @ r

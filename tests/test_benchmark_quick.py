@@ -87,3 +87,18 @@ def test_heavier_quick_benchmarks(tmp_path, name):
     s = _settings(tmp_path)
     r = run_benchmark(name, s)
     assert "Machine:" in r["table"] and "seeds:" in r["table"]
+
+
+def test_overhead_meters_the_samplers_one_off_setup_apart():
+    """TDS decomposes the operator once in ``setup``: the meter reports it and the share of the rest."""
+    from inverse.benchmarking.overhead import measure_overhead
+    from inverse.harness import gmm_case
+    from samplers import get_sampler
+
+    case = gmm_case(8, 2, seed=0)
+    sampler = get_sampler("tds", num_steps=5)
+    r = measure_overhead(sampler, case.problem, case.prior, 16)
+    assert r["setup_s"] > 0
+    assert r["network_calls"] == 5  # one batched call per level (the last step reuses the cached denoiser)
+    assert 0 < r["share"] <= r["share_steps"] <= 1.0 + 1e-9
+    assert "setup" not in vars(sampler)  # the meter is removed afterwards
