@@ -34,7 +34,7 @@ from __future__ import annotations
 import torch
 
 from samplers.smc import LinearTwistSMC, Move
-from samplers.steps import ancestral_step, sigma_batch
+from samplers.steps import analytic_variance, ancestral_step, ancestral_variance, sigma_batch
 
 __all__ = ["ApproximationFreeEnsemble"]
 
@@ -50,6 +50,7 @@ class ApproximationFreeEnsemble(LinearTwistSMC):
     proposal : ``"tilted"`` (kernel tilted by the next potential) or ``"prior"`` (bootstrap)
     resample_threshold : resample when ESS < threshold * N
     rho : EDM schedule exponent
+    reverse_variance : ``"analytic"`` (default) or ``"ancestral"`` (:class:`samplers.smc.SMCSampler`)
 
     Example::
 
@@ -61,8 +62,8 @@ class ApproximationFreeEnsemble(LinearTwistSMC):
     """
 
     def __init__(self, num_steps: int = 100, proposal: str = "tilted", resample_threshold: float = 0.5,
-                 rho: float = 7.0):
-        super().__init__(num_steps, resample_threshold, rho)
+                 rho: float = 7.0, reverse_variance: str = "analytic"):
+        super().__init__(num_steps, resample_threshold, rho, reverse_variance)
         if proposal not in _PROPOSALS:
             raise ValueError(f"proposal must be one of {_PROPOSALS}, got {proposal!r}")
         self.proposal = proposal
@@ -97,7 +98,10 @@ class ApproximationFreeEnsemble(LinearTwistSMC):
         model, sigmas, k = state.extras["model"], state.extras["sigmas"], state.step
         with torch.no_grad():
             x0 = state.prior.denoise(x, sigma_batch(s, x))
-            x_new = ancestral_step(x, x0, s, s_next, state.generator)
+            # x are the resampled particles (equal weights): the variance is estimated on them
+            v = ancestral_variance(s, s_next) if self.reverse_variance == "ancestral" else \
+                analytic_variance(x, x0, s, s_next)
+            x_new = ancestral_step(x, x0, s, s_next, state.generator, variance=v)
             incr = self._log_g(model, k + 1, sigmas, x_new) - self._log_g(model, k, sigmas, x)
         n = len(x)
         return Move(x_new, incr, nfe=n, forward_evals=2 * n)

@@ -68,6 +68,7 @@ class MCGdiff(LinearTwistSMC):
     num_steps : EDM levels (observations fall between them as Brownian-bridge potentials: module docstring)
     resample_threshold : resample when ESS < threshold * N (default 1: every step, as the paper)
     rho : EDM schedule exponent
+    reverse_variance : ``"analytic"`` (default) or ``"ancestral"`` (:class:`samplers.smc.SMCSampler`)
 
     Example::
 
@@ -79,8 +80,9 @@ class MCGdiff(LinearTwistSMC):
         post.mean(), post.diagnostics["log_evidence"], case.log_evidence
     """
 
-    def __init__(self, num_steps: int = 100, resample_threshold: float = 1.0, rho: float = 7.0):
-        super().__init__(num_steps, resample_threshold, rho)
+    def __init__(self, num_steps: int = 100, resample_threshold: float = 1.0, rho: float = 7.0,
+                 reverse_variance: str = "analytic"):
+        super().__init__(num_steps, resample_threshold, rho, reverse_variance)
 
     def setup(self, problem, prior):
         """Singular basis and the matching levels ``tau_i = sigma_y / s_i``."""

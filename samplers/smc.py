@@ -37,11 +37,15 @@ from priors.base import Prior
 from samplers.base import Sampler, SamplerState
 from samplers.posterior import Posterior
 from samplers.schedules import karras_sigmas
+from samplers.steps import analytic_variance, ancestral_variance
 
 __all__ = ["systematic_resample", "effective_sample_size", "should_resample", "log_mean_weight",
-           "SMCSampler", "Move", "LinearGaussian", "LinearTwistSMC", "MAX_DENSE_DIM", "GRAM_MIN_SIDE", "WeightCollapseWarning", "thin_svd"]
+           "SMCSampler", "Move", "LinearGaussian", "LinearTwistSMC", "MAX_DENSE_DIM", "GRAM_MIN_SIDE", "REVERSE_VARIANCES", "WeightCollapseWarning", "thin_svd"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
+
+#: choices of ``reverse_variance`` (:class:`SMCSampler`)
+REVERSE_VARIANCES = ("analytic", "ancestral")
 
 #: largest flattened input size for which a dense operator matrix is built and decomposed
 MAX_DENSE_DIM = 8192
@@ -143,6 +147,9 @@ class SMCSampler(Sampler):
     num_steps : number of EDM noise levels (``karras_sigmas``)
     resample_threshold : resample when ESS < threshold * N (0 never, 1 whenever weights differ)
     rho : EDM schedule exponent
+    reverse_variance : variance of the prior's reverse kernel that the target path is built from:
+        ``"analytic"`` (default; :func:`samplers.steps.analytic_variance`, Bao et al. 2022) or
+        ``"ancestral"`` (the DDPM posterior variance, which under-disperses: BENCHMARKS.md, issue 5)
 
     Example: bootstrap SMC that reweights ancestral prior steps by the exact likelihood at the end::
 
@@ -164,9 +171,13 @@ class SMCSampler(Sampler):
     #: the per-problem constants of :meth:`setup` are rebuilt by ``init`` when a run resumes
     static_extras = ("model",)
 
-    def __init__(self, num_steps: int = 100, resample_threshold: float = 0.5, rho: float = 7.0):
+    def __init__(self, num_steps: int = 100, resample_threshold: float = 0.5, rho: float = 7.0,
+                 reverse_variance: str = "analytic"):
         if int(num_steps) < 1:
             raise ValueError(f"num_steps must be at least 1, got {num_steps}")
+        if reverse_variance not in REVERSE_VARIANCES:
+            raise ValueError(f"reverse_variance must be one of {REVERSE_VARIANCES}, got {reverse_variance!r}")
+        self.reverse_variance = reverse_variance
         if not 0.0 <= float(resample_threshold) <= 1.0:
             raise ValueError(f"resample_threshold must lie in [0, 1], got {resample_threshold}")
         if not float(rho) > 0:
@@ -191,6 +202,14 @@ class SMCSampler(Sampler):
     def initial(self, problem, prior, n: int, generator, model, sigmas) -> Move:  # pragma: no cover
         """Particles at ``sigmas[0]`` with their initial log-weights (``log_increment``) and cache."""
         raise NotImplementedError
+
+    def kernel_variance(self, state: SamplerState, x0: torch.Tensor, s: float, s_next: float) -> float:
+        """Variance of the reverse kernel from ``s`` to ``s_next`` (``reverse_variance``); ``x0`` is the
+        denoiser's output at the state's particles ``state.x`` (before any resampling), weighted by
+        ``state.log_weights``."""
+        if self.reverse_variance == "ancestral":
+            return ancestral_variance(s, s_next)
+        return analytic_variance(state.x, x0, s, s_next, state.log_weights)
 
     def pre_weight(self, state: SamplerState, s: float, s_next: float):
         """``(log-weight increment known before the move, aux)``; ``aux`` is a dict of per-particle
@@ -489,19 +508,19 @@ class LinearTwistSMC(SMCSampler):
             x0 = state.prior.denoise(x, sigma_batch(s, x))
             ratio = (s_next / s) ** 2
             mean = x0 + ratio * (x - x0)
-            v = s_next**2 * (1.0 - ratio)
+            v = self.kernel_variance(state, x0, s, s_next)
             lg = model["lg"]
             gain, var, active = self.step_potential(model, k + 1, sigmas)
             y = self.step_datum(model, k + 1, x)
             g = lg.s if gain is None else gain
             log_norm = lg.log_twist(lg.project(mean), g**2 * v + var, active, y=y, gain=gain)
             pre = log_norm - self._log_current_twist(model, k, sigmas, x)
-        return pre, {"mean": mean, "y": y}
+        return pre, {"mean": mean, "y": y, "v": torch.full((len(x),), v, dtype=torch.float64, device=x.device)}
 
     def move(self, state, x, cache, aux, s, s_next) -> Move:
         """Exact draw from the tilted kernel (``aux`` follows the resampled ancestors)."""
         model, sigmas, k = state.extras["model"], state.extras["sigmas"], state.step
-        v = s_next**2 * (1.0 - (s_next / s) ** 2)
+        v = float(aux["v"][0])  # the variance pre_weight integrated the potential against
         gain, var, active = self.step_potential(model, k + 1, sigmas)
         x_new, _ = model["lg"].tilted_sample(aux["mean"], v, var, active, state.generator, y=aux["y"], gain=gain)
         n = len(x)

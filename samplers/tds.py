@@ -11,8 +11,9 @@ Twist (a Gaussian guess of ``p(y | x_s)`` through the denoiser's estimate ``x0_h
 ``p(y | x0_hat)`` twist. For non-linear ``F`` the scalar inflation assumes an operator of unit gain:
 scale ``kappa`` by ``||J_F||^2`` otherwise.
 
-Proposal from level ``s`` to ``s'`` (ancestral kernel ``N(mu, v I)``, ``mu = x0_hat + (s'^2/s^2)(x - x0_hat)``,
-``v = s'^2 (1 - s'^2/s^2)``), with the conditional score in place of the prior score::
+Proposal from level ``s`` to ``s'`` (reverse kernel ``N(mu, v I)``, ``mu = x0_hat + (s'^2/s^2)(x - x0_hat)``,
+``v`` the analytic variance of :func:`samplers.steps.analytic_variance` by default, or the ancestral
+``s'^2 (1 - s'^2/s^2)``), with the conditional score in place of the prior score::
 
     x' ~ q = N(mu + (s^2 - s'^2) grad_x log p~_s(y | x),  v I)
 
@@ -53,6 +54,7 @@ class TwistedDiffusionSampler(SMCSampler):
     kappa : twist variance inflation ``Sigma_s = sigma_y^2 I + kappa s^2 A A^T`` (non-negative)
     resample_threshold : resample when ESS < threshold * N
     rho : EDM schedule exponent
+    reverse_variance : ``"analytic"`` (default) or ``"ancestral"``, the kernel variance ``v`` (:class:`samplers.smc.SMCSampler`)
 
     Example::
 
@@ -65,8 +67,9 @@ class TwistedDiffusionSampler(SMCSampler):
 
     needs_gradient = True
 
-    def __init__(self, num_steps: int = 100, kappa: float = 1.0, resample_threshold: float = 0.5, rho: float = 7.0):
-        super().__init__(num_steps, resample_threshold, rho)
+    def __init__(self, num_steps: int = 100, kappa: float = 1.0, resample_threshold: float = 0.5, rho: float = 7.0,
+                 reverse_variance: str = "analytic"):
+        super().__init__(num_steps, resample_threshold, rho, reverse_variance)
         if not (math.isfinite(float(kappa)) and float(kappa) >= 0):
             raise ValueError(f"kappa must be finite and non-negative, got {kappa}")
         self.kappa = float(kappa)
@@ -124,7 +127,7 @@ class TwistedDiffusionSampler(SMCSampler):
             return Move(x0, ll - cache["log_twist"], {}, forward_evals=n)
         ratio = (s_next / s) ** 2
         mu = x0 + ratio * (x - x0)
-        v = s_next**2 * (1.0 - ratio)
+        v = self.kernel_variance(state, state.extras["cache"]["x0"], s, s_next)
         shift = (s**2 - s_next**2) * cache["grad"]
         noise = math.sqrt(v) * torch.randn(x.shape, dtype=x.dtype, device=x.device, generator=state.generator)
         x_new = mu + shift + noise

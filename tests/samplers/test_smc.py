@@ -125,11 +125,12 @@ def dps_level():
     return _levels(lambda: DPS(100, zeta=0.3))[0]
 
 
-# d = 8, dy in {1, 2, 4}, seeds 0-2, 256 particles, 100 EDM levels, 200 slices; measured means:
-# SW / floor 1.22 (TDS), 1.45 (MCGdiff, bridge observations; 1.41 with inserted levels), 2.31 (ensemble), 4.99 (DPS, zeta 0.3);
-# |log Z_hat - log Z| 0.096 (TDS), 0.28 (MCGdiff), 0.46 (ensemble).
+# d = 8, dy in {1, 2, 4}, seeds 0-2, 256 particles, 100 EDM levels, 200 slices; measured means (analytic
+# reverse variance, Euclidean sigma_max; 2026-11-23): SW / floor 1.30 (TDS), 1.58 (MCGdiff), 1.71 (ensemble),
+# 5.35 (DPS, zeta 0.3); |log Z_hat - log Z| 0.205 (TDS: single cases up to 0.61 at 256 particles, so TDS's
+# evidence is checked at 1024 particles below), 0.171 (MCGdiff), 0.527 (ensemble).
 @pytest.mark.parametrize("make, max_ratio, max_dz", [
-    (lambda: TwistedDiffusionSampler(100), 1.5, 0.2),
+    (lambda: TwistedDiffusionSampler(100), 1.5, None),
     (lambda: MCGdiff(100), 1.8, 0.5),
     (lambda: ApproximationFreeEnsemble(100), 2.9, 0.7),
 ], ids=["tds", "mcgdiff", "afes"])
@@ -137,7 +138,38 @@ def test_smc_levels_and_evidence_on_the_mixture_benchmark(make, max_ratio, max_d
     ratio, dz = _levels(make)
     assert ratio <= max_ratio, ratio
     assert ratio < dps_level, (ratio, dps_level)
-    assert dz <= max_dz, dz
+    if max_dz is not None:
+        assert dz <= max_dz, dz
+
+
+def test_tds_evidence_on_the_mixture_benchmark():
+    """1024 particles, same cases: mean |log Z_hat - log Z| measured 0.074 (max 0.20); past 0.15 fails."""
+    dz = []
+    for dy in (1, 2, 4):
+        for seed in range(3):
+            case = gmm_case(8, dy, seed)
+            post = TwistedDiffusionSampler(100).sample(case.problem, case.prior, 1024, seed=seed)
+            dz.append(abs(post.diagnostics["log_evidence"] - case.log_evidence))
+    assert statistics.fmean(dz) <= 0.15, dz
+
+
+def test_analytic_reverse_variance_keeps_the_unobserved_spread():
+    """d = 80, dy = 1: the posterior is the prior's unit variance in the 79 unobserved directions of the
+    top mode. The ancestral kernel leaves 0.85 of it at 100 steps (measured, 2048 particles), the
+    analytic variance 0.99-1.01 (:func:`samplers.steps.analytic_variance`)."""
+    case = gmm_case(80, 1, 0)
+    _, _, vh = torch.linalg.svd(case.problem.forward_model.A, full_matrices=False)
+    spread = {}
+    for rv in ("ancestral", "analytic"):
+        post = TwistedDiffusionSampler(100, reverse_variance=rv).sample(case.problem, case.prior, 2048, seed=3)
+        x, w = post.samples, post.weights()
+        top = torch.cdist(x, case.posterior.means).argmin(1) == int(case.posterior.weights.argmax())
+        wk = w[top] / w[top].sum()
+        c = x[top] - (wk[:, None] * x[top]).sum(0)
+        c = c - (c @ vh.T) @ vh
+        spread[rv] = float((wk * (c**2).sum(1)).sum()) / 79
+    assert 0.95 <= spread["analytic"] <= 1.05, spread
+    assert spread["ancestral"] < 0.9, spread
 
 
 @pytest.mark.parametrize("make", [lambda: TwistedDiffusionSampler(30), lambda: MCGdiff(30),
