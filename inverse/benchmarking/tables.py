@@ -16,10 +16,16 @@ from pathlib import Path
 from inverse.benchmarking.common import BenchSettings, machine_line, write_block
 from inverse.benchmarking.scripts import load_script, script_exists
 
-__all__ = ["CALIBRATION_BLOCK", "MCMC_BLOCK", "run", "run_calibration", "run_mcmc", "table"]
+__all__ = ["CALIBRATION_BLOCK", "MCMC_BLOCK", "MCMC_FULL_ARGS", "run", "run_calibration", "run_mcmc", "table"]
 
 CALIBRATION_BLOCK = ("calibration-table", "Calibration: NUTS, torch bridge, random-walk Metropolis")
 MCMC_BLOCK = ("mcmc-darcy-table", "Two-level MCMC on Darcy flow (issue 6)")
+
+#: the command line of the issue-6 table in BENCHMARKS.md (the suite re-runs exactly that table)
+MCMC_FULL_ARGS = ("--sizes", "32", "64", "--modes", "16", "--noise", "0.02", "--pcn-iterations", "10000",
+                  "--pcn-warmup", "1000", "--da-iterations", "600", "--warmup", "100", "--subchain", "20",
+                  "--train-examples", "1000", "--train-steps", "1500", "--gpcn", "--pilot-iterations", "1500",
+                  "--pilot-warmup", "300")
 
 
 def _suffix(settings: BenchSettings) -> str:
@@ -51,7 +57,7 @@ def run_mcmc(settings: BenchSettings) -> dict:
         return {"table": "mcmc", "status": "reused", "path": str(path)}
     args = (["--sizes", "32", "--modes", "8", "--chains", "2", "--pcn-iterations", "60", "--pcn-warmup", "10",
              "--da-iterations", "10", "--warmup", "2", "--subchain", "4", "--subchain3", "2", "--train-examples", "40",
-             "--train-steps", "30", "--skip-tinyda"] if settings.quick else [])
+             "--train-steps", "30", "--skip-tinyda"] if settings.quick else list(MCMC_FULL_ARGS))
     args += ["--out", str(path)]
     args += ["--no-markdown"] if settings.markdown is None else ["--markdown", str(settings.markdown)]
     try:
