@@ -9,7 +9,8 @@ Methods, scored by the relative L2 error and SSIM of the (posterior-mean) veloci
 - ``lbfgs``: ``torch.optim.LBFGS`` (strong-Wolfe line search, history 10) on the normalised velocity
   ``u = (v - 3000) / 1500`` minimising ``||F(v) - y||^2 / (2 sigma^2)``, started from the truth
   smoothed by a Gaussian of ``SMOOTH_CELLS`` cells (InverseBench's baseline), ``iterations`` fixed,
-  bounds by clamping ``u`` to [-1, 1] after every iteration (Nocedal and Wright 2006, ch. 7);
+  bounds by evaluating the misfit at ``clamp(u, -1, 1)`` (the line search probes outside them) and
+  clamping ``u`` after every iteration (Nocedal and Wright 2006, ch. 7);
 - ``dps`` / ``mcg`` / ``tds`` (SMC) with the ``seismic-velocity-70`` prior; when that prior does not
   load the row reads "prior not available" (quick runs use a stationary Gaussian stand-in fitted
   to velocity models instead, labelled as such). MCG's projection needs a linear operator, so its
@@ -87,7 +88,9 @@ def lbfgs_from_smoothed(m, iterations: int, smooth: float) -> dict:
     def closure():
         opt.zero_grad()
         evals[0] += 1
-        loss = 0.5 * ((fm(V_OFFSET + V_SCALE * u) - y) ** 2).sum() / sigma**2
+        # the strong-Wolfe line search probes points outside the bounds; evaluate at the projection
+        # (zero gradient across an active bound), as the clamp after each iteration does
+        loss = 0.5 * ((fm(V_OFFSET + V_SCALE * u.clamp(-1, 1)) - y) ** 2).sum() / sigma**2
         loss.backward()
         return loss
 
