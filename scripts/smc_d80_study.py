@@ -66,7 +66,8 @@ def mode_share(name: str, n: int, runs: int = 8, steps: int = 100) -> dict:
             "iid_sd": (p * (1 - p) / n) ** 0.5, "shares": shares}
 
 
-def large_n(name: str, dy: int, seed: int, particles: int, n: int = 1000, steps: int = 100) -> dict:
+def large_n(name: str, dy: int, seed: int, particles: int, n: int = 1000, steps: int = 100,
+            reverse_variance: str = "analytic") -> dict:
     """``particles`` resampled to ``n`` draws against the ``n``-sample floor (module docstring, part 3)."""
     case = gmm_case(80, dy, seed)
     g = torch.Generator().manual_seed(10_000 + seed)
@@ -74,7 +75,8 @@ def large_n(name: str, dy: int, seed: int, particles: int, n: int = 1000, steps:
     if name == "exact":  # the metric's own spread: exact draws in the sampler's place
         x = case.posterior.sample(n, torch.Generator().manual_seed(20_000 + seed))
     else:
-        post = get_sampler(name, num_steps=steps).sample(case.problem, case.prior, particles, seed=seed)
+        post = get_sampler(name, num_steps=steps, reverse_variance=reverse_variance).sample(
+            case.problem, case.prior, particles, seed=seed)
         x = post.resample(n, g)
     wall = time.perf_counter() - t0
     ref1, ref2 = case.posterior.sample(n, g), case.posterior.sample(n, g)
@@ -91,6 +93,8 @@ def main(argv=None) -> int:
     p.add_argument("--share-particles", type=int, nargs="+", default=[256, 1024, 4096])
     p.add_argument("--large-n", type=int, default=16384, help="particles of part 3")
     p.add_argument("--dy", type=int, nargs="+", default=[1, 2, 4], help="measurement counts of part 3")
+    p.add_argument("--reverse-variance", default="analytic", choices=["analytic", "ancestral"],
+                   help="SMC reverse kernel of part 3")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="data/benchmarks/smc_d80_study.json")
     args = p.parse_args(argv)
@@ -112,7 +116,7 @@ def main(argv=None) -> int:
         print(f"\n| sampler | dy | N | SW / floor, {1000} draws (median, mean) | per seed | time / run (s) |\n|---|---|---|---|---|---|")
         for s in args.samplers:
             for dy in args.dy:
-                rs = [large_n(s, dy, seed, args.large_n) for seed in range(5)]
+                rs = [large_n(s, dy, seed, args.large_n, reverse_variance=args.reverse_variance) for seed in range(5)]
                 ratios = [r["ratio"] for r in rs]
                 out["large_n"][f"{s}/{dy}"] = rs
                 print(f"| {s} | {dy} | {args.large_n} | {statistics.median(ratios):.2f}, {statistics.fmean(ratios):.2f} | "
