@@ -95,6 +95,7 @@ def main(argv=None) -> int:
     p.add_argument("--dy", type=int, nargs="+", default=[1, 2, 4], help="measurement counts of part 3")
     p.add_argument("--reverse-variance", default="analytic", choices=["analytic", "ancestral"],
                    help="SMC reverse kernel of part 3")
+    p.add_argument("--steps", type=int, default=100, help="EDM levels of part 3")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="data/benchmarks/smc_d80_study.json")
     args = p.parse_args(argv)
@@ -113,13 +114,15 @@ def main(argv=None) -> int:
             print(f"| {k} | {v['exact']:.3f} | {v['mean']:.3f} | {v['sd']:.3f} | {v['iid_sd']:.3f} |")
     if "large-n" in args.parts:
         out["large_n"] = {}
-        print(f"\n| sampler | dy | N | SW / floor, {1000} draws (median, mean) | per seed | time / run (s) |\n|---|---|---|---|---|---|")
+        print(f"\n| sampler | dy | N | steps | SW / floor, {1000} draws (median, mean) | per seed | time / run (s) |"
+              "\n|---|---|---|---|---|---|---|")
         for s in args.samplers:
             for dy in args.dy:
-                rs = [large_n(s, dy, seed, args.large_n, reverse_variance=args.reverse_variance) for seed in range(5)]
+                rs = [large_n(s, dy, seed, args.large_n, steps=args.steps, reverse_variance=args.reverse_variance)
+                      for seed in range(5)]
                 ratios = [r["ratio"] for r in rs]
                 out["large_n"][f"{s}/{dy}"] = rs
-                print(f"| {s} | {dy} | {args.large_n} | {statistics.median(ratios):.2f}, {statistics.fmean(ratios):.2f} | "
+                print(f"| {s} | {dy} | {args.large_n} | {args.steps} | {statistics.median(ratios):.2f}, {statistics.fmean(ratios):.2f} | "
                       f"{' '.join(f'{r:.2f}' for r in ratios)} | {statistics.fmean(r['time_s'] for r in rs):.1f} |", flush=True)
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
