@@ -102,3 +102,21 @@ def test_overhead_meters_the_samplers_one_off_setup_apart():
     assert r["network_calls"] == 5  # one batched call per level (the last step reuses the cached denoiser)
     assert 0 < r["share"] <= r["share_steps"] <= 1.0 + 1e-9
     assert "setup" not in vars(sampler)  # the meter is removed afterwards
+
+
+def test_navier_stokes_budget_follows_the_device():
+    """CPU: the measured CPU-sized budget of the issue-5 table; CUDA: the script's InverseBench defaults."""
+    from inverse.benchmarking.navier_stokes import CPU_ARGS, plan
+
+    cpu = plan(BenchSettings())["args"]
+    gpu = plan(BenchSettings(device="cuda"))["args"]
+    assert all(a in cpu for a in CPU_ARGS) and "--device" not in cpu
+    assert gpu[gpu.index("--device") + 1] == "cuda" and "--particles" not in gpu
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_cli_refuses_cuda_without_a_gpu(tmp_path, capsys):
+    mod = load_script("benchmark")
+    assert mod.main(["--only", "navier-stokes", "--device", "cuda", "--out-dir", str(tmp_path)]) == 2
+    assert "CUDA is not available" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
