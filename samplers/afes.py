@@ -34,7 +34,7 @@ from __future__ import annotations
 import torch
 
 from samplers.smc import LinearTwistSMC, Move
-from samplers.steps import analytic_variance, ancestral_step, ancestral_variance, sigma_batch
+from samplers.steps import ancestral_step, sigma_batch
 
 __all__ = ["ApproximationFreeEnsemble"]
 
@@ -99,8 +99,7 @@ class ApproximationFreeEnsemble(LinearTwistSMC):
         with torch.no_grad():
             x0 = state.prior.denoise(x, sigma_batch(s, x))
             # x are the resampled particles (equal weights): the variance is estimated on them
-            v = ancestral_variance(s, s_next) if self.reverse_variance == "ancestral" else \
-                analytic_variance(x, x0, s, s_next)
+            v = self.kernel_variance(x, x0, s, s_next)
             x_new = ancestral_step(x, x0, s, s_next, state.generator, variance=v)
             incr = self._log_g(model, k + 1, sigmas, x_new) - self._log_g(model, k, sigmas, x)
         n = len(x)

@@ -203,13 +203,13 @@ class SMCSampler(Sampler):
         """Particles at ``sigmas[0]`` with their initial log-weights (``log_increment``) and cache."""
         raise NotImplementedError
 
-    def kernel_variance(self, state: SamplerState, x0: torch.Tensor, s: float, s_next: float) -> float:
-        """Variance of the reverse kernel from ``s`` to ``s_next`` (``reverse_variance``); ``x0`` is the
-        denoiser's output at the state's particles ``state.x`` (before any resampling), weighted by
-        ``state.log_weights``."""
+    def kernel_variance(self, x: torch.Tensor, x0: torch.Tensor, s: float, s_next: float,
+                        log_weights: torch.Tensor | None = None) -> float:
+        """Variance of the reverse kernel from ``s`` to ``s_next`` (``reverse_variance``); the analytic one
+        is estimated on particles ``x`` with their denoised ``x0``, weighted by ``log_weights`` (None: equal)."""
         if self.reverse_variance == "ancestral":
             return ancestral_variance(s, s_next)
-        return analytic_variance(state.x, x0, s, s_next, state.log_weights)
+        return analytic_variance(x, x0, s, s_next, log_weights)
 
     def pre_weight(self, state: SamplerState, s: float, s_next: float):
         """``(log-weight increment known before the move, aux)``; ``aux`` is a dict of per-particle
@@ -508,7 +508,7 @@ class LinearTwistSMC(SMCSampler):
             x0 = state.prior.denoise(x, sigma_batch(s, x))
             ratio = (s_next / s) ** 2
             mean = x0 + ratio * (x - x0)
-            v = self.kernel_variance(state, x0, s, s_next)
+            v = self.kernel_variance(x, x0, s, s_next, state.log_weights)
             lg = model["lg"]
             gain, var, active = self.step_potential(model, k + 1, sigmas)
             y = self.step_datum(model, k + 1, x)

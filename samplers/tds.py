@@ -127,7 +127,8 @@ class TwistedDiffusionSampler(SMCSampler):
             return Move(x0, ll - cache["log_twist"], {}, forward_evals=n)
         ratio = (s_next / s) ** 2
         mu = x0 + ratio * (x - x0)
-        v = self.kernel_variance(state, state.extras["cache"]["x0"], s, s_next)
+        # estimated on the particles before resampling, whose denoised values are in the state's cache
+        v = self.kernel_variance(state.x, state.extras["cache"]["x0"], s, s_next, state.log_weights)
         shift = (s**2 - s_next**2) * cache["grad"]
         noise = math.sqrt(v) * torch.randn(x.shape, dtype=x.dtype, device=x.device, generator=state.generator)
         x_new = mu + shift + noise

@@ -32,7 +32,6 @@ import torch
 
 from forward_models.seismic import ClampedVelocity  # noqa: F401 (re-exported)
 
-from inverse.benchmarking.samplers import sampler_settings
 from inverse.benchmarking.common import (
     BenchSettings,
     fmt,
@@ -40,6 +39,7 @@ from inverse.benchmarking.common import (
     mean_or_nan,
     write_block,
 )
+from inverse.benchmarking.samplers import sampler_settings
 from inverse.measurements import simulate
 from inverse.metrics import relative_l2, ssim
 from samplers import SamplerError, get_sampler
