@@ -58,6 +58,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="Markdown file whose blocks are replaced (default: BENCHMARKS.md; with --quick a copy in --out-dir)")
     p.add_argument("--no-markdown", action="store_true", help="write JSON only")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--problems", nargs="+", default=None, metavar="LABEL",
+                   help="imaging only: run these problems (ct-30 mri-x4 mri-x8 mri-mc-x4 mri-mc-x8), e.g. one "
+                        "per process sharing --out-dir")
     p.add_argument("--device", default="cpu",
                    help="cpu or cuda[:i]; navier-stokes then runs at InverseBench's budget (the others stay on the CPU)")
     return p.parse_args(argv)
@@ -89,7 +92,8 @@ def main(argv=None) -> int:
     shown = " ".join(argv if argv is not None else sys.argv[1:])
     settings = BenchSettings(quick=args.quick, seeds=args.seeds, out_dir=out_dir, markdown=_markdown(args, out_dir),
                              threads=args.threads, device=args.device, command=f"python scripts/benchmark.py {shown}".strip(),
-                             log=lambda s: print(s, flush=True))
+                             log=lambda s: print(s, flush=True),
+                             extra={"problems": args.problems} if args.problems else {})
     t0 = time.perf_counter()
     summary = {"command": settings.command, "date": dt.datetime.now().isoformat(timespec="seconds"),
                "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",

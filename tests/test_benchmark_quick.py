@@ -120,3 +120,13 @@ def test_cli_refuses_cuda_without_a_gpu(tmp_path, capsys):
     assert mod.main(["--only", "navier-stokes", "--device", "cuda", "--out-dir", str(tmp_path)]) == 2
     assert "CUDA is not available" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_imaging_problems_filter_is_checked(tmp_path):
+    from inverse.benchmarking.imaging import plan
+
+    s = _settings(tmp_path, extra={"problems": ["mri-x8"]})
+    assert plan(s)["problems"] == ["mri-x8"]
+    assert plan(_settings(tmp_path))["problems"] == ["ct-30", "mri-mc-x4"]  # quick default
+    with pytest.raises(ValueError, match="unknown imaging problem.*ct-40"):
+        plan(_settings(tmp_path, extra={"problems": ["ct-40"]}))

@@ -86,14 +86,29 @@ BASELINES = ("view", "tv")
 DEEPINV = ("deepinv-dps", "deepinv-diffpir")
 
 
+def _problems(settings: BenchSettings, default: list[str]) -> list[str]:
+    """``settings.extra["problems"]`` (``--problems``) checked against :data:`PROBLEMS`, else ``default``."""
+    chosen = settings.extra.get("problems")
+    if not chosen:
+        return default
+    unknown = [c for c in chosen if c not in PROBLEMS]
+    if unknown:
+        raise ValueError(f"unknown imaging problem(s) {', '.join(unknown)} (known: {', '.join(PROBLEMS)})")
+    return list(chosen)
+
+
 def plan(settings: BenchSettings) -> dict:
-    """Problems, instances, steps, samples per posterior, methods and the TV grid of the run."""
+    """Problems, instances, steps, samples per posterior, methods and the TV grid of the run.
+
+    ``--problems`` (``settings.extra["problems"]``) restricts the problems, e.g. to run them in
+    separate processes that share one store.
+    """
     if settings.quick:
-        return {"problems": ["ct-30", "mri-mc-x4"], "instances": settings.n_seeds(20), "steps": 4, "samples": 2,
+        return {"problems": _problems(settings, ["ct-30", "mri-mc-x4"]), "instances": settings.n_seeds(20), "steps": 4, "samples": 2,
                 "samplers": list(QUICK_IMAGE_SAMPLERS), "tv_grid": [1e-3, 1e-2],
                 "tv_iters": 20, "tv_held_out": TV_HELD_OUT[:1], "eki_iterations": 2,
                 "quick_samplers_on": ["ct-30"]}
-    return {"problems": list(PROBLEMS), "instances": settings.n_seeds(20), "steps": 100, "samples": 8,
+    return {"problems": _problems(settings, list(PROBLEMS)), "instances": settings.n_seeds(20), "steps": 100, "samples": 8,
             "samplers": list(ALL_SAMPLERS), "tv_grid": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1],
             "tv_iters": 200, "tv_held_out": TV_HELD_OUT, "eki_iterations": 10, "quick_samplers_on": None}
 

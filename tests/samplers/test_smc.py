@@ -234,6 +234,37 @@ class _Square(ForwardModel):
         return x**2
 
 
+def _afes_step_weights(h_frac: float):
+    """Pre-move log-weights of one likelihood-path AFES step and the paper's rate times h (both centred)."""
+    g = torch.Generator().manual_seed(3)
+    A = torch.randn(2, 4, generator=g, dtype=F64)
+    prior = GaussianPrior(torch.zeros(4, dtype=F64), std=1.5)
+    problem = InverseProblem(MatrixOperator(A), torch.tensor([0.7, -0.4], dtype=F64), Gaussian(0.8))
+    sampler = ApproximationFreeEnsemble(10, path="likelihood", reverse_variance="ancestral")
+    state = sampler.init(problem, prior, 64, g)
+    s = 1.2
+    s_next = s * (1.0 - h_frac) ** 0.5  # h = s^2 - s'^2 = h_frac * s^2
+    state.x = 2.0 * torch.randn(64, 4, generator=g, dtype=F64)
+    pre, _ = sampler.pre_weight(state, s, s_next)
+    x = state.x
+    score = (prior.denoise(x, torch.full((64,), s, dtype=F64)) - x) / s**2
+    grad_mu = (x @ A.T - problem.y) @ A / 0.8**2  # gradient of -log p(y | x)
+    rate = 0.5 * (grad_mu**2).sum(1) - (score * grad_mu).sum(1)  # the Laplacian is constant here
+    h = s**2 - s_next**2
+    return pre - pre.mean(), h * (rate - rate.mean())
+
+
+def test_afes_likelihood_path_step_expands_to_the_papers_reweighting_rate():
+    """Chen et al. (2025), Eq. 3.6: log-weight rate g^2/2 (||grad mu||^2 - lap mu) - H . grad mu. The exact
+    tilted step's weight of the likelihood path agrees with h times that rate to first order in h."""
+    errors = []
+    for h_frac in (1e-2, 1e-3):
+        pre, euler = _afes_step_weights(h_frac)
+        errors.append(float((pre - euler).abs().max() / euler.abs().max()))
+    assert errors[1] < 0.02, errors
+    assert errors[1] < 0.2 * errors[0], errors  # the gap shrinks like h
+
+
 def test_refusals_name_the_problem():
     prior = GaussianPrior(torch.zeros(3))
     nonlinear = InverseProblem(_Square(3), torch.ones(3), Gaussian(0.1))
@@ -247,7 +278,8 @@ def test_refusals_name_the_problem():
     post = TwistedDiffusionSampler(5).sample(nonlinear, prior, 4, seed=0)  # TDS takes non-linear models
     assert post.samples.shape == (4, 3)
     for bad in (lambda: MCGdiff(0), lambda: MCGdiff(5, resample_threshold=1.5),
-                lambda: TwistedDiffusionSampler(5, kappa=-1.0), lambda: ApproximationFreeEnsemble(5, proposal="x")):
+                lambda: TwistedDiffusionSampler(5, kappa=-1.0), lambda: ApproximationFreeEnsemble(5, proposal="x"),
+                lambda: ApproximationFreeEnsemble(5, path="x")):
         with pytest.raises(ValueError):
             bad()
     with pytest.raises(ValueError, match="did you mean 'mcgdiff'"):
