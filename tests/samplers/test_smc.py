@@ -240,7 +240,7 @@ def _afes_step_weights(h_frac: float):
     A = torch.randn(2, 4, generator=g, dtype=F64)
     prior = GaussianPrior(torch.zeros(4, dtype=F64), std=1.5)
     problem = InverseProblem(MatrixOperator(A), torch.tensor([0.7, -0.4], dtype=F64), Gaussian(0.8))
-    sampler = ApproximationFreeEnsemble(10, path="likelihood", reverse_variance="ancestral")
+    sampler = ApproximationFreeEnsemble(10, inflation=0.0, reverse_variance="ancestral")
     state = sampler.init(problem, prior, 64, g)
     s = 1.2
     s_next = s * (1.0 - h_frac) ** 0.5  # h = s^2 - s'^2 = h_frac * s^2
@@ -254,7 +254,7 @@ def _afes_step_weights(h_frac: float):
     return pre - pre.mean(), h * (rate - rate.mean())
 
 
-def test_afes_likelihood_path_step_expands_to_the_papers_reweighting_rate():
+def test_afes_uninflated_path_step_expands_to_the_papers_reweighting_rate():
     """Chen et al. (2025), Eq. 3.6: log-weight rate g^2/2 (||grad mu||^2 - lap mu) - H . grad mu. The exact
     tilted step's weight of the likelihood path agrees with h times that rate to first order in h."""
     errors = []
@@ -279,7 +279,7 @@ def test_refusals_name_the_problem():
     assert post.samples.shape == (4, 3)
     for bad in (lambda: MCGdiff(0), lambda: MCGdiff(5, resample_threshold=1.5),
                 lambda: TwistedDiffusionSampler(5, kappa=-1.0), lambda: ApproximationFreeEnsemble(5, proposal="x"),
-                lambda: ApproximationFreeEnsemble(5, path="x")):
+                lambda: ApproximationFreeEnsemble(5, inflation=-1.0)):
         with pytest.raises(ValueError):
             bad()
     with pytest.raises(ValueError, match="did you mean 'mcgdiff'"):
