@@ -21,7 +21,7 @@ from forward_models import Gaussian, InverseProblem, MatrixOperator
 from inverse.metrics import mode_weight_tv, sliced_wasserstein
 from priors import GaussianMixture, GaussianMixturePrior
 
-__all__ = ["GMMCase", "gmm_case", "evaluate_sampler"]
+__all__ = ["GMMCase", "averaged_sw_ratio", "evaluate_sampler", "gmm_case"]
 
 
 @dataclass
@@ -103,3 +103,27 @@ def evaluate_sampler(case: GMMCase, sampler, num_samples: int = 1000, *, seed: i
         "nfe_per_sample": post.diagnostics["nfe"] / num_samples,
         "posterior": post,
     }
+
+
+def averaged_sw_ratio(case: GMMCase, posterior, num_draws: int = 1000, *, refs: int = 10, seed: int = 0,
+                      num_slices: int = 500) -> dict:
+    """Sliced-Wasserstein ratio of ``posterior`` to the floor, both sides averaged over ``refs`` draws:
+
+        E[SW(x_r, ref_r)] / E[SW(ref'_r, ref_r)],   r = 1..refs,
+
+    ``x_r`` a fresh resampling of ``n = min(num_draws, len(posterior))`` draws from the (weighted)
+    posterior, ``ref_r`` and ``ref'_r`` fresh exact ``n``-sets; ``posterior=None`` puts exact draws in the
+    sampler's place (expected ratio 1). One floor pair is itself random (at dy = 1 a floor moved 2x
+    between draws of one instance), so one ratio per seed mostly measures the floor's luck; averaging
+    both sides estimates the ratio of expected distances. Returns ``{"ratio", "sw", "floor", "n"}``.
+    """
+    n = int(num_draws) if posterior is None else min(int(num_draws), len(posterior.samples))
+    g = torch.Generator().manual_seed(50_000 + int(seed))
+    num, den = [], []
+    for r in range(int(refs)):
+        x = case.posterior.sample(n, g) if posterior is None else posterior.resample(n, g).detach().cpu()
+        ref, ref2 = case.posterior.sample(n, g), case.posterior.sample(n, g)
+        num.append(sliced_wasserstein(x, ref, num_slices, seed=r))
+        den.append(sliced_wasserstein(ref2, ref, num_slices, seed=r))
+    sw, floor = sum(num) / len(num), sum(den) / len(den)
+    return {"ratio": sw / floor, "sw": sw, "floor": floor, "n": n}

@@ -292,3 +292,22 @@ def test_cost_counters():
     assert tds["nfe"] == 80 and tds["grad_evals"] == 80
     ens = ApproximationFreeEnsemble(10).sample(problem, prior, 8, seed=0).diagnostics
     assert ens["nfe"] == 80 and ens["grad_evals"] == 0
+
+
+# d = 8, dy in {1, 2, 4}, seeds 0-2, 16,384 particles, 100 levels; SW ratio with both sides averaged over
+# 10 reference draws of 1,000 (inverse.harness.averaged_sw_ratio). Measured 2026-11-23 (scripts/
+# afes_inflation_study.py): ensemble (c = 1) mean 1.27 (cells 1.19-1.53), DPS (1,000 draws) 4.7-13.
+def test_ensemble_sampler_within_1p5_of_the_averaged_floor_at_16384_particles():
+    from inverse.harness import averaged_sw_ratio
+
+    ours, dps = [], []
+    for dy in (1, 2, 4):
+        for seed in range(3):
+            case = gmm_case(8, dy, seed)
+            post = ApproximationFreeEnsemble(100).sample(case.problem, case.prior, 16384, seed=seed)
+            ours.append(averaged_sw_ratio(case, post, seed=seed)["ratio"])
+            if seed == 0:
+                base = DPS(100, zeta=0.3).sample(case.problem, case.prior, 1000, seed=seed)
+                dps.append(averaged_sw_ratio(case, base, seed=seed)["ratio"])
+    assert statistics.fmean(ours) <= 1.5, ours
+    assert max(ours) < min(dps), (ours, dps)
