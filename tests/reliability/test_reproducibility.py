@@ -44,7 +44,7 @@ def test_outputs_record_seeds_versions_and_configuration(tmp_path, ct_files, cap
     cfg = a.config
     assert cfg["seed"] == 3 and cfg["sampler"] == {"class": "TwistedDiffusionSampler", "steps": 4, "kappa": 1.0,
                                                    "resample_threshold": 0.5, "rho": 7.0,
-                                                   "reverse_variance": "analytic"}
+                                                   "reverse_variance": "analytic", "operator_gain": "auto"}
     assert cfg["prior"]["class"] == "EDMPrior" and cfg["forward_model"] and cfg["noise"]["class"] == "Gaussian"
     assert cfg["measurements"] == {"problem": "ct", "options": {"size": 16, "angles": 8}, "seed": 0,
                                    "view": "filtered back-projection", "y_units": cfg["measurements"]["y_units"]}
