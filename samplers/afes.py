@@ -50,6 +50,8 @@ of ``p(y)``. One NFE per particle and step, no gradients. Needs a linear model w
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from samplers.smc import LinearTwistSMC, Move
@@ -87,7 +89,7 @@ class ApproximationFreeEnsemble(LinearTwistSMC):
         super().__init__(num_steps, resample_threshold, rho, reverse_variance)
         if proposal not in _PROPOSALS:
             raise ValueError(f"proposal must be one of {_PROPOSALS}, got {proposal!r}")
-        if not float(inflation) >= 0 or not torch.isfinite(torch.tensor(float(inflation))):
+        if not (math.isfinite(float(inflation)) and float(inflation) >= 0):
             raise ValueError(f"inflation must be a finite number >= 0, got {inflation!r}")
         self.proposal = proposal
         self.inflation = float(inflation)
