@@ -208,3 +208,12 @@ class TwistedDiffusionSampler(SMCSampler):
         new = self._twist_and_grad((problem, prior, model), x_new, s_next)
         incr = log_pq + new["log_twist"] - cache["log_twist"]
         return Move(x_new, incr, new, nfe=n, forward_evals=n, grad_evals=n)
+
+    def finalize(self, state):
+        """The SMC posterior (:meth:`samplers.smc.SMCSampler.finalize`); for non-linear models (or linear ones
+        too large for the SVD) ``diagnostics["operator_gain"]`` records the gain ``g`` the twist used."""
+        post = super().finalize(state)
+        model = state.extras["model"]
+        if model.get("lg") is None:
+            post.diagnostics = {**post.diagnostics, "operator_gain": float(model["gain"])}
+        return post

@@ -354,3 +354,16 @@ def test_tds_operator_gain_makes_the_nonlinear_twist_scale_free():
     auto, unit = statistics.fmean(ratios["auto"]), statistics.fmean(ratios[1.0])
     assert auto <= 2.0, ratios
     assert unit > 2.0 * auto, ratios
+
+
+def test_tds_reports_the_gain_its_nonlinear_twist_used():
+    g = torch.Generator().manual_seed(2)
+    A = torch.randn(3, 6, generator=g, dtype=F64)
+    problem = InverseProblem(_ScaledMatrix(A, 40.0), torch.zeros(3, dtype=F64), Gaussian(1.0))
+    prior = GaussianPrior(torch.zeros(6, dtype=F64))
+    post = TwistedDiffusionSampler(5).sample(problem, prior, 8, seed=0)
+    assert post.diagnostics["operator_gain"] == pytest.approx(40.0 * float(torch.linalg.matrix_norm(A, 2)), rel=1e-2)
+    fixed = TwistedDiffusionSampler(5, operator_gain=3.0).sample(problem, prior, 8, seed=0)
+    assert fixed.diagnostics["operator_gain"] == 3.0
+    case = gmm_case(8, 2, 0)  # linear and small: the SVD twist, no scalar gain
+    assert "operator_gain" not in TwistedDiffusionSampler(5).sample(case.problem, case.prior, 8, seed=0).diagnostics
