@@ -130,3 +130,18 @@ def test_imaging_problems_filter_is_checked(tmp_path):
     assert plan(_settings(tmp_path))["problems"] == ["ct-30", "mri-mc-x4"]  # quick default
     with pytest.raises(ValueError, match="unknown imaging problem.*ct-40"):
         plan(_settings(tmp_path, extra={"problems": ["ct-40"]}))
+
+
+def test_deepinv_dps_weight_is_the_best_on_the_held_out_phantoms(tmp_path):
+    """The weight with the best mean PSNR over the held-out phantoms wins; stored cells are not re-run."""
+    from inverse.benchmarking.imaging import plan, select_deepinv_dps_weight
+
+    p = plan(_settings(tmp_path))
+    p = {**p, "tv_held_out": [10_000, 10_001], "dps_grid": [1.0, 10.0, 100.0]}
+    st = ResultStore(tmp_path / "s.jsonl")
+    psnr = {(1.0, 10_000): 20.0, (1.0, 10_001): 20.0, (10.0, 10_000): 25.0, (10.0, 10_001): 17.0,
+            (100.0, 10_000): 22.0, (100.0, 10_001): 21.0}  # means 20, 21, 21.5
+    for (w, seed), v in psnr.items():
+        st.add({"problem": "ct-30", "method": "deepinv-dps-select", "weight": w, "seed": seed, "steps": p["steps"],
+                "samples": p["select_samples"]}, {"psnr": v})
+    assert select_deepinv_dps_weight("ct-30", p, st, prior=None) == 100.0

@@ -13,7 +13,9 @@ sample and NFE per sample:
 
 - our samplers (:mod:`samplers`) through :func:`inverse.reconstruct.reconstruct`, ``steps`` steps each;
 - deepinv 0.5's ``DPS`` (``num_steps = steps + 1``: its DDPM solver makes ``num_steps - 1`` network
-  calls) and ``DiffPIR`` (``max_iter = steps``; started from the FBP / zero-filled image, lambda 7,
+  calls; its guidance ``weight`` multiplies the gradient of the residual *norm* inside deepinv's own SDE
+  solver, a different scale from our ``zeta``, so it is chosen per problem from a log grid on the
+  held-out phantoms by PSNR, like TV's weight) and ``DiffPIR`` (``max_iter = steps``; started from the FBP / zero-filled image, lambda 7,
   zeta 0.1, deepinv's defaults), driven by *the same* prior via
   :func:`priors.deepinv_denoiser.as_deepinv_denoiser`; NFE counted by a wrapper;
 - baselines: FBP / zero-filled (:func:`inverse.problems.measurement_view`), and TV: deepinv's proximal
@@ -61,6 +63,7 @@ __all__ = [
     "run_deepinv",
     "run_tv",
     "score_samples",
+    "select_deepinv_dps_weight",
     "select_tv_weight",
     "table",
 ]
@@ -79,6 +82,9 @@ PROBLEMS = {
 #: largest dense operator (entries) the SVD-based SMC samplers are asked to build
 DENSE_LIMIT = 40_000_000
 TV_HELD_OUT = (10_000, 10_001)
+#: deepinv DPS guidance weights tried on the held-out phantoms (deepinv's docs: the "norm" guidance's
+#: weight absorbs ``||y - A x0|| / sigma_y^2``, "typically in the hundreds")
+DEEPINV_DPS_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0)
 #: samplers of quick runs on images: the SMC samplers' set-up (a dense SVD of the operator, ~20 s for CT) and
 #: MCGdiff's matching levels (~800 network calls per particle at 3 steps) do not fit a smoke run
 QUICK_IMAGE_SAMPLERS = ("dps", "mcg", "enkg", "eki")
@@ -107,10 +113,12 @@ def plan(settings: BenchSettings) -> dict:
         return {"problems": _problems(settings, ["ct-30", "mri-mc-x4"]), "instances": settings.n_seeds(20), "steps": 4, "samples": 2,
                 "samplers": list(QUICK_IMAGE_SAMPLERS), "tv_grid": [1e-3, 1e-2],
                 "tv_iters": 20, "tv_held_out": TV_HELD_OUT[:1], "eki_iterations": 2,
+                "dps_grid": [1.0, 10.0], "select_samples": 2,
                 "quick_samplers_on": ["ct-30"]}
     return {"problems": _problems(settings, list(PROBLEMS)), "instances": settings.n_seeds(20), "steps": 100, "samples": 8,
             "samplers": list(ALL_SAMPLERS), "tv_grid": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1],
-            "tv_iters": 200, "tv_held_out": TV_HELD_OUT, "eki_iterations": 10, "quick_samplers_on": None}
+            "tv_iters": 200, "tv_held_out": TV_HELD_OUT, "eki_iterations": 10, "quick_samplers_on": None,
+            "dps_grid": list(DEEPINV_DPS_GRID), "select_samples": 4}
 
 
 def score_samples(samples: torch.Tensor, truth: torch.Tensor, log_weights: torch.Tensor | None = None) -> dict:
@@ -222,6 +230,24 @@ def select_tv_weight(label: str, p: dict, store) -> float:
     return max(score, key=lambda c: score[c])
 
 
+def select_deepinv_dps_weight(label: str, p: dict, store, prior) -> float:
+    """deepinv DPS's guidance weight: the grid value with the best mean PSNR of the posterior mean on the
+    held-out phantoms (``p["select_samples"]`` draws each; stored, so chosen once per problem and plan)."""
+    name, opts = PROBLEMS[label]
+    for seed in p["tv_held_out"]:
+        m = None
+        for w in p["dps_grid"]:
+            key = {"problem": label, "method": "deepinv-dps-select", "weight": w, "seed": seed, "steps": p["steps"],
+                   "samples": p["select_samples"]}
+            if not store.done(key):
+                m = m or simulate(name, options=opts, seed=seed)
+                store.add(key, run_deepinv(m, prior, "deepinv-dps", p["steps"], p["select_samples"], seed, weight=w))
+    score = {w: mean_or_nan(r["psnr"] for r in store.records(problem=label, method="deepinv-dps-select", weight=w,
+                                                              steps=p["steps"], samples=p["select_samples"])
+                            if r["key"]["seed"] in p["tv_held_out"]) for w in p["dps_grid"]}
+    return max(score, key=lambda w: score[w])
+
+
 def _methods(label: str, p: dict) -> list[str]:
     ours = p["samplers"] if p["quick_samplers_on"] is None or label in p["quick_samplers_on"] else ["dps"]
     return [*BASELINES, *ours, *DEEPINV]
@@ -238,6 +264,7 @@ def run(settings: BenchSettings, prior=None) -> list[dict]:
     for label in p["problems"]:
         name, opts = PROBLEMS[label]
         c_tv = select_tv_weight(label, p, store)
+        w_dps = select_deepinv_dps_weight(label, p, store, prior)
         for seed in range(p["instances"]):
             m = None
             for method in _methods(label, p):
@@ -255,8 +282,7 @@ def run(settings: BenchSettings, prior=None) -> list[dict]:
                     elif method == "tv":
                         rec = run_tv(m, c_tv, p["tv_iters"])
                     elif method in DEEPINV:
-                        zeta = sampler_settings("dps", p["steps"], name).get("zeta", 1.0)
-                        rec = run_deepinv(m, prior, method, p["steps"], p["samples"], seed, weight=zeta)
+                        rec = run_deepinv(m, prior, method, p["steps"], p["samples"], seed, weight=w_dps)
                     else:
                         rec = _ours(m, prior, method, p, label, seed)
                 except (SamplerError, ValueError, RuntimeError) as e:
@@ -279,7 +305,7 @@ def table(records: list[dict], settings: BenchSettings) -> str:
     plist = list(PROBLEMS)
     lines = [machine_line(settings.threads, f"phantoms 0-{p['instances'] - 1} per problem",
                           f"{p['steps']} steps, {p['samples']} samples per posterior; noise sigma = 2% of the clean "
-                          "measurement's RMS; TV weight chosen on held-out phantoms "
+                          "measurement's RMS; TV weight and deepinv DPS's weight chosen on held-out phantoms "
                           f"{', '.join(map(str, p['tv_held_out']))}."),
              "", "| problem | method | instances | PSNR of mean (mean ± sd) | SSIM | 90% coverage | time / sample (s) "
              "| NFE / sample | note |", "|---|---|---|---|---|---|---|---|---|"]
@@ -290,6 +316,8 @@ def table(records: list[dict], settings: BenchSettings) -> str:
         note = bad[0] if bad else ""
         if key[1] == "tv" and ok:
             note = f"c = {ok[0]['settings']['c']:g} (lambda = c ||A||^2)"
+        if key[1] == "deepinv-dps" and ok:
+            note = f"weight {ok[0]['settings']['weight']:g} (chosen on the held-out phantoms)"
         if not ok:
             lines.append(f"| {key[0]} | {key[1]} | 0 | - | - | - | - | - | {note} |")
             continue
