@@ -13,7 +13,8 @@ Sub-benchmarks (``inverse.benchmarking``; ``--only`` picks some, ``--all`` runs 
 
 Results go, one JSON object per finished cell, to ``--out-dir/<name>.jsonl`` (a re-run skips finished
 cells, so an interrupted run resumes); the tables replace their blocks in ``--markdown`` and a summary
-with each sub-benchmark's run time goes to ``--out-dir/suite.json``. ``--quick`` is a smoke run
+with each sub-benchmark's run time is appended to the run log ``--out-dir/suite.json`` (every run, and
+each sub-benchmark's seconds summed over the runs). ``--quick`` is a smoke run
 (tiny sizes, one seed, a few steps; results ``*-quick.jsonl``) whose tables go to a copy of
 BENCHMARKS.md in ``--out-dir`` unless ``--markdown`` is given.
 
@@ -40,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from inverse.benchmarking import BENCHMARKS, BenchSettings, run_benchmark
+from samplers.atomic import atomic_output
 
 __all__ = ["main", "parse_args"]
 
@@ -80,6 +82,32 @@ def _markdown(args, out_dir: Path) -> Path | None:
     return ROOT / "BENCHMARKS.md"
 
 
+def record_run(path: Path, summary: dict) -> dict:
+    """Append this run's ``summary`` to the run log ``path`` (atomically) and return the log.
+
+    The suite is run part by part (``--only``, resumed runs), so one run's times are not the suite's:
+    the log keeps every run (``runs``) and sums each sub-benchmark's seconds over them
+    (``seconds_by_benchmark``), the measured run time of ``--all`` on this machine. A file in the
+    older one-run format becomes the first entry of ``runs``.
+    """
+    log = {"runs": []}
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not valid JSON ({e}); move it aside to start a new run log") from None
+        log = old if "runs" in old else {"runs": [old]}
+    log["runs"].append(summary)
+    total: dict[str, float] = {}
+    for run in log["runs"]:
+        for name, v in run.get("benchmarks", {}).items():
+            total[name] = total.get(name, 0.0) + float(v["seconds"])
+    log["seconds_by_benchmark"] = total
+    with atomic_output(path, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(log, indent=1))
+    return log
+
+
 def main(argv=None) -> int:
     """Run the selected sub-benchmarks; print each table and the run times."""
     args = parse_args(argv)
@@ -106,7 +134,7 @@ def main(argv=None) -> int:
         print(f"== {name}: {r['seconds']:.1f} s", flush=True)
     summary["total_seconds"] = time.perf_counter() - t0
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"suite{'-quick' if args.quick else ''}.json").write_text(json.dumps(summary, indent=1))
+    record_run(out_dir / f"suite{'-quick' if args.quick else ''}.json", summary)
     print(f"done in {summary['total_seconds']:.0f} s: " + ", ".join(f"{k} {v['seconds']:.0f} s"
                                                                for k, v in summary["benchmarks"].items()))
     return 0

@@ -43,9 +43,25 @@ def test_cli_quick_only_gmm(tmp_path):
     md = tmp_path / "copy.md"
     md.write_text("# Benchmarks\n")
     assert load_script("benchmark").main(["--quick", "--only", "gmm", "--out-dir", str(tmp_path), "--markdown", str(md)]) == 0
-    summary = json.loads((tmp_path / "suite-quick.json").read_text())
+    summary = json.loads((tmp_path / "suite-quick.json").read_text())["runs"][-1]
     assert summary["quick"] and "gmm" in summary["benchmarks"]
     assert "suite-gmm" in md.read_text()
+
+
+def test_run_log_keeps_every_run_and_sums_each_benchmark(tmp_path):
+    """Part-by-part runs append to suite.json; a file in the older one-run format becomes the first run."""
+    record_run = load_script("benchmark").record_run
+    path = tmp_path / "suite.json"
+    path.write_text(json.dumps({"command": "old", "benchmarks": {"fwi": {"seconds": 10.0}}}))
+    record_run(path, {"command": "a", "benchmarks": {"gmm": {"seconds": 5.0}, "fwi": {"seconds": 2.5}}})
+    log = record_run(path, {"command": "b", "benchmarks": {"gmm": {"seconds": 1.0}}})
+    assert [r["command"] for r in log["runs"]] == ["old", "a", "b"]
+    assert log["seconds_by_benchmark"] == {"fwi": 12.5, "gmm": 6.0}
+    assert json.loads(path.read_text()) == log
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        record_run(path, {"benchmarks": {}})
+    assert path.read_text() == "{not json"  # left as it was
 
 
 def test_linear_trace_interpolation_exact_on_linear_moveout():
