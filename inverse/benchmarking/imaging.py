@@ -215,37 +215,38 @@ def run_tv(m, c: float, iters: int) -> dict:
             "settings": {"c": c, "lambda": c * norm, "iterations": iters, "operator_norm_sq": norm}}
 
 
-def select_tv_weight(label: str, p: dict, store) -> float:
-    """The grid value ``c`` with the best mean PSNR on the held-out phantoms (stored, so chosen once)."""
+def _choose_on_held_out(label: str, p: dict, store, method: str, param: str, grid, extra: dict, run_one) -> float:
+    """The ``grid`` value of ``param`` with the best mean PSNR on the held-out phantoms ``p["tv_held_out"]``.
+
+    Each (value, phantom) cell is stored under ``{"problem", "method", param, "seed", **extra}`` and run
+    by ``run_one(measurement, value, seed)`` only when missing, so the choice is made once per problem and plan.
+    """
     name, opts = PROBLEMS[label]
     for seed in p["tv_held_out"]:
-        m = simulate(name, options=opts, seed=seed)
-        for c in p["tv_grid"]:
-            key = {"problem": label, "method": "tv-select", "c": c, "seed": seed, "iterations": p["tv_iters"]}
+        m = None
+        for v in grid:
+            key = {"problem": label, "method": method, param: v, "seed": seed, **extra}
             if not store.done(key):
-                store.add(key, run_tv(m, c, p["tv_iters"]))
-    score = {c: mean_or_nan(r["psnr"] for r in store.records(problem=label, method="tv-select", c=c,
-                                                              iterations=p["tv_iters"])
-                            if r["key"]["seed"] in p["tv_held_out"]) for c in p["tv_grid"]}
-    return max(score, key=lambda c: score[c])
+                m = m or simulate(name, options=opts, seed=seed)
+                store.add(key, run_one(m, v, seed))
+    score = {v: mean_or_nan(r["psnr"] for r in store.records(problem=label, method=method, **{param: v}, **extra)
+                            if r["key"]["seed"] in p["tv_held_out"]) for v in grid}
+    return max(score, key=lambda v: score[v])
+
+
+def select_tv_weight(label: str, p: dict, store) -> float:
+    """TV's weight ``c``: the grid value with the best mean PSNR on the held-out phantoms (stored, so chosen once)."""
+    return _choose_on_held_out(label, p, store, "tv-select", "c", p["tv_grid"], {"iterations": p["tv_iters"]},
+                               lambda m, c, seed: run_tv(m, c, p["tv_iters"]))
 
 
 def select_deepinv_dps_weight(label: str, p: dict, store, prior) -> float:
     """deepinv DPS's guidance weight: the grid value with the best mean PSNR of the posterior mean on the
     held-out phantoms (``p["select_samples"]`` draws each; stored, so chosen once per problem and plan)."""
-    name, opts = PROBLEMS[label]
-    for seed in p["tv_held_out"]:
-        m = None
-        for w in p["dps_grid"]:
-            key = {"problem": label, "method": "deepinv-dps-select", "weight": w, "seed": seed, "steps": p["steps"],
-                   "samples": p["select_samples"]}
-            if not store.done(key):
-                m = m or simulate(name, options=opts, seed=seed)
-                store.add(key, run_deepinv(m, prior, "deepinv-dps", p["steps"], p["select_samples"], seed, weight=w))
-    score = {w: mean_or_nan(r["psnr"] for r in store.records(problem=label, method="deepinv-dps-select", weight=w,
-                                                              steps=p["steps"], samples=p["select_samples"])
-                            if r["key"]["seed"] in p["tv_held_out"]) for w in p["dps_grid"]}
-    return max(score, key=lambda w: score[w])
+    return _choose_on_held_out(label, p, store, "deepinv-dps-select", "weight", p["dps_grid"],
+                               {"steps": p["steps"], "samples": p["select_samples"]},
+                               lambda m, w, seed: run_deepinv(m, prior, "deepinv-dps", p["steps"], p["select_samples"],
+                                                              seed, weight=w))
 
 
 def _methods(label: str, p: dict) -> list[str]:
