@@ -1,6 +1,7 @@
 """Quick mode of the benchmark suite (scripts/benchmark.py, inverse.benchmarking), run in-process into tmp_path."""
 
 import json
+import warnings
 
 import pytest
 import torch
@@ -160,4 +161,31 @@ def test_deepinv_dps_weight_is_the_best_on_the_held_out_phantoms(tmp_path):
     for (w, seed), v in psnr.items():
         st.add({"problem": "ct-30", "method": "deepinv-dps-select", "weight": w, "seed": seed, "steps": p["steps"],
                 "samples": p["select_samples"]}, {"psnr": v})
-    assert select_deepinv_dps_weight("ct-30", p, st, prior=None) == 100.0
+    with pytest.warns(RuntimeWarning, match="an end of its grid"):  # 100 tops this grid
+        assert select_deepinv_dps_weight("ct-30", p, st, prior=None) == 100.0
+    p = {**p, "dps_grid": [1.0, 10.0, 100.0, 1000.0]}
+    for seed, v in ((10_000, 19.0), (10_001, 19.0)):
+        st.add({"problem": "ct-30", "method": "deepinv-dps-select", "weight": 1000.0, "seed": seed,
+                "steps": p["steps"], "samples": p["select_samples"]}, {"psnr": v})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an interior choice does not warn
+        assert select_deepinv_dps_weight("ct-30", p, st, prior=None) == 100.0
+
+
+def test_imaging_table_drops_deepinv_dps_rows_at_a_superseded_weight(tmp_path):
+    """Rows run at a weight the held-out cells no longer choose are left out of the table (they stay stored)."""
+    from inverse.benchmarking.imaging import plan, table
+
+    s = _settings(tmp_path)
+    p = plan(s)
+    st = s.store("imaging")
+    for seed in p["tv_held_out"]:
+        for w, v in ((1.0, 18.0), (10.0, 22.0)):
+            st.add({"problem": "ct-30", "method": "deepinv-dps-select", "weight": w, "seed": seed,
+                    "steps": p["steps"], "samples": p["select_samples"]}, {"psnr": v})
+    row = {"ssim": 0.5, "coverage_90": 0.9, "time_per_sample_s": 1.0, "nfe_per_sample": 4}
+    for w, v in ((1.0, 11.0), (10.0, 33.0)):
+        st.add({"problem": "ct-30", "method": "deepinv-dps", "seed": 0, "steps": p["steps"], "samples": p["samples"],
+                "weight": w}, {"psnr": v, **row, "settings": {"weight": w}})
+    block = table(s.store("imaging").records(method="deepinv-dps"), s)
+    assert "33.00" in block and "11.00" not in block and "weight 10 (chosen" in block

@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
+import warnings
 
 import torch
 
@@ -83,8 +84,9 @@ PROBLEMS = {
 DENSE_LIMIT = 40_000_000
 TV_HELD_OUT = (10_000, 10_001)
 #: deepinv DPS guidance weights tried on the held-out phantoms (deepinv's docs: the "norm" guidance's
-#: weight absorbs ``||y - A x0|| / sigma_y^2``, "typically in the hundreds")
-DEEPINV_DPS_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0)
+#: weight absorbs ``||y - A x0|| / sigma_y^2``, "typically in the hundreds"). MRI x4's choice sat at 300,
+#: the top of the first grid (0.3-300), so the grid reaches 3000.
+DEEPINV_DPS_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0)
 #: samplers of quick runs on images: the SMC samplers' set-up (a dense SVD of the operator, ~20 s for CT) and
 #: MCGdiff's matching levels (~800 network calls per particle at 3 steps) do not fit a smoke run
 QUICK_IMAGE_SAMPLERS = ("dps", "mcg", "enkg", "eki")
@@ -215,11 +217,18 @@ def run_tv(m, c: float, iters: int) -> dict:
             "settings": {"c": c, "lambda": c * norm, "iterations": iters, "operator_norm_sq": norm}}
 
 
+def _held_out_scores(label: str, p: dict, store, method: str, param: str, grid, extra: dict) -> dict:
+    """Mean PSNR over the held-out phantoms ``p["tv_held_out"]`` of each ``grid`` value (NaN where not stored)."""
+    return {v: mean_or_nan(r["psnr"] for r in store.records(problem=label, method=method, **{param: v}, **extra)
+                           if r["key"]["seed"] in p["tv_held_out"]) for v in grid}
+
+
 def _choose_on_held_out(label: str, p: dict, store, method: str, param: str, grid, extra: dict, run_one) -> float:
     """The ``grid`` value of ``param`` with the best mean PSNR on the held-out phantoms ``p["tv_held_out"]``.
 
     Each (value, phantom) cell is stored under ``{"problem", "method", param, "seed", **extra}`` and run
     by ``run_one(measurement, value, seed)`` only when missing, so the choice is made once per problem and plan.
+    A choice at either end of a grid of three or more values warns: the optimum may lie outside the grid.
     """
     name, opts = PROBLEMS[label]
     for seed in p["tv_held_out"]:
@@ -229,8 +238,19 @@ def _choose_on_held_out(label: str, p: dict, store, method: str, param: str, gri
             if not store.done(key):
                 m = m or simulate(name, options=opts, seed=seed)
                 store.add(key, run_one(m, v, seed))
-    score = {v: mean_or_nan(r["psnr"] for r in store.records(problem=label, method=method, **{param: v}, **extra)
-                            if r["key"]["seed"] in p["tv_held_out"]) for v in grid}
+    score = _held_out_scores(label, p, store, method, param, grid, extra)
+    best = max(score, key=lambda v: -math.inf if math.isnan(score[v]) else score[v])
+    if len(grid) >= 3 and best in (min(grid), max(grid)):
+        warnings.warn(f"{label}: {method} chose {param} = {best:g}, an end of its grid {list(grid)}; "
+                      "the best value may lie outside it (widen the grid)", RuntimeWarning, stacklevel=2)
+    return best
+
+
+def _stored_choice(label: str, p: dict, store, method: str, param: str, grid, extra: dict):
+    """The choice :func:`_choose_on_held_out` makes from the stored cells, or ``None`` while any cell is missing."""
+    score = _held_out_scores(label, p, store, method, param, grid, extra)
+    if any(math.isnan(v) for v in score.values()):
+        return None
     return max(score, key=lambda v: score[v])
 
 
@@ -240,11 +260,15 @@ def select_tv_weight(label: str, p: dict, store) -> float:
                                lambda m, c, seed: run_tv(m, c, p["tv_iters"]))
 
 
+def _dps_select_extra(p: dict) -> dict:
+    return {"steps": p["steps"], "samples": p["select_samples"]}
+
+
 def select_deepinv_dps_weight(label: str, p: dict, store, prior) -> float:
     """deepinv DPS's guidance weight: the grid value with the best mean PSNR of the posterior mean on the
     held-out phantoms (``p["select_samples"]`` draws each; stored, so chosen once per problem and plan)."""
     return _choose_on_held_out(label, p, store, "deepinv-dps-select", "weight", p["dps_grid"],
-                               {"steps": p["steps"], "samples": p["select_samples"]},
+                               _dps_select_extra(p),
                                lambda m, w, seed: run_deepinv(m, prior, "deepinv-dps", p["steps"], p["select_samples"],
                                                               seed, weight=w))
 
@@ -270,6 +294,8 @@ def run(settings: BenchSettings, prior=None) -> list[dict]:
             m = None
             for method in _methods(label, p):
                 key = {"problem": label, "method": method, "seed": seed, "steps": p["steps"], "samples": p["samples"]}
+                if method == "deepinv-dps":  # a new weight choice (a wider grid) makes the old rows stale
+                    key["weight"] = w_dps
                 if store.done(key):
                     out += store.records(**key)
                     continue
@@ -299,8 +325,16 @@ def run(settings: BenchSettings, prior=None) -> list[dict]:
 def table(records: list[dict], settings: BenchSettings) -> str:
     """Markdown table, one row per (problem, method); replaces the ``suite-imaging`` block."""
     p = plan(settings)
-    cells = {}
+    cells, chosen = {}, {}
+    store = settings.store("imaging")
     for r in records:
+        if r["key"]["method"] == "deepinv-dps" and "weight" in r["key"]:
+            label = r["key"]["problem"]
+            if label not in chosen:
+                chosen[label] = _stored_choice(label, p, store, "deepinv-dps-select", "weight", p["dps_grid"],
+                                               _dps_select_extra(p))
+            if chosen[label] is not None and r["key"]["weight"] != chosen[label]:
+                continue  # rows at a superseded weight choice
         cells.setdefault((r["key"]["problem"], r["key"]["method"]), []).append(r)
     order = {m: i for i, m in enumerate([*BASELINES, *ALL_SAMPLERS, *DEEPINV])}
     plist = list(PROBLEMS)
