@@ -13,16 +13,20 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from forward_models.base import ForwardModel, check_batch
 
+if TYPE_CHECKING:  # for annotations only
+    import deepinv
+
 # deepinv is imported where it is used: it takes seconds to import, and the forward-model registry
 # imports this module whether or not deepinv is used.
 
-__all__ = ["DeepInvForwardModel", "ForwardModelPhysics", "LinearForwardModelPhysics", "to_deepinv",
+__all__ = ["DeepInvForwardModel", "ForwardModelPhysics", "LinearForwardModelPhysics", "to_deepinv",  # noqa: F822 (PEP 562)
            "BlackBoxForwardModel", "damped_oscillator", "REGISTRY_ENTRIES"]
 
 _COMPLEX = {torch.float16: torch.complex32, torch.float32: torch.complex64, torch.float64: torch.complex128}

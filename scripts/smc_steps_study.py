@@ -1,7 +1,7 @@
 """SW/floor of the SMC samplers at 100 vs 400 steps (256 particles, seeds 0-2, dy 1, 2, 4): is the gap
 to the floor discretisation or particle degeneracy?  python scripts/smc_steps_study.py
 """
-import torch, statistics, sys
+import torch, statistics
 torch.set_num_threads(1)
 from inverse.harness import gmm_case, evaluate_sampler
 from samplers import get_sampler

@@ -3,7 +3,6 @@ held-out ground truths (the PSNR gain over the noisy input is asserted; the card
 report comes from scripts/prior_quality.py)."""
 
 import pytest
-import torch
 
 from inverse.datasets import make_dataset
 from priors import load_prior, shipped_priors
