@@ -28,6 +28,12 @@ def test_gmm_quick_writes_block_and_resumes(tmp_path):
     assert {json.loads(x)["key"]["sampler"] for x in lines} == {"dps", "mcg", "tds", "mcgdiff", "afes", "enkg", "eki"}
     run_benchmark("gmm", s)  # resume: every cell is done, nothing is appended
     assert len((tmp_path / "out" / "gmm-quick.jsonl").read_text().splitlines()) == len(lines)
+    # the ratio's denominator is the instance's expected floor (10 exact pairs), stored once per instance
+    fl = ResultStore(tmp_path / "out" / "gmm_floor-quick.jsonl").records()
+    assert len(fl) == 1 and fl[0]["key"]["refs"] == 10 and fl[0]["floor"] > 0
+    dps = json.loads(next(x for x in lines if json.loads(x)["key"]["sampler"] == "dps"))
+    assert f"| dps | 1 | {dps['sw'] / fl[0]['floor']:.1f} " in r["table"]
+    assert f"| {fl[0]['floor']:.3f} |" in r["table"]
 
 
 def test_trace_interp_quick(tmp_path):
