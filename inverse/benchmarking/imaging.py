@@ -217,10 +217,16 @@ def run_tv(m, c: float, iters: int) -> dict:
             "settings": {"c": c, "lambda": c * norm, "iterations": iters, "operator_norm_sq": norm}}
 
 
-def _held_out_scores(label: str, p: dict, store, method: str, param: str, grid, extra: dict) -> dict:
-    """Mean PSNR over the held-out phantoms ``p["tv_held_out"]`` of each ``grid`` value (NaN where not stored)."""
-    return {v: mean_or_nan(r["psnr"] for r in store.records(problem=label, method=method, **{param: v}, **extra)
-                           if r["key"]["seed"] in p["tv_held_out"]) for v in grid}
+def _stored_choice(label: str, p: dict, store, method: str, param: str, grid, extra: dict):
+    """The ``grid`` value with the best mean PSNR over the held-out phantoms ``p["tv_held_out"]`` among the
+    stored cells (a failed cell's NaN never wins), or ``None`` while any (value, phantom) cell is missing."""
+    keys = [{"problem": label, "method": method, param: v, "seed": seed, **extra}
+            for v in grid for seed in p["tv_held_out"]]
+    if not all(store.done(k) for k in keys):
+        return None
+    score = {v: mean_or_nan(r["psnr"] for r in store.records(problem=label, method=method, **{param: v}, **extra)
+                            if r["key"]["seed"] in p["tv_held_out"]) for v in grid}
+    return max(score, key=lambda v: -math.inf if math.isnan(score[v]) else score[v])
 
 
 def _choose_on_held_out(label: str, p: dict, store, method: str, param: str, grid, extra: dict, run_one) -> float:
@@ -238,20 +244,11 @@ def _choose_on_held_out(label: str, p: dict, store, method: str, param: str, gri
             if not store.done(key):
                 m = m or simulate(name, options=opts, seed=seed)
                 store.add(key, run_one(m, v, seed))
-    score = _held_out_scores(label, p, store, method, param, grid, extra)
-    best = max(score, key=lambda v: -math.inf if math.isnan(score[v]) else score[v])
+    best = _stored_choice(label, p, store, method, param, grid, extra)
     if len(grid) >= 3 and best in (min(grid), max(grid)):
         warnings.warn(f"{label}: {method} chose {param} = {best:g}, an end of its grid {list(grid)}; "
                       "the best value may lie outside it (widen the grid)", RuntimeWarning, stacklevel=2)
     return best
-
-
-def _stored_choice(label: str, p: dict, store, method: str, param: str, grid, extra: dict):
-    """The choice :func:`_choose_on_held_out` makes from the stored cells, or ``None`` while any cell is missing."""
-    score = _held_out_scores(label, p, store, method, param, grid, extra)
-    if any(math.isnan(v) for v in score.values()):
-        return None
-    return max(score, key=lambda v: score[v])
 
 
 def select_tv_weight(label: str, p: dict, store) -> float:
