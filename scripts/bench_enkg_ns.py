@@ -285,7 +285,7 @@ def report(paths, markdown: str | None, command: str) -> str:
             continue
         m = [r["rel_l2_mean"] for r in rs]
         sd = statistics.stdev(m) if len(m) > 1 else 0.0
-        mean = lambda k: statistics.fmean(r[k] for r in rs)  # noqa: E731
+        mean = lambda k, rs=rs: statistics.fmean(r[k] for r in rs)  # noqa: E731
         settings = ", ".join(f"{k} {v}" for k, v in rs[0]["settings"].items())
         note = f" ({failed} diverged)" if failed else ""
         lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {settings} | {len(rs)}{note} | {statistics.fmean(m):.3f} ± {sd:.3f} | "

@@ -33,12 +33,12 @@ def bench(name: str, batches, repeats: int) -> list[dict]:
     rows = []
     for b in batches:
         x = op.example_input(b, 0, torch.float32)
-        fwd = median_time(lambda: op(x), repeats)
+        fwd = median_time(lambda x=x: op(x), repeats)
         grad = None
         if op.differentiable:
             w = torch.randn(b, *op.output_shape)
 
-            def fg():
+            def fg(x=x, w=w):
                 xg = x.clone().requires_grad_(True)
                 torch.autograd.grad((op(xg) * w).sum(), xg)
 

@@ -51,9 +51,9 @@ def main(argv=None) -> int:
             x = torch.randn(b, *prior.shape, device=device)
             s = torch.full((b,), 0.5, device=device)
             with torch.no_grad():
-                t_eval = median_time(lambda: prior.denoise(x, s), args.repeats)
+                t_eval = median_time(lambda prior=prior, x=x, s=s: prior.denoise(x, s), args.repeats)
 
-            def vjp():
+            def vjp(prior=prior, x=x, s=s):
                 xg = x.clone().requires_grad_(True)
                 torch.autograd.grad(prior.denoise(xg, s).sum(), xg)
 

@@ -107,8 +107,8 @@ def report(paths, markdown: str | None, command: str, block: str = "gmm-table",
     for key in sorted(cells):
         rs = cells[key]
         ratio = sorted(r["sw"] / r["sw_floor"] for r in rs)
-        q = lambda p: ratio[min(len(ratio) - 1, int(p * len(ratio)))]  # noqa: E731
-        mean = lambda k: statistics.fmean(r[k] for r in rs)  # noqa: E731
+        q = lambda p, ratio=ratio: ratio[min(len(ratio) - 1, int(p * len(ratio)))]  # noqa: E731
+        mean = lambda k, rs=rs: statistics.fmean(r[k] for r in rs)  # noqa: E731
         rs_ratio = statistics.median(r.get("sw_resampled", r["sw"]) / r["sw_floor"] for r in rs)
         dz = [r["log_evidence_abs_err"] for r in rs if "log_evidence_abs_err" in r]
         dz_txt = f"{statistics.median(dz):.3f}" if dz else "-"

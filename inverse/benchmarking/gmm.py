@@ -119,8 +119,8 @@ def table(records: list[dict], settings: BenchSettings) -> str:
             continue
         fl = [floor[(key[0], key[1], r["key"]["seed"])] for r in rs]
         ratio = sorted(r["sw"] / f for r, f in zip(rs, fl))
-        q = lambda a: ratio[min(len(ratio) - 1, int(a * len(ratio)))]
-        mean = lambda f: statistics.fmean(r[f] for r in rs)
+        q = lambda a, ratio=ratio: ratio[min(len(ratio) - 1, int(a * len(ratio)))]  # noqa: E731
+        mean = lambda f, rs=rs: statistics.fmean(r[f] for r in rs)  # noqa: E731
         seeds = f"{len(rs)}" + (f" ({failed} failed)" if failed else "")
         lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | {seeds} | {statistics.median(ratio):.1f} "
                      f"[{q(0.1):.1f}, {q(0.9):.1f}] | {mean('sw'):.3f} | {statistics.fmean(fl):.3f} | {mean('tv'):.3f} | "

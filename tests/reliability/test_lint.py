@@ -1,5 +1,6 @@
 """Static checks: pyflakes' rules (undefined names, unused imports, ``__all__`` naming what does not
-exist) and syntax errors over the whole tree, through ruff (``[tool.ruff]`` in pyproject.toml)."""
+exist), syntax errors and bugbear's B023 (a closure defined in a loop that reads the loop variable when
+called, not when defined) over the whole tree, through ruff (``[tool.ruff]`` in pyproject.toml)."""
 
 import subprocess
 from pathlib import Path
