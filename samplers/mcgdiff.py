@@ -44,8 +44,10 @@ step whose weights are not uniform (``resample_threshold = 1``; on the mixture b
 256 particles, this measured no worse than the ESS < N/2 rule and better at dy = 1). No network gradients.
 
 The SVD comes from the operator's ``svd()`` when it has one (``MatrixOperator``) and the prior maps
-to physical units by the identity; otherwise from ``torch.linalg.svd`` of the dense matrix of
-``x -> F(to_physical(x))`` (inputs up to :data:`samplers.smc.MAX_DENSE_DIM`).
+to physical units by the identity; otherwise from the dense matrix of ``x -> F(to_physical(x))``
+(inputs up to :data:`samplers.smc.MAX_DENSE_DIM`), or, when that matrix would exceed
+:data:`samplers.smc.MAX_DENSE_ENTRIES` entries (multi-coil MRI), matrix-free from the operator's
+adjoint (:func:`samplers.smc.gram_eigh`).
 """
 
 from __future__ import annotations

@@ -25,7 +25,10 @@ Systematic resampling: Kitagawa (1996); ESS: Kong, Liu and Wong (1994), ``(sum w
 
 from __future__ import annotations
 
+import collections
+import copy
 import dataclasses
+import hashlib
 import math
 import warnings
 from dataclasses import dataclass
@@ -40,7 +43,8 @@ from samplers.schedules import karras_sigmas
 from samplers.steps import analytic_variance, ancestral_variance
 
 __all__ = ["systematic_resample", "effective_sample_size", "should_resample", "log_mean_weight",
-           "SMCSampler", "Move", "LinearGaussian", "LinearTwistSMC", "MAX_DENSE_DIM", "GRAM_MIN_SIDE", "REVERSE_VARIANCES", "WeightCollapseWarning", "thin_svd"]
+           "SMCSampler", "Move", "LinearGaussian", "LinearTwistSMC", "MAX_DENSE_DIM", "MAX_DENSE_ENTRIES", "GRAM_MIN_SIDE", "REVERSE_VARIANCES", "WeightCollapseWarning", "thin_svd",
+           "gram_eigh"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -52,6 +56,10 @@ MAX_DENSE_DIM = 8192
 
 #: smallest side from which :func:`thin_svd` decomposes the Gram matrix instead of calling ``svd``
 GRAM_MIN_SIDE = 256
+
+#: largest dense operator (``prod(output) * prod(input)`` entries) :class:`LinearGaussian` builds; larger
+#: operators (multi-coil MRI: 65536 x 4096) are decomposed matrix-free through their adjoint (:func:`gram_eigh`)
+MAX_DENSE_ENTRIES = 40_000_000
 
 
 def thin_svd(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
@@ -79,6 +87,60 @@ def thin_svd(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
     if wide:
         return Q, s, (Q.T @ A) / s[:, None], rel
     return (A @ Q) / s[None, :], s, Q.T, rel
+
+
+#: matrix-free decompositions kept for reuse (each ``(s, Vh)``: ``8 d^2`` bytes, 134 MB at d = 4096)
+GRAM_CACHE_SIZE = 2
+_GRAM_CACHE: "collections.OrderedDict[tuple, tuple[torch.Tensor, torch.Tensor]]" = collections.OrderedDict()
+
+
+def _operator_fingerprint(fm, prior, shape) -> tuple:
+    """Key of a matrix-free decomposition: the operator's class, shapes, ``config()`` and a SHA-256 of
+    every tensor it holds (parameters, buffers and plain tensor attributes of all its submodules), with
+    the prior's identity and its ``to_physical`` at zero and at a fixed probe. Two runs on the same
+    operator and prior (several samplers on one problem; a benchmark's instances sharing one mask)
+    decompose it once; any change to a mask, coil map or normalisation gives a new key."""
+    h = hashlib.sha256()
+    modules = fm.modules() if isinstance(fm, torch.nn.Module) else [fm]
+    for mod in modules:
+        tensors = dict(mod.state_dict(keep_vars=False)) if isinstance(mod, torch.nn.Module) else {}
+        tensors.update({k: v for k, v in vars(mod).items() if isinstance(v, torch.Tensor)})
+        for name in sorted(tensors):
+            t = tensors[name].detach().cpu().contiguous()
+            h.update(f"{type(mod).__name__}.{name}:{t.dtype}:{tuple(t.shape)}".encode())
+            h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    config = fm.config() if callable(getattr(fm, "config", None)) else {}
+    probe = torch.randn(1, *shape, generator=torch.Generator().manual_seed(12345), dtype=torch.float64)
+    with torch.no_grad():
+        t_probe = torch.cat([prior.to_physical(torch.zeros_like(probe)), prior.to_physical(probe)]).to(torch.float64)
+    h.update(t_probe.numpy().tobytes())
+    return (type(fm).__qualname__, tuple(fm.input_shape), tuple(fm.output_shape), repr(config), id(prior), h.hexdigest())
+
+
+def gram_eigh(normal, input_shape, chunk: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Singular values and right singular vectors of a linear map ``L`` from products with ``L^T L``.
+
+    ``normal(x)`` returns ``L^T L x`` for a float64 batch ``(k, *input_shape)``. The Gram matrix
+    ``G = L^T L`` is built ``chunk`` columns at a time from the basis vectors (memory ``O(d^2)``, never the
+    ``O(m d)`` of ``L``'s matrix), then ``G = V diag(s^2) V^T`` (symmetric eigenproblem, float64; Golub and
+    Van Loan 2013, sec. 8.6). As in :func:`thin_svd`'s Gram route, an eigenvalue carries an absolute error
+    ~ ``eps s_max^2``, so singular values below ``1e-5 s_max`` are dropped (treated as unobserved).
+    Returns ``(s, Vh)``, ``s`` descending and ``Vh = V^T`` of shape ``(r, d)``.
+    """
+    d = math.prod(input_shape)
+    f64 = torch.float64
+    G = torch.empty(d, d, dtype=f64)
+    for i in range(0, d, chunk):
+        k = min(chunk, d - i)
+        e = torch.zeros(k, d, dtype=f64)
+        e[torch.arange(k), torch.arange(i, i + k)] = 1.0
+        G[i:i + k] = normal(e.reshape(k, *input_shape)).reshape(k, d).to(f64)
+    G = 0.5 * (G + G.T)  # exact symmetry for eigh
+    lam, V = torch.linalg.eigh(G)
+    lam, V = lam.flip(0), V.flip(1)  # descending
+    s = lam.clamp_min(0).sqrt()
+    keep = s > 1e-5 * float(s.max()) if s.numel() else s > 0
+    return s[keep], V[:, keep].T
 
 
 def systematic_resample(log_weights: torch.Tensor, generator: torch.Generator | None = None,
@@ -332,7 +394,9 @@ class LinearGaussian:
     Built by :meth:`from_problem`: the operator's own ``svd()`` when it has one and the prior's
     ``to_physical`` is the identity; otherwise a dense matrix of ``x -> F(to_physical(x)) - b``
     (``b = F(to_physical(0))``; assumes ``to_physical`` affine, as normalisations are), limited to
-    ``MAX_DENSE_DIM`` inputs, decomposed by ``torch.linalg.svd``.
+    ``MAX_DENSE_DIM`` inputs, decomposed by :func:`thin_svd`. An operator whose dense matrix would
+    exceed ``MAX_DENSE_ENTRIES`` (multi-coil MRI) is decomposed matrix-free from its ``adjoint`` by
+    :func:`gram_eigh`; ``U`` is then ``None`` (only ``y_bar = U^T (y - b)`` and ``Vh`` are used).
     """
 
     def __init__(self, U, s, Vh, y_bar, sigma_y: float, log_perp: float, input_shape):
@@ -363,6 +427,8 @@ class LinearGaussian:
                     raise ValueError(f"{who} needs the operator's SVD: {type(fm).__name__} has no svd() and "
                                      f"{d} inputs exceed the dense limit of {max_dense_dim}")
                 dev = prior.device
+                if y.numel() * d > MAX_DENSE_ENTRIES:
+                    return cls._matrix_free(problem, prior, y)
                 zero = prior.to_physical(torch.zeros(1, *prior.shape, dtype=prior.dtype, device=dev))
                 b = fm(zero).to(f64).reshape(-1)
                 eye = torch.eye(d, dtype=prior.dtype, device=dev).reshape(d, *prior.shape)
@@ -378,6 +444,45 @@ class LinearGaussian:
         log_perp = -0.5 * float(perp @ perp) / sy**2 - 0.5 * n_perp * (_LOG_2PI + 2 * math.log(sy))
         dt = prior.dtype
         return cls(U.to(dt), s.to(dt), Vh.to(dt), y_bar.to(dt), sy, log_perp, prior.shape)
+
+    @classmethod
+    def _matrix_free(cls, problem, prior, y: torch.Tensor):
+        """The basis of ``L x = F(to_physical(x)) - F(to_physical(0))`` from the operator's ``adjoint``
+        (:func:`gram_eigh`), in float64 on the CPU, on a float64 copy of the forward model (the problem's
+        own is left as it is). With ``T`` the linear part of ``to_physical``, ``L^T w = T^T F^T w`` (``T^T``
+        by autograd through ``to_physical``), ``y_bar = U^T r = diag(1/s) Vh L^T r`` and
+        ``||r - U y_bar||^2 = ||r||^2 - ||y_bar||^2`` for ``r = y - F(to_physical(0))``. ``U`` is ``None``."""
+        f64 = torch.float64
+        fm = problem.forward_model
+        if isinstance(fm, torch.nn.Module):
+            fm = copy.deepcopy(fm).to(device="cpu", dtype=f64)
+        shape = tuple(prior.shape)
+        z0 = prior.to_physical(torch.zeros(1, *shape, dtype=f64))
+
+        def t_transpose(u):  # T^T u = grad_x <to_physical(x), u>
+            with torch.enable_grad():
+                x = torch.zeros(len(u), *shape, dtype=f64, requires_grad=True)
+                return torch.autograd.grad((prior.to_physical(x) * u).sum(), x)[0]
+
+        def normal(x):  # L^T L x = T^T F^T F (T x), T x = to_physical(x) - to_physical(0)
+            return t_transpose(fm.adjoint(fm(prior.to_physical(x) - z0)).to(f64))
+
+        key = _operator_fingerprint(fm, prior, shape)
+        if key in _GRAM_CACHE:
+            _GRAM_CACHE.move_to_end(key)
+        else:
+            _GRAM_CACHE[key] = gram_eigh(normal, shape)
+            while len(_GRAM_CACHE) > GRAM_CACHE_SIZE:
+                _GRAM_CACHE.popitem(last=False)
+        s, Vh = _GRAM_CACHE[key]
+        r = y.cpu() - fm(z0).to(f64).reshape(-1)
+        y_bar = (Vh @ t_transpose(fm.adjoint(r.reshape(1, *fm.output_shape)).to(f64)).reshape(-1)) / s
+        perp2 = max(float(r @ r) - float(y_bar @ y_bar), 0.0)
+        n_perp = y.numel() - s.numel()
+        sy = float(problem.noise.sigma)
+        log_perp = -0.5 * perp2 / sy**2 - 0.5 * n_perp * (_LOG_2PI + 2 * math.log(sy))
+        dt, dev = prior.dtype, prior.device
+        return cls(None, s.to(dev, dt), Vh.to(dev, dt), y_bar.to(dev, dt), sy, log_perp, shape)
 
     @property
     def rank(self) -> int:
