@@ -296,10 +296,14 @@ class MultiCoilMRI(_CartesianMRI):
         return _real((self._maps(y.dtype).conj() * self._coil_images(y)).sum(1))
 
     def _row_svd(self):
-        """Per-row SVD factors ``(K, U, s, Vh)`` of a column mask (complex128, cached per device); None otherwise."""
+        """Per-row SVD factors ``(K, U, s, Vh)`` of a column mask (complex128); None otherwise.
+
+        Cached, keyed by the device and by the storage and version counter of the mask and coil maps,
+        so ``.to()`` or an in-place change to either (a re-estimated coil map) recomputes them."""
         dev = self.mask.device
+        stamp = (dev, self.mask.data_ptr(), self.mask._version, self.coil_maps.data_ptr(), self.coil_maps._version)
         cache = getattr(self, "_svd_cache", None)
-        if cache is not None and cache[0] == dev:
+        if cache is not None and cache[0] == stamp:
             return cache[1]
         cols = self.mask[0]
         factors = None
@@ -313,7 +317,7 @@ class MultiCoilMRI(_CartesianMRI):
             E = E.reshape(H, self.num_coils * K.numel(), W)
             U, s, Vh = torch.linalg.svd(E, full_matrices=False)
             factors = (K, U, s, Vh)
-        self._svd_cache = (dev, factors)
+        self._svd_cache = (stamp, factors)
         return factors
 
     def pseudo_inverse(self, y, *, damping: float = 0.0, **kwargs):

@@ -193,6 +193,17 @@ def test_multicoil_svd_pseudo_inverse():
     assert float((big(big.pseudo_inverse(yb)) - yb).norm() / yb.norm()) < 1e-10
 
 
+def test_multicoil_pseudo_inverse_follows_an_in_place_change_of_the_coil_maps():
+    op = REGISTRY_ENTRIES["mri-multicoil"]["example"](0)
+    x = _rand(1, *op.input_shape, seed=13)
+    before = op.pseudo_inverse(op(x))  # fills the per-row SVD cache
+    with torch.no_grad():
+        op.coil_maps.mul_(2.0)  # A -> 2 A, so A^+ -> A^+ / 2
+    y2 = op(x)
+    torch.testing.assert_close(op.pseudo_inverse(y2), ForwardModel.pseudo_inverse(op, y2), rtol=1e-7, atol=1e-7)
+    torch.testing.assert_close(op.pseudo_inverse(y2 / 2.0), before / 2.0, rtol=1e-9, atol=1e-9)
+
+
 def test_multicoil_agrees_with_deepinv():
     dinv = pytest.importorskip("deepinv")
     op = MultiCoilMRI.cartesian(32, 4, 0.08, "random", seed=0, num_coils=4, coil_seed=0)
