@@ -1,7 +1,7 @@
 """Small linear operators: a dense matrix and a masking (inpainting) operator.
 
-``MatrixOperator``: ``y = A x`` with ``A`` of shape (dy, d), its SVD ``A = U diag(s) V^T`` cached
-for samplers that work in the singular basis (MCGdiff, Cardoso et al. 2024) and for the exact
+``MatrixOperator``: ``y = A x`` with ``A`` of shape (dy, d), its SVD ``A = U diag(s) V^T`` (computed on
+each call of ``svd()``) for samplers that work in the singular basis (MCGdiff, Cardoso et al. 2024) and for the exact
 (damped) pseudo-inverse ``V diag(s / (s^2 + damping)) U^T`` (``A^+`` at zero damping).
 
 ``Inpainting``: ``y = M * x`` with a binary mask ``M`` of the sample's shape (1 = measured);

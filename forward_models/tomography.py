@@ -215,7 +215,7 @@ class ParallelBeamCT(ForwardModel):
         return int(self.A_val.numel())
 
     def _mats(self, dtype, device):
-        key = (dtype, device, self.A_val.data_ptr(), self.AT_val.data_ptr())
+        key = (dtype, device, self.A_val.data_ptr(), self.AT_val.data_ptr(), self.A_val._version, self.AT_val._version)
         mats = self._cast_cache.get(key)
         if mats is None:
             n_rows, n_cols = self.num_angles * self.num_detectors, self.img_size**2
