@@ -89,13 +89,41 @@ def thin_svd(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
     return (A @ Q) / s[None, :], s, Q.T, rel
 
 
-#: matrix-free decompositions kept for reuse (each ``(s, Vh)``: ``8 d^2`` bytes, 134 MB at d = 4096)
+#: operator decompositions kept for reuse by :class:`LinearGaussian` (a matrix-free ``(s, Vh)``: ``8 d^2``
+#: bytes, 134 MB at d = 4096; a dense one adds ``U``, ``8 m r`` bytes: 268 MB for single-coil MRI 64 x 64)
 GRAM_CACHE_SIZE = 2
-_GRAM_CACHE: "collections.OrderedDict[tuple, tuple[torch.Tensor, torch.Tensor]]" = collections.OrderedDict()
+_GRAM_CACHE: "collections.OrderedDict[tuple, tuple]" = collections.OrderedDict()
+
+
+def _cached(key: tuple, compute):
+    """``compute()``, memoised in the least-recently-used :data:`_GRAM_CACHE` of ``GRAM_CACHE_SIZE`` entries."""
+    if key in _GRAM_CACHE:
+        _GRAM_CACHE.move_to_end(key)
+        return _GRAM_CACHE[key]
+    value = _GRAM_CACHE[key] = compute()
+    while len(_GRAM_CACHE) > GRAM_CACHE_SIZE:
+        _GRAM_CACHE.popitem(last=False)
+    return value
+
+
+def _tensor_digest(h, t: torch.Tensor) -> None:
+    """Feed a tensor's dtype, shape and contents (values and indices of a sparse one) to hash ``h``."""
+    t = t.detach().cpu()
+    h.update(f"{t.dtype}:{t.layout}:{tuple(t.shape)}".encode())
+    if t.layout == torch.sparse_coo:
+        parts = [t.coalesce().indices(), t.coalesce().values()]
+    elif t.layout == torch.sparse_csr:
+        parts = [t.crow_indices(), t.col_indices(), t.values()]
+    else:
+        parts = [t]
+    for part in parts:
+        part = part.contiguous()
+        if part.numel():
+            h.update(part.view(-1).view(torch.uint8).numpy().tobytes())
 
 
 def _operator_fingerprint(fm, prior, shape) -> tuple:
-    """Key of a matrix-free decomposition: the operator's class, shapes, ``config()`` and a SHA-256 of
+    """Key of an operator decomposition: the operator's class, shapes, ``config()`` and a SHA-256 of
     every tensor it holds (parameters, buffers and plain tensor attributes of all its submodules), with
     the prior's identity and its ``to_physical`` at zero and at a fixed probe. Two runs on the same
     operator and prior (several samplers on one problem; a benchmark's instances sharing one mask)
@@ -106,15 +134,15 @@ def _operator_fingerprint(fm, prior, shape) -> tuple:
         tensors = dict(mod.state_dict(keep_vars=False)) if isinstance(mod, torch.nn.Module) else {}
         tensors.update({k: v for k, v in vars(mod).items() if isinstance(v, torch.Tensor)})
         for name in sorted(tensors):
-            t = tensors[name].detach().cpu().contiguous()
-            h.update(f"{type(mod).__name__}.{name}:{t.dtype}:{tuple(t.shape)}".encode())
-            h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+            h.update(f"{type(mod).__name__}.{name}".encode())
+            _tensor_digest(h, tensors[name])
     config = fm.config() if callable(getattr(fm, "config", None)) else {}
     probe = torch.randn(1, *shape, generator=torch.Generator().manual_seed(12345), dtype=torch.float64)
     with torch.no_grad():
         t_probe = torch.cat([prior.to_physical(torch.zeros_like(probe)), prior.to_physical(probe)]).to(torch.float64)
     h.update(t_probe.numpy().tobytes())
-    return (type(fm).__qualname__, tuple(fm.input_shape), tuple(fm.output_shape), repr(config), id(prior), h.hexdigest())
+    return (type(fm).__qualname__, tuple(fm.input_shape), tuple(fm.output_shape), repr(config), id(prior),
+            str(prior.dtype), h.hexdigest())
 
 
 def gram_eigh(normal, input_shape, chunk: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
@@ -397,6 +425,9 @@ class LinearGaussian:
     ``MAX_DENSE_DIM`` inputs, decomposed by :func:`thin_svd`. An operator whose dense matrix would
     exceed ``MAX_DENSE_ENTRIES`` (multi-coil MRI) is decomposed matrix-free from its ``adjoint`` by
     :func:`gram_eigh`; ``U`` is then ``None`` (only ``y_bar = U^T (y - b)`` and ``Vh`` are used).
+    Either decomposition is kept (:data:`GRAM_CACHE_SIZE` of them, keyed by :func:`_operator_fingerprint`)
+    for the next run on the same operator and prior: several samplers on one problem, or a benchmark's
+    instances sharing one mask, decompose it once.
     """
 
     def __init__(self, U, s, Vh, y_bar, sigma_y: float, log_perp: float, input_shape):
@@ -429,11 +460,15 @@ class LinearGaussian:
                 dev = prior.device
                 if y.numel() * d > MAX_DENSE_ENTRIES:
                     return cls._matrix_free(problem, prior, y)
-                zero = prior.to_physical(torch.zeros(1, *prior.shape, dtype=prior.dtype, device=dev))
-                b = fm(zero).to(f64).reshape(-1)
-                eye = torch.eye(d, dtype=prior.dtype, device=dev).reshape(d, *prior.shape)
-                A = (fm(prior.to_physical(eye)).to(f64).reshape(d, -1) - b).T
-                U, s, Vh, rel = thin_svd(A)
+
+                def dense():
+                    zero = prior.to_physical(torch.zeros(1, *prior.shape, dtype=prior.dtype, device=dev))
+                    b = fm(zero).to(f64).reshape(-1)
+                    eye = torch.eye(d, dtype=prior.dtype, device=dev).reshape(d, *prior.shape)
+                    A = (fm(prior.to_physical(eye)).to(f64).reshape(d, -1) - b).T
+                    return (*thin_svd(A), b)
+
+                U, s, Vh, rel, b = _cached(("dense", str(dev), *_operator_fingerprint(fm, prior, prior.shape)), dense)
         keep = s > rel * float(s.max()) if s.numel() else s > 0
         U, s, Vh = U[:, keep], s[keep], Vh[keep]
         r = y - b
@@ -467,14 +502,7 @@ class LinearGaussian:
         def normal(x):  # L^T L x = T^T F^T F (T x), T x = to_physical(x) - to_physical(0)
             return t_transpose(fm.adjoint(fm(prior.to_physical(x) - z0)).to(f64))
 
-        key = _operator_fingerprint(fm, prior, shape)
-        if key in _GRAM_CACHE:
-            _GRAM_CACHE.move_to_end(key)
-        else:
-            _GRAM_CACHE[key] = gram_eigh(normal, shape)
-            while len(_GRAM_CACHE) > GRAM_CACHE_SIZE:
-                _GRAM_CACHE.popitem(last=False)
-        s, Vh = _GRAM_CACHE[key]
+        s, Vh = _cached(("matrix-free", *_operator_fingerprint(fm, prior, shape)), lambda: gram_eigh(normal, shape))
         r = y.cpu() - fm(z0).to(f64).reshape(-1)
         y_bar = (Vh @ t_transpose(fm.adjoint(r.reshape(1, *fm.output_shape)).to(f64)).reshape(-1)) / s
         perp2 = max(float(r @ r) - float(y_bar @ y_bar), 0.0)

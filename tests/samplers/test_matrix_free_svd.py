@@ -137,3 +137,25 @@ def test_basis_samplers_are_as_accurate_through_either_route(name, monkeypatch):
     monkeypatch.setattr(smc, "MAX_DENSE_ENTRIES", 0)
     free = _posterior_mean_error(name, problem, prior, exact_mean, cov.diagonal().sqrt())
     assert free < 1.25 * dense + 0.05 and free < 0.8, (free, dense)
+
+
+def test_dense_decomposition_is_reused_with_identical_results(monkeypatch):
+    monkeypatch.setattr(smc, "_GRAM_CACHE", type(smc._GRAM_CACHE)())
+    calls = []
+    real = smc.thin_svd
+    monkeypatch.setattr(smc, "thin_svd", lambda *a, **k: calls.append(1) or real(*a, **k))
+    problem = _problem(seed=6)
+    prior = _ShiftedPrior(torch.zeros(problem.forward_model.input_shape, dtype=F64))
+    first = LinearGaussian.from_problem(problem, prior)
+    again = LinearGaussian.from_problem(InverseProblem(problem.forward_model, problem.y - 0.2, problem.noise), prior)
+    assert len(calls) == 1
+    fresh = InverseProblem(problem.forward_model, problem.y - 0.2, problem.noise)
+    monkeypatch.setattr(smc, "_GRAM_CACHE", type(smc._GRAM_CACHE)())
+    uncached = LinearGaussian.from_problem(fresh, prior)
+    assert len(calls) == 2
+    for name in ("U", "s", "Vh", "y_bar"):
+        assert torch.equal(getattr(again, name), getattr(uncached, name)), name
+    assert again.log_perp == uncached.log_perp and not torch.equal(first.y_bar, again.y_bar)
+    # another prior normalisation is another linear map: decomposed anew
+    LinearGaussian.from_problem(problem, GaussianPrior(torch.zeros(problem.forward_model.input_shape, dtype=F64)))
+    assert len(calls) == 3
