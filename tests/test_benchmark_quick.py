@@ -104,6 +104,21 @@ def test_result_store_keys(tmp_path):
     assert again.records(a=1)[0]["v"] == 3.0
 
 
+def test_result_store_survives_a_line_cut_short_by_a_killed_run(tmp_path):
+    path = tmp_path / "r.jsonl"
+    ResultStore(path).add({"seed": 0}, {"v": 1.0})
+    with open(path, "a") as f:
+        f.write('{"key": {"seed": 1}, "v": 2.')  # the run died mid-write: no newline
+    with pytest.warns(RuntimeWarning, match="unreadable line.*2"):
+        st = ResultStore(path)
+    assert st.done({"seed": 0}) and not st.done({"seed": 1})
+    st.add({"seed": 1}, {"v": 2.5})  # re-run cell: starts its own line, not glued to the cut one
+    with pytest.warns(RuntimeWarning, match="unreadable line"):
+        again = ResultStore(path)
+    assert again.done({"seed": 1}) and again.records(seed=1)[0]["v"] == 2.5
+    assert len(again.records()) == 2
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["fwi", "imaging", "overhead", "navier-stokes"])
 def test_heavier_quick_benchmarks(tmp_path, name):

@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,10 +80,17 @@ class ResultStore:
     def __init__(self, path):
         self.path = Path(path)
         self._records = []
+        bad = []
         if self.path.exists():
-            for line in self.path.read_text().splitlines():
+            for i, line in enumerate(self.path.read_text().splitlines(), 1):
                 if line.strip():
-                    self._records.append(json.loads(line))
+                    try:
+                        self._records.append(json.loads(line))
+                    except json.JSONDecodeError:
+                        bad.append(i)
+        if bad:
+            warnings.warn(f"{self.path}: skipped unreadable line(s) {', '.join(map(str, bad))} (a run killed while "
+                          "writing?); their cells are re-run", RuntimeWarning, stacklevel=2)
         self._done = {self._canon(r["key"]) for r in self._records if "key" in r}
 
     @staticmethod
@@ -94,11 +102,17 @@ class ResultStore:
         return self._canon(key) in self._done
 
     def add(self, key: dict, record: dict) -> dict:
-        """Append ``{"key": key, **record}`` (flushed at once) and return it."""
+        """Append ``{"key": key, **record}`` as one line (flushed at once) and return it."""
         rec = {"key": key, **record}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as f:
-            f.write(json.dumps(rec, default=float) + "\n")
+        line = json.dumps(rec, default=float) + "\n"
+        with open(self.path, "ab") as f:
+            if f.tell() > 0:  # a line cut short by a killed run stays alone on its line (skipped on load)
+                with open(self.path, "rb") as r:
+                    r.seek(-1, os.SEEK_END)
+                    if r.read(1) != b"\n":
+                        line = "\n" + line
+            f.write(line.encode())  # one write on an O_APPEND file: processes sharing the store do not interleave
         self._records.append(rec)
         self._done.add(self._canon(key))
         return rec
