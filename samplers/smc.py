@@ -30,6 +30,7 @@ import copy
 import dataclasses
 import hashlib
 import math
+import time
 import warnings
 from dataclasses import dataclass
 
@@ -95,15 +96,18 @@ GRAM_CACHE_SIZE = 2
 _GRAM_CACHE: "collections.OrderedDict[tuple, tuple]" = collections.OrderedDict()
 
 
-def _cached(key: tuple, compute):
-    """``compute()``, memoised in the least-recently-used :data:`_GRAM_CACHE` of ``GRAM_CACHE_SIZE`` entries."""
+def _cached(key: tuple, compute) -> tuple[object, float, bool]:
+    """``(compute(), seconds it took, reused)``, memoised in the least-recently-used :data:`_GRAM_CACHE` of
+    ``GRAM_CACHE_SIZE`` entries (a reused value reports the seconds of the call that computed it)."""
     if key in _GRAM_CACHE:
         _GRAM_CACHE.move_to_end(key)
-        return _GRAM_CACHE[key]
-    value = _GRAM_CACHE[key] = compute()
+        return (*_GRAM_CACHE[key], True)
+    t0 = time.perf_counter()
+    value = compute()
+    _GRAM_CACHE[key] = (value, time.perf_counter() - t0)
     while len(_GRAM_CACHE) > GRAM_CACHE_SIZE:
         _GRAM_CACHE.popitem(last=False)
-    return value
+    return value, _GRAM_CACHE[key][1], False
 
 
 def _tensor_digest(h, t: torch.Tensor) -> None:
@@ -358,7 +362,9 @@ class SMCSampler(Sampler):
     def finalize(self, state: SamplerState) -> Posterior:
         """Weighted posterior with diagnostics ``ess_history``, ``log_evidence``, ``num_resampling``,
         ``min_ess`` / ``min_ess_step`` and ``weight_collapse``: true (with a :class:`WeightCollapseWarning`)
-        when the ESS fell below ``max(1.5, N / 100)`` at some step, i.e. nearly one particle carried the weight."""
+        when the ESS fell below ``max(1.5, N / 100)`` at some step, i.e. nearly one particle carried the weight.
+        Samplers in an operator's singular basis add ``basis_s`` (seconds its decomposition took) and
+        ``basis_reused`` (true when this run took it from the cache, so ``wall_time_s`` excludes it)."""
         post = super().finalize(state)
         ess = state.extras["ess_history"] + [effective_sample_size(state.log_weights)]
         n = len(state.log_weights)
@@ -369,6 +375,10 @@ class SMCSampler(Sampler):
                             "num_resampling": int(state.extras["num_resampling"]),
                             "num_levels": len(state.extras["sigmas"]) - 1,
                             "min_ess": float(ess[k]), "min_ess_step": int(k), "weight_collapse": bool(collapse)}
+        model = state.extras.get("model")
+        lg = model.get("lg") if isinstance(model, dict) else None
+        if isinstance(lg, LinearGaussian):  # the operator's decomposition: its cost and whether it was reused
+            post.diagnostics.update(basis_s=lg.decomposition_s, basis_reused=lg.decomposition_reused)
         if collapse:
             warnings.warn(f"{type(self).__name__}: the particle weights collapsed (ESS {ess[k]:.2f} of {n} at step "
                           f"{k}); use more particles or steps", WeightCollapseWarning, stacklevel=2)
@@ -430,11 +440,15 @@ class LinearGaussian:
     instances sharing one mask, decompose it once.
     """
 
-    def __init__(self, U, s, Vh, y_bar, sigma_y: float, log_perp: float, input_shape):
+    def __init__(self, U, s, Vh, y_bar, sigma_y: float, log_perp: float, input_shape, *,
+                 decomposition_s: float = 0.0, decomposition_reused: bool = False):
         self.U, self.s, self.Vh, self.y_bar = U, s, Vh, y_bar
         self.sigma_y = float(sigma_y)
         self.log_perp = float(log_perp)
         self.input_shape = tuple(input_shape)
+        #: seconds the operator's decomposition took when computed, and whether this instance reused it
+        self.decomposition_s = float(decomposition_s)
+        self.decomposition_reused = bool(decomposition_reused)
 
     @classmethod
     def from_problem(cls, problem, prior, who: str = "this sampler", max_dense_dim: int = MAX_DENSE_DIM):
@@ -449,7 +463,9 @@ class LinearGaussian:
         identity_map = type(prior).to_physical is Prior.to_physical
         with torch.no_grad():
             if identity_map and callable(getattr(fm, "svd", None)):
+                t0 = time.perf_counter()
                 U, s, Vh = (t.to(f64) for t in fm.svd())
+                seconds, reused = time.perf_counter() - t0, False
                 b = torch.zeros_like(y)
                 rel = 1e-12
             else:
@@ -468,7 +484,8 @@ class LinearGaussian:
                     A = (fm(prior.to_physical(eye)).to(f64).reshape(d, -1) - b).T
                     return (*thin_svd(A), b)
 
-                U, s, Vh, rel, b = _cached(("dense", str(dev), *_operator_fingerprint(fm, prior, prior.shape)), dense)
+                (U, s, Vh, rel, b), seconds, reused = _cached(
+                    ("dense", str(dev), *_operator_fingerprint(fm, prior, prior.shape)), dense)
         keep = s > rel * float(s.max()) if s.numel() else s > 0
         U, s, Vh = U[:, keep], s[keep], Vh[keep]
         r = y - b
@@ -478,7 +495,8 @@ class LinearGaussian:
         sy = float(problem.noise.sigma)
         log_perp = -0.5 * float(perp @ perp) / sy**2 - 0.5 * n_perp * (_LOG_2PI + 2 * math.log(sy))
         dt = prior.dtype
-        return cls(U.to(dt), s.to(dt), Vh.to(dt), y_bar.to(dt), sy, log_perp, prior.shape)
+        return cls(U.to(dt), s.to(dt), Vh.to(dt), y_bar.to(dt), sy, log_perp, prior.shape,
+                   decomposition_s=seconds, decomposition_reused=reused)
 
     @classmethod
     def _matrix_free(cls, problem, prior, y: torch.Tensor):
@@ -502,7 +520,8 @@ class LinearGaussian:
         def normal(x):  # L^T L x = T^T F^T F (T x), T x = to_physical(x) - to_physical(0)
             return t_transpose(fm.adjoint(fm(prior.to_physical(x) - z0)).to(f64))
 
-        s, Vh = _cached(("matrix-free", *_operator_fingerprint(fm, prior, shape)), lambda: gram_eigh(normal, shape))
+        (s, Vh), seconds, reused = _cached(("matrix-free", *_operator_fingerprint(fm, prior, shape)),
+                                           lambda: gram_eigh(normal, shape))
         r = y.cpu() - fm(z0).to(f64).reshape(-1)
         y_bar = (Vh @ t_transpose(fm.adjoint(r.reshape(1, *fm.output_shape)).to(f64)).reshape(-1)) / s
         perp2 = max(float(r @ r) - float(y_bar @ y_bar), 0.0)
@@ -510,7 +529,8 @@ class LinearGaussian:
         sy = float(problem.noise.sigma)
         log_perp = -0.5 * perp2 / sy**2 - 0.5 * n_perp * (_LOG_2PI + 2 * math.log(sy))
         dt, dev = prior.dtype, prior.device
-        return cls(None, s.to(dev, dt), Vh.to(dev, dt), y_bar.to(dev, dt), sy, log_perp, shape)
+        return cls(None, s.to(dev, dt), Vh.to(dev, dt), y_bar.to(dev, dt), sy, log_perp, shape,
+                   decomposition_s=seconds, decomposition_reused=reused)
 
     @property
     def rank(self) -> int:

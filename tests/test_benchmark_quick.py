@@ -210,3 +210,20 @@ def test_imaging_table_drops_deepinv_dps_rows_at_a_superseded_weight(tmp_path):
                 "weight": w}, {"psnr": v, **row, "settings": {"weight": w}})
     block = table(s.store("imaging").records(method="deepinv-dps"), s)
     assert "33.00" in block and "11.00" not in block and "weight 10 (chosen" in block
+
+
+def test_imaging_time_charges_a_reused_decomposition(monkeypatch):
+    """A run that took the operator's decomposition from the cache is timed as a standalone run."""
+    import inverse.benchmarking.imaging as imaging
+    from types import SimpleNamespace
+
+    def fake_reconstruct(m, prior, name, **kw):
+        d = {"psnr": 30.0, "relative_l2": 0.1, "wall_time_s": 8.0, "nfe": 80, "basis_s": 24.0, "basis_reused": reused}
+        return SimpleNamespace(diagnostics=d)
+
+    monkeypatch.setattr(imaging, "reconstruct", fake_reconstruct)
+    m = SimpleNamespace(problem="mri")
+    p = {"steps": 10, "samples": 8, "eki_iterations": 2}
+    for reused, per_sample in ((False, 1.0), (True, 4.0)):
+        rec = imaging._ours(m, None, "tds", p, "mri-x4", 0)
+        assert rec["time_per_sample_s"] == per_sample and rec["basis_reused"] is reused and rec["wall_time_s"] == 8.0

@@ -24,8 +24,10 @@ sample and NFE per sample:
   by PSNR, then fixed.
 
 The SMC samplers' singular basis of the multi-coil operator (65536 x 4096, too large to build densely)
-is computed matrix-free from its adjoint (:func:`samplers.smc.gram_eigh`), once per process: every
-instance shares one mask and coil set. References: Chung et al. (ICLR 2023, DPS);
+is computed matrix-free from its adjoint (:func:`samplers.smc.gram_eigh`). Every problem's instances
+share one operator, so its decomposition is computed once per process and reused (``basis_reused``); a
+reusing run's time per sample still includes the decomposition's seconds (``basis_s``), i.e. it is the
+cost of a standalone run, as in the rows stored before the cache existed. References: Chung et al. (ICLR 2023, DPS);
 Zhu et al. (CVPR Workshops 2023, DiffPIR); Rudin, Osher and Fatemi (1992, TV); Tachella et al.
 (2023, deepinv).
 """
@@ -143,9 +145,15 @@ def _ours(m, prior, name: str, p: dict, label: str, seed: int) -> dict:
     cfg = sampler_settings(name, p["steps"], problem, eki_iterations=p["eki_iterations"])
     post = reconstruct(m, prior, name, num_samples=p["samples"], seed=seed, sampler_options=cfg)
     d = post.diagnostics
-    return {"psnr": d["psnr"], "ssim": d.get("ssim"), "coverage_90": d.get("coverage_90"),
-            "relative_l2": d["relative_l2"], "time_per_sample_s": d["wall_time_s"] / p["samples"],
-            "nfe_per_sample": d["nfe"] / p["samples"], "forward_evals": d.get("forward_evals"), "settings": cfg}
+    # a run that reused the operator's decomposition is charged its cost, so that the time is a standalone
+    # run's (as it was before decompositions were cached, and as a user with one measurement pays)
+    wall = d["wall_time_s"] + (d.get("basis_s", 0.0) if d.get("basis_reused") else 0.0)
+    out = {"psnr": d["psnr"], "ssim": d.get("ssim"), "coverage_90": d.get("coverage_90"),
+           "relative_l2": d["relative_l2"], "time_per_sample_s": wall / p["samples"],
+           "nfe_per_sample": d["nfe"] / p["samples"], "forward_evals": d.get("forward_evals"), "settings": cfg}
+    if "basis_s" in d:
+        out.update(wall_time_s=d["wall_time_s"], basis_s=d["basis_s"], basis_reused=d["basis_reused"])
+    return out
 
 
 def _deepinv_physics(m):

@@ -159,3 +159,16 @@ def test_dense_decomposition_is_reused_with_identical_results(monkeypatch):
     # another prior normalisation is another linear map: decomposed anew
     LinearGaussian.from_problem(problem, GaussianPrior(torch.zeros(problem.forward_model.input_shape, dtype=F64)))
     assert len(calls) == 3
+
+
+def test_posterior_reports_the_decomposition_cost_and_its_reuse(monkeypatch):
+    from samplers import get_sampler
+
+    monkeypatch.setattr(smc, "_GRAM_CACHE", type(smc._GRAM_CACHE)())
+    problem = _problem(seed=7, size=8, coils=2)
+    prior = GaussianPrior(0.5 * torch.ones(problem.forward_model.input_shape, dtype=F64), std=0.3)
+    first = get_sampler("mcgdiff", num_steps=4).sample(problem, prior, 4, seed=0).diagnostics
+    second = get_sampler("afes", num_steps=4).sample(problem, prior, 4, seed=0).diagnostics
+    assert first["basis_reused"] is False and second["basis_reused"] is True
+    assert first["basis_s"] > 0 and second["basis_s"] == first["basis_s"]
+    assert "basis_s" not in get_sampler("dps", num_steps=4).sample(problem, prior, 2, seed=0).diagnostics
