@@ -71,12 +71,17 @@ def test_gram_eigh_recovers_a_known_spectrum_and_drops_the_unobserved():
     torch.testing.assert_close(Vh @ Vh.T, torch.eye(4, dtype=F64), rtol=0, atol=1e-10)
 
 
+def _count_calls(monkeypatch, name: str) -> list:
+    """An empty decomposition cache, and a list that grows by one at each call of ``smc.<name>``."""
+    monkeypatch.setattr(smc, "_GRAM_CACHE", type(smc._GRAM_CACHE)())
+    calls, real = [], getattr(smc, name)
+    monkeypatch.setattr(smc, name, lambda *a, **k: calls.append(1) or real(*a, **k))
+    return calls
+
+
 def test_decomposition_is_reused_for_the_same_operator_and_redone_when_it_changes(monkeypatch):
     monkeypatch.setattr(smc, "MAX_DENSE_ENTRIES", 0)
-    monkeypatch.setattr(smc, "_GRAM_CACHE", type(smc._GRAM_CACHE)())
-    calls = []
-    real = smc.gram_eigh
-    monkeypatch.setattr(smc, "gram_eigh", lambda *a, **k: calls.append(1) or real(*a, **k))
+    calls = _count_calls(monkeypatch, "gram_eigh")
     problem = _problem(seed=4)
     prior = GaussianPrior(torch.zeros(problem.forward_model.input_shape, dtype=F64))
     first = LinearGaussian.from_problem(problem, prior)
@@ -140,10 +145,7 @@ def test_basis_samplers_are_as_accurate_through_either_route(name, monkeypatch):
 
 
 def test_dense_decomposition_is_reused_with_identical_results(monkeypatch):
-    monkeypatch.setattr(smc, "_GRAM_CACHE", type(smc._GRAM_CACHE)())
-    calls = []
-    real = smc.thin_svd
-    monkeypatch.setattr(smc, "thin_svd", lambda *a, **k: calls.append(1) or real(*a, **k))
+    calls = _count_calls(monkeypatch, "thin_svd")
     problem = _problem(seed=6)
     prior = _ShiftedPrior(torch.zeros(problem.forward_model.input_shape, dtype=F64))
     first = LinearGaussian.from_problem(problem, prior)
