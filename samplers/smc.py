@@ -44,7 +44,7 @@ from samplers.schedules import karras_sigmas
 from samplers.steps import analytic_variance, ancestral_variance
 
 __all__ = ["systematic_resample", "effective_sample_size", "should_resample", "log_mean_weight",
-           "SMCSampler", "Move", "LinearGaussian", "LinearTwistSMC", "MAX_DENSE_DIM", "MAX_DENSE_ENTRIES", "GRAM_MIN_SIDE", "REVERSE_VARIANCES", "WeightCollapseWarning", "thin_svd",
+           "SMCSampler", "Move", "LinearGaussian", "LinearTwistSMC", "MAX_DENSE_DIM", "MAX_DENSE_ENTRIES", "GRAM_MIN_SIDE", "GRAM_CUTOFF", "REVERSE_VARIANCES", "WeightCollapseWarning", "thin_svd",
            "gram_eigh"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -63,6 +63,20 @@ GRAM_MIN_SIDE = 256
 MAX_DENSE_ENTRIES = 40_000_000
 
 
+#: relative cut-off of singular values taken from a Gram matrix's eigenvalues (absolute error ~ eps s_max^2)
+GRAM_CUTOFF = 1e-5
+
+
+def _gram_spectrum(G: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``G = Q diag(s^2) Q^T`` for a symmetric Gram matrix: ``(s, Q)`` in descending order, singular values
+    below ``GRAM_CUTOFF s_max`` dropped (not resolved by the eigenvalues: :func:`thin_svd`)."""
+    lam, Q = torch.linalg.eigh(G)
+    lam, Q = lam.flip(0), Q.flip(1)  # descending
+    s = lam.clamp_min(0).sqrt()
+    keep = s > GRAM_CUTOFF * float(s.max()) if s.numel() else s > 0
+    return s[keep], Q[:, keep]
+
+
 def thin_svd(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
     """Thin SVD ``A = U diag(s) Vh`` of a dense ``(m, d)`` matrix and the relative cut-off it supports.
 
@@ -79,12 +93,8 @@ def thin_svd(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
         U, s, Vh = torch.linalg.svd(A, full_matrices=False)
         return U, s, Vh, 1e-12
     wide = m <= d
-    lam, Q = torch.linalg.eigh(A @ A.T if wide else A.T @ A)
-    lam, Q = lam.flip(0), Q.flip(1)  # descending
-    s = lam.clamp_min(0).sqrt()
-    rel = 1e-5
-    keep = s > rel * float(s.max()) if s.numel() else s > 0
-    s, Q = s[keep], Q[:, keep]
+    s, Q = _gram_spectrum(A @ A.T if wide else A.T @ A)
+    rel = GRAM_CUTOFF
     if wide:
         return Q, s, (Q.T @ A) / s[:, None], rel
     return (A @ Q) / s[None, :], s, Q.T, rel
@@ -115,7 +125,8 @@ def _tensor_digest(h, t: torch.Tensor) -> None:
     t = t.detach().cpu()
     h.update(f"{t.dtype}:{t.layout}:{tuple(t.shape)}".encode())
     if t.layout == torch.sparse_coo:
-        parts = [t.coalesce().indices(), t.coalesce().values()]
+        t = t.coalesce()
+        parts = [t.indices(), t.values()]
     elif t.layout == torch.sparse_csr:
         parts = [t.crow_indices(), t.col_indices(), t.values()]
     else:
@@ -143,7 +154,7 @@ def _operator_fingerprint(fm, prior, shape) -> tuple:
     config = fm.config() if callable(getattr(fm, "config", None)) else {}
     probe = torch.randn(1, *shape, generator=torch.Generator().manual_seed(12345), dtype=torch.float64)
     with torch.no_grad():
-        t_probe = torch.cat([prior.to_physical(torch.zeros_like(probe)), prior.to_physical(probe)]).to(torch.float64)
+        t_probe = torch.cat([prior.to_physical(torch.zeros_like(probe)), prior.to_physical(probe)]).to("cpu", torch.float64)
     h.update(t_probe.numpy().tobytes())
     return (type(fm).__qualname__, tuple(fm.input_shape), tuple(fm.output_shape), repr(config), id(prior),
             str(prior.dtype), h.hexdigest())
@@ -156,7 +167,7 @@ def gram_eigh(normal, input_shape, chunk: int = 32) -> tuple[torch.Tensor, torch
     ``G = L^T L`` is built ``chunk`` columns at a time from the basis vectors (memory ``O(d^2)``, never the
     ``O(m d)`` of ``L``'s matrix), then ``G = V diag(s^2) V^T`` (symmetric eigenproblem, float64; Golub and
     Van Loan 2013, sec. 8.6). As in :func:`thin_svd`'s Gram route, an eigenvalue carries an absolute error
-    ~ ``eps s_max^2``, so singular values below ``1e-5 s_max`` are dropped (treated as unobserved).
+    ~ ``eps s_max^2``, so singular values below ``GRAM_CUTOFF s_max`` are dropped (treated as unobserved).
     Returns ``(s, Vh)``, ``s`` descending and ``Vh = V^T`` of shape ``(r, d)``.
     """
     d = math.prod(input_shape)
@@ -167,12 +178,8 @@ def gram_eigh(normal, input_shape, chunk: int = 32) -> tuple[torch.Tensor, torch
         e = torch.zeros(k, d, dtype=f64)
         e[torch.arange(k), torch.arange(i, i + k)] = 1.0
         G[i:i + k] = normal(e.reshape(k, *input_shape)).reshape(k, d).to(f64)
-    G = 0.5 * (G + G.T)  # exact symmetry for eigh
-    lam, V = torch.linalg.eigh(G)
-    lam, V = lam.flip(0), V.flip(1)  # descending
-    s = lam.clamp_min(0).sqrt()
-    keep = s > 1e-5 * float(s.max()) if s.numel() else s > 0
-    return s[keep], V[:, keep].T
+    s, V = _gram_spectrum(0.5 * (G + G.T))  # exact symmetry for eigh
+    return s, V.T
 
 
 def systematic_resample(log_weights: torch.Tensor, generator: torch.Generator | None = None,
@@ -416,6 +423,12 @@ def _take(tensors: dict, idx: torch.Tensor) -> dict:
     return {k: (v[idx] if isinstance(v, torch.Tensor) else v) for k, v in tensors.items()}
 
 
+def _log_perp(perp2: float, n_perp: int, sigma_y: float) -> float:
+    """``log N(y_perp; 0, sigma_y^2 I)`` of the data outside the operator's range (``n_perp`` entries,
+    squared norm ``perp2``)."""
+    return -0.5 * perp2 / sigma_y**2 - 0.5 * n_perp * (_LOG_2PI + 2 * math.log(sigma_y))
+
+
 class LinearGaussian:
     """``y = A x + b + sigma_y e`` in the prior's model space, in the singular basis ``A = U diag(s) Vh``.
 
@@ -493,7 +506,7 @@ class LinearGaussian:
         perp = r - U @ y_bar
         n_perp = y.numel() - int(keep.sum())
         sy = float(problem.noise.sigma)
-        log_perp = -0.5 * float(perp @ perp) / sy**2 - 0.5 * n_perp * (_LOG_2PI + 2 * math.log(sy))
+        log_perp = _log_perp(float(perp @ perp), n_perp, sy)
         dt = prior.dtype
         return cls(U.to(dt), s.to(dt), Vh.to(dt), y_bar.to(dt), sy, log_perp, prior.shape,
                    decomposition_s=seconds, decomposition_reused=reused)
@@ -527,7 +540,7 @@ class LinearGaussian:
         perp2 = max(float(r @ r) - float(y_bar @ y_bar), 0.0)
         n_perp = y.numel() - s.numel()
         sy = float(problem.noise.sigma)
-        log_perp = -0.5 * perp2 / sy**2 - 0.5 * n_perp * (_LOG_2PI + 2 * math.log(sy))
+        log_perp = _log_perp(perp2, n_perp, sy)
         dt, dev = prior.dtype, prior.device
         return cls(None, s.to(dev, dt), Vh.to(dev, dt), y_bar.to(dev, dt), sy, log_perp, shape,
                    decomposition_s=seconds, decomposition_reused=reused)

@@ -106,12 +106,11 @@ class ResultStore:
         rec = {"key": key, **record}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         line = json.dumps(rec, default=float) + "\n"
-        with open(self.path, "ab") as f:
-            if f.tell() > 0:  # a line cut short by a killed run stays alone on its line (skipped on load)
-                with open(self.path, "rb") as r:
-                    r.seek(-1, os.SEEK_END)
-                    if r.read(1) != b"\n":
-                        line = "\n" + line
+        with open(self.path, "a+b") as f:
+            if f.seek(0, os.SEEK_END) > 0:  # a line cut short by a killed run stays alone on its line (skipped on load)
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    line = "\n" + line
             f.write(line.encode())  # one write on an O_APPEND file: processes sharing the store do not interleave
         self._records.append(rec)
         self._done.add(self._canon(key))

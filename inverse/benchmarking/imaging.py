@@ -27,9 +27,10 @@ The SMC samplers' singular basis of the multi-coil operator (65536 x 4096, too l
 is computed matrix-free from its adjoint (:func:`samplers.smc.gram_eigh`). Every problem's instances
 share one operator, so its decomposition is computed once per process and reused (``basis_reused``); a
 reusing run's time per sample still includes the decomposition's seconds (``basis_s``), i.e. it is the
-cost of a standalone run, as in the rows stored before the cache existed. References: Chung et al. (ICLR 2023, DPS);
-Zhu et al. (CVPR Workshops 2023, DiffPIR); Rudin, Osher and Fatemi (1992, TV); Tachella et al.
-(2023, deepinv).
+cost of a standalone run, as in the rows stored before the cache existed.
+
+References: Chung et al. (ICLR 2023, DPS); Zhu et al. (CVPR Workshops 2023, DiffPIR); Rudin, Osher and
+Fatemi (1992, TV); Tachella et al. (2023, deepinv).
 """
 
 from __future__ import annotations
