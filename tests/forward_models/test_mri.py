@@ -11,7 +11,7 @@ import torch
 from forward_models import ForwardModel
 from forward_models.coils import synthetic_coil_maps
 from forward_models.masks import cartesian_mask, realised_acceleration
-from forward_models.mri import REGISTRY_ENTRIES, MultiCoilMRI, SingleCoilMRI, fft2c, ifft2c
+from forward_models.mri import REGISTRY_ENTRIES, MultiCoilMRI, RealImageMRI, SingleCoilMRI, fft2c, ifft2c
 
 F64 = torch.float64
 
@@ -202,6 +202,64 @@ def test_multicoil_pseudo_inverse_follows_an_in_place_change_of_the_coil_maps():
     y2 = op(x)
     torch.testing.assert_close(op.pseudo_inverse(y2), ForwardModel.pseudo_inverse(op, y2), rtol=1e-7, atol=1e-7)
     torch.testing.assert_close(op.pseudo_inverse(y2 / 2.0), before / 2.0, rtol=1e-9, atol=1e-9)
+
+
+def _dense_damped_inverse(op, y, damping):
+    A = op.matrix()
+    Y = y.reshape(len(y), -1).T
+    if damping > 0:
+        Z = A.T @ torch.linalg.solve(A @ A.T + damping * torch.eye(A.shape[0], dtype=A.dtype), Y)
+    else:
+        Z = torch.linalg.pinv(A, rtol=1e-10) @ Y
+    return Z.T.reshape(len(y), *op.input_shape)
+
+
+@pytest.mark.parametrize("base", [
+    SingleCoilMRI.cartesian(16, acceleration=4, center_fraction=0.125, seed=0),
+    MultiCoilMRI.cartesian(16, acceleration=2, kind="equispaced", seed=0, num_coils=4, coil_seed=0),
+    MultiCoilMRI.cartesian(16, acceleration=4, seed=1, num_coils=4, coil_seed=1),  # ill-conditioned
+], ids=["single", "multi-2x", "multi-4x"])
+def test_real_image_pseudo_inverse_is_the_dense_damped_inverse(base):
+    op = RealImageMRI(base)
+    x = _rand(3, *op.input_shape, seed=20)
+    y = op(x) + 0.1 * _rand(3, *op.output_shape, seed=21)
+    for d in (0.0, 0.01, 1.0):
+        # measured max relative error 1e-11 (multi-4x, no damping), 1e-15 otherwise
+        got = op.pseudo_inverse(y, damping=d)
+        ref = _dense_damped_inverse(op, y, d)
+        assert float((got - ref).norm() / ref.norm()) < 1e-9, d
+    assert op.pseudo_inverse(y.float(), damping=0.1).dtype == torch.float32
+    with pytest.raises(ValueError, match="non-negative"):
+        op.pseudo_inverse(y, damping=-1.0)
+
+
+def test_real_image_pseudo_inverse_at_benchmark_size_and_after_an_in_place_change():
+    op = RealImageMRI(REGISTRY_ENTRIES["mri-multicoil"]["benchmark"]())
+    x = torch.rand(2, *op.input_shape, generator=torch.Generator().manual_seed(22), dtype=F64)
+    y = op(x)
+    # noiseless data: A A^+ y = y to round-off although the SENSE condition number is ~1e6
+    assert float((op(op.pseudo_inverse(y)) - y).norm() / y.norm()) < 1e-10
+    before = op.pseudo_inverse(y, damping=0.1)
+    with torch.no_grad():
+        op.operator.coil_maps.mul_(2.0)  # A -> 2 A: the cached per-row SVD must be rebuilt
+    small = RealImageMRI(REGISTRY_ENTRIES["mri-multicoil"]["example"](0))
+    small.pseudo_inverse(small(x[:, :, :16, :16]))
+    with torch.no_grad():
+        small.operator.coil_maps.mul_(2.0)
+    y2 = small(x[:, :, :16, :16])
+    torch.testing.assert_close(small.pseudo_inverse(y2, damping=0.1), _dense_damped_inverse(small, y2, 0.1),
+                               rtol=1e-9, atol=1e-9)
+    # (2A)^T (4 A A^T + d)^-1 (2 y) = A^T (A A^T + d/4)^-1 y
+    torch.testing.assert_close(op.pseudo_inverse(2 * y, damping=0.4), before, rtol=1e-9, atol=1e-9)
+
+
+def test_real_image_pseudo_inverse_of_a_non_column_mask_uses_conjugate_gradients():
+    mask = (_rand(16, 16, seed=23) > 0).to(F64)  # random points: no per-row split
+    op = RealImageMRI(SingleCoilMRI(mask))
+    y = op(_rand(2, *op.input_shape, seed=24))
+    assert op._row_svd() is None
+    torch.testing.assert_close(op.pseudo_inverse(y, damping=0.1), _dense_damped_inverse(op, y, 0.1),
+                               rtol=1e-8, atol=1e-8)
 
 
 def test_multicoil_agrees_with_deepinv():
