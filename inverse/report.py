@@ -3,12 +3,14 @@ marker comments and is replaced in place, atomically, when its script runs again
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
-__all__ = ["replace_markdown_block", "median_time", "synchronize"]
+__all__ = ["replace_markdown_block", "median_time", "synchronize", "write_json", "script_command", "publish"]
 
 
 def replace_markdown_block(markdown, key: str, heading: str, table: str) -> None:
@@ -25,6 +27,32 @@ def replace_markdown_block(markdown, key: str, heading: str, table: str) -> None
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def write_json(path, obj) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically (a temporary file renamed over it, so a
+    killed run never leaves half a file); parent folders are created."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def script_command(script: str, argv=None) -> str:
+    """The command line that produced a table: ``python scripts/<script>.py`` and its arguments
+    (``argv``, else the process's own)."""
+    args = list(argv) if argv is not None else sys.argv[1:]
+    return " ".join([f"python scripts/{script}.py", *args])
+
+
+def publish(rows, table: str, *, json_path, markdown=None, key: str, heading: str) -> None:
+    """A benchmark script's output: ``rows`` to ``json_path`` (:func:`write_json`), the table printed,
+    and, with ``markdown``, its block ``key`` replaced (:func:`replace_markdown_block`)."""
+    write_json(json_path, rows)
+    print(table)
+    if markdown:
+        replace_markdown_block(markdown, key, heading, table)
 
 
 def synchronize() -> None:

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from inverse.calibration import TorchModel, calibrate, random_walk_metropolis  # noqa: E402
 from inverse.calibration.models import HeatEquation1D, LayeredEarth, T2Relaxation  # noqa: E402
-from inverse.report import replace_markdown_block  # noqa: E402
+from inverse.report import publish, script_command  # noqa: E402
 
 MODELS = {"heat": HeatEquation1D, "mri-t2": T2Relaxation, "layered-earth": LayeredEarth}
 
@@ -134,14 +134,9 @@ def main(argv=None) -> int:
         for language in ("jax", "torch") if hasattr(MODELS[name], "torch_model") else ("jax",):
             rows.append(bench(name, language, "nuts", *args.nuts, args.seed, clock))
             rows.append(bench(name, language, "rwm", *args.rwm, args.seed, clock))
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(rows, indent=1))
-    command = "python scripts/bench_calibration.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    table = to_markdown(rows, command.strip(), args.threads, args.seed)
-    print(table)
-    if args.markdown:
-        replace_markdown_block(args.markdown, "calibration-table", "Calibration: NUTS, torch bridge, random-walk Metropolis",
-                               table)
+    table = to_markdown(rows, script_command("bench_calibration", argv), args.threads, args.seed)
+    publish(rows, table, json_path=args.json, markdown=args.markdown, key="calibration-table",
+            heading="Calibration: NUTS, torch bridge, random-walk Metropolis")
     return 0
 
 

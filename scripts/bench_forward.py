@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from forward_models.registry import REGISTRY, benchmark_operator  # noqa: E402
-from inverse.report import median_time, replace_markdown_block  # noqa: E402
+from inverse.report import median_time, publish, script_command  # noqa: E402
 
 def bench(name: str, batches, repeats: int) -> list[dict]:
     t0 = time.perf_counter()
@@ -77,13 +77,9 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     names = args.operators or sorted(REGISTRY)
     rows = [r for n in names for r in bench(n, args.batches, args.repeats)]
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(rows, indent=1))
-    cmd = "python scripts/bench_forward.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    table = to_markdown(rows, args.threads, cmd.strip(), args.note)
-    print(table)
-    if args.markdown:
-        replace_markdown_block(args.markdown, "forward-table", "Forward models: time per call", table)
+    table = to_markdown(rows, args.threads, script_command("bench_forward", argv), args.note)
+    publish(rows, table, json_path=args.json, markdown=args.markdown, key="forward-table",
+            heading="Forward models: time per call")
     return 0
 
 

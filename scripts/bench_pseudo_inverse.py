@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
 import sys
@@ -30,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from forward_models import ForwardModel  # noqa: E402
 from inverse.benchmarking.imaging import PROBLEMS as SUITE_PROBLEMS  # noqa: E402
 from inverse.problems import build_forward_model  # noqa: E402
-from inverse.report import median_time, replace_markdown_block  # noqa: E402
+from inverse.report import median_time, publish, script_command  # noqa: E402
 
 __all__ = ["main"]
 
@@ -107,17 +106,9 @@ def main(argv=None) -> int:
         p.error("--repeats and --threads must be positive")
     torch.set_num_threads(args.threads)
     rows = [r for label in args.problems for r in bench(label, args.repeats)]
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(rows, indent=1))
-    os.replace(tmp, out)
-    cmd = "python scripts/bench_pseudo_inverse.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    table = to_markdown(rows, args.threads, cmd.strip())
-    print(table)
-    if args.markdown:
-        replace_markdown_block(args.markdown, "pseudo-inverse-table", "Pseudo-inverse (MCG's projection): time and error",
-                               table)
+    table = to_markdown(rows, args.threads, script_command("bench_pseudo_inverse", argv))
+    publish(rows, table, json_path=args.json, markdown=args.markdown, key="pseudo-inverse-table",
+            heading="Pseudo-inverse (MCG's projection): time and error")
     return 0
 
 
