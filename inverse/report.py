@@ -4,13 +4,15 @@ marker comments and is replaced in place, atomically, when its script runs again
 from __future__ import annotations
 
 import json
+import datetime as dt
 import os
+import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
-__all__ = ["replace_markdown_block", "median_time", "synchronize", "write_json", "script_command", "publish"]
+__all__ = ["replace_markdown_block", "median_time", "synchronize", "write_json", "script_command", "publish", "machine_line"]
 
 
 def replace_markdown_block(markdown, key: str, heading: str, table: str) -> None:
@@ -27,6 +29,15 @@ def replace_markdown_block(markdown, key: str, heading: str, table: str) -> None
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def machine_line(threads: int, setup: str) -> str:
+    """The ``Machine:`` sentence under a table: architecture, cores, torch version, ``threads``, the
+    script's ``setup`` (dtype, batch, timing rule), load average at the start and the date."""
+    import torch
+
+    return (f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {threads} thread(s), "
+            f"{setup}; load average at start {os.getloadavg()[0]:.1f}; {dt.date.today().isoformat()}.")
 
 
 def write_json(path, obj) -> None:

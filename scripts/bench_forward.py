@@ -11,10 +11,7 @@ the forward-model block of BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -24,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from forward_models.registry import REGISTRY, benchmark_operator  # noqa: E402
-from inverse.report import median_time, publish, script_command  # noqa: E402
+from inverse.report import machine_line, median_time, publish, script_command  # noqa: E402
 
 def bench(name: str, batches, repeats: int) -> list[dict]:
     t0 = time.perf_counter()
@@ -52,9 +49,7 @@ def bench(name: str, batches, repeats: int) -> list[dict]:
 
 def to_markdown(rows, threads: int, command: str, note: str = "") -> str:
     lines = [f"Command: `{command}`", "",
-             f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {threads} thread(s), "
-             f"float32, median of repeats after one warm-up; load average at start {os.getloadavg()[0]:.1f}; "
-             f"{dt.date.today().isoformat()}." + (f" {note}" if note else ""), "",
+             machine_line(threads, "float32, median of repeats after one warm-up") + (f" {note}" if note else ""), "",
              "| operator | input | output | batch | forward (ms) | forward + gradient (ms) | construction (s) |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:

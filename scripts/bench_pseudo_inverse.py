@@ -15,9 +15,6 @@ the operator) is reported apart. Writes JSON and, with ``--markdown``, replaces 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -29,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from forward_models import ForwardModel  # noqa: E402
 from inverse.benchmarking.imaging import PROBLEMS as SUITE_PROBLEMS  # noqa: E402
 from inverse.problems import build_forward_model  # noqa: E402
-from inverse.report import median_time, publish, script_command  # noqa: E402
+from inverse.report import machine_line, median_time, publish, script_command  # noqa: E402
 
 __all__ = ["main"]
 
@@ -81,9 +78,8 @@ def bench(label: str, repeats: int, batch: int = 8) -> list[dict]:
 def to_markdown(rows, threads: int, command: str) -> str:
     """The BENCHMARKS.md block."""
     lines = [f"Command: `{command}`", "",
-             f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {threads} thread(s), "
-             f"float32, batch {rows[0]['batch']}, median after one warm-up; load average at start "
-             f"{os.getloadavg()[0]:.1f}; {dt.date.today().isoformat()}. Error relative to the exact float64 solution.",
+             machine_line(threads, f"float32, batch {rows[0]['batch']}, median after one warm-up")
+             + " Error relative to the exact float64 solution.",
              "", "| operator | solver | damping | time per call (ms) | relative error | one-time factorisation (s) |",
              "|---|---|---|---|---|---|"]
     for r in rows:
