@@ -171,6 +171,28 @@ class _CartesianMRI(ForwardModel):
         E = FW[K][None, None, :, :] * S.permute(1, 0, 2)[:, :, None, :]  # (H, C, n, W)
         return K, E.reshape(H, S.shape[0] * K.numel(), W)
 
+    def _row_svd(self, real: bool = False):
+        """Per-row SVD factors ``(K, U, s, Vh)`` of :meth:`_row_matrices`, None for a non-column mask.
+
+        ``real=False``: SVDs of the complex ``E_h`` (complex image input). ``real=True``: SVDs of the
+        real ``(2 C n, W)`` matrices ``[Re E_h; Im E_h]``, the restriction to real images
+        (:class:`RealImageMRI`). Computed once in 128-bit precision and cached, keyed by
+        :meth:`_stamp`, so ``.to()`` or an in-place change to the mask or the coil maps (a
+        re-estimated coil map) recomputes them."""
+        stamp = self._stamp()
+        cache = getattr(self, "_svd_cache", None)
+        if cache is None or cache[0] != stamp:
+            cache = self._svd_cache = (stamp, {})
+        if real not in cache[1]:
+            rows = self._row_matrices()
+            factors = None
+            if rows is not None:
+                K, E = rows
+                U, s, Vh = torch.linalg.svd(torch.cat([E.real, E.imag], 1) if real else E, full_matrices=False)
+                factors = (K, U, s, Vh)
+            cache[1][real] = factors
+        return cache[1][real]
+
     def _row_data(self, y: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
         """Right-hand sides ``b`` ``(B, H, C n)`` (complex) of the per-row problems of :meth:`_row_matrices`."""
         check_batch(y, self.output_shape, "measurement")
@@ -345,24 +367,6 @@ class MultiCoilMRI(_CartesianMRI):
     def _maps128(self) -> torch.Tensor:
         return torch.complex(self.coil_maps[0].double(), self.coil_maps[1].double())
 
-    def _row_svd(self):
-        """Per-row SVD factors ``(K, U, s, Vh)`` of a column mask (complex128); None otherwise.
-
-        Cached, keyed by :meth:`_stamp`, so ``.to()`` or an in-place change to the mask or the coil
-        maps (a re-estimated coil map) recomputes them."""
-        stamp = self._stamp()
-        cache = getattr(self, "_svd_cache", None)
-        if cache is not None and cache[0] == stamp:
-            return cache[1]
-        rows = self._row_matrices()
-        factors = None
-        if rows is not None:
-            K, E = rows
-            U, s, Vh = torch.linalg.svd(E, full_matrices=False)
-            factors = (K, U, s, Vh)
-        self._svd_cache = (stamp, factors)
-        return factors
-
     def pseudo_inverse(self, y, *, damping: float = 0.0, **kwargs):
         """Exact ``A^H (A A^H + damping I)^{-1} y`` through per-row SVDs (Cartesian masks; CG otherwise)."""
         damping = self._check_damping(damping)
@@ -400,8 +404,9 @@ class RealImageMRI(ForwardModel):
     This wrapper embeds ``x`` as the real part (imaginary part zero), so ``F(x) = A E x`` with
     ``E x = [x; 0]``; its adjoint for the real inner product is ``E^T A^T y = Re(A^H y)``.
     ``pseudo_inverse(y, damping)`` is the exact ``(A E)^T ((A E)(A E)^T + damping I)^{-1} y`` for a
-    column mask (per-row real SVDs, computed once and cached; 7 ms for a batch of 8 at 64 x 64 with
-    8 coils, where conjugate gradients took 2.6 s without converging), conjugate gradients otherwise.
+    column mask (per-row real SVDs, computed once and cached; 3-5 ms for a batch of 8 at 64 x 64 with
+    8 coils, where conjugate gradients took 0.16-2.0 s and did not converge below damping 1:
+    ``scripts/bench_pseudo_inverse.py``), conjugate gradients otherwise.
 
     Example::
 
@@ -431,24 +436,9 @@ class RealImageMRI(ForwardModel):
         return self.operator.adjoint(y)[:, :1]
 
     def _row_svd(self):
-        """Per-row SVD factors ``(K, U, s, Vh)`` of the real-input problem (float64); None unless
-        the wrapped operator has a column mask.
-
-        The real restriction of row ``h``'s complex ``E_h`` (:meth:`_CartesianMRI._row_matrices`) is
-        the real ``(2 C n, W)`` matrix ``[Re E_h; Im E_h]`` (``x_h`` real). Cached, keyed by the
-        wrapped operator's buffers."""
-        stamp = self.operator._stamp()
-        cache = getattr(self, "_svd_cache", None)
-        if cache is not None and cache[0] == stamp:
-            return cache[1]
-        rows = self.operator._row_matrices()
-        factors = None
-        if rows is not None:
-            K, E = rows
-            U, s, Vh = torch.linalg.svd(torch.cat([E.real, E.imag], 1), full_matrices=False)
-            factors = (K, U, s, Vh)
-        self._svd_cache = (stamp, factors)
-        return factors
+        """Per-row SVD factors of the real-input problem (``[Re E_h; Im E_h]``), cached on the wrapped
+        operator (:meth:`_CartesianMRI._row_svd` with ``real=True``); None unless it has a column mask."""
+        return self.operator._row_svd(real=True)
 
     def pseudo_inverse(self, y, *, damping: float = 0.0, **kwargs):
         """Exact ``A^T (A A^T + damping I)^{-1} y`` for real images through per-row SVDs.
