@@ -17,7 +17,7 @@ import math
 
 import torch
 
-__all__ = ["ForwardModel", "check_batch"]
+__all__ = ["ForwardModel", "check_batch", "damped_svd_gain"]
 
 
 def check_batch(x: torch.Tensor, shape: tuple[int, ...], what: str = "input") -> None:
@@ -27,6 +27,15 @@ def check_batch(x: torch.Tensor, shape: tuple[int, ...], what: str = "input") ->
     if tuple(x.shape[1:]) != tuple(shape) or x.ndim != len(shape) + 1:
         want = ", ".join(["B"] + [str(s) for s in shape])
         raise ValueError(f"the forward model's {what} must have shape ({want}), got {tuple(x.shape)}")
+
+
+def damped_svd_gain(s: torch.Tensor, damping: float) -> torch.Tensor:
+    """Gain per singular value of the damped pseudo-inverse ``A^T (A A^T + damping I)^{-1} = V diag(g) U^T``:
+    ``g = s / (s^2 + damping)``; at zero damping ``1 / s``, with values below ``1e-12 s_max`` dropped
+    (the pseudo-inverse's cut-off)."""
+    if damping > 0:
+        return s / (s**2 + damping)
+    return torch.where(s > 1e-12 * s.max(), 1.0 / s, torch.zeros_like(s))
 
 
 class ForwardModel(torch.nn.Module):

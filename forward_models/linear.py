@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from forward_models.base import ForwardModel, check_batch
+from forward_models.base import ForwardModel, check_batch, damped_svd_gain
 
 __all__ = ["MatrixOperator", "Inpainting"]
 
@@ -67,11 +67,7 @@ class MatrixOperator(ForwardModel):
         """
         check_batch(y, self.output_shape, "measurement")
         U, s, Vh = self.svd()
-        if damping > 0:
-            gain = s / (s**2 + damping)
-        else:
-            gain = torch.where(s > 1e-12 * s.max(), 1.0 / s, torch.zeros_like(s))
-        return (((y.to(torch.float64) @ U) * gain) @ Vh).to(y.dtype)
+        return (((y.to(torch.float64) @ U) * damped_svd_gain(s, damping)) @ Vh).to(y.dtype)
 
     def matrix(self):
         """The matrix ``A`` itself."""
