@@ -3,14 +3,16 @@ marker comments and is replaced in place, atomically, when its script runs again
 
 from __future__ import annotations
 
-import json
 import datetime as dt
+import json
 import os
 import platform
 import statistics
 import sys
 import time
 from pathlib import Path
+
+from samplers.atomic import atomic_output
 
 __all__ = ["replace_markdown_block", "median_time", "synchronize", "write_json", "script_command", "publish", "machine_line"]
 
@@ -26,9 +28,8 @@ def replace_markdown_block(markdown, key: str, heading: str, table: str) -> None
         text = text[: text.index(begin)] + block + text[text.index(end) + len(end):]
     else:
         text = text.rstrip() + f"\n\n## {heading}\n\n" + block + "\n"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_output(path, overwrite=True, suffix=".tmp") as tmp:
+        tmp.write_text(text)
 
 
 def machine_line(threads: int, setup: str) -> str:
@@ -45,9 +46,8 @@ def write_json(path, obj) -> None:
     killed run never leaves half a file); parent folders are created."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    with atomic_output(path, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(obj, indent=1))
 
 
 def script_command(script: str, argv=None) -> str:
