@@ -21,6 +21,7 @@ BENCHMARKS.md in ``--out-dir`` unless ``--markdown`` is given.
     python scripts/benchmark.py --all                        # regenerates BENCHMARKS.md (hours: see its header)
     python scripts/benchmark.py --quick --all --out-dir /tmp/bench   # smoke run, ~3 min
     python scripts/benchmark.py --only gmm overhead --seeds 5
+    python scripts/benchmark.py --only imaging --problems mri-x4 --instances 10-19   # beside a 0-9 process
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from inverse.benchmarking import BENCHMARKS, BenchSettings, run_benchmark
+from inverse.benchmarking.imaging import parse_instance_range
 from samplers.atomic import atomic_output
 
 __all__ = ["main", "parse_args"]
@@ -63,6 +65,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--problems", nargs="+", default=None, metavar="LABEL",
                    help="imaging only: run these problems (ct-30 mri-x4 mri-x8 mri-mc-x4 mri-mc-x8), e.g. one "
                         "per process sharing --out-dir")
+    p.add_argument("--instances", default=None, metavar="START-STOP",
+                   help="imaging only: compute these instances (phantom seeds, inclusive), e.g. 14-16 in one process "
+                        "and 17-19 in another sharing --out-dir; the tables read every stored instance")
     p.add_argument("--device", default="cpu",
                    help="cpu or cuda[:i]; navier-stokes then runs at InverseBench's budget (the others stay on the CPU)")
     return p.parse_args(argv)
@@ -117,11 +122,21 @@ def main(argv=None) -> int:
         return 2
     out_dir = Path(args.out_dir)
     names = list(BENCHMARKS) if args.all else args.only
+    extra = {"problems": args.problems} if args.problems else {}
+    if args.instances is not None:
+        if names != ["imaging"]:
+            print("error: --instances applies to the imaging benchmark only (use --only imaging)", file=sys.stderr)
+            return 2
+        try:
+            extra["instances"] = parse_instance_range(args.instances)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     shown = " ".join(argv if argv is not None else sys.argv[1:])
     settings = BenchSettings(quick=args.quick, seeds=args.seeds, out_dir=out_dir, markdown=_markdown(args, out_dir),
                              threads=args.threads, device=args.device, command=f"python scripts/benchmark.py {shown}".strip(),
                              log=lambda s: print(s, flush=True),
-                             extra={"problems": args.problems} if args.problems else {})
+                             extra=extra)
     t0 = time.perf_counter()
     summary = {"command": settings.command, "date": dt.datetime.now().isoformat(timespec="seconds"),
                "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",

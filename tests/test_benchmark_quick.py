@@ -170,6 +170,55 @@ def test_imaging_problems_filter_is_checked(tmp_path):
         plan(_settings(tmp_path, extra={"problems": ["ct-40"]}))
 
 
+def test_imaging_instance_range_is_parsed_and_checked():
+    from inverse.benchmarking.imaging import parse_instance_range
+
+    assert parse_instance_range("14-16") == (14, 17)
+    assert parse_instance_range(" 3 ") == (3, 4)
+    for bad, msg in [("16-14", "below START"), ("a-b", "expected START-STOP"), ("-3", "expected START-STOP")]:
+        with pytest.raises(ValueError, match=msg):
+            parse_instance_range(bad)
+
+
+def test_imaging_instance_range_computes_only_those_instances(tmp_path, monkeypatch):
+    """``--instances 1-2`` of 4: only phantoms 1 and 2 are simulated and stored; others stay to other processes."""
+    from types import SimpleNamespace
+
+    import inverse.benchmarking.imaging as imaging
+
+    s = _settings(tmp_path, seeds=4, extra={"problems": ["ct-30"], "instances": imaging.parse_instance_range("1-2")})
+    assert list(imaging.plan(s)["seeds"]) == [1, 2]
+    simulated = []
+
+    def fake_simulate(name, options, seed):
+        simulated.append(seed)
+        return SimpleNamespace(noise=SimpleNamespace(config=lambda: {"sigma": 0.1}), forward_model=None,
+                               y=torch.zeros(3), truth=None)
+
+    def fake_method(*a, **k):
+        return {"psnr": 20.0, "time_per_sample_s": 0.0}
+
+    monkeypatch.setattr(imaging, "simulate", fake_simulate)
+    monkeypatch.setattr(imaging, "select_tv_weight", lambda *a: 0.01)
+    monkeypatch.setattr(imaging, "select_deepinv_dps_weight", lambda *a: 1.0)
+    monkeypatch.setattr(imaging, "measurement_view", lambda *a: None)
+    for name in ("score_samples", "run_tv", "run_deepinv", "_ours"):
+        monkeypatch.setattr(imaging, name, fake_method)
+    imaging.run(s, prior=object())
+    assert simulated == [1, 2]
+    assert {r["key"]["seed"] for r in s.store("imaging").records()} == {1, 2}
+    with pytest.raises(ValueError, match="instances 0-3"):
+        imaging.plan(_settings(tmp_path, seeds=4, extra={"instances": (4, 5)}))
+
+
+def test_benchmark_cli_rejects_instances_outside_imaging(capsys):
+    mod = load_script("benchmark")
+    assert mod.main(["--only", "gmm", "--instances", "1-2", "--no-markdown"]) == 2
+    assert "imaging benchmark only" in capsys.readouterr().err
+    assert mod.main(["--only", "imaging", "--instances", "2-1", "--no-markdown"]) == 2
+    assert "below START" in capsys.readouterr().err
+
+
 def test_deepinv_dps_weight_is_the_best_on_the_held_out_phantoms(tmp_path):
     """The weight with the best mean PSNR over the held-out phantoms wins; stored cells are not re-run."""
     from inverse.benchmarking.imaging import plan, select_deepinv_dps_weight

@@ -36,6 +36,7 @@ Fatemi (1992, TV); Tachella et al. (2023, deepinv).
 from __future__ import annotations
 
 import math
+import re
 import statistics
 import time
 import warnings
@@ -62,6 +63,7 @@ __all__ = [
     "HEADING",
     "PROBLEMS",
     "QUICK_IMAGE_SAMPLERS",
+    "parse_instance_range",
     "plan",
     "run",
     "run_deepinv",
@@ -106,19 +108,52 @@ def _problems(settings: BenchSettings, default: list[str]) -> list[str]:
     return list(chosen)
 
 
+def parse_instance_range(text: str) -> tuple[int, int]:
+    """``"START-STOP"`` (inclusive, 0-based phantom seeds) or ``"K"`` as a ``(start, stop)`` half-open range.
+
+    Used by ``scripts/benchmark.py --instances`` to split one problem's instances between processes
+    that share a store (each runs a disjoint range, so no cell is computed twice).
+    """
+    m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", str(text))
+    if not m:
+        raise ValueError(f"--instances {text!r}: expected START-STOP (e.g. 14-16) or one instance number")
+    start = int(m.group(1))
+    stop = int(m.group(2)) if m.group(2) is not None else start
+    if stop < start:
+        raise ValueError(f"--instances {text!r}: STOP ({stop}) is below START ({start})")
+    return start, stop + 1
+
+
+def _instance_seeds(settings: BenchSettings, n: int) -> range:
+    """Seeds this run computes: ``settings.extra["instances"]`` (``(start, stop)``) within ``range(n)``."""
+    chosen = settings.extra.get("instances")
+    if chosen is None:
+        return range(n)
+    start, stop = chosen
+    if start >= n:
+        raise ValueError(f"--instances {start}-{stop - 1}: the run has instances 0-{n - 1}")
+    return range(start, min(stop, n))
+
+
 def plan(settings: BenchSettings) -> dict:
     """Problems, instances, steps, samples per posterior, methods and the TV grid of the run.
 
-    ``--problems`` (``settings.extra["problems"]``) restricts the problems, e.g. to run them in
-    separate processes that share one store.
+    ``--problems`` (``settings.extra["problems"]``) restricts the problems and ``--instances``
+    (``settings.extra["instances"]``, a ``(start, stop)`` range, key ``"seeds"`` of the plan) the
+    instances computed, e.g. to run them in separate processes that share one store. The table
+    always reads every stored instance.
     """
     if settings.quick:
-        return {"problems": _problems(settings, ["ct-30", "mri-mc-x4"]), "instances": settings.n_seeds(20), "steps": 4, "samples": 2,
+        n = settings.n_seeds(20)
+        return {"problems": _problems(settings, ["ct-30", "mri-mc-x4"]), "instances": n,
+                "seeds": _instance_seeds(settings, n), "steps": 4, "samples": 2,
                 "samplers": list(QUICK_IMAGE_SAMPLERS), "tv_grid": [1e-3, 1e-2],
                 "tv_iters": 20, "tv_held_out": TV_HELD_OUT[:1], "eki_iterations": 2,
                 "dps_grid": [1.0, 10.0], "select_samples": 2,
                 "quick_samplers_on": ["ct-30"]}
-    return {"problems": _problems(settings, list(PROBLEMS)), "instances": settings.n_seeds(20), "steps": 100, "samples": 8,
+    n = settings.n_seeds(20)
+    return {"problems": _problems(settings, list(PROBLEMS)), "instances": n, "seeds": _instance_seeds(settings, n),
+            "steps": 100, "samples": 8,
             "samplers": list(ALL_SAMPLERS), "tv_grid": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1],
             "tv_iters": 200, "tv_held_out": TV_HELD_OUT, "eki_iterations": 10, "quick_samplers_on": None,
             "dps_grid": list(DEEPINV_DPS_GRID), "select_samples": 4}
@@ -286,7 +321,7 @@ def run(settings: BenchSettings, prior=None) -> list[dict]:
         name, opts = PROBLEMS[label]
         c_tv = select_tv_weight(label, p, store)
         w_dps = select_deepinv_dps_weight(label, p, store, prior)
-        for seed in range(p["instances"]):
+        for seed in p["seeds"]:
             m = None
             for method in _methods(label, p):
                 key = {"problem": label, "method": method, "seed": seed, "steps": p["steps"], "samples": p["samples"]}
