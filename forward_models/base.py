@@ -17,7 +17,11 @@ import math
 
 import torch
 
-__all__ = ["ForwardModel", "check_batch", "damped_svd_gain"]
+__all__ = ["GRAM_CUTOFF", "ForwardModel", "check_batch", "check_damping", "damped_svd_gain"]
+
+#: relative cut-off of singular values taken from a Gram matrix's eigenvalues (absolute error ~ eps s_max^2):
+#: weaker directions are not resolved and are treated as unobserved (samplers.smc, ParallelBeamCT.pseudo_inverse)
+GRAM_CUTOFF = 1e-5
 
 
 def check_batch(x: torch.Tensor, shape: tuple[int, ...], what: str = "input") -> None:
@@ -27,6 +31,17 @@ def check_batch(x: torch.Tensor, shape: tuple[int, ...], what: str = "input") ->
     if tuple(x.shape[1:]) != tuple(shape) or x.ndim != len(shape) + 1:
         want = ", ".join(["B"] + [str(s) for s in shape])
         raise ValueError(f"the forward model's {what} must have shape ({want}), got {tuple(x.shape)}")
+
+
+def check_damping(damping) -> float:
+    """``damping`` of a damped pseudo-inverse as a float; ``ValueError`` unless it is ``>= 0`` (NaN included)."""
+    try:
+        damping = float(damping)
+    except (TypeError, ValueError):
+        raise ValueError(f"damping must be a non-negative number, got {damping!r}") from None
+    if not damping >= 0:
+        raise ValueError(f"damping must be non-negative, got {damping}")
+    return damping
 
 
 def damped_svd_gain(s: torch.Tensor, damping: float) -> torch.Tensor:
@@ -111,9 +126,7 @@ class ForwardModel(torch.nn.Module):
         if not self.linear:
             raise NotImplementedError(f"{type(self).__name__} is not linear: it has no pseudo-inverse")
         check_batch(y, self.output_shape, "measurement")
-        damping = float(damping)
-        if not damping >= 0:
-            raise ValueError(f"damping must be non-negative, got {damping}")
+        damping = check_damping(damping)
         if damping > 0:
             z = _conjugate_gradients(lambda p: self.forward(self.adjoint(p)) + damping * p, y, iterations, tol)
             return self.adjoint(z)

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import torch
 
-from forward_models.base import ForwardModel, check_batch, damped_svd_gain
+from forward_models.base import ForwardModel, check_batch, check_damping, damped_svd_gain
 from forward_models.coils import synthetic_coil_maps
 from forward_models.masks import cartesian_mask, realised_acceleration
 
@@ -130,12 +130,6 @@ class _CartesianMRI(ForwardModel):
         self.register_buffer("mask", _prepare_mask(mask, height, type(self).__name__))
         self.img_size = tuple(int(s) for s in self.mask.shape)
         self._mask_spec = None
-
-    def _check_damping(self, damping) -> float:
-        damping = float(damping)
-        if not damping >= 0:
-            raise ValueError(f"damping must be non-negative, got {damping}")
-        return damping
 
     def _maps128(self) -> torch.Tensor:
         """Coil sensitivities ``(C, H, W)`` in complex128 (one coil of ones for single-coil MRI)."""
@@ -276,7 +270,7 @@ class SingleCoilMRI(_CartesianMRI):
 
     def pseudo_inverse(self, y, *, damping: float = 0.0, **_):
         """Closed form ``F^H M y / (1 + damping)`` (``A^+ y`` at zero damping)."""
-        damping = self._check_damping(damping)
+        damping = check_damping(damping)
         return self.adjoint(y) / (1.0 + damping)
 
     def zero_filled(self, y):
@@ -379,7 +373,7 @@ class MultiCoilMRI(_CartesianMRI):
 
     def pseudo_inverse(self, y, *, damping: float = 0.0, **kwargs):
         """Exact ``A^H (A A^H + damping I)^{-1} y`` through per-row SVDs (Cartesian masks; CG otherwise)."""
-        damping = self._check_damping(damping)
+        damping = check_damping(damping)
         x = self._row_pseudo_inverse(y, damping)
         if x is None:
             return super().pseudo_inverse(y, damping=damping, **kwargs)
@@ -453,7 +447,7 @@ class RealImageMRI(ForwardModel):
         ``[Re b_h; Im b_h] = [Re E_h; Im E_h] x_h``; with their SVDs ``U_h diag(s_h) V_h^T``,
         ``x_h = V_h diag(s / (s^2 + damping)) U_h^T [Re b_h; Im b_h]`` (cut-off ``1e-12 s_max`` at
         zero damping). Single- and multi-coil alike; other masks use conjugate gradients."""
-        damping = self.operator._check_damping(damping)
+        damping = check_damping(damping)
         x = self.operator._row_pseudo_inverse(y, damping, real=True)
         if x is None:
             return super().pseudo_inverse(y, damping=damping, **kwargs)

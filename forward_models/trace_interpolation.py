@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from forward_models.base import ForwardModel, check_batch
+from forward_models.base import ForwardModel, check_batch, check_damping
 
 __all__ = ["TraceInterpolation", "random_trace_mask", "gap_trace_mask", "REGISTRY_ENTRIES"]
 
@@ -121,10 +121,7 @@ class TraceInterpolation(ForwardModel):
 
     def pseudo_inverse(self, y, *, damping: float = 0.0, **_):
         """``m * y / (1 + damping)``: a projection is its own pseudo-inverse."""
-        damping = float(damping)
-        if not damping >= 0:
-            raise ValueError(f"damping must be non-negative, got {damping}")
-        return self.adjoint(y) / (1.0 + damping)
+        return self.adjoint(y) / (1.0 + check_damping(damping))
 
     def config(self):
         """Configuration: shapes, the missing fraction and the missing receivers of each shot."""

@@ -20,7 +20,8 @@ i.e. per singular direction the gain ``s'^2 s_i^2 / (s'^2 s_i^2 + sigma_y^2)``: 
 projection where the measurement is far more precise than the current noise level, no projection
 where it is not, and the hard projection throughout as ``sigma_y -> 0``. The last step (``s' = 0``)
 does not project. The solve is the forward model's damped ``pseudo_inverse`` (exact SVD for
-matrices, closed form for masks, per-row SVDs for Cartesian MRI, conjugate gradients otherwise). ``soft_projection=False`` gives
+matrices, closed form for masks, per-row SVDs for Cartesian MRI, the cached eigendecomposition of
+``A A^T`` for CT, conjugate gradients otherwise). ``soft_projection=False`` gives
 the paper's hard projection.
 """
 

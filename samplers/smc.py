@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import torch
 
+from forward_models.base import GRAM_CUTOFF
 from forward_models.noise import Gaussian
 from priors.base import Prior
 from samplers.base import Sampler, SamplerState
@@ -61,10 +62,6 @@ GRAM_MIN_SIDE = 256
 #: largest dense operator (``prod(output) * prod(input)`` entries) :class:`LinearGaussian` builds; larger
 #: operators (multi-coil MRI: 65536 x 4096) are decomposed matrix-free through their adjoint (:func:`gram_eigh`)
 MAX_DENSE_ENTRIES = 40_000_000
-
-
-#: relative cut-off of singular values taken from a Gram matrix's eigenvalues (absolute error ~ eps s_max^2)
-GRAM_CUTOFF = 1e-5
 
 
 def _gram_spectrum(G: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -3,11 +3,12 @@
 MCG's projection calls it once per step (``d = (sigma_y / s')^2``). For the imaging operators of the
 benchmark suite at 64 x 64 (real images, as the ``phantoms-64`` prior produces): single- and
 multi-coil Cartesian MRI (``RealImageMRI``; per-row SVD, the default, against the generic conjugate
-gradients of ``ForwardModel``) and 30-view parallel-beam CT (conjugate gradients only). Error: relative
+gradients of ``ForwardModel``) and 30-view parallel-beam CT (``ParallelBeamCT``; the eigendecomposition
+of ``A A^T``, the default since session 11, against the same conjugate gradients). Error: relative
 to the exact solution in float64 (the per-row SVD for MRI, checked against the dense solve in
 ``tests/forward_models/test_mri.py``; a dense solve of the float64 matrix for CT). Batch 8, float32,
-median of ``--repeats`` calls after one warm-up; the SVD route's one-time factorisation (cached on
-the operator) is reported apart. Writes JSON and, with ``--markdown``, replaces its BENCHMARKS.md block.
+median of ``--repeats`` calls after one warm-up; the exact routes' one-time factorisation (cached on
+the operator, for CT per geometry and process) is reported apart. Writes JSON and, with ``--markdown``, replaces its BENCHMARKS.md block.
 
     python scripts/bench_pseudo_inverse.py --threads 1 --markdown BENCHMARKS.md
 """
@@ -24,6 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from forward_models import ForwardModel  # noqa: E402
+from forward_models.tomography import ParallelBeamCT, range_basis  # noqa: E402
 from inverse.benchmarking.imaging import PROBLEMS as SUITE_PROBLEMS  # noqa: E402
 from inverse.problems import build_forward_model  # noqa: E402
 from inverse.report import machine_line, median_time, publish, script_command  # noqa: E402
@@ -44,6 +46,21 @@ def _exact(op, y64: torch.Tensor, damping: float) -> torch.Tensor:
     return Z.T.reshape(len(y64), *op.input_shape)
 
 
+def _exact_route(op):
+    """``(name, factorise)`` of the operator's own exact solver (``factorise()`` computes its cached factors
+    from scratch and says whether the route applies), or None."""
+    if hasattr(op, "_row_svd"):
+        return "per-row SVD", lambda: op._row_svd() is not None
+    if isinstance(op, ParallelBeamCT):
+        def factorise():
+            range_basis.cache_clear()
+            op._basis_cache.clear()
+            op._basis(torch.float64, torch.device("cpu"))
+            return True
+        return "eigendecomposition of A A^T", factorise
+    return None
+
+
 def bench(label: str, repeats: int, batch: int = 8) -> list[dict]:
     """Rows (solver, damping, seconds per call, relative error) for one suite problem."""
     name, options = SUITE_PROBLEMS[label]
@@ -54,13 +71,13 @@ def bench(label: str, repeats: int, batch: int = 8) -> list[dict]:
     y64 = y64 + 0.02 * y64.pow(2).mean().sqrt() * torch.randn(y64.shape, generator=g, dtype=torch.float64)
     y = y64.float()
     solvers = {"conjugate gradients": lambda d: ForwardModel.pseudo_inverse(op, y, damping=d)}
-    factor_s = None
-    if hasattr(op, "_row_svd"):
+    factor_s, route = None, _exact_route(op)
+    if route is not None:
         t0 = time.perf_counter()
-        has_rows = op._row_svd() is not None
+        applies = route[1]()
         factor_s = time.perf_counter() - t0
-        if has_rows:
-            solvers = {"per-row SVD": lambda d: op.pseudo_inverse(y, damping=d), **solvers}
+        if applies:
+            solvers = {route[0]: lambda d: op.pseudo_inverse(y, damping=d), **solvers}
     rows = []
     for d in DAMPINGS:
         ref = _exact(op, y64, d)
@@ -70,7 +87,7 @@ def bench(label: str, repeats: int, batch: int = 8) -> list[dict]:
             rows.append({"problem": label, "operator": PROBLEMS[label], "solver": name, "damping": d,
                          "batch": batch, "seconds": median_time(lambda fn=fn, d=d: fn(d), repeats),
                          "relative_error": err,
-                         "factorisation_s": factor_s if name == "per-row SVD" else None})
+                         "factorisation_s": factor_s if route is not None and name == route[0] else None})
             print(rows[-1], flush=True)
     return rows
 

@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from inverse.benchmarking import BENCHMARKS, BenchSettings, run_benchmark
-from inverse.benchmarking.imaging import parse_instance_range
+from inverse.benchmarking.imaging import check_methods, parse_instance_range
 from samplers.atomic import atomic_output
 
 __all__ = ["main", "parse_args"]
@@ -68,6 +68,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--instances", default=None, metavar="START-STOP",
                    help="imaging only: compute these instances (phantom seeds, inclusive), e.g. 14-16 in one process "
                         "and 17-19 in another sharing --out-dir; the tables read every stored instance")
+    p.add_argument("--rerun", nargs="+", default=None, metavar="METHOD",
+                   help="imaging only: discard the stored rows of these methods (on --problems and --instances) "
+                        "and run them again, e.g. after a change to their code; do not repeat it when resuming")
     p.add_argument("--device", default="cpu",
                    help="cpu or cuda[:i]; navier-stokes then runs at InverseBench's budget (the others stay on the CPU)")
     return p.parse_args(argv)
@@ -123,15 +126,18 @@ def main(argv=None) -> int:
     out_dir = Path(args.out_dir)
     names = list(BENCHMARKS) if args.all else args.only
     extra = {"problems": args.problems} if args.problems else {}
-    if args.instances is not None:
-        if names != ["imaging"]:
-            print("error: --instances applies to the imaging benchmark only (use --only imaging)", file=sys.stderr)
+    for flag, value in (("--instances", args.instances), ("--rerun", args.rerun)):
+        if value is not None and names != ["imaging"]:
+            print(f"error: {flag} applies to the imaging benchmark only (use --only imaging)", file=sys.stderr)
             return 2
-        try:
+    try:
+        if args.rerun:
+            extra["rerun"] = check_methods(args.rerun)
+        if args.instances is not None:
             extra["instances"] = parse_instance_range(args.instances)
-        except ValueError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     shown = " ".join(argv if argv is not None else sys.argv[1:])
     settings = BenchSettings(quick=args.quick, seeds=args.seeds, out_dir=out_dir, markdown=_markdown(args, out_dir),
                              threads=args.threads, device=args.device, command=f"python scripts/benchmark.py {shown}".strip(),

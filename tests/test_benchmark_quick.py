@@ -104,6 +104,27 @@ def test_result_store_keys(tmp_path):
     assert again.records(a=1)[0]["v"] == 3.0
 
 
+def test_result_store_discard_keeps_other_processes_rows(tmp_path):
+    """``discard`` drops the matching cells (list values: any member), keeps rows appended by another
+    store on the same file since this one loaded, and the dropped cells count as not done."""
+    path = tmp_path / "r.jsonl"
+    st = ResultStore(path)
+    for method in ("mcg", "dps"):
+        for seed in range(3):
+            st.add({"problem": "ct-30", "method": method, "seed": seed}, {"psnr": 20.0 + seed})
+    other = ResultStore(path)  # a second process sharing the file
+    other.add({"problem": "mri-x4", "method": "mcg", "seed": 0}, {"psnr": 30.0})
+    assert st.discard(problem=["ct-30"], method="mcg", seed=range(0, 2)) == 2
+    assert not st.done({"problem": "ct-30", "method": "mcg", "seed": 1})
+    assert st.done({"problem": "ct-30", "method": "mcg", "seed": 2})
+    reloaded = ResultStore(path)
+    assert len(reloaded.records()) == 5 and reloaded.records(problem="mri-x4")[0]["psnr"] == 30.0
+    assert not reloaded.records(method="mcg", seed=0, problem="ct-30")
+    assert st.discard(method="tds") == 0 and len(ResultStore(path).records()) == 5
+    with pytest.raises(ValueError, match="at least one key item"):
+        st.discard()
+
+
 def test_result_store_survives_a_line_cut_short_by_a_killed_run(tmp_path):
     path = tmp_path / "r.jsonl"
     ResultStore(path).add({"seed": 0}, {"v": 1.0})
@@ -207,16 +228,29 @@ def test_imaging_instance_range_computes_only_those_instances(tmp_path, monkeypa
     imaging.run(s, prior=object())
     assert simulated == [1, 2]
     assert {r["key"]["seed"] for r in s.store("imaging").records()} == {1, 2}
+    # --rerun mcg on instance 2 only: its row is discarded and computed again, nothing else runs
+    n_before = len(s.store("imaging").records())
+    simulated.clear()
+    s.extra.update(rerun=["mcg"], instances=(2, 3))
+    imaging.run(s, prior=object())
+    assert simulated == [2]
+    assert len(s.store("imaging").records()) == n_before
+    with pytest.raises(ValueError, match="unknown method.*mgc"):
+        imaging.check_methods(["mgc"])
     with pytest.raises(ValueError, match="instances 0-3"):
         imaging.plan(_settings(tmp_path, seeds=4, extra={"instances": (4, 5)}))
 
 
-def test_benchmark_cli_rejects_instances_outside_imaging(capsys):
+def test_benchmark_cli_rejects_imaging_options_elsewhere_and_bad_values(capsys):
     mod = load_script("benchmark")
     assert mod.main(["--only", "gmm", "--instances", "1-2", "--no-markdown"]) == 2
     assert "imaging benchmark only" in capsys.readouterr().err
     assert mod.main(["--only", "imaging", "--instances", "2-1", "--no-markdown"]) == 2
     assert "below START" in capsys.readouterr().err
+    assert mod.main(["--only", "gmm", "--rerun", "mcg", "--no-markdown"]) == 2
+    assert "--rerun applies to the imaging benchmark only" in capsys.readouterr().err
+    assert mod.main(["--only", "imaging", "--rerun", "mgc", "--no-markdown"]) == 2
+    assert "unknown method(s) mgc" in capsys.readouterr().err
 
 
 def test_deepinv_dps_weight_is_the_best_on_the_held_out_phantoms(tmp_path):

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from inverse.report import replace_markdown_block
+from samplers.atomic import atomic_output
 
 __all__ = [
     "BenchSettings",
@@ -106,7 +107,7 @@ class ResultStore:
         rec = {"key": key, **record}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         line = json.dumps(rec, default=float) + "\n"
-        with open(self.path, "a+b") as f:
+        with self._locked(), open(self.path, "a+b") as f:
             if f.seek(0, os.SEEK_END) > 0:  # a line cut short by a killed run stays alone on its line (skipped on load)
                 f.seek(-1, os.SEEK_END)
                 if f.read(1) != b"\n":
@@ -119,6 +120,69 @@ class ResultStore:
     def records(self, **match) -> list[dict]:
         """Stored records whose key contains every ``match`` item."""
         return [r for r in self._records if all(r.get("key", {}).get(k) == v for k, v in match.items())]
+
+    @staticmethod
+    def _selected(key: dict, match: dict) -> bool:
+        """Whether ``key`` has every ``match`` item; a list, tuple, set or range value matches any member."""
+        for k, v in match.items():
+            if k not in key:
+                return False
+            if isinstance(v, (list, tuple, set, frozenset, range)):
+                if key[k] not in v:
+                    return False
+            elif key[k] != v:
+                return False
+        return True
+
+    @contextlib.contextmanager
+    def _locked(self):
+        """Exclusive lock on ``<store>.lock`` (POSIX ``flock``; no lock where ``fcntl`` is missing) around an
+        append or a rewrite, so a :meth:`discard` in one process loses no line appended by another."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            yield
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def discard(self, **match) -> int:
+        """Remove the stored records whose key matches (as :meth:`_selected`: a list value matches any
+        member) so that their cells run again, e.g. after a change to one method's code; returns how many.
+
+        The file is re-read under the lock (lines other processes appended since this store was loaded
+        are kept) and replaced atomically (:func:`samplers.atomic.atomic_output`); unreadable lines
+        are dropped with it. A resumed run must not discard again, or it re-runs the cells it finished.
+        """
+        if not match:
+            raise ValueError("discard needs at least one key item to match (refusing to empty the store)")
+        if not self.path.exists():
+            return 0
+        with self._locked():
+            kept, dropped = [], 0
+            for line in self.path.read_text().splitlines():
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if self._selected(rec.get("key", {}), match):
+                    dropped += 1
+                else:
+                    kept.append(line)
+            if dropped:
+                with atomic_output(self.path, overwrite=True) as tmp:
+                    tmp.write_text("".join(f"{line}\n" for line in kept))
+        self._records = [json.loads(line) for line in kept] if dropped else [
+            r for r in self._records if not self._selected(r.get("key", {}), match)]
+        self._done = {self._canon(r["key"]) for r in self._records if "key" in r}
+        return dropped
 
 
 class CallMeter:

@@ -148,3 +148,54 @@ def test_config_is_json():
     cfg = json.loads(json.dumps(ParallelBeamCT(16, 4, pixel_size=0.1).config()))
     assert cfg["class"] == "ParallelBeamCT"
     assert (cfg["img_size"], cfg["num_angles"], cfg["num_detectors"], cfg["pixel_size"]) == (16, 4, 23, 0.1)
+
+
+def _dense_pseudo_inverse(op, y, damping, rtol):
+    """Float64 reference: ``A^T (A A^T + d I)^{-1} y`` by a dense solve, or ``pinv(A, rtol) y`` at d = 0."""
+    M = op.matrix()
+    Y = y.reshape(len(y), -1).T
+    if damping > 0:
+        X = M.T @ torch.linalg.solve(M @ M.T + damping * torch.eye(M.shape[0], dtype=F64), Y)
+    else:
+        X = torch.linalg.pinv(M, rtol=rtol) @ Y
+    return X.T.reshape(len(y), *op.input_shape)
+
+
+# (16, 6): 138 measurements, SVD route; (16, 12): 276, eigendecomposition of A A^T (condition ~1e6 on
+# its range, where 200 CG iterations stop at relative error 0.4 for d = 1e-4)
+@pytest.mark.parametrize("angles,rtol", [(6, 1e-12), (12, 1e-5)])
+@pytest.mark.parametrize("damping,tol", [(0.0, 1e-6), (1e-6, 1e-6), (1e-4, 1e-9), (1e-2, 1e-11), (1.0, 1e-12)])
+def test_exact_pseudo_inverse_matches_the_dense_solve(angles, rtol, damping, tol):
+    op = ParallelBeamCT(16, angles, pixel_size=0.5)
+    x = _rand(3, 1, 16, 16, seed=1)
+    y = op(x) + 0.05 * _rand(3, *op.output_shape, seed=2)  # noisy: a part outside range(A)
+    ref = _dense_pseudo_inverse(op, y, damping, rtol)
+    out = op.pseudo_inverse(y, damping=damping)
+    assert out.shape == x.shape and out.dtype == F64
+    assert float((out - ref).norm() / ref.norm()) < tol
+    y32 = y.float()  # float32 in, float32 out; the solve itself runs in float64
+    out32 = op.pseudo_inverse(y32, damping=damping)
+    assert out32.dtype == torch.float32
+    ref32 = _dense_pseudo_inverse(op, y32.double(), damping, rtol)
+    assert float((out32.double() - ref32).norm() / ref32.norm()) < 1e-5
+
+
+def test_exact_pseudo_inverse_beats_conjugate_gradients_and_can_be_switched_off():
+    from forward_models.base import ForwardModel
+    from forward_models.tomography import range_basis
+
+    op = ParallelBeamCT(16, 12)
+    y = op(_rand(2, 1, 16, 16, seed=3)) + 0.05 * _rand(2, *op.output_shape, seed=4)
+    ref = _dense_pseudo_inverse(op, y, 1e-4, None)
+    err = {k: float((v - ref).norm() / ref.norm()) for k, v in
+           {"exact": op.pseudo_inverse(y, damping=1e-4), "cg": op.pseudo_inverse(y, damping=1e-4, exact=False)}.items()}
+    assert err["exact"] < 1e-9 and err["cg"] > 1e-2
+    torch.testing.assert_close(op.pseudo_inverse(y, damping=1e-4, exact=False),
+                               ForwardModel.pseudo_inverse(op, y, damping=1e-4))
+    hits = range_basis.cache_info().hits
+    ParallelBeamCT(16, 12).pseudo_inverse(y, damping=1e-2)  # a new operator of the same geometry reuses the basis
+    assert range_basis.cache_info().hits == hits + 1
+    with pytest.raises(ValueError, match="damping must be non-negative"):
+        op.pseudo_inverse(y, damping=-1.0)
+    with pytest.raises(ValueError, match="must have shape"):
+        op.pseudo_inverse(y[:, :, :5])
