@@ -41,13 +41,13 @@ def machine_line(threads: int, setup: str) -> str:
             f"{setup}; load average at start {os.getloadavg()[0]:.1f}; {dt.date.today().isoformat()}.")
 
 
-def write_json(path, obj) -> None:
+def write_json(path, obj, indent: int = 1) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically (a temporary file renamed over it, so a
     killed run never leaves half a file); parent folders are created."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path, overwrite=True) as tmp:
-        tmp.write_text(json.dumps(obj, indent=1))
+        tmp.write_text(json.dumps(obj, indent=indent))
 
 
 def script_command(script: str, argv=None) -> str:

@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from inverse.benchmarking.samplers import sampler_settings
 from inverse.harness import averaged_sw_ratio, gmm_case
+from inverse.report import write_json
 from samplers import get_sampler
 
 __all__ = ["averaged_ratio", "build", "main"]
@@ -89,9 +90,7 @@ def main(argv=None) -> int:
                         results[key] = [averaged_ratio(spec, d, dy, s, n_part, refs=a.refs, steps=a.steps)
                                         for s in range(a.seeds)]
                         if a.out:
-                            tmp = Path(a.out).with_suffix(".tmp")
-                            tmp.write_text(json.dumps(results, indent=1))
-                            tmp.replace(a.out)
+                            write_json(a.out, results)
                     rs = results[key]
                     dz = [r["log_evidence_error"] for r in rs if "log_evidence_error" in r]
                     print(f"| {d} | {dy} | {n_part} | {spec} | {statistics.fmean(r['ratio'] for r in rs):.2f} | "

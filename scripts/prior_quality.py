@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from inverse.datasets import make_dataset  # noqa: E402
 from inverse.figures import save_figure  # noqa: E402
+from inverse.report import write_json  # noqa: E402
 from priors import load_prior  # noqa: E402
 from priors.loading import _resolve  # noqa: E402
 from priors.quality import quality_report, unconditional_samples  # noqa: E402
@@ -66,9 +66,7 @@ def main(argv=None) -> int:
     card_path = directory / "prior.json"
     card = json.loads(card_path.read_text())
     card["quality"] = report
-    tmp = card_path.with_name(".prior.json.tmp")
-    tmp.write_text(json.dumps(card, indent=2))
-    os.replace(tmp, card_path)
+    write_json(card_path, card, indent=2)
     samples = unconditional_samples(prior, 6, args.ode_steps, seed=1)
     figure(samples, truths, prior, directory / "samples.png")
     print(json.dumps(report, indent=2))

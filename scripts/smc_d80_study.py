@@ -19,7 +19,6 @@ Results go to ``--out`` (JSON) and a Markdown summary to stdout.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -32,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from inverse.harness import gmm_case  # noqa: E402
 from inverse.metrics import sliced_wasserstein  # noqa: E402
+from inverse.report import write_json  # noqa: E402
 from samplers import get_sampler  # noqa: E402
 
 __all__ = ["large_n", "main", "mode_share", "unobserved_spread"]
@@ -124,11 +124,7 @@ def main(argv=None) -> int:
                 out["large_n"][f"{s}/{dy}"] = rs
                 print(f"| {s} | {dy} | {args.large_n} | {args.steps} | {statistics.median(ratios):.2f}, {statistics.fmean(ratios):.2f} | "
                       f"{' '.join(f'{r:.2f}' for r in ratios)} | {statistics.fmean(r['time_s'] for r in rs):.1f} |", flush=True)
-    path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(out, indent=1))
-    tmp.replace(path)
+    write_json(args.out, out)
     return 0
 
 
