@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from forward_models.base import ForwardModel, check_batch, damped_svd_gain
+from forward_models.base import ForwardModel, check_batch, check_damping, damped_svd_gain
 
 __all__ = ["MatrixOperator", "Inpainting"]
 
@@ -66,6 +66,7 @@ class MatrixOperator(ForwardModel):
         With ``damping = 0``: ``A^+ y`` (singular values below ``1e-12 * s_max`` dropped).
         """
         check_batch(y, self.output_shape, "measurement")
+        damping = check_damping(damping)
         U, s, Vh = self.svd()
         return (((y.to(torch.float64) @ U) * damped_svd_gain(s, damping)) @ Vh).to(y.dtype)
 
@@ -116,7 +117,7 @@ class Inpainting(ForwardModel):
 
     def pseudo_inverse(self, y, *, damping: float = 0.0, **_):
         """``mask * y / (1 + damping)``: a projection is its own pseudo-inverse."""
-        return self.adjoint(y) / (1.0 + float(damping))
+        return self.adjoint(y) / (1.0 + check_damping(damping))
 
     def config(self):
         """Configuration; the mask is stored as data by the NetCDF writers."""

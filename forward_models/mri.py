@@ -371,6 +371,10 @@ class MultiCoilMRI(_CartesianMRI):
     def _maps128(self) -> torch.Tensor:
         return torch.complex(self.coil_maps[0].double(), self.coil_maps[1].double())
 
+    def prepare_pseudo_inverse(self) -> None:
+        """Compute the per-row SVDs (:meth:`_row_svd`) the exact pseudo-inverse uses, if the mask has columns."""
+        self._row_svd()
+
     def pseudo_inverse(self, y, *, damping: float = 0.0, **kwargs):
         """Exact ``A^H (A A^H + damping I)^{-1} y`` through per-row SVDs (Cartesian masks; CG otherwise)."""
         damping = check_damping(damping)
@@ -438,6 +442,10 @@ class RealImageMRI(ForwardModel):
         """Per-row SVD factors of the real-input problem (``[Re E_h; Im E_h]``), cached on the wrapped
         operator (:meth:`_CartesianMRI._row_svd` with ``real=True``); None unless it has a column mask."""
         return self.operator._row_svd(real=True)
+
+    def prepare_pseudo_inverse(self) -> None:
+        """Compute the per-row SVDs of the real-input problem (:meth:`_row_svd`), if the mask has columns."""
+        self._row_svd()
 
     def pseudo_inverse(self, y, *, damping: float = 0.0, **kwargs):
         """Exact ``A^T (A A^T + damping I)^{-1} y`` for real images through per-row SVDs.

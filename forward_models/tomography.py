@@ -325,6 +325,12 @@ class ParallelBeamCT(ForwardModel):
         z = (coef * gain) @ U.T  # A^T z cancels strongly at small damping: back-project in float64 too
         return self.adjoint(z.reshape(y.shape[0], *self.output_shape)).to(y.dtype)
 
+    def prepare_pseudo_inverse(self) -> None:
+        """Compute the eigendecomposition of ``A A^T`` (:func:`range_basis`) the exact pseudo-inverse uses,
+        on the operator's device, if the sinogram is small enough for it."""
+        if self.num_angles * self.num_detectors <= EXACT_PINV_MAX_MEASUREMENTS:
+            self._basis(torch.float64, self.A_val.device)
+
     def _basis(self, dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
         """:func:`range_basis` of this geometry as ``(dtype, device)`` tensors (kept for the next call)."""
         key = (dtype, str(device))

@@ -73,6 +73,16 @@ class MCG(DPS):
             raise ValueError(f"MCG's projection assumes Gaussian noise, got {type(problem.noise).__name__}; use DPS")
         super().check(problem, prior)
 
+    def setup(self, problem, prior) -> None:
+        """Factorise the projection once, before the first step (``ForwardModel.prepare_pseudo_inverse``:
+        the per-row SVDs of Cartesian MRI, the eigendecomposition of ``A A^T`` for CT; nothing for CG)."""
+        problem.forward_model.prepare_pseudo_inverse()
+
+    def init(self, problem, prior, num_samples, generator) -> SamplerState:
+        """Set-up (:meth:`setup`), then DPS's particles ``x ~ N(0, sigma_max^2 I)``."""
+        self.setup(problem, prior)
+        return super().init(problem, prior, num_samples, generator)
+
     def projection_damping(self, s_next: float, sigma_y: float) -> float | None:
         """Damping ``(sigma_y / s')^2`` of the projection (0 when hard, None when it is skipped)."""
         if s_next <= 0:

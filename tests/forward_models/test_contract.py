@@ -56,6 +56,17 @@ def test_pseudo_inverse_is_a_generalised_inverse(op):
     torch.testing.assert_close(ForwardModel.pseudo_inverse(op, y), op.pseudo_inverse(y), atol=1e-7, rtol=1e-7)
 
 
+def test_pseudo_inverse_rejects_negative_or_nan_damping(op):
+    if not op.linear:
+        pytest.skip("not linear")
+    y = op(_batch(op, 1, 6))
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="damping must be non-negative"):
+            op.pseudo_inverse(y, damping=bad)
+    op.prepare_pseudo_inverse()  # every model has it (a no-op for the generic conjugate gradients)
+    torch.testing.assert_close(op(op.pseudo_inverse(y)), y, atol=1e-8, rtol=1e-8)
+
+
 def test_matrix_agrees_with_forward(op):
     if not op.linear:
         pytest.skip("not linear")

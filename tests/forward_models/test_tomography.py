@@ -199,3 +199,21 @@ def test_exact_pseudo_inverse_beats_conjugate_gradients_and_can_be_switched_off(
         op.pseudo_inverse(y, damping=-1.0)
     with pytest.raises(ValueError, match="must have shape"):
         op.pseudo_inverse(y[:, :, :5])
+
+
+def test_prepare_pseudo_inverse_fills_the_cache_that_mcg_uses(monkeypatch):
+    """MCG's set-up factorises CT's projection (``prepare_pseudo_inverse``) before its first step."""
+    from forward_models import Gaussian, InverseProblem
+    from priors import GaussianPrior
+    from samplers import MCG
+
+    op = ParallelBeamCT(16, 12)
+    assert op._basis_cache == {}
+    op.prepare_pseudo_inverse()
+    assert (F64, "cpu") in op._basis_cache
+    op2 = ParallelBeamCT(16, 12)
+    calls = []
+    monkeypatch.setattr(op2, "prepare_pseudo_inverse", lambda: calls.append("set-up"))
+    problem = InverseProblem.simulate(op2, Gaussian(0.05), _rand(1, 16, 16, seed=5), seed=0)
+    MCG(num_steps=3).sample(problem, GaussianPrior(torch.zeros(1, 16, 16, dtype=F64)), 2, seed=0)
+    assert calls == ["set-up"]
