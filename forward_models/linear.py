@@ -57,8 +57,25 @@ class MatrixOperator(ForwardModel):
         return y @ self.A.to(y.dtype)
 
     def svd(self):
-        """Thin SVD ``(U, s, Vh)`` of ``A`` (float64), with ``A = U diag(s) Vh``."""
-        return torch.linalg.svd(self.A.to(torch.float64), full_matrices=False)
+        """Thin SVD ``(U, s, Vh)`` of ``A`` (float64), with ``A = U diag(s) Vh``.
+
+        Computed once and kept, keyed by ``A``'s device, storage and version counter, so ``.to()`` or an
+        in-place change to ``A`` recomputes it (MCG's projection calls :meth:`pseudo_inverse` every
+        step); not kept when ``A`` requires grad. The tensors are shared between calls: do not modify
+        them in place.
+        """
+        if self.A.requires_grad:  # differentiable in A: a fresh decomposition (and graph) per call
+            return torch.linalg.svd(self.A.to(torch.float64), full_matrices=False)
+        key = (str(self.A.device), self.A.data_ptr(), self.A._version)
+        cached = self.__dict__.get("_svd_cache")
+        if cached is None or cached[0] != key:
+            cached = (key, torch.linalg.svd(self.A.to(torch.float64), full_matrices=False))
+            self.__dict__["_svd_cache"] = cached
+        return cached[1]
+
+    def prepare_pseudo_inverse(self) -> None:
+        """Compute the SVD (:meth:`svd`) the pseudo-inverse uses."""
+        self.svd()
 
     def pseudo_inverse(self, y, *, damping: float = 0.0, **_):
         """Exact ``A^T (A A^T + damping I)^{-1} y = V diag(s / (s^2 + damping)) U^T y`` through the SVD.

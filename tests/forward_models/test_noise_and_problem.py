@@ -74,3 +74,17 @@ def test_bad_operators():
         Inpainting(torch.tensor([0.5, 1.0]))
     with pytest.raises(NotImplementedError, match="coarse"):
         MatrixOperator(torch.ones(1, 1)).coarse()
+
+
+def test_matrix_operator_svd_is_kept_until_the_matrix_changes():
+    A = torch.randn(3, 5, generator=torch.Generator().manual_seed(0), dtype=F64)
+    op = MatrixOperator(A.clone(), dtype=F64)
+    first = op.svd()
+    assert op.svd() is first  # kept: MCG's projection asks for it every step
+    y = op(torch.ones(2, 5, dtype=F64))
+    op.A.mul_(2.0)  # an in-place change: the next call decomposes the new matrix
+    U, s, Vh = op.svd()
+    torch.testing.assert_close(U @ torch.diag(s) @ Vh, 2.0 * A)
+    torch.testing.assert_close(op.pseudo_inverse(y), torch.linalg.pinv(2.0 * A).matmul(y.T).T)
+    op.prepare_pseudo_inverse()
+    assert op.svd() is not first
