@@ -308,13 +308,11 @@ class ParallelBeamCT(ForwardModel):
         damping. Batched ``(B, 1, num_angles, N_d)`` -> ``(B, 1, W, W)``.
         """
         m = self.num_angles * self.num_detectors
-        if exact is None:
-            exact = m <= EXACT_PINV_MAX_MEASUREMENTS
-        if not exact:
+        if not (self._exact_pinv if exact is None else exact):
             return super().pseudo_inverse(y, damping=damping, iterations=iterations, tol=tol)
         check_batch(y, self.output_shape, "measurement")
         damping = check_damping(damping)
-        U, lam = self._basis(torch.float64, y.device)  # float64 throughout: ~2 m^2 flops per item
+        U, lam = self._basis(y.device)  # float64 throughout: ~2 m^2 flops per item
         lam = lam * self.pixel_size**2
         if damping > 0:
             gain = 1.0 / (lam + damping)
@@ -325,20 +323,26 @@ class ParallelBeamCT(ForwardModel):
         z = (coef * gain) @ U.T  # A^T z cancels strongly at small damping: back-project in float64 too
         return self.adjoint(z.reshape(y.shape[0], *self.output_shape)).to(y.dtype)
 
+    @property
+    def _exact_pinv(self) -> bool:
+        """Whether :meth:`pseudo_inverse` defaults to the exact route (sinogram of at most
+        :data:`EXACT_PINV_MAX_MEASUREMENTS` entries)."""
+        return self.num_angles * self.num_detectors <= EXACT_PINV_MAX_MEASUREMENTS
+
     def prepare_pseudo_inverse(self) -> None:
         """Compute the eigendecomposition of ``A A^T`` (:func:`range_basis`) the exact pseudo-inverse uses,
         on the operator's device, if the sinogram is small enough for it."""
-        if self.num_angles * self.num_detectors <= EXACT_PINV_MAX_MEASUREMENTS:
-            self._basis(torch.float64, self.A_val.device)
+        if self._exact_pinv:
+            self._basis(self.A_val.device)
 
-    def _basis(self, dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
-        """:func:`range_basis` of this geometry as ``(dtype, device)`` tensors (kept for the next call)."""
-        key = (dtype, str(device))
+    def _basis(self, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """:func:`range_basis` of this geometry as float64 tensors on ``device`` (kept for the next call)."""
+        key = str(device)
         if key not in self._basis_cache:
             U, lam = range_basis(self.img_size, self.num_angles)
             if len(self._basis_cache) >= 2:
                 self._basis_cache = {}
-            self._basis_cache[key] = (U.to(device=device, dtype=dtype), lam.to(device=device, dtype=dtype))
+            self._basis_cache[key] = (U.to(device), lam.to(device))
         return self._basis_cache[key]
 
     def fbp(self, y, filter: str = "ramp"):

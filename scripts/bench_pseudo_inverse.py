@@ -55,8 +55,8 @@ def _exact_route(op):
         def factorise():
             range_basis.cache_clear()
             op._basis_cache.clear()
-            op._basis(torch.float64, torch.device("cpu"))
-            return True
+            op.prepare_pseudo_inverse()
+            return op._exact_pinv
         return "eigendecomposition of A A^T", factorise
     return None
 

@@ -80,19 +80,27 @@ class ResultStore:
 
     def __init__(self, path):
         self.path = Path(path)
-        self._records = []
-        bad = []
+        lines, bad = self._read()
+        if bad:
+            warnings.warn(f"{self.path}: skipped unreadable line(s) {', '.join(map(str, bad))} (a run killed while "
+                          "writing?); their cells are re-run", RuntimeWarning, stacklevel=2)
+        self._set_records([rec for _, rec in lines])
+
+    def _read(self) -> tuple[list[tuple[str, dict]], list[int]]:
+        """The file's readable lines with their records, and the numbers of the unreadable ones."""
+        lines, bad = [], []
         if self.path.exists():
             for i, line in enumerate(self.path.read_text().splitlines(), 1):
                 if line.strip():
                     try:
-                        self._records.append(json.loads(line))
+                        lines.append((line, json.loads(line)))
                     except json.JSONDecodeError:
                         bad.append(i)
-        if bad:
-            warnings.warn(f"{self.path}: skipped unreadable line(s) {', '.join(map(str, bad))} (a run killed while "
-                          "writing?); their cells are re-run", RuntimeWarning, stacklevel=2)
-        self._done = {self._canon(r["key"]) for r in self._records if "key" in r}
+        return lines, bad
+
+    def _set_records(self, records: list[dict]) -> None:
+        self._records = records
+        self._done = {self._canon(r["key"]) for r in records if "key" in r}
 
     @staticmethod
     def _canon(key: dict) -> str:
@@ -164,24 +172,13 @@ class ResultStore:
         if not self.path.exists():
             return 0
         with self._locked():
-            kept, dropped = [], 0
-            for line in self.path.read_text().splitlines():
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if self._selected(rec.get("key", {}), match):
-                    dropped += 1
-                else:
-                    kept.append(line)
+            lines, _ = self._read()
+            kept = [(line, rec) for line, rec in lines if not self._selected(rec.get("key", {}), match)]
+            dropped = len(lines) - len(kept)
             if dropped:
                 with atomic_output(self.path, overwrite=True) as tmp:
-                    tmp.write_text("".join(f"{line}\n" for line in kept))
-        self._records = [json.loads(line) for line in kept] if dropped else [
-            r for r in self._records if not self._selected(r.get("key", {}), match)]
-        self._done = {self._canon(r["key"]) for r in self._records if "key" in r}
+                    tmp.write_text("".join(f"{line}\n" for line, _ in kept))
+        self._set_records([rec for _, rec in kept])
         return dropped
 
 
