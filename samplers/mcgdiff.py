@@ -143,10 +143,10 @@ class MCGdiff(LinearTwistSMC):
         active = now | later
         return gain, torch.where(active, var.clamp_min(0.0), torch.ones_like(var)), active
 
-    def step_datum(self, model, k, x):
-        """``y_bar_i - lam_i s_i z_i`` of the current particles for coordinates observed on the step to ``k``, else ``y_bar_i``."""
+    def step_datum(self, model, k, z):
+        """``y_bar_i - lam_i s_i z_i`` of the current particles ``z = Vh x`` for coordinates observed on the step
+        to ``k``, else ``y_bar_i``."""
         lg, now = model["lg"], model["obs_level"] == k
         if not bool(now.any()):
             return None
-        z = lg.project(x)
         return torch.where(now, lg.y_bar - model["lam"] * lg.s * z, lg.y_bar.expand_as(z))

@@ -566,19 +566,23 @@ class LinearGaussian:
         return terms.sum(1) + self.log_perp
 
     def tilted_sample(self, mean: torch.Tensor, v: float, var: torch.Tensor, active: torch.Tensor | None,
-                      generator, *, y: torch.Tensor | None = None,
-                      gain: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                      generator, *, y: torch.Tensor | None = None, gain: torch.Tensor | None = None,
+                      z_mean: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Sample ``N(x'; mean, v I) * prod_{i active} N(y_bar_i; s_i z'_i, var_i)`` exactly (class docstring).
 
         Returns ``(x', log normaliser)``; ``log_perp`` is included in the normaliser. ``var_i = 0``
-        pins ``z'_i = y_bar_i / s_i``. ``y`` / ``gain`` replace ``y_bar`` / ``s`` as in :meth:`log_twist`.
+        pins ``z'_i = y_bar_i / s_i``. ``y`` / ``gain`` replace ``y_bar`` / ``s`` as in :meth:`log_twist`;
+        ``z_mean`` is ``Vh mean`` when the caller has it. A projection of a few particles reads all of ``Vh``
+        (memory-bound: 30-view CT's ``Vh`` is 2730 x 4096, ~45 MB in float32), so the draw makes two passes
+        over it, ``Vh noise`` (``Vh x = Vh mean + sqrt(v) Vh noise``) and the back-projection, and no more.
         """
         y = self.y_bar if y is None else y
         g = self.s if gain is None else gain
         noise = torch.randn(mean.shape, dtype=mean.dtype, device=mean.device, generator=generator)
-        x = mean + math.sqrt(max(v, 0.0)) * noise
-        zm = self.project(mean)
-        zx = self.project(x)
+        sd = math.sqrt(max(v, 0.0))
+        x = mean + sd * noise
+        zm = self.project(mean) if z_mean is None else z_mean
+        zx = zm + sd * self.project(noise)
         total = g**2 * v + var
         k = v * g / total
         post_mean = zm + k * (y - g * zm)
@@ -653,16 +657,13 @@ class LinearTwistSMC(SMCSampler):
         """
         return (None, *self.twist(model, k, sigmas))
 
-    def step_datum(self, model: dict, k: int, x: torch.Tensor):
-        """The datum of the potential of :meth:`step_potential` per particle ``(B, r)``, or ``None`` for ``y_bar``."""
+    def step_datum(self, model: dict, k: int, z: torch.Tensor):
+        """The datum of the potential of :meth:`step_potential` per particle ``(B, r)``, or ``None`` for ``y_bar``;
+        ``z = Vh x`` are the current particles in the singular basis."""
         return None
 
-    def _log_current_twist(self, model, k, sigmas, x) -> torch.Tensor:
-        var, active = self.pending_twist(model, k, sigmas)
-        return model["lg"].log_twist(model["lg"].project(x), var, active)
-
     def pre_weight(self, state, s, s_next):
-        """Normaliser of the tilted kernel over the current twist; hands the kernel mean to :meth:`move`."""
+        """Normaliser of the tilted kernel over the current twist; hands the kernel mean (and ``Vh`` of it) to :meth:`move`."""
         from samplers.steps import sigma_batch
 
         model, sigmas, k = state.extras["model"], state.extras["sigmas"], state.step
@@ -673,18 +674,23 @@ class LinearTwistSMC(SMCSampler):
             mean = x0 + ratio * (x - x0)
             v = self.kernel_variance(x, x0, s, s_next, state.log_weights)
             lg = model["lg"]
+            # one pass over Vh for both (a projection of a few particles is memory-bound: tilted_sample)
+            z, z_mean = lg.project(torch.cat([x, mean])).split(len(x))
             gain, var, active = self.step_potential(model, k + 1, sigmas)
-            y = self.step_datum(model, k + 1, x)
+            y = self.step_datum(model, k + 1, z)
             g = lg.s if gain is None else gain
-            log_norm = lg.log_twist(lg.project(mean), g**2 * v + var, active, y=y, gain=gain)
-            pre = log_norm - self._log_current_twist(model, k, sigmas, x)
-        return pre, {"mean": mean, "y": y, "v": torch.full((len(x),), v, dtype=torch.float64, device=x.device)}
+            log_norm = lg.log_twist(z_mean, g**2 * v + var, active, y=y, gain=gain)
+            pending_var, pending = self.pending_twist(model, k, sigmas)
+            pre = log_norm - lg.log_twist(z, pending_var, pending)
+        return pre, {"mean": mean, "z_mean": z_mean, "y": y,
+                     "v": torch.full((len(x),), v, dtype=torch.float64, device=x.device)}
 
     def move(self, state, x, cache, aux, s, s_next) -> Move:
         """Exact draw from the tilted kernel (``aux`` follows the resampled ancestors)."""
         model, sigmas, k = state.extras["model"], state.extras["sigmas"], state.step
         v = float(aux["v"][0])  # the variance pre_weight integrated the potential against
         gain, var, active = self.step_potential(model, k + 1, sigmas)
-        x_new, _ = model["lg"].tilted_sample(aux["mean"], v, var, active, state.generator, y=aux["y"], gain=gain)
+        x_new, _ = model["lg"].tilted_sample(aux["mean"], v, var, active, state.generator, y=aux["y"], gain=gain,
+                                             z_mean=aux.get("z_mean"))
         n = len(x)
         return Move(x_new, None, nfe=n, forward_evals=2 * n)
