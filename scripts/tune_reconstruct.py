@@ -6,6 +6,8 @@ JSON lines in ``--out``) give the best scale per problem. Not a test: it takes t
 
     python scripts/tune_reconstruct.py --problems ct mri mri-multicoil darcy --zetas 0.3 1 3 \
         --seeds 2 --steps 50 --num-samples 4 --out data/benchmarks/tune_dps.jsonl
+    python scripts/tune_reconstruct.py --problems ct mri mri-multicoil --sampler mcg --param alpha \
+        --zetas 0.3 1 3 10 --seeds 2 --first-seed 10000 --steps 100 --out data/benchmarks/tune_mcg.jsonl
 """
 
 from __future__ import annotations
@@ -32,28 +34,43 @@ def main(argv=None) -> int:
     p.add_argument("--param", default="zeta", help="the sampler setting to scan")
     p.add_argument("--zetas", type=float, nargs="+", default=[0.3, 1.0, 3.0])
     p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="seeds run from here (10000: the benchmark's held-out phantoms, outside its test instances)")
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--num-samples", type=int, default=4)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="problem option for every problem (repeatable), e.g. acceleration=8; numbers parsed as floats")
     p.add_argument("--out", default="data/benchmarks/tune_dps.jsonl")
     a = p.parse_args(argv)
+    if a.seeds < 1 or a.first_seed < 0:
+        p.error(f"--seeds must be >= 1 and --first-seed >= 0, got {a.seeds} and {a.first_seed}")
+    options = {}
+    for item in a.option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            p.error(f"--option must be KEY=VALUE, got {item!r}")
+        try:
+            options[key] = float(value)
+        except ValueError:
+            options[key] = value
     torch.set_num_threads(a.threads)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = []
     for prob in a.problems:
         for z in a.zetas:
-            for seed in range(a.seeds):
-                m = simulate(prob, seed=seed)
+            for seed in range(a.first_seed, a.first_seed + a.seeds):
+                m = simulate(prob, options=options, seed=seed)
                 try:
                     post = reconstruct(m, None, a.sampler, num_samples=a.num_samples, steps=a.steps, seed=seed,
                                        sampler_options={a.param: z})
                     d = post.diagnostics
-                    rec = {"problem": prob, a.param: z, "seed": seed, "steps": a.steps, "relative_l2": d["relative_l2"],
+                    rec = {"problem": prob, "sampler": a.sampler, **options, a.param: z, "seed": seed, "steps": a.steps, "relative_l2": d["relative_l2"],
                            "psnr": d["psnr"], "misfit": d["misfit"], "coverage_90": d.get("coverage_90"),
                            "view_relative_l2": d.get("view_relative_l2"), "time_s": d["wall_time_s"]}
                 except SamplerError as e:
-                    rec = {"problem": prob, a.param: z, "seed": seed, "steps": a.steps, "error": str(e)}
+                    rec = {"problem": prob, "sampler": a.sampler, **options, a.param: z, "seed": seed, "steps": a.steps, "error": str(e)}
                 rows.append(rec)
                 with open(out, "a") as f:
                     f.write(json.dumps(rec) + "\n")

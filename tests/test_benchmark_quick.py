@@ -327,3 +327,33 @@ def test_pseudo_inverse_benchmark_writes_exact_svd_rows(tmp_path):
     assert "<!-- pseudo-inverse-table:begin -->" in md.read_text() and "per-row SVD" in md.read_text()
     with pytest.raises(SystemExit):
         mod.main(["--problems", "no-such-problem"])
+
+
+def test_tune_reconstruct_scans_held_out_seeds_with_problem_options(tmp_path, monkeypatch):
+    """scripts/tune_reconstruct.py: ``--first-seed`` moves the scan off the test instances, ``--option`` reaches
+    every simulated problem and each JSON line names the sampler, the option and the scanned value."""
+    from types import SimpleNamespace
+
+    mod = load_script("tune_reconstruct")
+    seen = []
+
+    def fake_simulate(problem, options=None, seed=0):
+        seen.append((problem, dict(options), seed))
+        return SimpleNamespace(problem=problem)
+
+    def fake_reconstruct(m, prior, sampler, **kw):
+        d = {"relative_l2": 0.1 * kw["sampler_options"]["alpha"], "psnr": 30.0, "misfit": 1.0, "wall_time_s": 1.0}
+        return SimpleNamespace(diagnostics=d)
+
+    monkeypatch.setattr(mod, "simulate", fake_simulate)
+    monkeypatch.setattr(mod, "reconstruct", fake_reconstruct)
+    out = tmp_path / "tune.jsonl"
+    assert mod.main(["--problems", "mri", "--sampler", "mcg", "--param", "alpha", "--zetas", "1", "3", "--seeds", "2",
+                     "--first-seed", "10000", "--option", "acceleration=8", "--out", str(out)]) == 0
+    assert [s for _, _, s in seen] == [10000, 10001, 10000, 10001]
+    assert all(o == {"acceleration": 8.0} for _, o, _ in seen)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {(r["sampler"], r["acceleration"], r["alpha"]) for r in rows} == {("mcg", 8.0, 1.0), ("mcg", 8.0, 3.0)}
+    for bad in (["--option", "acceleration"], ["--seeds", "0"], ["--first-seed", "-1"]):
+        with pytest.raises(SystemExit):
+            mod.main(["--out", str(tmp_path / "x.jsonl"), *bad])
