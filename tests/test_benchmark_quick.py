@@ -241,6 +241,43 @@ def test_imaging_instance_range_computes_only_those_instances(tmp_path, monkeypa
         imaging.plan(_settings(tmp_path, seeds=4, extra={"instances": (4, 5)}))
 
 
+def test_imaging_warns_about_rows_run_with_superseded_settings(tmp_path, monkeypatch):
+    """Stored rows of one of our samplers whose settings differ from the current defaults are reported (with the
+    --rerun command), and the table's note says the rows mix settings; rows at the current settings stay quiet."""
+    from types import SimpleNamespace
+
+    import inverse.benchmarking.imaging as imaging
+
+    s = _settings(tmp_path, seeds=2, extra={"problems": ["ct-30"]})
+    p = imaging.plan(s)
+    current = imaging.sampler_settings("mcg", p["steps"], "ct", eki_iterations=p["eki_iterations"])
+    alpha = current["alpha"]
+
+    def fake_ours(m, prior, name, p, label, seed):
+        cfg = imaging.sampler_settings(name, p["steps"], "ct", eki_iterations=p["eki_iterations"])
+        if name == "mcg" and seed == 1:
+            cfg = {**cfg, "alpha": alpha + 1.0}  # as if run before a change of the default
+        return {"psnr": 20.0, "time_per_sample_s": 0.0, "nfe_per_sample": 1, "settings": cfg}
+
+    monkeypatch.setattr(imaging, "simulate", lambda *a, **k: SimpleNamespace(
+        noise=SimpleNamespace(config=lambda: {"sigma": 0.1}), forward_model=None, y=torch.zeros(3), truth=None))
+    monkeypatch.setattr(imaging, "select_tv_weight", lambda *a: 0.01)
+    monkeypatch.setattr(imaging, "select_deepinv_dps_weight", lambda *a: 1.0)
+    monkeypatch.setattr(imaging, "measurement_view", lambda *a: None)
+    for name in ("score_samples", "run_tv", "run_deepinv"):
+        monkeypatch.setattr(imaging, name, lambda *a, **k: {"psnr": 20.0, "time_per_sample_s": 0.0})
+    monkeypatch.setattr(imaging, "_ours", fake_ours)
+    imaging.run(s, prior=object())  # first run: computes everything, nothing stale yet
+    with pytest.warns(RuntimeWarning, match=r"1 stored mcg row.*instances 1-1.*--rerun mcg"):
+        records = imaging.run(s, prior=object())
+    mcg = [r for r in records if r["key"]["method"] == "mcg"]
+    assert imaging.settings_note(mcg).startswith("mixed settings: ")
+    assert imaging.settings_note(mcg[:1]) == f"alpha = {alpha:g}"
+    dps = [r for r in records if r["key"]["method"] == "dps"]
+    assert len(dps) == 2 and imaging.settings_note(dps) == f"zeta = {dps[0]['settings']['zeta']:g}"
+    assert imaging.settings_note([]) == ""
+
+
 def test_benchmark_cli_rejects_imaging_options_elsewhere_and_bad_values(capsys):
     mod = load_script("benchmark")
     assert mod.main(["--only", "gmm", "--instances", "1-2", "--no-markdown"]) == 2

@@ -73,6 +73,7 @@ __all__ = [
     "score_samples",
     "select_deepinv_dps_weight",
     "select_tv_weight",
+    "settings_note",
     "table",
 ]
 
@@ -317,6 +318,33 @@ def select_deepinv_dps_weight(label: str, p: dict, store, prior) -> float:
                                                               seed, weight=w))
 
 
+def _tuned(settings: dict | None) -> dict:
+    """A sampler's settings without its step count (set by the plan, the same for every method)."""
+    return {k: v for k, v in (settings or {}).items() if k not in ("num_steps", "prior_steps")}
+
+
+def settings_note(rows: list[dict]) -> str:
+    """The note of one of our samplers' table rows: its settings (``alpha = 0.3``), or which differ when the
+    rows were run with different ones (a default changed and the method was not re-run with ``--rerun``)."""
+    seen = []
+    for r in rows:
+        s = _tuned(r.get("settings"))
+        if s not in seen:
+            seen.append(s)
+    fmt_one = lambda s: ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}" for k, v in sorted(s.items()))
+    if len(seen) <= 1:
+        return fmt_one(seen[0]) if seen else ""
+    counts = [sum(_tuned(r.get("settings")) == s for r in rows) for s in seen]
+    return "mixed settings: " + "; ".join(f"{fmt_one(s) or 'defaults'} ({n} rows)" for s, n in zip(seen, counts))
+
+
+def _warn_stale(label: str, method: str, stale: list[int], stored: dict, current: dict) -> None:
+    """Warn that stored rows of ``method`` ran with settings other than the current defaults."""
+    warnings.warn(f"imaging {label}: {len(stale)} stored {method} row(s) (instances {stale[0]}-{stale[-1]}) ran with "
+                  f"{stored}, the current settings are {current}; they are kept (the table notes mixed settings): "
+                  f"run again with --rerun {method}", RuntimeWarning, stacklevel=3)
+
+
 def _methods(label: str, p: dict) -> list[str]:
     ours = p["samplers"] if p["quick_samplers_on"] is None or label in p["quick_samplers_on"] else ["dps"]
     return [*BASELINES, *ours, *DEEPINV]
@@ -344,6 +372,9 @@ def run(settings: BenchSettings, prior=None) -> list[dict]:
         name, opts = PROBLEMS[label]
         c_tv = select_tv_weight(label, p, store)
         w_dps = select_deepinv_dps_weight(label, p, store, prior)
+        stale = {}  # our method -> instances whose stored rows ran with other settings than the current ones
+        current = {m: _tuned(sampler_settings(m, p["steps"], name, eki_iterations=p["eki_iterations"]))
+                   for m in ALL_SAMPLERS}
         for seed in p["seeds"]:
             m = None
             for method in _methods(label, p):
@@ -351,7 +382,11 @@ def run(settings: BenchSettings, prior=None) -> list[dict]:
                 if method == "deepinv-dps":  # a new weight choice (a wider grid) makes the old rows stale
                     key["weight"] = w_dps
                 if store.done(key):
-                    out += store.records(**key)
+                    rows = store.records(**key)
+                    if method in current and any("psnr" in r and _tuned(r.get("settings")) != current[method]
+                                                 for r in rows):
+                        stale.setdefault(method, ([], _tuned(rows[-1].get("settings"))))[0].append(seed)
+                    out += rows
                     continue
                 m = m or simulate(name, options=opts, seed=seed)
                 try:
@@ -373,6 +408,8 @@ def run(settings: BenchSettings, prior=None) -> list[dict]:
                 settings.log(f"imaging {label} {method} seed={seed}: "
                              + (rec.get("failed") or rec.get("skipped") or f"PSNR {rec['psnr']:.2f}, "
                                 f"{rec['time_per_sample_s']:.2f} s/sample"))
+        for method, (seeds, stored) in stale.items():
+            _warn_stale(label, method, seeds, stored, current[method])
     return out
 
 
@@ -407,6 +444,8 @@ def table(records: list[dict], settings: BenchSettings) -> str:
             note = f"c = {ok[0]['settings']['c']:g} (lambda = c ||A||^2)"
         if key[1] == "deepinv-dps" and ok:
             note = f"weight {ok[0]['settings']['weight']:g} (chosen on the held-out phantoms)"
+        if key[1] in ALL_SAMPLERS and ok and not bad:
+            note = settings_note(ok)
         if not ok:
             lines.append(f"| {key[0]} | {key[1]} | 0 | - | - | - | - | - | {note} |")
             continue
