@@ -432,7 +432,8 @@ def table(records: list[dict], settings: BenchSettings) -> str:
     lines = [machine_line(settings.threads, f"phantoms 0-{p['instances'] - 1} per problem",
                           f"{p['steps']} steps, {p['samples']} samples per posterior; noise sigma = 2% of the clean "
                           "measurement's RMS; TV weight and deepinv DPS's weight chosen on held-out phantoms "
-                          f"{', '.join(map(str, p['tv_held_out']))}."),
+                          f"{', '.join(map(str, p['tv_held_out']))}; our samplers run inverse reconstruct's "
+                          "defaults (their settings in the note column)."),
              "", "| problem | method | instances | PSNR of mean (mean ± sd) | SSIM | 90% coverage | time / sample (s) "
              "| NFE / sample | note |", "|---|---|---|---|---|---|---|---|---|"]
     for key in sorted(cells, key=lambda k: (plist.index(k[0]) if k[0] in plist else 99, order.get(k[1], 99))):
