@@ -23,6 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from inverse.measurements import simulate  # noqa: E402
+from inverse.problems import problem_options  # noqa: E402
 from inverse.reconstruct import reconstruct  # noqa: E402
 from samplers import SamplerError  # noqa: E402
 
@@ -54,6 +55,11 @@ def main(argv=None) -> int:
             options[key] = float(value)
         except ValueError:
             options[key] = value
+    for prob in a.problems:  # unknown problems and options fail here, before any run
+        try:
+            problem_options(prob, **options)
+        except (KeyError, ValueError) as e:
+            p.error(str(e).strip("'\""))
     torch.set_num_threads(a.threads)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -268,7 +268,7 @@ def test_imaging_warns_about_rows_run_with_superseded_settings(tmp_path, monkeyp
         monkeypatch.setattr(imaging, name, lambda *a, **k: {"psnr": 20.0, "time_per_sample_s": 0.0})
     monkeypatch.setattr(imaging, "_ours", fake_ours)
     imaging.run(s, prior=object())  # first run: computes everything, nothing stale yet
-    with pytest.warns(RuntimeWarning, match=r"1 stored mcg row.*instances 1-1.*--rerun mcg"):
+    with pytest.warns(RuntimeWarning, match=r"1 stored mcg row.*\(instances 1\).*--rerun mcg"):
         records = imaging.run(s, prior=object())
     mcg = [r for r in records if r["key"]["method"] == "mcg"]
     assert imaging.settings_note(mcg).startswith("mixed settings: ")
@@ -391,6 +391,7 @@ def test_tune_reconstruct_scans_held_out_seeds_with_problem_options(tmp_path, mo
     assert all(o == {"acceleration": 8.0} for _, o, _ in seen)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert {(r["sampler"], r["acceleration"], r["alpha"]) for r in rows} == {("mcg", 8.0, 1.0), ("mcg", 8.0, 3.0)}
-    for bad in (["--option", "acceleration"], ["--seeds", "0"], ["--first-seed", "-1"]):
+    for bad in (["--option", "acceleration"], ["--seeds", "0"], ["--first-seed", "-1"],
+                ["--problems", "mri", "--option", "foo=1"], ["--problems", "no-such-problem"]):
         with pytest.raises(SystemExit):
             mod.main(["--out", str(tmp_path / "x.jsonl"), *bad])

@@ -331,7 +331,9 @@ def settings_note(rows: list[dict]) -> str:
         s = _tuned(r.get("settings"))
         if s not in seen:
             seen.append(s)
-    fmt_one = lambda s: ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}" for k, v in sorted(s.items()))
+    def fmt_one(s: dict) -> str:
+        return ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}" for k, v in sorted(s.items()))
+
     if len(seen) <= 1:
         return fmt_one(seen[0]) if seen else ""
     counts = [sum(_tuned(r.get("settings")) == s for r in rows) for s in seen]
@@ -340,7 +342,12 @@ def settings_note(rows: list[dict]) -> str:
 
 def _warn_stale(label: str, method: str, stale: list[int], stored: dict, current: dict) -> None:
     """Warn that stored rows of ``method`` ran with settings other than the current defaults."""
-    warnings.warn(f"imaging {label}: {len(stale)} stored {method} row(s) (instances {stale[0]}-{stale[-1]}) ran with "
+    runs, start = [], stale[0]
+    for a, b in zip(stale, [*stale[1:], None]):  # consecutive instances as ranges: 0-3, 7
+        if b != a + 1:
+            runs.append(f"{start}-{a}" if a > start else f"{start}")
+            start = b
+    warnings.warn(f"imaging {label}: {len(stale)} stored {method} row(s) (instances {', '.join(runs)}) ran with "
                   f"{stored}, the current settings are {current}; they are kept (the table notes mixed settings): "
                   f"run again with --rerun {method}", RuntimeWarning, stacklevel=3)
 
