@@ -22,6 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from inverse.cli import _key_values  # noqa: E402
 from inverse.measurements import simulate  # noqa: E402
 from inverse.problems import problem_options  # noqa: E402
 from inverse.reconstruct import reconstruct  # noqa: E402
@@ -41,25 +42,17 @@ def main(argv=None) -> int:
     p.add_argument("--num-samples", type=int, default=4)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="problem option for every problem (repeatable), e.g. acceleration=8; numbers parsed as floats")
+                   help="problem option for every problem (repeatable), e.g. acceleration=8 (as `inverse simulate -o`)")
     p.add_argument("--out", default="data/benchmarks/tune_dps.jsonl")
     a = p.parse_args(argv)
     if a.seeds < 1 or a.first_seed < 0:
         p.error(f"--seeds must be >= 1 and --first-seed >= 0, got {a.seeds} and {a.first_seed}")
-    options = {}
-    for item in a.option:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            p.error(f"--option must be KEY=VALUE, got {item!r}")
-        try:
-            options[key] = float(value)
-        except ValueError:
-            options[key] = value
-    for prob in a.problems:  # unknown problems and options fail here, before any run
-        try:
+    try:  # parsed as `inverse simulate -o` parses them; unknown problems and options fail here, before any run
+        options = _key_values(a.option, "--option")
+        for prob in a.problems:
             problem_options(prob, **options)
-        except (KeyError, ValueError) as e:
-            p.error(str(e).strip("'\""))
+    except (KeyError, ValueError) as e:
+        p.error(str(e).strip("'\""))
     torch.set_num_threads(a.threads)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -68,15 +61,16 @@ def main(argv=None) -> int:
         for z in a.zetas:
             for seed in range(a.first_seed, a.first_seed + a.seeds):
                 m = simulate(prob, options=options, seed=seed)
+                rec = {"problem": prob, "sampler": a.sampler, **options, a.param: z, "seed": seed, "steps": a.steps}
                 try:
                     post = reconstruct(m, None, a.sampler, num_samples=a.num_samples, steps=a.steps, seed=seed,
                                        sampler_options={a.param: z})
                     d = post.diagnostics
-                    rec = {"problem": prob, "sampler": a.sampler, **options, a.param: z, "seed": seed, "steps": a.steps, "relative_l2": d["relative_l2"],
-                           "psnr": d["psnr"], "misfit": d["misfit"], "coverage_90": d.get("coverage_90"),
-                           "view_relative_l2": d.get("view_relative_l2"), "time_s": d["wall_time_s"]}
+                    rec.update(relative_l2=d["relative_l2"], psnr=d["psnr"], misfit=d["misfit"],
+                               coverage_90=d.get("coverage_90"), view_relative_l2=d.get("view_relative_l2"),
+                               time_s=d["wall_time_s"])
                 except SamplerError as e:
-                    rec = {"problem": prob, "sampler": a.sampler, **options, a.param: z, "seed": seed, "steps": a.steps, "error": str(e)}
+                    rec["error"] = str(e)
                 rows.append(rec)
                 with open(out, "a") as f:
                     f.write(json.dumps(rec) + "\n")

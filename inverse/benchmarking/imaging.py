@@ -326,18 +326,21 @@ def _tuned(settings: dict | None) -> dict:
 def settings_note(rows: list[dict]) -> str:
     """The note of one of our samplers' table rows: its settings (``alpha = 0.3``), or which differ when the
     rows were run with different ones (a default changed and the method was not re-run with ``--rerun``)."""
-    seen = []
+    seen: list[list] = []  # [settings, rows with them], in first-seen order (dicts are not hashable)
     for r in rows:
         s = _tuned(r.get("settings"))
-        if s not in seen:
-            seen.append(s)
+        entry = next((e for e in seen if e[0] == s), None)
+        if entry is None:
+            seen.append([s, 1])
+        else:
+            entry[1] += 1
+
     def fmt_one(s: dict) -> str:
         return ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}" for k, v in sorted(s.items()))
 
     if len(seen) <= 1:
-        return fmt_one(seen[0]) if seen else ""
-    counts = [sum(_tuned(r.get("settings")) == s for r in rows) for s in seen]
-    return "mixed settings: " + "; ".join(f"{fmt_one(s) or 'defaults'} ({n} rows)" for s, n in zip(seen, counts))
+        return fmt_one(seen[0][0]) if seen else ""
+    return "mixed settings: " + "; ".join(f"{fmt_one(s) or 'defaults'} ({n} rows)" for s, n in seen)
 
 
 def _warn_stale(label: str, method: str, stale: list[int], stored: dict, current: dict) -> None:
