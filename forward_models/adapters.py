@@ -175,7 +175,7 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def to_deepinv(model: ForwardModel, noise_model=None, **kwargs) -> "deepinv.physics.Physics":
+def to_deepinv(model: ForwardModel, noise_model=None, **kwargs) -> deepinv.physics.Physics:
     """Export a ForwardModel to deepinv: a ``LinearPhysics`` if ``model.linear``, a ``Physics`` otherwise.
 
     ``noise_model`` (a deepinv noise model, default none) and ``kwargs`` go to the deepinv constructor.

@@ -159,7 +159,7 @@ class ForwardModel(torch.nn.Module):
         g = torch.Generator().manual_seed(int(seed))
         return torch.randn(int(n), *self.input_shape, generator=g, dtype=dtype)
 
-    def coarse(self) -> "ForwardModel":
+    def coarse(self) -> ForwardModel:
         """A cheaper, less accurate version of this model (two-level MCMC). None by default."""
         raise NotImplementedError(f"{type(self).__name__} has no coarse level")
 

@@ -259,7 +259,7 @@ class DarcyFlow(ForwardModel):
         return (u.reshape(u.shape[0], -1)[:, self.sensor_index] * w).sum(-1)
 
     # ----------------------------------------------------------------------------------- contract
-    def coarse(self, factor: int = 2) -> "DarcyFlow":
+    def coarse(self, factor: int = 2) -> DarcyFlow:
         """The same map solved on a grid ``factor`` times coarser (geometric-mean permeability; same shapes)."""
         m = self.solver_resolution
         if int(factor) != factor or factor < 2 or m % factor or m // factor < 2:

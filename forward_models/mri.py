@@ -248,7 +248,7 @@ class SingleCoilMRI(_CartesianMRI):
 
     @classmethod
     def cartesian(cls, size, acceleration: float = 4, center_fraction: float = 0.08, kind: str = "random",
-                  seed: int = 0, *, device=None) -> "SingleCoilMRI":
+                  seed: int = 0, *, device=None) -> SingleCoilMRI:
         """Operator with a :func:`~forward_models.masks.cartesian_mask`; the recipe is kept in ``config()``."""
         mask = cartesian_mask(size, acceleration, center_fraction, kind, seed)
         op = cls(mask, device=device)
@@ -339,7 +339,7 @@ class MultiCoilMRI(_CartesianMRI):
 
     @classmethod
     def cartesian(cls, size, acceleration: float = 4, center_fraction: float = 0.08, kind: str = "random",
-                  seed: int = 0, *, num_coils: int = 8, coil_seed: int | None = None, device=None) -> "MultiCoilMRI":
+                  seed: int = 0, *, num_coils: int = 8, coil_seed: int | None = None, device=None) -> MultiCoilMRI:
         """Operator with a :func:`~forward_models.masks.cartesian_mask` and
         :func:`~forward_models.coils.synthetic_coil_maps` (float64); both recipes are kept in ``config()``."""
         mask = cartesian_mask(size, acceleration, center_fraction, kind, seed)
@@ -422,7 +422,7 @@ class RealImageMRI(ForwardModel):
     linear = True
     differentiable = True
 
-    def __init__(self, operator: "_CartesianMRI"):
+    def __init__(self, operator: _CartesianMRI):
         super().__init__()
         if not isinstance(operator, _CartesianMRI):
             raise TypeError(f"RealImageMRI wraps SingleCoilMRI or MultiCoilMRI, got {type(operator).__name__}")

@@ -278,7 +278,7 @@ class NavierStokes2D(ForwardModel):
         return w[:, None, ::f, ::f]
 
     # ----------------------------------------------------------------------------------- contract
-    def coarse(self, factor: int = 2, dt: float | None = None) -> "NavierStokes2D":
+    def coarse(self, factor: int = 2, dt: float | None = None) -> NavierStokes2D:
         """The same map solved on a grid ``factor`` times coarser; same input and output shapes.
 
         The time step defaults to ``factor * dt`` (the same Courant number): at N = 64 -> 32 it halves

@@ -55,7 +55,7 @@ class InverseProblem:
 
     @classmethod
     def simulate(cls, forward_model: ForwardModel, noise: NoiseModel, truth: torch.Tensor, *,
-                 seed: int | None = None, generator: torch.Generator | None = None) -> "InverseProblem":
+                 seed: int | None = None, generator: torch.Generator | None = None) -> InverseProblem:
         """Measure ``truth`` through the forward model and add noise (seeded)."""
         truth = torch.as_tensor(truth)
         if generator is None:
@@ -70,7 +70,7 @@ class InverseProblem:
         """Device of the measurement."""
         return self.y.device
 
-    def to(self, device) -> "InverseProblem":
+    def to(self, device) -> InverseProblem:
         """A copy of the problem on ``device``."""
         truth = None if self.truth is None else self.truth.to(device)
         return InverseProblem(self.forward_model.to(device), self.y.to(device), self.noise, truth=truth)

@@ -6,7 +6,7 @@ entry here: its class and a function building a small example instance.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

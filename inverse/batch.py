@@ -198,4 +198,4 @@ def reconstruct_batch(measurements, out_dir, prior=None, sampler: str | None = N
     trainer.strategy.barrier()  # every rank has written its share before rank 0 looks
     outputs = [output_path(out_dir, p.stem) for p in files.paths]
     return {"outputs": outputs, "results": list(results), "rank": int(trainer.global_rank),
-            "missing": [str(p) for p, o in zip(files.paths, outputs) if not o.exists()]}
+            "missing": [str(p) for p, o in zip(files.paths, outputs, strict=False) if not o.exists()]}

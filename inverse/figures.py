@@ -134,7 +134,7 @@ def plot_image_posterior(posterior, *, title: str = "", max_samples: int = 3):
     umax = max(float(np.max(std)), float(np.max(np.abs(mean - truth))) if truth is not None else 0.0) or 1.0
     shape = mean.shape
     aspect = "equal" if max(shape) / max(1, min(shape)) < 4 else "auto"
-    for ax, (name, a, kind) in zip(axes.flat, panels):
+    for ax, (name, a, kind) in zip(axes.flat, panels, strict=False):
         if kind == "img":
             im = ax.imshow(a, cmap=cmap, vmin=vmin, vmax=vmax,
                            aspect=aspect, interpolation="nearest")

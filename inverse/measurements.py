@@ -78,7 +78,7 @@ class Measurements:
                  "options": json.dumps(self.options), "noise": json.dumps(self.noise.config()),
                  "forward_model": json.dumps(self.forward_model.config()),
                  "seed": -1 if self.seed is None else int(self.seed), "package_version": package_version(),
-                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+                 "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
         return xr.Dataset(data, attrs=attrs)
 
     def to_netcdf(self, path, *, overwrite: bool = False) -> Path:

@@ -80,9 +80,9 @@ def merge_chain_results(results: Sequence[ChainResult]) -> ChainResult:
         raise ValueError(f"the runs kept different numbers of draws {sorted(T)}; they cannot be stacked")
     first = results[0]
     return ChainResult(torch.cat([r.draws for r in results]), torch.cat([r.potentials for r in results]),
-                       list(first.level_names), [sum(v) for v in zip(*(r.evaluations for r in results))],
-                       [sum(v) for v in zip(*(r.proposals for r in results))],
-                       [sum(v) for v in zip(*(r.accepts for r in results))],
+                       list(first.level_names), [sum(v) for v in zip(*(r.evaluations for r in results), strict=False)],
+                       [sum(v) for v in zip(*(r.proposals for r in results), strict=False)],
+                       [sum(v) for v in zip(*(r.accepts for r in results), strict=False)],
                        max(r.wall_time_s for r in results), first.beta,
                        {**first.config, "seeds": [r.config.get("seed") for r in results],
                         "betas": [r.beta for r in results]})
@@ -126,7 +126,7 @@ def run_chains_parallel(kernel, u0: torch.Tensor, num_iterations: int, *, seeds:
         c = Path(checkpoint)
         paths = [c.with_name(f"{c.stem}-chain{i}{c.suffix}") for i in range(len(seeds))]
     jobs = [{"kernel": kernel, "u0": u0[i:i + 1], "num_iterations": int(num_iterations), "seed": s,
-             "checkpoint": p, **kwargs} for i, (s, p) in enumerate(zip(seeds, paths))]
+             "checkpoint": p, **kwargs} for i, (s, p) in enumerate(zip(seeds, paths, strict=False))]
     t0 = time.perf_counter()
     merged = merge_chain_results(map_tasks(run_chains, jobs, backend=backend, address=address, num_cpus=num_cpus))
     merged.config["backend"] = backend

@@ -27,8 +27,8 @@ Noise: ``Gaussian(sigma)`` with ``sigma = noise_rel * rms(F(x_true))`` unless ``
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
+from forward_models import InverseProblem
 from inverse.measurements import Measurements, open_measurements
 from inverse.metrics import psnr, relative_l2, ssim
-from forward_models import InverseProblem
 from inverse.problems import build_forward_model, get_problem, measurement_view
 from priors.base import Prior
 from samplers import Posterior, get_sampler
@@ -71,9 +71,8 @@ def _gaussian_prior(name: str, m: Measurements):
     It knows nothing about the field's structure: a reference point for the learned priors, and the
     only built-in choice for problems without a shipped prior (seismic-interp).
     """
-    from priors import GaussianPrior
-
     from inverse.measurements import TRUTH_RANGES
+    from priors import GaussianPrior
 
     shape = tuple(m.forward_model.input_shape)
     lo, hi = TRUTH_RANGES.get(m.problem, (-1.0, 1.0))

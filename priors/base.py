@@ -15,7 +15,7 @@ Samplers work in the prior's *model space* (for example [-1, 1]); ``to_physical`
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

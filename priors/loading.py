@@ -103,7 +103,7 @@ def _shape_fits(card_shape, net_shape: tuple, unit: int = 1) -> bool:
         return False
     if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in card_shape):
         return False
-    return card_shape[0] == net_shape[0] and all(n - unit < c <= n for c, n in zip(card_shape[1:], net_shape[1:]))
+    return card_shape[0] == net_shape[0] and all(n - unit < c <= n for c, n in zip(card_shape[1:], net_shape[1:], strict=False))
 
 
 def _validate_card(card, shape: tuple, path: Path, unit: int = 1) -> None:

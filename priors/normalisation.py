@@ -36,7 +36,7 @@ class Normalisation:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "Normalisation":
+    def from_dict(cls, d: dict | None) -> Normalisation:
         """From the model card's ``normalisation`` entry (identity when missing)."""
         d = d or {}
         return cls(float(d.get("scale", 1.0)), float(d.get("offset", 0.0)), str(d.get("units", "")))

@@ -46,7 +46,7 @@ def latent_to_sample(prior: Prior, z: torch.Tensor, num_steps: int = 18, rho: fl
     sig = edm_sigmas(num_steps, prior.sigma_min, prior.sigma_max, rho).tolist()
     x = z * sig[0]
     nfe = 0
-    for s_from, s_to in zip(sig[:-1], sig[1:]):
+    for s_from, s_to in zip(sig[:-1], sig[1:], strict=False):
         x, n = _heun(prior, x, s_from, s_to)
         nfe += n
     return x, nfe
@@ -56,7 +56,7 @@ def sample_to_latent(prior: Prior, x: torch.Tensor, num_steps: int = 18, rho: fl
     """Inverse map: integrate the ODE upwards from ``sigma_min`` and return ``(z, nfe)`` with ``z = x_sigma_max / sigma_max``."""
     sig = edm_sigmas(num_steps, prior.sigma_min, prior.sigma_max, rho).tolist()[:-1][::-1]  # ascending, no 0
     nfe = 0
-    for s_from, s_to in zip(sig[:-1], sig[1:]):
+    for s_from, s_to in zip(sig[:-1], sig[1:], strict=False):
         x, n = _heun(prior, x, s_from, s_to)
         nfe += n
     return x / sig[-1], nfe

@@ -106,7 +106,7 @@ class _EMAModule(pl.LightningModule):
     def _update_ema(self):
         decay = self.hparams.ema_decay
         with torch.no_grad():
-            for pe, p in zip(self.ema.parameters(), self.net.parameters()):
+            for pe, p in zip(self.ema.parameters(), self.net.parameters(), strict=False):
                 pe.lerp_(p, 1.0 - decay)
 
     def _generator(self, device) -> torch.Generator:

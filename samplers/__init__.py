@@ -1,10 +1,10 @@
 """Posterior samplers: configuration / state / step, one driver, cost counters."""
 
+from samplers.afes import ApproximationFreeEnsemble
 from samplers.base import Counters, Sampler, SamplerError, SamplerState, make_generator, run
 from samplers.dps import DPS
 from samplers.eki import EnsembleKalmanInversion
 from samplers.enkg import EnsembleKalmanGuidance
-from samplers.afes import ApproximationFreeEnsemble
 from samplers.mcg import MCG
 from samplers.mcgdiff import MCGdiff
 from samplers.posterior import Posterior, open_posterior

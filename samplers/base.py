@@ -17,8 +17,8 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -44,7 +44,7 @@ class Counters:
     forward_evals: int = 0
     grad_evals: int = 0
 
-    def add(self, nfe: int = 0, forward_evals: int = 0, grad_evals: int = 0) -> "Counters":
+    def add(self, nfe: int = 0, forward_evals: int = 0, grad_evals: int = 0) -> Counters:
         """A new record with the given increments."""
         return Counters(self.nfe + nfe, self.forward_evals + forward_evals, self.grad_evals + grad_evals)
 

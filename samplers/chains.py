@@ -17,9 +17,9 @@ import dataclasses
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -50,7 +50,7 @@ class ChainState:
     proposals: tuple = ()
     accepts: tuple = ()
 
-    def counted(self, level: int, evaluations: int = 0, proposals: int = 0, accepts: int = 0) -> "ChainState":
+    def counted(self, level: int, evaluations: int = 0, proposals: int = 0, accepts: int = 0) -> ChainState:
         """A copy with the level's counters incremented."""
         def bump(t, v):
             t = list(t)
@@ -165,7 +165,7 @@ class ChainResult:
 
     def acceptance(self) -> dict:
         """Acceptance rate per level: accepted / judged proposals (NaN where none were judged)."""
-        return {n: (a / p if p else float("nan")) for n, a, p in zip(self.level_names, self.accepts, self.proposals)}
+        return {n: (a / p if p else float("nan")) for n, a, p in zip(self.level_names, self.accepts, self.proposals, strict=False)}
 
     def summary(self, qoi: Callable | None = None) -> dict:
         """Diagnostics as JSON values: ESS (min, median), max R-hat, cost per level, ESS per fine solve and per second."""
@@ -175,7 +175,7 @@ class ChainResult:
         return {"chains": int(self.draws.shape[0]), "draws": int(self.draws.shape[1]),
                 "ess_min": float(ess.min()), "ess_median": float(np.median(ess)), "rhat_max": float(np.nanmax(rhat))
                 if np.isfinite(rhat).any() else float("nan"),
-                "evaluations": dict(zip(self.level_names, map(int, self.evaluations))),
+                "evaluations": dict(zip(self.level_names, map(int, self.evaluations), strict=False)),
                 "acceptance": self.acceptance(), "fine_solves": int(fine), "wall_time_s": self.wall_time_s,
                 "ess_per_fine_solve": float(ess.min()) / max(fine, 1),
                 "ess_per_second": float(ess.min()) / max(self.wall_time_s, 1e-12), "beta": self.beta}

@@ -71,7 +71,7 @@ class MLDA(MCMCKernel):
         if isinstance(subchain_lengths, int):
             subchain_lengths = [subchain_lengths] * (len(levels) - 1)
         J = tuple(int(j) for j in subchain_lengths)
-        if len(J) != len(levels) - 1 or any(j < 1 for j in J) or any(j != s for j, s in zip(J, subchain_lengths)):
+        if len(J) != len(levels) - 1 or any(j < 1 for j in J) or any(j != s for j, s in zip(J, subchain_lengths, strict=False)):
             raise ValueError(f"MLDA: subchain_lengths must be {len(levels) - 1} integers >= 1, got {subchain_lengths}")
         if not 0 < beta <= 1:
             raise ValueError(f"MLDA: beta must lie in (0, 1], got {beta}")

@@ -210,7 +210,7 @@ class EnsembleKalmanGuidance(Sampler):
         if num_steps == 1:
             return denoise_batched(prior, x, sigma, self.batch_size)
         sig = karras_sigmas(num_steps, prior.sigma_min, sigma, self.rho).tolist()
-        for s, s_next in zip(sig[:-1], sig[1:]):
+        for s, s_next in zip(sig[:-1], sig[1:], strict=False):
             x, _ = probability_flow_step(prior, x, s, s_next, "euler", self.batch_size)
         return x
 

@@ -23,8 +23,8 @@ ESS from ``arviz.ess`` (bulk) of each series; both parts are reported.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch

@@ -189,7 +189,7 @@ class Posterior:
         coords = {k: np.asarray(v) for k, v in (self.coords or {}).items()}
         attrs = {"format": _FORMAT, "config": json.dumps(self.config), "diagnostics": json.dumps(self.diagnostics),
                  "package_version": package_version(), "units": self.units,
-                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+                 "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
         return xr.Dataset(data, coords=coords, attrs=attrs)
 
     def to_netcdf(self, path, *, overwrite: bool = False) -> Path:
@@ -200,7 +200,7 @@ class Posterior:
         return Path(path)
 
     @classmethod
-    def from_xarray(cls, ds) -> "Posterior":
+    def from_xarray(cls, ds) -> Posterior:
         """Rebuild a :class:`Posterior` from :meth:`to_xarray`'s dataset (checks the format)."""
         if ds.attrs.get("format") != _FORMAT or "samples" not in ds:
             raise ValueError("not a posterior file: missing the 'samples' variable or the format attribute")

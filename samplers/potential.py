@@ -10,7 +10,7 @@ a neural surrogate) or parameter maps (fewer ODE steps). Evaluations run without
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -100,7 +100,7 @@ def thin_svd(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
 #: operator decompositions kept for reuse by :class:`LinearGaussian` (a matrix-free ``(s, Vh)``: ``8 d^2``
 #: bytes, 134 MB at d = 4096; a dense one adds ``U``, ``8 m r`` bytes: 268 MB for single-coil MRI 64 x 64)
 GRAM_CACHE_SIZE = 2
-_GRAM_CACHE: "collections.OrderedDict[tuple, tuple]" = collections.OrderedDict()
+_GRAM_CACHE: collections.OrderedDict[tuple, tuple] = collections.OrderedDict()
 
 
 def _cached(key: tuple, compute) -> tuple[object, float, bool]:

@@ -84,7 +84,7 @@ class StationaryGaussianPrior(Prior):
         self.scale, self.sigma_min, self.sigma_max = float(scale), float(sigma_min), float(sigma_max)
 
     @classmethod
-    def fit(cls, samples: torch.Tensor, scale: float) -> "StationaryGaussianPrior":
+    def fit(cls, samples: torch.Tensor, scale: float) -> StationaryGaussianPrior:
         """Mean field and power spectrum of ``samples`` ``(N, C, H, W)`` (model space)."""
         samples = samples.double()
         mean = samples.mean(0)

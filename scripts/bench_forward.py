@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from forward_models.registry import REGISTRY, benchmark_operator  # noqa: E402
 from inverse.report import machine_line, median_time, publish, script_command  # noqa: E402
 
+
 def bench(name: str, batches, repeats: int) -> list[dict]:
     t0 = time.perf_counter()
     op = benchmark_operator(name)

@@ -10,15 +10,21 @@ for the others (R-hat 1.54): the reason ``pilot_reference`` returns the pilot's 
 
 __all__ = []
 
-import sys, time, torch  # noqa: E401
+import sys  # noqa: E401
+import time
+
+import torch
+
 sys.path.insert(0, 'scripts'); sys.path.insert(0, '.')
 torch.set_num_threads(1)
 import bench_mcmc_darcy as b
+
 from forward_models import InverseProblem
-from samplers.potential import Potential
-from samplers.delayed_acceptance import MLDA
-from samplers.chains import run_chains
 from priors.function_space import StandardGaussian
+from samplers.chains import run_chains
+from samplers.delayed_acceptance import MLDA
+from samplers.potential import Potential
+
 n=32
 prior, problem, xi = b.build_problem(n, 16, 0.02, 0)
 measure = StandardGaussian(16)

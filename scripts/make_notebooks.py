@@ -3,6 +3,8 @@
     python scripts/make_notebooks.py
 """
 import nbformat as nbf
+
+
 def nb(cells, path):
     n = nbf.v4.new_notebook()
     n.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

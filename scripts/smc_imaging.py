@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 from inverse.benchmarking.imaging import PROBLEMS  # noqa: E402
 from inverse.measurements import simulate  # noqa: E402
-from inverse.report import replace_markdown_block  # noqa: E402
 from inverse.reconstruct import reconstruct  # noqa: E402
+from inverse.report import replace_markdown_block  # noqa: E402
 
 __all__ = ["main"]
 

@@ -8,12 +8,18 @@ The closing note's "1024 particles resampled to 256" figures come from
 
 __all__ = []
 
-import sys, statistics, torch, time
+import statistics
+import sys
+import time
+
+import torch
+
 sys.path.insert(0,'.')
 torch.set_num_threads(1)
 from inverse.harness import gmm_case
 from inverse.metrics import sliced_wasserstein
 from samplers import get_sampler
+
 N, n = int(sys.argv[1]), int(sys.argv[2])
 for name in sys.argv[3:]:
   for dy in [1,2,4]:
@@ -25,4 +31,4 @@ for name in sys.argv[3:]:
         g = torch.Generator().manual_seed(10_000 + seed)
         x = post.resample(n, g).cpu(); r1 = case.posterior.sample(n, g); r2 = case.posterior.sample(n, g)
         rs.append((sliced_wasserstein(x, r1, 1000, seed=seed), sliced_wasserstein(r2, r1, 1000, seed=seed), time.time()-t))
-    print(name, N, n, dy, "mean ratio %.2f" % (statistics.mean(a for a,_,_ in rs)/statistics.mean(b for _,b,_ in rs)), "median %.2f" % statistics.median(a/b for a,b,_ in rs), "t %.1f" % statistics.mean(c for *_,c in rs), flush=True)
+    print(name, N, n, dy, "mean ratio %.2f" % (statistics.mean(a for a,_,_ in rs)/statistics.mean(b for _,b,_ in rs)), f"median {statistics.median(a/b for a,b,_ in rs):.2f}", f"t {statistics.mean(c for *_,c in rs):.1f}", flush=True)

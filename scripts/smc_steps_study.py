@@ -1,10 +1,14 @@
 """SW/floor of the SMC samplers at 100 vs 400 steps (256 particles, seeds 0-2, dy 1, 2, 4): is the gap
 to the floor discretisation or particle degeneracy?  python scripts/smc_steps_study.py
 """
-import torch, statistics
+import statistics
+
+import torch
+
 torch.set_num_threads(1)
-from inverse.harness import gmm_case, evaluate_sampler
+from inverse.harness import evaluate_sampler, gmm_case
 from samplers import get_sampler
+
 for name in ["tds", "mcgdiff", "afes"]:
     for steps in [100, 400]:
         for d in [8, 80]:

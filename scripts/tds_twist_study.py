@@ -9,12 +9,17 @@ The figures quoted under the SMC table of BENCHMARKS.md come from this script.
 
 __all__ = []
 
-import sys, statistics, torch
+import statistics
+import sys
+
+import torch
+
 sys.path.insert(0,'.')
 torch.set_num_threads(1)
+import samplers.tds as T
 from inverse.harness import evaluate_sampler, gmm_case
 from samplers import get_sampler
-import samplers.tds as T
+
 orig = T.TwistedDiffusionSampler.log_twist
 def make(c):
     def lt(self, problem, prior, model, x0, s):
@@ -31,4 +36,4 @@ for c in [None, 1.0, 4.0]:
             r = evaluate_sampler(case, get_sampler("tds", num_steps=100), 256, seed=seed, num_slices=1000)
             rs.append((r["sw"], r["sw_floor"], r["tv"]))
         print(c, dy, "mean ratio %.2f" % (statistics.mean(a for a,_,_ in rs)/statistics.mean(b for _,b,_ in rs)),
-              "median %.2f" % statistics.median(a/b for a,b,_ in rs), "tv %.3f" % statistics.mean(t for *_,t in rs), flush=True)
+              f"median {statistics.median(a/b for a,b,_ in rs):.2f}", f"tv {statistics.mean(t for *_,t in rs):.3f}", flush=True)

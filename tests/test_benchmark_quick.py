@@ -334,8 +334,9 @@ def test_imaging_table_drops_deepinv_dps_rows_at_a_superseded_weight(tmp_path):
 
 def test_imaging_time_charges_a_reused_decomposition(monkeypatch):
     """A run that took the operator's decomposition from the cache is timed as a standalone run."""
-    import inverse.benchmarking.imaging as imaging
     from types import SimpleNamespace
+
+    import inverse.benchmarking.imaging as imaging
 
     def fake_reconstruct(m, prior, name, **kw):
         d = {"psnr": 30.0, "relative_l2": 0.1, "wall_time_s": 8.0, "nfe": 80, "basis_s": 24.0, "basis_reused": reused}

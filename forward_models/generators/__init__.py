@@ -4,8 +4,12 @@ Each generator is a plain function ``(n, size, ..., seed) -> tensor (n, 1, size,
 seed gives the same fields on every machine (CPU ``torch.Generator``).
 """
 
-from forward_models.generators.grf import (gaussian_random_field, initial_vorticity, matern_spectrum,
-                                           two_phase_permeability)
+from forward_models.generators.grf import (
+                                           gaussian_random_field,
+                                           initial_vorticity,
+                                           matern_spectrum,
+                                           two_phase_permeability,
+)
 from forward_models.generators.vorticity import navier_stokes_snapshots
 
 __all__ = ["gaussian_random_field", "matern_spectrum", "initial_vorticity", "two_phase_permeability",

@@ -31,7 +31,6 @@ import time
 import torch
 
 from forward_models.seismic import ClampedVelocity  # noqa: F401 (re-exported)
-
 from inverse.benchmarking.common import (
     BenchSettings,
     fmt,

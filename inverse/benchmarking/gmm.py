@@ -118,7 +118,7 @@ def table(records: list[dict], settings: BenchSettings) -> str:
             lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | 0 ({failed} failed) | - | - | - | - | - | - | - |")
             continue
         fl = [floor[(key[0], key[1], r["key"]["seed"])] for r in rs]
-        ratio = sorted(r["sw"] / f for r, f in zip(rs, fl))
+        ratio = sorted(r["sw"] / f for r, f in zip(rs, fl, strict=False))
         q = lambda a, ratio=ratio: ratio[min(len(ratio) - 1, int(a * len(ratio)))]  # noqa: E731
         mean = lambda f, rs=rs: statistics.fmean(r[f] for r in rs)  # noqa: E731
         seeds = f"{len(rs)}" + (f" ({failed} failed)" if failed else "")

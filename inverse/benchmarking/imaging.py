@@ -346,7 +346,7 @@ def settings_note(rows: list[dict]) -> str:
 def _warn_stale(label: str, method: str, stale: list[int], stored: dict, current: dict) -> None:
     """Warn that stored rows of ``method`` ran with settings other than the current defaults."""
     runs, start = [], stale[0]
-    for a, b in zip(stale, [*stale[1:], None]):  # consecutive instances as ranges: 0-3, 7
+    for a, b in zip(stale, [*stale[1:], None], strict=False):  # consecutive instances as ranges: 0-3, 7
         if b != a + 1:
             runs.append(f"{start}-{a}" if a > start else f"{start}")
             start = b

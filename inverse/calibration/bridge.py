@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import jax
 import jax.numpy as jnp

@@ -25,8 +25,8 @@ import json
 import math
 import time
 import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 import arviz as az
 import jax
@@ -323,7 +323,7 @@ def calibrate(model, data, priors: Mapping[str, dist.Distribution] | None = None
              "regularize_mass_matrix": int(bool(regularize_mass_matrix)),
              "init": "laplace" if lap is not None else "prior median", **diag,
              "wall_time_s": wall, "numpyro_version": numpyro.__version__, "inverse_version": package_version(),
-             "calibrated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+             "calibrated_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
     if isinstance(setup.model, TorchModel):
         attrs["torch_evaluations"] = int(setup.model.evaluations - evals0)
     idata.posterior.attrs.update(attrs)

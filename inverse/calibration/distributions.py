@@ -52,7 +52,7 @@ def parse_distribution(spec: str) -> dist.Distribution:
         raise ValueError(f"prior {spec!r}: the arguments must be numbers") from None
     if not all(math.isfinite(v) for v in values):
         raise ValueError(f"prior {spec!r}: the arguments must be finite")
-    kw = dict(zip(names, values))
+    kw = dict(zip(names, values, strict=False))
     for k in ("scale", "rate", "concentration"):
         if k in kw and kw[k] <= 0:
             raise ValueError(f"prior {spec!r}: {k} must be positive, got {kw[k]}")

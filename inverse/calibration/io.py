@@ -80,7 +80,7 @@ def write_data(path, model: CalibrationModel, y, *, sigma: float | None = None, 
     ds = _dataset(model, y)
     ds.attrs.update({"model": model.name, "model_config": json.dumps(model.config(), sort_keys=True),
                      "parameters": json.dumps(list(model.parameters)), "inverse_version": package_version(),
-                     "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
+                     "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")})
     if sigma is not None:
         ds.attrs["noise_sigma"] = float(sigma)
     if truth is not None:

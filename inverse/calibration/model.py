@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import numpyro
 
@@ -92,7 +92,7 @@ class CalibrationModel:
         return {}
 
     @classmethod
-    def from_config(cls, config: dict, arrays: Mapping[str, np.ndarray] | None = None) -> "CalibrationModel":
+    def from_config(cls, config: dict, arrays: Mapping[str, np.ndarray] | None = None) -> CalibrationModel:
         """Rebuild the model from :meth:`config` and the arrays of :meth:`constant_data`."""
         return cls(**config, **dict(arrays or {}))
 

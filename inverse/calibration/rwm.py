@@ -116,7 +116,7 @@ def random_walk_metropolis(model, data, priors=None, *, sigma=None, num_chains: 
     windows = _windows(num_warmup)
     keys = jax.random.split(key_run, len(windows) + 1)
     t = 0
-    for chunks, k in zip(windows, keys[:-1]):
+    for chunks, k in zip(windows, keys[:-1], strict=False):
         state, draws, _, t = advance(state, chol, True, t, k, chunks)
         flat = draws.reshape(-1, dim)
         cov = np.atleast_2d(np.cov(flat, rowvar=False))
@@ -131,7 +131,7 @@ def random_walk_metropolis(model, data, priors=None, *, sigma=None, num_chains: 
     attrs = {**setup.attrs(), "sampler": "adaptive random-walk Metropolis", "num_chains": int(num_chains),
              "num_warmup": int(num_warmup), "num_samples": int(num_samples), "seed": int(seed),
              **diagnostics_attrs(idata, setup.names), "acceptance_rate": float(np.mean(alpha)),
-             "wall_time_s": wall, "calibrated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+             "wall_time_s": wall, "calibrated_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
     if isinstance(setup.model, TorchModel):
         attrs["torch_evaluations"] = int(setup.model.evaluations - evals0)
     idata.posterior.attrs.update(attrs)

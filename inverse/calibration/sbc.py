@@ -102,7 +102,7 @@ def simulation_based_calibration(model, priors=None, *, sigma=None, num_replicat
         raise ValueError(f"{L} ranked draws per replication are too few for {bins} bins")
     k_theta, k_sigma, k_noise, k_init, k_run = jax.random.split(jax.random.PRNGKey(int(seed)), 5)
     keys = jax.random.split(k_theta, len(probe.priors))
-    truths = {k: p.sample(kk, (R,)) for (k, p), kk in zip(probe.priors.items(), keys)}
+    truths = {k: p.sample(kk, (R,)) for (k, p), kk in zip(probe.priors.items(), keys, strict=False)}
     if probe.sigma_prior is not None:
         truths[NOISE_NAME] = probe.sigma_prior.sample(k_sigma, (R,))
     noise_sd = (truths[NOISE_NAME] if probe.sigma_prior is not None else jnp.full(R, probe.sigma))

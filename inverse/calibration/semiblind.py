@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import time
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import arviz as az
 import jax
@@ -47,7 +47,7 @@ FieldStep = Callable[[dict, np.ndarray, int], np.ndarray]
 
 def _prior_medians(priors: Mapping[str, dist.Distribution], key) -> dict[str, float]:
     keys = jax.random.split(key, len(priors))
-    return {k: float(np.median(np.asarray(p.sample(kk, (15,))))) for (k, p), kk in zip(priors.items(), keys)}
+    return {k: float(np.median(np.asarray(p.sample(kk, (15,))))) for (k, p), kk in zip(priors.items(), keys, strict=False)}
 
 
 def _seed(seed: int, chain: int, iteration: int) -> int:
@@ -174,7 +174,7 @@ def gibbs(field_step: FieldStep, log_likelihood: Callable, priors: Mapping[str, 
         "parameters": json.dumps(names), "priors": json.dumps({k: describe_distribution(p) for k, p in priors.items()}),
         "num_chains": C, "num_warmup": W, "num_samples": S, "nuts_steps": int(nuts_steps), "seed": int(seed), **diag,
         "wall_time_s": time.perf_counter() - t_start,
-        "calibrated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
+        "calibrated_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")})
     return idata
 
 

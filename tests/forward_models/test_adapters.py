@@ -8,8 +8,14 @@ import pytest
 import torch
 
 from forward_models import ForwardModel, Inpainting, MatrixOperator
-from forward_models.adapters import (BlackBoxForwardModel, DeepInvForwardModel, ForwardModelPhysics,
-                                     LinearForwardModelPhysics, damped_oscillator, to_deepinv)
+from forward_models.adapters import (
+    BlackBoxForwardModel,
+    DeepInvForwardModel,
+    ForwardModelPhysics,
+    LinearForwardModelPhysics,
+    damped_oscillator,
+    to_deepinv,
+)
 
 F64 = torch.float64
 TOL = dict(atol=1e-6, rtol=1e-6)

@@ -5,8 +5,12 @@ import math
 import pytest
 import torch
 
-from forward_models.generators.grf import (gaussian_random_field, initial_vorticity, matern_spectrum,
-                                           two_phase_permeability)
+from forward_models.generators.grf import (
+    gaussian_random_field,
+    initial_vorticity,
+    matern_spectrum,
+    two_phase_permeability,
+)
 from forward_models.generators.vorticity import navier_stokes_snapshots
 
 F64 = torch.float64

@@ -1,5 +1,7 @@
 """The torch bridge: one callback for value and gradient, batched under vmap, exact against JAX; NUTS through it."""
 
+import jax  # noqa: E402  (after inverse.calibration: float64 is on)
+import jax.numpy as jnp  # noqa: E402
 import numpy as np
 import numpyro.distributions as dist
 import pytest
@@ -9,9 +11,6 @@ from forward_models import MatrixOperator
 from forward_models.base import ForwardModel
 from inverse.calibration import TorchModel, TorchPotential, calibrate
 from inverse.calibration.models import T2Relaxation
-
-import jax  # noqa: E402  (after inverse.calibration: float64 is on)
-import jax.numpy as jnp  # noqa: E402
 
 
 def test_value_and_gradient_come_from_torch_in_one_call():

@@ -3,14 +3,13 @@
 import json
 import warnings
 
+import jax.numpy as jnp  # noqa: E402  (after inverse.calibration: float64 is on)
 import numpy as np
 import numpyro.distributions as dist
 import pytest
 
 from inverse.calibration import DivergenceWarning, calibrate, prepare
 from inverse.calibration.models import T2Relaxation
-
-import jax.numpy as jnp  # noqa: E402  (after inverse.calibration: float64 is on)
 
 T = np.linspace(0.0, 1.0, 20)
 PRIOR_SD, SIGMA = 2.0, 0.3

@@ -43,11 +43,10 @@ def test_unknown_noise_level_is_recovered_on_the_heat_example():
 
 
 def test_random_walk_metropolis_agrees_with_the_conjugate_posterior():
+    import jax.numpy as jnp
     import numpyro.distributions as dist
 
     from tests.inverse.test_calibration_core import T, assert_matches_gaussian, exact_linear_posterior, linear_data
-
-    import jax.numpy as jnp
 
     y = linear_data(seed=4)
     idata = random_walk_metropolis(lambda th: th["a"] + th["b"] * jnp.asarray(T), y,

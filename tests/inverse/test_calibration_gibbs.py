@@ -1,5 +1,6 @@
 """Semi-blind Gibbs: unknown noise level and unknown field, checked against the exact marginal posterior of sigma_y."""
 
+import jax.numpy as jnp  # noqa: E402  (after inverse.calibration: float64 is on)
 import numpy as np
 import numpyro.distributions as dist
 import pytest
@@ -8,8 +9,6 @@ import torch
 from forward_models import MatrixOperator
 from inverse.calibration import gaussian_field_step, gibbs, linear_gaussian_log_likelihood, sampler_field_step
 from priors import GaussianPrior
-
-import jax.numpy as jnp  # noqa: E402  (after inverse.calibration: float64 is on)
 
 SIGMA_PRIOR = dist.HalfNormal(2.0)
 

@@ -1,14 +1,21 @@
 """Example calibration models: shapes, physics checks against independent solutions, gradients, torch twins."""
 
+import jax  # noqa: E402  (after inverse.calibration: float64 is on)
+import jax.numpy as jnp  # noqa: E402
 import numpy as np
 import pytest
 import torch
 
-from inverse.calibration.models import (MODELS, HeatEquation1D, LayeredEarth, NavierStokesCalibration,
-                                        NavierStokesParameters, T2Relaxation, get_model_class, reflection_traveltimes)
-
-import jax  # noqa: E402  (after inverse.calibration: float64 is on)
-import jax.numpy as jnp  # noqa: E402
+from inverse.calibration.models import (
+    MODELS,
+    HeatEquation1D,
+    LayeredEarth,
+    NavierStokesCalibration,
+    NavierStokesParameters,
+    T2Relaxation,
+    get_model_class,
+    reflection_traveltimes,
+)
 
 JAX_MODELS = [T2Relaxation, HeatEquation1D, LayeredEarth]
 

@@ -43,7 +43,7 @@ def test_gaussian_prior_closed_form_on_images():
     x = torch.randn(5, 1, 2, 2, generator=g, dtype=F64)
     s = torch.rand(5, generator=g, dtype=F64) + 0.1
     want = torch.stack([m.reshape(4) + C @ torch.linalg.solve(C + si**2 * torch.eye(4, dtype=F64), xi.reshape(4) - m.reshape(4))
-                        for xi, si in zip(x, s)])
+                        for xi, si in zip(x, s, strict=False)])
     torch.testing.assert_close(prior.denoise(x, s).reshape(5, 4), want)
     assert prior.shape == (1, 2, 2)
 

@@ -7,8 +7,18 @@ import pytest
 import torch
 from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
 
-from priors import (EDMPrior, FlowMatchingPrior, GaussianPrior, Normalisation, PriorLoadError, VPDiffusionPrior,
-                    latent_to_sample, load_prior, sample_to_latent, save_prior)
+from priors import (
+    EDMPrior,
+    FlowMatchingPrior,
+    GaussianPrior,
+    Normalisation,
+    PriorLoadError,
+    VPDiffusionPrior,
+    latent_to_sample,
+    load_prior,
+    sample_to_latent,
+    save_prior,
+)
 
 F64 = torch.float64
 

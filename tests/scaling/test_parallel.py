@@ -47,7 +47,7 @@ def test_calibrations_on_ray_equal_serial(local_ray):
     jobs = [{"model": m, "data": m.simulate(m.default_truth(), 0.02, seed=s), "sigma": 0.02, "num_chains": 1,
              "num_warmup": 50, "num_samples": 50, "seed": s} for s in range(2)]
     serial, remote = calibrate_parallel(jobs), calibrate_parallel(jobs, backend="ray")
-    for a, b in zip(serial, remote):
+    for a, b in zip(serial, remote, strict=False):
         for v in a.posterior.data_vars:
             np.testing.assert_array_equal(a.posterior[v].values, b.posterior[v].values)
 

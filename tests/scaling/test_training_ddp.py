@@ -28,7 +28,7 @@ def test_ranks_split_each_global_batch():
     one = list(SeededBatchSampler(40, 8, seed=3, start=2))
     ranks = [list(SeededBatchSampler(40, 8, seed=3, start=2, num_replicas=2, rank=r)) for r in range(2)]
     assert len(ranks[0]) == len(ranks[1]) == len(one)
-    assert all(a + b == full for a, b, full in zip(ranks[0], ranks[1], one))
+    assert all(a + b == full for a, b, full in zip(ranks[0], ranks[1], one, strict=False))
 
 
 def test_batch_not_divisible_by_processes_is_refused(tmp_path):

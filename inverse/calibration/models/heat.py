@@ -126,7 +126,7 @@ class HeatEquation1D(CalibrationModel):
         return {"length": self.length, "positions": self.positions.tolist(), "times": self.times.tolist(),
                 "initial_modes": self.initial_modes.tolist(), "num_modes": self.num_modes}
 
-    def torch_model(self) -> "HeatEquation1DTorch":
+    def torch_model(self) -> HeatEquation1DTorch:
         """The same model in torch (for the bridge)."""
         return HeatEquation1DTorch(**self.config())
 

@@ -88,7 +88,7 @@ class T2Relaxation(CalibrationModel):
         """Echo times."""
         return {"echo_times": self.echo_times.tolist()}
 
-    def torch_model(self) -> "T2RelaxationTorch":
+    def torch_model(self) -> T2RelaxationTorch:
         """The same model as a torch forward model (for the bridge)."""
         return T2RelaxationTorch(self.echo_times)
 
