@@ -29,10 +29,8 @@ entries are pure noise around zero: their likelihood term does not depend on ``x
 ``log p(y | x)``), and :meth:`SingleCoilMRI.zero_filled` / the adjoint discard them.
 
 Engine. Own ``torch.fft`` code rather than deepinv's ``MRI``/``MultiCoilMRI``: both compute the
-same ``fft2(norm="ortho")`` (outputs agree exactly in float32, single- and multi-coil) at the same
-speed (64x64, batch 16, 1 CPU thread on a loaded 2-core machine, best of 5: single-coil forward
-1.3 ms ours / 1.7 ms deepinv in float32, 2.1 / 2.0 ms in float64; 8-coil forward 12 / 10 ms,
-adjoint 15 / 18 ms in float32), and our own code keeps float32/float64 inputs in their precision,
+same ``fft2(norm="ortho")`` (outputs agree exactly in float32, single- and multi-coil) at about the
+same speed, and our own code keeps float32/float64 inputs in their precision,
 takes coil maps in the real layout, has an exact SVD pseudo-inverse, and does not depend on
 deepinv's mask/coil conventions. The real/imaginary axis of the output is a view
 (``view_as_real(...).movedim(-1, 1)``, not contiguous), which halves the cost of the conversion.
@@ -82,7 +80,7 @@ def _complex(x: torch.Tensor) -> torch.Tensor:
 def _real(z: torch.Tensor) -> torch.Tensor:
     """(B, ...) complex -> (B, 2, ...) real: a view (not contiguous), no copy.
 
-    (``torch.stack([z.real, z.imag], 1)`` costs another pass: forward 2.1 against 4.4 ms in float64.)
+    (``torch.stack([z.real, z.imag], 1)`` would cost another pass over the data.)
     """
     return torch.view_as_real(z.resolve_conj()).movedim(-1, 1)
 
@@ -407,9 +405,9 @@ class RealImageMRI(ForwardModel):
     This wrapper embeds ``x`` as the real part (imaginary part zero), so ``F(x) = A E x`` with
     ``E x = [x; 0]``; its adjoint for the real inner product is ``E^T A^T y = Re(A^H y)``.
     ``pseudo_inverse(y, damping)`` is the exact ``(A E)^T ((A E)(A E)^T + damping I)^{-1} y`` for a
-    column mask (per-row real SVDs, computed once and cached; 3-5 ms for a batch of 8 at 64 x 64 with
-    8 coils, where conjugate gradients took 0.16-2.0 s and did not converge below damping 1:
-    ``scripts/bench_pseudo_inverse.py``), conjugate gradients otherwise.
+    column mask (per-row real SVDs, computed once and cached; much faster and more accurate than
+    conjugate gradients, which need not converge for small damping: ``docs/benchmarks/components.md``,
+    pseudo-inverse table), conjugate gradients otherwise.
 
     Example::
 

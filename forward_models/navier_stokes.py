@@ -313,7 +313,7 @@ _CTOR_KEYS = ("resolution", "factor", "T", "dt", "viscosity", "forcing_amplitude
 
 
 def _example(seed: int) -> NavierStokes2D:
-    # 16 x 16, 5 steps: ~10 ms, enough dynamics for the contract suite (seed only fixes inputs)
+    # 16 x 16, 5 steps: cheap, yet enough dynamics for the contract suite (seed only fixes inputs)
     return NavierStokes2D(16, factor=2, T=0.1, dt=0.02)
 
 

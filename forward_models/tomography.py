@@ -27,11 +27,9 @@ pixel ``(W // 2, W // 2)`` (as scikit-image's ``radon``).
 Shapes: input ``(1, W, W)``, output sinogram ``(1, num_angles, num_detectors)`` with
 ``num_detectors = N_d = ceil(sqrt(2) W)`` (91 for W = 64, 182 for W = 128).
 
-Why a sparse matrix. Building ``A`` and ``A^T`` once costs 0.2-0.4 s at 64x64/30 angles,
-1-2 s at 64x64/180 and 5-8 s at 128x128/180 (1 CPU thread; cached per process by size), against
-0.02-0.2 s for deepinv's grid-sample operator (built without its operator-norm estimate); in
-exchange (1 thread, batch 16, float32) forward/adjoint take 0.8/0.5 ms against 14/46 ms for
-deepinv at 64x64/30 angles, and 18-32/17-36 ms against 512/2208 ms at 128x128/180 angles;
+Why a sparse matrix. Building ``A`` and ``A^T`` once (cached per process by size) is slower than
+building deepinv's grid-sample operator; in exchange forward and adjoint are more than ten times
+faster per call (``docs/benchmarks/components.md``, forward-model table),
 ``A^T`` is the exact transpose (dot-product test ~1e-17 relative in float64, ~1e-9 in float32),
 and float32/float64 and devices need no special care. Memory: 12 bytes per non-zero per matrix in
 float64 (int32 indices): 0.27 M non-zeros (~6 MB for ``A`` and ``A^T``) at 64x64/30 angles,
@@ -151,7 +149,7 @@ def range_basis(img_size: int, num_angles: int) -> tuple[torch.Tensor, torch.Ten
     faster than the SVD, every eigenpair kept; an eigenvalue then carries an absolute error
     ~ ``eps lam_max`` (the solve's relative error ~ ``eps lam_max / d``), so a hard pseudo-inverse
     (``d = 0``) must drop ``lam`` below a cut-off. Cached per ``(img_size, num_angles)`` (two
-    geometries); 64x64 with 30 views: 2730 x 2730 (60 MB), ~5-10 s at one thread. The tensors are
+    geometries); 64x64 with 30 views: 2730 x 2730 (60 MB), seconds to build. The tensors are
     shared: do not modify them in place.
     """
     (crow, col, val), _, Nd = radon_matrix(int(img_size), int(num_angles))
@@ -201,11 +199,11 @@ class ParallelBeamCT(ForwardModel):
     - ``pseudo_inverse`` (damped, ``A^T (A A^T + d I)^{-1} y``) is exact through the cached
       eigendecomposition of ``A A^T`` (:func:`range_basis`) for sinograms of up to
       :data:`EXACT_PINV_MAX_MEASUREMENTS` entries, the generic conjugate gradients of
-      :class:`ForwardModel` beyond (which stop far from the solution at small damping: relative error
-      1.4 at ``d = 1e-4`` on 64x64 / 30 views after 200 iterations, BENCHMARKS.md).
+      :class:`ForwardModel` beyond (which stop far from the solution at small damping: pseudo-inverse
+      table in ``docs/benchmarks/components.md``).
 
-    Construction builds the sparse ``A`` and ``A^T`` (0.2-0.4 s at 64x64 with 30 angles, 5-8 s at
-    128x128 with 180; cached per process by size), no operator-norm estimate.
+    Construction builds the sparse ``A`` and ``A^T`` (cached per process by size), no operator-norm
+    estimate.
 
     Example::
 

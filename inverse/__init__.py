@@ -12,7 +12,7 @@ _LAZY = {
     "InverseProblem": ("forward_models.problem", "InverseProblem"),
     "Posterior": ("samplers.posterior", "Posterior"),
     "open_posterior": ("samplers.posterior", "open_posterior"),
-    "calibrate": ("inverse.calibration", "calibrate"),     # JAX / NumPyro / ArviZ: ~2 s
+    "calibrate": ("inverse.calibration", "calibrate"),     # JAX / NumPyro / ArviZ: a slow import
     "reconstruct": ("inverse.reconstruct", "reconstruct"),
     "simulate": ("inverse.measurements", "simulate"),
     "open_measurements": ("inverse.measurements", "open_measurements"),

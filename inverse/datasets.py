@@ -106,7 +106,7 @@ def cached_dataset(name: str, n: int, size: int, seed: int = 0, cache=None, devi
 
     ``cache`` is a ``.safetensors`` file (or ``None``: no cache). If it exists and its metadata names the
     same ``(name, n, size, seed)``, the tensor is read back instead of regenerated (the Navier-Stokes
-    data take ~20-60 CPU minutes to generate; a training run resumed in chunks regenerates them
+    data are expensive to generate on a CPU; a training run resumed in chunks regenerates them
     otherwise); a cache made for other arguments is an error naming both. The file is written
     atomically, so an interrupted generation leaves no half-written cache. ``device`` goes to
     :func:`make_dataset`.

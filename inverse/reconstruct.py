@@ -30,14 +30,14 @@ __all__ = ["reconstruct", "summarize", "DEFAULT_SETTINGS", "DEFAULT_SAMPLER", "f
 
 #: sampler settings per (sampler, problem); DPS's guidance scale was chosen by posterior-mean relative
 #: L2 on seeds 0-1 of each problem with its shipped prior at 50 steps (``scripts/tune_reconstruct.py``,
-#: table in BENCHMARKS.md). DPS guides with the gradient of the unwhitened residual norm, so the best
+#: table in docs/benchmarks/tuning.md). DPS guides with the gradient of the unwhitened residual norm, so the best
 #: scale follows the measurement's units: CT sinograms are large numbers, Darcy pressures tiny.
 #: MCG's gradient step ``alpha`` (0.3 from the mixture benchmark) was scanned over {0.3, 1, 3, 10, 30} on the
 #: held-out phantoms 10000-10001 at 100 steps, x4 and x8 (``scripts/tune_reconstruct.py --sampler mcg --param
-#: alpha --first-seed 10000``, table in BENCHMARKS.md): 10 on single- and multi-coil MRI (lowest relative
+#: alpha --first-seed 10000``, table in docs/benchmarks/tuning.md): 10 on single- and multi-coil MRI (lowest relative
 #: L2 over both accelerations; 30 is worse), 0.3 kept on CT (1 diverged on one phantom, 10 on both).
 #: EnKG's guidance scale on navier-stokes (0.75, not InverseBench's 2, which collapses ensembles of a few
-#: dozen members) comes from a scan on one instance (BENCHMARKS.md, Navier-Stokes table).
+#: dozen members) comes from a scan on one instance (docs/benchmarks/studies.md, Navier-Stokes).
 #: ``"*"`` applies to problems without an entry.
 DEFAULT_SETTINGS = {
     "dps": {"*": {"num_steps": 50, "zeta": 1.0}, "ct": {"num_steps": 50, "zeta": 0.3},

@@ -11,8 +11,7 @@ objects because their Radon transforms are known in closed form (Shepp & Logan, 
 reconstruction of a head section", IEEE Trans. Nucl. Sci. 21:21, 1974; Kak & Slaney 1988, ch. 3).
 
 Own code rather than deepinv's ``generate_random_phantom`` (which draws from NumPy's global RNG,
-so it is neither seedable per call nor reproducible alongside other code). Timing (1 CPU thread):
-``random_ellipses(1000, 64)`` takes ~0.5 s.
+so it is neither seedable per call nor reproducible alongside other code).
 """
 
 from __future__ import annotations

@@ -27,9 +27,8 @@ def navier_stokes_snapshots(n: int, size: int = 64, *, seed: int = 0, t_spinup: 
     ``w0 = initial_vorticity(n, size, seed=seed)``, then ``w(t_spinup) = NavierStokes2D(size).solve(w0, t_spinup)``
     (pseudo-spectral, 2/3 dealiasing, Heun / Crank-Nicolson, fixed step ``dt``), computed in float64
     without gradients in batches of ``batch_size``. Unnormalised: divide by 10 for InverseBench's
-    training scale. Cost at 64 x 64, 5 time units, one thread: ~50 ms per field. ``device`` runs the
-    solver there (e.g. ``"cuda"``, with a larger ``batch_size``); the initial fields are drawn on the
-    CPU and the snapshots returned on the CPU.
+    training scale. ``device`` runs the solver there (e.g. ``"cuda"``, with a larger ``batch_size``);
+    the initial fields are drawn on the CPU and the snapshots returned on the CPU.
 
     Example::
 

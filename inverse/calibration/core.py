@@ -249,14 +249,13 @@ def calibrate(model, data, priors: Mapping[str, dist.Distribution] | None = None
         mass matrix (:mod:`inverse.calibration.laplace`; falls back to "prior" if the mode or a
         positive-definite Hessian cannot be found); "prior": every chain starts at the median of 15 prior
         draws with an identity mass matrix (NumPyro's ``init_to_median``), or at ``init_strategy`` if
-        given; "auto" (default): "laplace" for torch models (measured on the Navier-Stokes example: 418
-        torch evaluations for 40 iterations against 2498 from the prior), "prior" for JAX models (there
-        the 3-7 s of compiling the optimiser's gradient outweigh the cheaper warm-up)
+        given; "auto" (default): "laplace" for torch models (far fewer solver runs in the warm-up:
+        docs/calibration.md), "prior" for JAX models (there compiling the optimiser's gradient costs
+        more than the cheaper warm-up saves)
     dense_mass, regularize_mass_matrix : a dense mass matrix (default; a few parameters are often
         strongly correlated, e.g. diffusivity and source, 0.994) estimated *without* Stan's shrinkage
         towards ``1e-3 I`` (default off: that shrinkage swamps any direction whose posterior standard
-        deviation is below ~0.01 in the unconstrained space; measured on the heat example, ESS 283 with
-        it vs 1368 without, for 2000 draws)
+        deviation is below ~0.01 in the unconstrained space: docs/calibration.md)
 
     Returns
     -------

@@ -10,7 +10,7 @@ The solver is our torch :class:`~forward_models.navier_stokes.NavierStokes2D` (p
 Heun / Crank-Nicolson), made a function of ``(nu, A)`` per batch row: ``nu`` enters the
 Crank-Nicolson factors ``(1 - dt nu |k|^2 / 2) / (1 + dt nu |k|^2 / 2)`` and ``A`` the forcing
 coefficient, so autograd through the fixed-step solver gives the exact discrete gradient. Small
-grids (24 x 24, a few tens of steps) keep NUTS feasible on a CPU: ~20 ms per gradient for 4 chains.
+grids (24 x 24, a few tens of steps) keep NUTS feasible on a CPU.
 """
 
 from __future__ import annotations
