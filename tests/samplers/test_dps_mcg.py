@@ -10,6 +10,7 @@ from inverse.harness import evaluate_sampler, gmm_case
 from inverse.metrics import sliced_wasserstein
 from priors import GaussianPrior
 from samplers import DPS, MCG, SamplerError, get_sampler
+from tests.conftest import linear_problem as _linear_problem
 
 F64 = torch.float64
 
@@ -52,12 +53,6 @@ def test_mcg_soft_projection_beats_hard_projection_with_noise():
     soft = _ratios(lambda: MCG(100, alpha=0.3), seeds=[0])
     hard = _ratios(lambda: MCG(100, alpha=0.3, soft_projection=False), seeds=[0])
     assert soft * 5 < hard
-
-
-def _linear_problem():
-    g = torch.Generator().manual_seed(0)
-    op = MatrixOperator(torch.randn(2, 4, generator=g, dtype=F64), dtype=F64)
-    return InverseProblem.simulate(op, Gaussian(0.1), torch.ones(4, dtype=F64), seed=0), GaussianPrior(torch.zeros(4))
 
 
 def test_cost_counters_and_config():

@@ -32,6 +32,7 @@ from samplers.smc import (
     should_resample,
     systematic_resample,
 )
+from tests.conftest import linear_problem as _linear_problem
 
 F64 = torch.float64
 
@@ -219,12 +220,6 @@ def test_more_particles_reduce_the_evidence_error():
 
 
 # ------------------------------------------------------------------ contract: refusals, costs, reproducibility
-def _linear_problem():
-    g = torch.Generator().manual_seed(0)
-    op = MatrixOperator(torch.randn(2, 4, generator=g, dtype=F64), dtype=F64)
-    return InverseProblem.simulate(op, Gaussian(0.1), torch.ones(4, dtype=F64), seed=0), GaussianPrior(torch.zeros(4))
-
-
 class _Square(ForwardModel):
     def __init__(self, d):
         super().__init__()
