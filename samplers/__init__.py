@@ -1,7 +1,7 @@
 """Posterior samplers: configuration / state / step, one driver, cost counters."""
 
 from samplers.afes import ApproximationFreeEnsemble
-from samplers.base import Counters, Sampler, SamplerError, SamplerState, make_generator, run
+from samplers.base import Counters, Sampler, SamplerError, State, make_generator, run
 from samplers.dps import DPS
 from samplers.eki import EnsembleKalmanInversion
 from samplers.enkg import EnsembleKalmanGuidance
@@ -13,7 +13,7 @@ from samplers.schedules import karras_sigmas
 from samplers.smc import SMCSampler
 from samplers.tds import TwistedDiffusionSampler
 
-__all__ = ["Counters", "Sampler", "SamplerError", "SamplerState", "make_generator", "run", "DPS", "MCG",
+__all__ = ["Counters", "Sampler", "SamplerError", "State", "make_generator", "run", "DPS", "MCG",
            "Posterior", "open_posterior", "karras_sigmas", "get_sampler", "SAMPLERS"]
 
 __all__ += ["EnsembleKalmanGuidance", "EnsembleKalmanInversion"]

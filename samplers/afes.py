@@ -121,7 +121,7 @@ class ApproximationFreeEnsemble(LinearTwistSMC):
         """Tilted kernel (exact), or an ancestral step weighted by ``G_{s'}(x') / G_s(x)``."""
         if self.proposal == "tilted":
             return super().move(state, x, cache, aux, s, s_next)
-        model, sigmas, k = state.extras["model"], state.extras["sigmas"], state.step
+        model, sigmas, k = state.model, state.sigmas, state.step
         with torch.no_grad():
             x0 = state.prior.denoise(x, sigma_batch(s, x))
             # x are the resampled particles (equal weights): the variance is estimated on them

@@ -9,7 +9,9 @@ The loop is explicit and the same for every algorithm::
     posterior = sampler.finalize(state)
 
 :func:`run` drives that loop with a tqdm progress bar and a callback; :meth:`Sampler.sample` is the
-one-call API. Each sampler counts its own cost in :class:`Counters`.
+one-call API. Each sampler counts its own cost in :class:`Counters`. The state is a typed dataclass:
+:class:`State` holds what every sampler carries, and each sampler subclasses it with its own fields
+(``DPSState(State)`` adds the noise schedule), updated with ``dataclasses.replace``.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ from tqdm.auto import tqdm
 from forward_models.problem import InverseProblem
 from priors.base import Prior
 from samplers.errors import SamplerError
-from samplers.posterior import Posterior
+from samplers.posterior import Posterior, package_versions
 
-__all__ = ["Counters", "SamplerState", "Sampler", "run", "make_generator", "SamplerError", "package_versions",
+__all__ = ["Counters", "State", "Sampler", "run", "make_generator", "SamplerError", "package_versions",
            "resolve_device"]
 
 
@@ -54,11 +56,13 @@ class Counters:
 
 
 @dataclass
-class SamplerState:
+class State:
     """State carried from step to step: particles in model space and bookkeeping.
 
-    ``problem`` and ``prior`` are references (never copied); ``extras`` holds sampler-specific
-    tensors (e.g. the noise schedule) so that ``step`` needs nothing but the state.
+    ``problem`` and ``prior`` are references (never copied) and ``generator`` is the run's random
+    stream. A sampler subclasses this with typed fields of its own (keyword-only, so they may follow
+    the defaults here), e.g. ``@dataclass(kw_only=True) class DPSState(State): sigmas: list``, so
+    that ``step`` needs nothing but the state; ``dataclasses.replace`` makes the next one.
     """
 
     x: torch.Tensor
@@ -68,7 +72,6 @@ class SamplerState:
     generator: torch.Generator
     counters: Counters = field(default_factory=Counters)
     log_weights: torch.Tensor | None = None
-    extras: dict = field(default_factory=dict)
 
 
 def resolve_device(device) -> torch.device:
@@ -96,62 +99,69 @@ class Sampler:
     Class flags: ``needs_gradient`` (refuses forward models with ``differentiable=False``),
     ``needs_linear`` (refuses non-linear forward models).
 
-    Example: a new sampler in ten lines (prior samples by the probability-flow ODE, ignoring y)::
+    Example: a new sampler in a dozen lines (prior samples by the probability-flow ODE, ignoring y)::
 
-        import torch
-        from samplers import Sampler, SamplerState
+        import dataclasses, torch
+        from samplers import Sampler, State
         from samplers.schedules import karras_sigmas
 
+        @dataclasses.dataclass(kw_only=True)
+        class ODEState(State):
+            sigmas: torch.Tensor
+
         class PriorODE(Sampler):
+            static_fields = ("sigmas",)
             def __init__(self, num_steps=20):
                 self.steps = num_steps
             def num_steps(self):
                 return self.steps
             def init(self, problem, prior, num_samples, generator):
                 sig = karras_sigmas(self.steps, prior.sigma_min, prior.sigma_max, device=prior.device)
-                x = sig[0] * torch.randn(num_samples, *prior.shape, generator=generator, dtype=prior.dtype, device=prior.device)
-                return SamplerState(x, 0, problem, prior, generator, extras={"sigmas": sig})
+                x = sig[0] * torch.randn(num_samples, *prior.shape, generator=generator, dtype=prior.dtype)
+                return ODEState(x, 0, problem, prior, generator, sigmas=sig)
             def step(self, state):
-                s, s_next = state.extras["sigmas"][state.step], state.extras["sigmas"][state.step + 1]
+                s, s_next = state.sigmas[state.step], state.sigmas[state.step + 1]
                 d = (state.x - state.prior.denoise(state.x, s.expand(len(state.x)))) / s
                 return self.advance(state, x=state.x + (s_next - s) * d, nfe=len(state.x))
     """
 
     needs_gradient: bool = False
     needs_linear: bool = False
-    #: keys of ``state.extras`` that ``init`` rebuilds deterministically (an SVD, a cached model): not
+    #: names of state fields that ``init`` rebuilds deterministically (a noise schedule, an SVD): not
     #: written to checkpoints, taken from a fresh ``init`` on resume (:mod:`samplers.checkpoint`)
-    static_extras: tuple = ()
+    static_fields: tuple = ()
 
     def num_steps(self) -> int:  # pragma: no cover
         """Number of calls to :meth:`step` in a full run."""
         raise NotImplementedError
 
-    def init(self, problem: InverseProblem, prior: Prior, num_samples: int, generator: torch.Generator) -> SamplerState:  # pragma: no cover
+    def init(self, problem: InverseProblem, prior: Prior, num_samples: int,
+             generator: torch.Generator) -> State:  # pragma: no cover
         """Initial state."""
         raise NotImplementedError
 
-    def step(self, state: SamplerState) -> SamplerState:  # pragma: no cover
+    def step(self, state: State) -> State:  # pragma: no cover
         """One update; returns a new state."""
         raise NotImplementedError
 
-    def done(self, state: SamplerState) -> bool:
+    def done(self, state: State) -> bool:
         """Whether the run is complete."""
         return state.step >= self.num_steps()
 
-    def advance(self, state: SamplerState, *, x: torch.Tensor, nfe: int = 0, forward_evals: int = 0,
-                grad_evals: int = 0, **changes) -> SamplerState:
+    def advance(self, state: State, *, x: torch.Tensor, nfe: int = 0, forward_evals: int = 0,
+                grad_evals: int = 0, **changes) -> State:
         """New state with particles ``x``, the step index advanced and the counters incremented.
 
         Non-finite particles raise :class:`SamplerError` naming the step.
         """
         if not bool(torch.isfinite(x).all()):
-            raise SamplerError(f"{type(self).__name__}: non-finite particles at step {state.step + 1}/{self.num_steps()} "
+            raise SamplerError(f"{type(self).__name__}: non-finite particles at step "
+                               f"{state.step + 1}/{self.num_steps()} "
                                "(reduce the step size or guidance scale)")
         return dataclasses.replace(state, x=x.detach(), step=state.step + 1,
                                    counters=state.counters.add(nfe, forward_evals, grad_evals), **changes)
 
-    def finalize(self, state: SamplerState) -> Posterior:
+    def finalize(self, state: State) -> Posterior:
         """Posterior from the final state: particles mapped to physical units."""
         with torch.no_grad():
             samples = state.prior.to_physical(state.x)
@@ -173,11 +183,12 @@ class Sampler:
             raise ValueError(f"{type(self).__name__} needs gradients, but {type(fm).__name__} is not differentiable; "
                              "use a derivative-free sampler (EnKG)")
         if self.needs_linear and not fm.linear:
-            raise ValueError(f"{type(self).__name__} needs a linear forward model, but {type(fm).__name__} is not linear")
+            raise ValueError(f"{type(self).__name__} needs a linear forward model, but {type(fm).__name__} "
+                             "is not linear")
 
     def sample(self, problem: InverseProblem, prior: Prior, num_samples: int, *, seed: int = 0,
                device=None, progress: bool = False,
-               callback: Callable[[SamplerState], None] | None = None, checkpoint=None,
+               callback: Callable[[State], None] | None = None, checkpoint=None,
                checkpoint_every: int = 10, resume: bool = False) -> Posterior:
         """Draw ``num_samples`` posterior samples (one-call API); see :func:`run` (also for checkpoints)."""
         return run(self, problem, prior, num_samples, seed=seed, device=device, progress=progress, callback=callback,
@@ -186,7 +197,7 @@ class Sampler:
 
 def run(sampler: Sampler, problem: InverseProblem, prior: Prior, num_samples: int, *, seed: int = 0,
         generator: torch.Generator | None = None, device=None, progress: bool = False,
-        callback: Callable[[SamplerState], None] | None = None, checkpoint=None, checkpoint_every: int = 10,
+        callback: Callable[[State], None] | None = None, checkpoint=None, checkpoint_every: int = 10,
         resume: bool = False) -> Posterior:
     """The one driver of every sampler: validate, init, step with a progress bar, finalize.
 
@@ -279,19 +290,3 @@ def _positive_int(v, name: str) -> int:
     if not ok:
         raise ValueError(f"{name} must be a positive integer, got {v!r}")
     return int(v)
-
-
-def package_versions() -> dict:
-    """Versions of this library and of the packages that decide its numbers (recorded in every posterior)."""
-    import platform
-    from importlib import metadata
-
-    from samplers.posterior import package_version
-
-    out = {"inverse-diffusion": package_version(), "python": platform.python_version(), "torch": torch.__version__}
-    for name in ("numpy", "diffusers", "xarray"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:  # pragma: no cover
-            pass
-    return out

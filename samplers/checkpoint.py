@@ -1,22 +1,26 @@
-"""Sampler checkpoints: save a :class:`SamplerState` every K steps, resume a run bit for bit.
+"""Sampler checkpoints: save a :class:`~samplers.base.State` every K steps, resume a run bit for bit.
 
 One file per run, written atomically (temporary file, then rename) in safetensors format, never
-pickle:
+pickle. The file is generic over the dataclass fields of the state (any ``State`` subclass: a
+diffusion sampler's, an SMC sampler's, an MCMC chain's):
 
-- tensors: ``x``, ``log_weights``, the ``torch.Generator`` state (a uint8 tensor), every tensor in
-  ``state.extras`` (``extras/<key>``) and every tensor of a dict of tensors in ``extras``
-  (``extras/<key>/<name>``, e.g. the SMC particle cache);
-- JSON in the safetensors header: the format, the step, the cost counters, every JSON value in
-  ``extras`` (lists, floats, ints, strings), the names of the static extras, and a *fingerprint*:
-  the SHA-256 of the sampler configuration, the prior's configuration and parameters, the forward
-  and noise models' configuration, the measurement ``y``, the number of samples and the seed.
+- tensors: every tensor field under its name (``x``, ``log_weights``, ...), the ``torch.Generator``
+  state (``generator_state``, a uint8 tensor), and the tensors inside nested values, flattened as
+  ``field/name``: a dataclass's fields, a dict's entries (e.g. the SMC particle cache ``cache/x0``),
+  a list's or tuple's items (``field/0``);
+- JSON in the safetensors header: the format, the step, the schema of every field (its kind, its
+  JSON value: ints, floats, strings, booleans, None and lists or tuples of those) and a
+  *fingerprint*: the SHA-256 of the sampler configuration, the prior's configuration and
+  parameters, the forward and noise models' configuration, the measurement ``y``, the number of
+  samples and the seed.
 
-Resuming (:func:`load_state`) calls ``sampler.init`` on the same problem and prior, which rebuilds
-the static parts of the state (an SVD, a noise schedule: the extras a sampler lists in
-``Sampler.static_extras``), then overwrites every dynamic field with the stored values and restores
-the generator. A resumed run therefore continues exactly where the saved one stopped; a checkpoint
-written with different settings is refused, naming the mismatch. A sampler whose extras hold any
-other kind of object cannot be checkpointed and says so (:class:`CheckpointError`).
+The references ``problem``, ``prior`` and ``generator`` are never written. Resuming
+(:func:`load_state`) calls ``sampler.init`` on the same problem and prior, which rebuilds the static
+fields (a noise schedule, an SVD: those a sampler lists in ``Sampler.static_fields``), then
+overwrites every other field with the stored values and restores the generator. A resumed run
+therefore continues exactly where the saved one stopped; a checkpoint written with different
+settings is refused, naming the mismatch. A state field holding any other kind of object cannot be
+checkpointed and says so (:class:`CheckpointError`).
 """
 
 from __future__ import annotations
@@ -33,7 +37,10 @@ from samplers.atomic import atomic_output
 __all__ = ["CheckpointError", "fingerprint", "save_state", "load_state", "read_checkpoint_info", "FORMAT"]
 
 #: format tag stored in every sampler checkpoint
-FORMAT = "inverse-sampler-checkpoint/1"
+FORMAT = "inverse-sampler-checkpoint/2"
+
+#: state fields that are references to the run's inputs, never written
+_REFERENCES = ("problem", "prior", "generator")
 
 
 class CheckpointError(ValueError):
@@ -63,37 +70,62 @@ def fingerprint(sampler, problem, prior, num_samples: int, seed: int) -> dict:
     return {"config": json.loads(json.dumps(config, default=str)), "sha256": h.hexdigest()}
 
 
-def _is_json(v) -> bool:
-    if v is None or isinstance(v, (bool, int, float, str)):
-        return True
-    if isinstance(v, list):
-        return all(_is_json(u) for u in v)
-    if isinstance(v, dict):
-        return all(isinstance(k, str) and _is_json(u) for k, u in v.items())
-    return False
+def _is_scalar(v) -> bool:
+    return v is None or isinstance(v, (bool, int, float, str))
 
 
-def _split_extras(sampler, extras: dict) -> tuple[dict, dict, dict, list]:
-    """``(tensors, tensor dicts, json values, static keys)``; anything else raises :class:`CheckpointError`."""
-    static = set(getattr(sampler, "static_extras", ()))
-    tensors, groups, values, kept_static = {}, {}, {}, []
-    for k, v in extras.items():
-        if "/" in k:
-            raise CheckpointError(f"{type(sampler).__name__}: extras key {k!r} contains '/' and cannot be checkpointed")
-        if k in static:
-            kept_static.append(k)
-        elif isinstance(v, torch.Tensor):
-            tensors[k] = v
-        elif isinstance(v, dict) and v and all(isinstance(u, torch.Tensor) for u in v.values()) \
-                and all("/" not in n for n in v):
-            groups[k] = v
-        elif _is_json(v):
-            values[k] = v
+def _encode(path: str, v, tensors: dict, who: str) -> dict:
+    """Schema entry of value ``v`` at ``path``; its tensors go into ``tensors`` (module docstring)."""
+    if isinstance(v, torch.Tensor):
+        tensors[path] = v
+        return {"kind": "tensor"}
+    if _is_scalar(v):
+        return {"kind": "json", "value": v}
+    if isinstance(v, (list, tuple)):
+        kind = "tuple" if isinstance(v, tuple) else "list"
+        if all(_is_scalar(u) for u in v):
+            return {"kind": kind, "value": list(v)}
+        return {"kind": kind, "items": [_encode(f"{path}/{i}", u, tensors, who) for i, u in enumerate(v)]}
+    if isinstance(v, dict) and all(isinstance(k, str) and "/" not in k for k in v):
+        return {"kind": "dict", "items": {k: _encode(f"{path}/{k}", u, tensors, who) for k, u in v.items()}}
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return {"kind": "dataclass", "class": type(v).__qualname__,
+                "items": {f.name: _encode(f"{path}/{f.name}", getattr(v, f.name), tensors, who)
+                          for f in dataclasses.fields(v)}}
+    raise CheckpointError(f"{who} cannot be checkpointed: state.{path.replace('/', '.')} is a {type(v).__name__} "
+                          "(neither a tensor, JSON, a list, dict or dataclass of those, nor listed in static_fields)")
+
+
+def _decode(path: str, entry: dict, like, tensors: dict, device):
+    """Value of a schema entry; ``like`` is the fresh state's value at ``path`` (the type of a nested dataclass)."""
+    kind = entry["kind"]
+    if kind == "tensor":
+        return tensors[path].to(device)
+    if kind == "json":
+        return entry["value"]
+    if kind in ("list", "tuple"):
+        if "value" in entry:
+            items = list(entry["value"])
         else:
-            raise CheckpointError(f"{type(sampler).__name__} cannot be checkpointed: state.extras[{k!r}] is a "
-                                  f"{type(v).__name__} (neither a tensor, a dict of tensors, JSON, nor listed in "
-                                  "static_extras)")
-    return tensors, groups, values, kept_static
+            likes = list(like) if isinstance(like, (list, tuple)) else []
+            items = [_decode(f"{path}/{i}", e, likes[i] if i < len(likes) else None, tensors, device)
+                     for i, e in enumerate(entry["items"])]
+        return tuple(items) if kind == "tuple" else items
+    if kind == "dict":
+        likes = like if isinstance(like, dict) else {}
+        return {k: _decode(f"{path}/{k}", e, likes.get(k), tensors, device) for k, e in entry["items"].items()}
+    if kind == "dataclass":
+        if not (dataclasses.is_dataclass(like) and type(like).__qualname__ == entry["class"]):
+            raise CheckpointError(f"state.{path.replace('/', '.')} holds a {entry['class']} in the checkpoint but "
+                                  f"a {type(like).__name__} in this run")
+        return dataclasses.replace(like, **{k: _decode(f"{path}/{k}", e, getattr(like, k), tensors, device)
+                                            for k, e in entry["items"].items()})
+    raise ValueError(f"unknown kind {kind!r}")
+
+
+def _dynamic_fields(sampler, state) -> list[str]:
+    static = set(_REFERENCES) | set(getattr(sampler, "static_fields", ()))
+    return [f.name for f in dataclasses.fields(state) if f.name not in static]
 
 
 def save_state(path, sampler, state, fingerprint_: dict, generator_state: torch.Tensor | None = None) -> Path:
@@ -101,19 +133,16 @@ def save_state(path, sampler, state, fingerprint_: dict, generator_state: torch.
     generator's current state (pass a snapshot taken right after the step that produced ``state``)."""
     from safetensors.torch import save_file
 
-    tensors, groups, values, static = _split_extras(sampler, state.extras)
-    gen = state.generator.get_state() if generator_state is None else generator_state
-    out = {"x": state.x, "generator_state": gen}
-    if state.log_weights is not None:
-        out["log_weights"] = state.log_weights
-    out.update({f"extras/{k}": v for k, v in tensors.items()})
-    for k, d in groups.items():
-        out.update({f"extras/{k}/{n}": t for n, t in d.items()})
-    meta = {"format": FORMAT, "sampler": type(sampler).__name__, "step": int(state.step),
-            "num_steps": int(sampler.num_steps()), "counters": dataclasses.asdict(state.counters),
-            "extras_json": values, "extras_groups": sorted(groups), "extras_static": static,
-            "fingerprint": fingerprint_}
-    out = {k: v.detach().cpu().contiguous() for k, v in out.items()}
+    who = type(sampler).__name__
+    tensors: dict = {}
+    schema = {name: _encode(name, getattr(state, name), tensors, who) for name in _dynamic_fields(sampler, state)}
+    if "generator_state" in tensors:
+        raise CheckpointError(f"{who}: a state field may not be called 'generator_state'")
+    tensors["generator_state"] = state.generator.get_state() if generator_state is None else generator_state
+    meta = {"format": FORMAT, "sampler": who, "state": type(state).__qualname__, "step": int(state.step),
+            "num_steps": int(sampler.num_steps()), "fields": schema,
+            "static": sorted(getattr(sampler, "static_fields", ())), "fingerprint": fingerprint_}
+    out = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     path = Path(path)
     with atomic_output(path, overwrite=True, suffix=".tmp") as tmp:
         save_file(out, str(tmp), metadata={"inverse": json.dumps(meta)})
@@ -139,7 +168,7 @@ def read_checkpoint_info(path) -> tuple[dict, dict]:
     except json.JSONDecodeError:
         meta = {}
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or "x" not in tensors \
-            or "generator_state" not in tensors:
+            or "generator_state" not in tensors or not isinstance(meta.get("fields"), dict):
         raise CheckpointError(f"{path} is not a sampler checkpoint written by this library")
     return meta, tensors
 
@@ -150,7 +179,7 @@ def _describe_mismatch(saved: dict, now: dict) -> str:
 
 
 def load_state(path, sampler, problem, prior, num_samples: int, generator: torch.Generator, fingerprint_: dict):
-    """Rebuild the saved :class:`SamplerState` for this run (module docstring).
+    """Rebuild the saved state for this run (module docstring).
 
     Raises :class:`CheckpointError` when the checkpoint was written by another sampler or with other
     settings, problem, prior, number of samples or seed.
@@ -167,24 +196,15 @@ def load_state(path, sampler, problem, prior, num_samples: int, generator: torch
     dev = fresh.x.device
     try:
         generator.set_state(tensors["generator_state"])
-        extras = dict(fresh.extras)
-        extras.update(meta.get("extras_json", {}))
-        for k in meta.get("extras_groups", []):
-            prefix = f"extras/{k}/"
-            extras[k] = {n[len(prefix):]: t.to(dev) for n, t in tensors.items() if n.startswith(prefix)}
-        for n, t in tensors.items():
-            if n.startswith("extras/") and n.count("/") == 1:
-                extras[n[len("extras/"):]] = t.to(dev)
-        lw = tensors.get("log_weights")
-        x = tensors["x"].to(dev)
+        fields = meta["fields"]
+        values = {name: _decode(name, fields[name], getattr(fresh, name), tensors, dev)
+                  for name in _dynamic_fields(sampler, fresh)}
+        x = values["x"]
         if x.shape != fresh.x.shape or x.dtype != fresh.x.dtype:
             raise CheckpointError(f"checkpoint {path} holds particles of shape {tuple(x.shape)} ({x.dtype}), "
                                   f"this run has {tuple(fresh.x.shape)} ({fresh.x.dtype})")
-        counters = type(fresh.counters)(**meta["counters"])
-        step = int(meta["step"])
-    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as e:
+        return dataclasses.replace(fresh, **values)
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError, IndexError) as e:
         if isinstance(e, CheckpointError):
             raise
         raise CheckpointError(f"corrupt sampler checkpoint {path} ({type(e).__name__})") from None
-    return dataclasses.replace(fresh, x=x, step=step, counters=counters, extras=extras,
-                               log_weights=None if lw is None else lw.to(dev))

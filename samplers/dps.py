@@ -15,13 +15,22 @@ of the DDPM linear-beta grid. Cost per step: one NFE and one VJP per sample.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from samplers.base import Sampler, SamplerState
+from samplers.base import Sampler, State
 from samplers.schedules import karras_sigmas
 from samplers.steps import ancestral_step, denoise_with_misfit_gradient
 
-__all__ = ["DPS"]
+__all__ = ["DPS", "DPSState"]
+
+
+@dataclass(kw_only=True)
+class DPSState(State):
+    """:class:`~samplers.base.State` with the noise schedule ``sigma_0 > ... > sigma_N = 0``."""
+
+    sigmas: list[float]
 
 
 class DPS(Sampler):
@@ -47,6 +56,7 @@ class DPS(Sampler):
     """
 
     needs_gradient = True
+    static_fields = ("sigmas",)
 
     def __init__(self, num_steps: int = 100, zeta: float = 1.0, rho: float = 7.0):
         if int(num_steps) < 1:
@@ -61,20 +71,20 @@ class DPS(Sampler):
         """One step per noise level."""
         return self.steps
 
-    def init(self, problem, prior, num_samples, generator) -> SamplerState:
+    def init(self, problem, prior, num_samples, generator) -> DPSState:
         """Particles ``x ~ N(0, sigma_max^2 I)``."""
         sigmas = karras_sigmas(self.steps, prior.sigma_min, prior.sigma_max, self.rho).tolist()
         x = sigmas[0] * torch.randn(num_samples, *prior.shape, generator=generator,
                                     dtype=prior.dtype, device=prior.device)
-        return SamplerState(x, 0, problem, prior, generator, extras={"sigmas": sigmas})
+        return DPSState(x, 0, problem, prior, generator, sigmas=sigmas)
 
     def guidance_scale(self, s: float, s_next: float) -> float:
         """``zeta`` converted from VP to sigma-space units (module docstring)."""
         return self.zeta * ((1.0 + s**2) * (1.0 + s_next**2)) ** 0.5
 
-    def step(self, state: SamplerState) -> SamplerState:
+    def step(self, state: DPSState) -> DPSState:
         """One DPS update."""
-        s, s_next = state.extras["sigmas"][state.step], state.extras["sigmas"][state.step + 1]
+        s, s_next = state.sigmas[state.step], state.sigmas[state.step + 1]
         x0, grad, _ = denoise_with_misfit_gradient(state.problem, state.prior, state.x, s)
         x = ancestral_step(state.x, x0, s, s_next, state.generator) - self.guidance_scale(s, s_next) * grad
         n = len(x)

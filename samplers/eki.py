@@ -30,15 +30,24 @@ push-through identity ``(C_GG + alpha Gamma)^{-1} C_Gx = Gc^T (Gc Gc^T + (J - 1)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from forward_models.noise import Gaussian
-from samplers.base import Sampler, SamplerState
-from samplers.enkg import batched, denoise_batched, probability_flow_step, whitened_residuals
+from samplers.base import Sampler, State
 from samplers.schedules import karras_sigmas
-from samplers.steps import ancestral_step
+from samplers.steps import ancestral_step, batched, denoise_batched, probability_flow_step, whitened_residuals
 
-__all__ = ["EnsembleKalmanInversion", "kalman_coefficients"]
+__all__ = ["EnsembleKalmanInversion", "EKIState", "kalman_coefficients"]
+
+
+@dataclass(kw_only=True)
+class EKIState(State):
+    """:class:`~samplers.base.State` with the prior-sampling schedule and the misfit before each Kalman update."""
+
+    sigmas: list[float]
+    misfit: list[float]
 
 
 def kalman_coefficients(innovation: torch.Tensor, g_centred: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -84,6 +93,7 @@ class EnsembleKalmanInversion(Sampler):
     """
 
     needs_gradient = False
+    static_fields = ("sigmas",)
 
     def __init__(self, num_iterations: int = 10, prior_steps: int = 30, prior_sampler: str = "ode",
                  tempered: bool = True, rho: float = 7.0, batch_size: int | None = None):
@@ -119,22 +129,22 @@ class EnsembleKalmanInversion(Sampler):
         nfe = 2 * self.prior_steps - 1 if self.prior_sampler == "ode" else self.prior_steps
         return {"nfe": nfe, "forward_evals": self.num_iterations}
 
-    def init(self, problem, prior, num_samples, generator) -> SamplerState:
-        """Particles ``x ~ N(0, sigma_max^2 I)``; the prior-sampling schedule in ``extras``."""
+    def init(self, problem, prior, num_samples, generator) -> EKIState:
+        """Particles ``x ~ N(0, sigma_max^2 I)``, the prior-sampling schedule and an empty misfit history."""
         sigmas = karras_sigmas(self.prior_steps, prior.sigma_min, prior.sigma_max, self.rho).tolist()
         x = sigmas[0] * torch.randn(num_samples, *prior.shape, generator=generator,
                                     dtype=prior.dtype, device=prior.device)
-        return SamplerState(x, 0, problem, prior, generator, extras={"sigmas": sigmas, "misfit": []})
+        return EKIState(x, 0, problem, prior, generator, sigmas=sigmas, misfit=[])
 
-    def step(self, state: SamplerState) -> SamplerState:
+    def step(self, state: EKIState) -> EKIState:
         """A prior-sampling step (first ``prior_steps`` steps) or a Kalman update."""
         with torch.no_grad():
             if state.step < self.prior_steps:
                 return self._prior_step(state)
             return self._kalman_step(state)
 
-    def _prior_step(self, state: SamplerState) -> SamplerState:
-        s, s_next = state.extras["sigmas"][state.step], state.extras["sigmas"][state.step + 1]
+    def _prior_step(self, state: EKIState) -> EKIState:
+        s, s_next = state.sigmas[state.step], state.sigmas[state.step + 1]
         if self.prior_sampler == "ode":
             x, n = probability_flow_step(state.prior, state.x, s, s_next, "heun", self.batch_size)
         else:
@@ -142,7 +152,7 @@ class EnsembleKalmanInversion(Sampler):
             x, n = ancestral_step(state.x, x0, s, s_next, state.generator), 1
         return self.advance(state, x=x, nfe=n * len(x))
 
-    def _kalman_step(self, state: SamplerState) -> SamplerState:
+    def _kalman_step(self, state: EKIState) -> EKIState:
         problem, prior, x = state.problem, state.prior, state.x
         J = len(x)
         alpha = float(self.num_iterations) if self.tempered else 1.0
@@ -152,12 +162,12 @@ class EnsembleKalmanInversion(Sampler):
         coef = kalman_coefficients(innovation, r - r.mean(0, keepdim=True), alpha)
         xf = x.reshape(J, -1).to(torch.float64)
         x_new = (xf + coef @ (xf - xf.mean(0, keepdim=True))).reshape(x.shape).to(x.dtype)
-        extras = {**state.extras, "misfit": state.extras["misfit"] + [float((r**2).sum(1).mean())]}
-        return self.advance(state, x=x_new, forward_evals=J, extras=extras)
+        misfit = state.misfit + [float((r**2).sum(1).mean())]
+        return self.advance(state, x=x_new, forward_evals=J, misfit=misfit)
 
-    def finalize(self, state: SamplerState):
+    def finalize(self, state: EKIState):
         """Posterior: the final ensemble in physical units; ``diagnostics["misfit_history"]`` holds the mean
         squared whitened misfit ``|G(x) - y|^2 / sigma_y^2`` before each Kalman update."""
         post = super().finalize(state)
-        post.diagnostics = {**post.diagnostics, "misfit_history": list(state.extras["misfit"])}
+        post.diagnostics = {**post.diagnostics, "misfit_history": list(state.misfit)}
         return post

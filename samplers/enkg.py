@@ -40,62 +40,23 @@ so black-box forward models (``differentiable = False``) are accepted.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from forward_models.noise import Gaussian
-from samplers.base import Sampler, SamplerState
-from samplers.errors import SamplerError
+from samplers.base import Sampler, State
 from samplers.schedules import karras_sigmas
-from samplers.steps import sigma_batch
+from samplers.steps import batched, denoise_batched, probability_flow_step, whitened_residuals
 
-__all__ = ["EnsembleKalmanGuidance", "probability_flow_step", "denoise_batched", "batched", "whitened_residuals"]
-
-
-def batched(fn, x: torch.Tensor, batch_size: int | None) -> torch.Tensor:
-    """``fn`` applied to ``x`` in chunks of ``batch_size`` along the first axis (all at once when None)."""
-    if batch_size is None or len(x) <= batch_size:
-        return fn(x)
-    return torch.cat([fn(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+__all__ = ["EnsembleKalmanGuidance", "EnKGState"]
 
 
-def denoise_batched(prior, x: torch.Tensor, sigma: float, batch_size: int | None = None) -> torch.Tensor:
-    """``D(x, sigma)`` for a batch at one noise level, in chunks; non-finite outputs raise :class:`SamplerError`."""
-    out = batched(lambda xb: prior.denoise(xb, sigma_batch(sigma, xb)), x, batch_size)
-    if not bool(torch.isfinite(out).all()):
-        raise SamplerError(f"the prior's denoiser returned non-finite values at sigma = {float(sigma):.4g} "
-                           "(the particles have diverged: reduce the guidance scale)")
-    return out
+@dataclass(kw_only=True)
+class EnKGState(State):
+    """:class:`~samplers.base.State` with the noise schedule and the mean squared whitened misfit of each update."""
 
-
-def probability_flow_step(prior, x: torch.Tensor, sigma: float, sigma_next: float, solver: str = "euler",
-                          batch_size: int | None = None) -> tuple[torch.Tensor, int]:
-    """One step of the probability-flow ODE ``dx/dsigma = (x - D(x, sigma)) / sigma`` from ``sigma`` to ``sigma_next``.
-
-    Euler: ``x + (sigma' - sigma) d(x, sigma)``; Heun (Karras et al. 2022, Algorithm 1): the average of
-    the slopes at both ends, except when ``sigma_next = 0`` (Euler, which returns ``D(x, sigma)``).
-    Returns ``(x_next, nfe_per_particle)``.
-    """
-    d = (x - denoise_batched(prior, x, sigma, batch_size)) / sigma
-    x_euler = x + (sigma_next - sigma) * d
-    if solver == "euler" or sigma_next <= 0:
-        return x_euler, 1
-    d2 = (x_euler - denoise_batched(prior, x_euler, sigma_next, batch_size)) / sigma_next
-    return x + (sigma_next - sigma) * 0.5 * (d + d2), 2
-
-
-def whitened_residuals(problem, y_clean: torch.Tensor) -> torch.Tensor:
-    """``Gamma^{-1/2} (F(x) - y)`` flattened to ``(B, m)`` in float64 (``Gamma = sigma_y^2 I`` for Gaussian noise;
-    the plain residual for other noise models).
-
-    Raises :class:`SamplerError` when the forward model returned NaN or Inf (an unstable simulator, e.g. a
-    time step too large for some particle): one such particle would poison the whole ensemble's update.
-    """
-    r = (y_clean - problem.y.to(y_clean)[None]).reshape(len(y_clean), -1).to(torch.float64)
-    bad = int((~torch.isfinite(r).all(1)).sum())
-    if bad:
-        raise SamplerError(f"the forward model {type(problem.forward_model).__name__} returned NaN or Inf for {bad} of "
-                           f"{len(r)} particles (an unstable simulator? reduce its time step)")
-    return r / problem.noise.sigma if isinstance(problem.noise, Gaussian) else r
+    sigmas: list[float]
+    misfit: list[float]
 
 
 class EnsembleKalmanGuidance(Sampler):
@@ -130,6 +91,7 @@ class EnsembleKalmanGuidance(Sampler):
     """
 
     needs_gradient = False
+    static_fields = ("sigmas",)
 
     def __init__(self, num_steps: int = 80, guidance_scale: float = 2.0, num_updates: int = 2,
                  guidance_window: tuple[float, float] = (0.05, 0.95), gamma_final_ratio: float = 1.0,
@@ -198,12 +160,12 @@ class EnsembleKalmanGuidance(Sampler):
                 "forward_evals": self.num_updates * len(guided)}
 
     # ------------------------------------------------------------------------------ the loop
-    def init(self, problem, prior, num_samples, generator) -> SamplerState:
-        """Particles ``x ~ N(0, sigma_max^2 I)``; the schedule and a misfit history in ``extras``."""
+    def init(self, problem, prior, num_samples, generator) -> EnKGState:
+        """Particles ``x ~ N(0, sigma_max^2 I)``, the schedule and an empty misfit history."""
         sigmas = karras_sigmas(self.steps, prior.sigma_min, prior.sigma_max, self.rho).tolist()
         x = sigmas[0] * torch.randn(num_samples, *prior.shape, generator=generator,
                                     dtype=prior.dtype, device=prior.device)
-        return SamplerState(x, 0, problem, prior, generator, extras={"sigmas": sigmas, "misfit": []})
+        return EnKGState(x, 0, problem, prior, generator, sigmas=sigmas, misfit=[])
 
     def predict_x0(self, prior, x: torch.Tensor, sigma: float, num_steps: int) -> torch.Tensor:
         """``Phi(x, sigma)``: ``num_steps`` Euler steps of the ODE from ``sigma`` to 0 (``num_steps`` NFE)."""
@@ -215,7 +177,8 @@ class EnsembleKalmanGuidance(Sampler):
         return x
 
     def ensemble_update(self, problem, prior, x: torch.Tensor, sigma: float, gamma: float, k: int):
-        """One EnKG update of the ensemble ``x`` at level ``sigma``; returns ``(x_new, mean squared whitened misfit)``."""
+        """One EnKG update of the ensemble ``x`` at level ``sigma``; returns ``(x_new, mean squared whitened
+        misfit)``."""
         x0 = self.predict_x0(prior, x, sigma, k)
         fm = problem.forward_model
         g = whitened_residuals(problem, batched(fm, prior.to_physical(x0), self.batch_size))  # (J, m): G_j - y
@@ -229,10 +192,10 @@ class EnsembleKalmanGuidance(Sampler):
         dx = coef @ (xf - xf.mean(0, keepdim=True))
         return (xf - (gamma / norm) * dx).reshape(x.shape).to(x.dtype), misfit
 
-    def step(self, state: SamplerState) -> SamplerState:
+    def step(self, state: EnKGState) -> EnKGState:
         """Guided updates (inside the window), then one probability-flow ODE step."""
         i, J = state.step, len(state.x)
-        s, s_next = state.extras["sigmas"][i], state.extras["sigmas"][i + 1]
+        s, s_next = state.sigmas[i], state.sigmas[i + 1]
         x, nfe, fwd, misfits = state.x, 0, 0, []
         with torch.no_grad():
             if self.is_guided(i) and self.num_updates > 0:
@@ -242,12 +205,11 @@ class EnsembleKalmanGuidance(Sampler):
                     misfits.append(m)
                     nfe, fwd = nfe + k, fwd + 1
             x, n = probability_flow_step(state.prior, x, s, s_next, self.solver, self.batch_size)
-        extras = {**state.extras, "misfit": state.extras["misfit"] + misfits}
-        return self.advance(state, x=x, nfe=J * (nfe + n), forward_evals=J * fwd, extras=extras)
+        return self.advance(state, x=x, nfe=J * (nfe + n), forward_evals=J * fwd, misfit=state.misfit + misfits)
 
-    def finalize(self, state: SamplerState):
+    def finalize(self, state: EnKGState):
         """Posterior: the final ensemble in physical units; ``diagnostics["misfit_history"]`` holds the mean
         squared whitened data misfit ``|G(x0_hat) - y|^2`` at each ensemble update."""
         post = super().finalize(state)
-        post.diagnostics = {**post.diagnostics, "misfit_history": list(state.extras["misfit"])}
+        post.diagnostics = {**post.diagnostics, "misfit_history": list(state.misfit)}
         return post

@@ -30,8 +30,7 @@ from __future__ import annotations
 import torch
 
 from forward_models.noise import Gaussian
-from samplers.base import SamplerState
-from samplers.dps import DPS
+from samplers.dps import DPS, DPSState
 from samplers.steps import ancestral_step, denoise_with_misfit_gradient
 
 __all__ = ["MCG"]
@@ -78,7 +77,7 @@ class MCG(DPS):
         the per-row SVDs of Cartesian MRI, the eigendecomposition of ``A A^T`` for CT; nothing for CG)."""
         problem.forward_model.prepare_pseudo_inverse()
 
-    def init(self, problem, prior, num_samples, generator) -> SamplerState:
+    def init(self, problem, prior, num_samples, generator) -> DPSState:
         """Set-up (:meth:`setup`), then DPS's particles ``x ~ N(0, sigma_max^2 I)``."""
         self.setup(problem, prior)
         return super().init(problem, prior, num_samples, generator)
@@ -89,9 +88,9 @@ class MCG(DPS):
             return None
         return (sigma_y / s_next) ** 2 if self.soft_projection else 0.0
 
-    def step(self, state: SamplerState) -> SamplerState:
+    def step(self, state: DPSState) -> DPSState:
         """One MCG update: reverse step, manifold-constrained gradient, projection."""
-        s, s_next = state.extras["sigmas"][state.step], state.extras["sigmas"][state.step + 1]
+        s, s_next = state.sigmas[state.step], state.sigmas[state.step + 1]
         problem, prior = state.problem, state.prior
         fm = problem.forward_model
         x0, grad, _ = denoise_with_misfit_gradient(problem, prior, state.x, s)

@@ -22,7 +22,7 @@ import torch
 
 from samplers.atomic import atomic_output
 
-__all__ = ["Posterior", "open_posterior", "default_dims", "package_version"]
+__all__ = ["Posterior", "open_posterior", "default_dims", "package_version", "package_versions"]
 
 _FORMAT = "inverse-posterior/1"
 
@@ -33,6 +33,19 @@ def package_version() -> str:
         return metadata.version("inverse-diffusion")
     except metadata.PackageNotFoundError:  # pragma: no cover
         return "unknown"
+
+
+def package_versions() -> dict:
+    """Versions of this library and of the packages that decide its numbers (recorded in every posterior)."""
+    import platform
+
+    out = {"inverse-diffusion": package_version(), "python": platform.python_version(), "torch": torch.__version__}
+    for name in ("numpy", "diffusers", "xarray"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:  # pragma: no cover
+            pass
+    return out
 
 
 def default_dims(ndim: int) -> tuple[str, ...]:
@@ -85,7 +98,8 @@ class Posterior:
         if self.log_weights is not None:
             self.log_weights = torch.as_tensor(self.log_weights)
             if self.log_weights.shape != (self.samples.shape[0],):
-                raise ValueError(f"log_weights must have shape ({self.samples.shape[0]},), got {tuple(self.log_weights.shape)}")
+                raise ValueError(f"log_weights must have shape ({self.samples.shape[0]},), "
+                                 f"got {tuple(self.log_weights.shape)}")
             if bool(torch.isnan(self.log_weights).any()) or not bool(torch.isfinite(self.log_weights).any()):
                 raise ValueError("log_weights contain NaN or are all -inf: the weights have collapsed")
         if self.dims is None:
@@ -96,7 +110,8 @@ class Posterior:
         if self.truth is not None:
             self.truth = torch.as_tensor(self.truth)
             if self.truth.shape != self.samples.shape[1:]:
-                raise ValueError(f"truth has shape {tuple(self.truth.shape)}, samples have {tuple(self.samples.shape[1:])}")
+                raise ValueError(f"truth has shape {tuple(self.truth.shape)}, "
+                                 f"samples have {tuple(self.samples.shape[1:])}")
 
     @property
     def num_samples(self) -> int:

@@ -39,13 +39,13 @@ import torch
 from forward_models.base import GRAM_CUTOFF
 from forward_models.noise import Gaussian
 from priors.base import Prior
-from samplers.base import Sampler, SamplerState
+from samplers.base import Sampler, State
 from samplers.posterior import Posterior
 from samplers.schedules import karras_sigmas
 from samplers.steps import analytic_variance, ancestral_variance
 
 __all__ = ["systematic_resample", "effective_sample_size", "should_resample", "log_mean_weight",
-           "SMCSampler", "Move", "LinearGaussian", "LinearTwistSMC", "MAX_DENSE_DIM", "MAX_DENSE_ENTRIES", "GRAM_MIN_SIDE", "GRAM_CUTOFF", "REVERSE_VARIANCES", "WeightCollapseWarning", "thin_svd",
+           "SMCSampler", "SMCState", "Move", "LinearGaussian", "LinearTwistSMC", "MAX_DENSE_DIM", "MAX_DENSE_ENTRIES", "GRAM_MIN_SIDE", "GRAM_CUTOFF", "REVERSE_VARIANCES", "WeightCollapseWarning", "thin_svd",
            "gram_eigh"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -230,6 +230,18 @@ class Move:
     grad_evals: int = 0
 
 
+@dataclasses.dataclass(kw_only=True)
+class SMCState(State):
+    """:class:`~samplers.base.State` of a diffusion SMC sampler."""
+
+    sigmas: list[float]
+    model: object
+    cache: dict
+    ess_history: list[float]
+    log_evidence: float
+    num_resampling: int
+
+
 class SMCSampler(Sampler):
     """Base class of diffusion SMC samplers: resampling, ESS and evidence bookkeeping (module docstring).
 
@@ -267,7 +279,7 @@ class SMCSampler(Sampler):
     """
 
     #: the per-problem constants of :meth:`setup` are rebuilt by ``init`` when a run resumes
-    static_extras = ("model",)
+    static_fields = ("model", "sigmas")
 
     def __init__(self, num_steps: int = 100, resample_threshold: float = 0.5, rho: float = 7.0,
                  reverse_variance: str = "analytic"):
@@ -309,21 +321,21 @@ class SMCSampler(Sampler):
             return ancestral_variance(s, s_next)
         return analytic_variance(x, x0, s, s_next, log_weights)
 
-    def pre_weight(self, state: SamplerState, s: float, s_next: float):
+    def pre_weight(self, state: SMCState, s: float, s_next: float):
         """``(log-weight increment known before the move, aux)``; ``aux`` is a dict of per-particle
         tensors handed to :meth:`move` (resampled with the particles). Default: no pre-weight."""
         return None, {}
 
-    def move(self, state: SamplerState, x, cache: dict, aux: dict, s: float, s_next: float) -> Move:  # pragma: no cover
+    def move(self, state: SMCState, x, cache: dict, aux: dict, s: float, s_next: float) -> Move:  # pragma: no cover
         """Move particles ``x`` (already resampled) from ``s`` to ``s_next``; return the post-move weights."""
         raise NotImplementedError
 
     # ------------------------------------------------------------ the generic loop
-    def done(self, state: SamplerState) -> bool:
+    def done(self, state: SMCState) -> bool:
         """Whether every level of the state's grid has been visited."""
-        return state.step >= len(state.extras["sigmas"]) - 1
+        return state.step >= len(state.sigmas) - 1
 
-    def init(self, problem, prior, num_samples, generator) -> SamplerState:
+    def init(self, problem, prior, num_samples, generator) -> SMCState:
         """Draw the initial particles, weight them and start the evidence estimate."""
         model = self.setup(problem, prior)
         sigmas = self.sigmas(prior, model)
@@ -331,23 +343,22 @@ class SMCSampler(Sampler):
         lw = mv.log_increment if mv.log_increment is not None else mv.x.new_zeros(num_samples)
         lw = lw.detach().to(torch.float64)
         log_z = float(torch.logsumexp(lw, 0)) - math.log(num_samples)
-        extras = {"sigmas": sigmas, "model": model, "cache": mv.cache, "ess_history": [],
-                  "log_evidence": log_z, "num_resampling": 0}
-        state = SamplerState(mv.x.detach(), 0, problem, prior, generator, log_weights=torch.log_softmax(lw, 0),
-                             extras=extras)
+        state = SMCState(mv.x.detach(), 0, problem, prior, generator, log_weights=torch.log_softmax(lw, 0),
+                         sigmas=sigmas, model=model, cache=mv.cache, ess_history=[], log_evidence=log_z,
+                         num_resampling=0)
         return dataclasses.replace(state, counters=state.counters.add(mv.nfe, mv.forward_evals, mv.grad_evals))
 
-    def step(self, state: SamplerState) -> SamplerState:
+    def step(self, state: SMCState) -> SMCState:
         """Pre-weight, resample if the ESS is low, move, post-weight (module docstring)."""
-        s, s_next = state.extras["sigmas"][state.step], state.extras["sigmas"][state.step + 1]
-        lw, log_z = state.log_weights, state.extras["log_evidence"]
+        s, s_next = state.sigmas[state.step], state.sigmas[state.step + 1]
+        lw, log_z = state.log_weights, state.log_evidence
         pre, aux = self.pre_weight(state, s, s_next)
         if pre is not None:
             pre = pre.detach().to(torch.float64)
             log_z += log_mean_weight(lw, pre)
             lw = _normalise(self, state, lw + pre)
         ess = effective_sample_size(lw)
-        x, cache, n_res = state.x, state.extras["cache"], state.extras["num_resampling"]
+        x, cache, n_res = state.x, state.cache, state.num_resampling
         if ess < self.resample_threshold * len(lw):
             idx = systematic_resample(lw, state.generator)
             x, cache, aux = x[idx], _take(cache, idx), _take(aux, idx)
@@ -358,28 +369,27 @@ class SMCSampler(Sampler):
             post = mv.log_increment.detach().to(torch.float64)
             log_z += log_mean_weight(lw, post)
             lw = _normalise(self, state, lw + post)
-        extras = {**state.extras, "cache": mv.cache, "log_evidence": log_z, "num_resampling": n_res,
-                  "ess_history": state.extras["ess_history"] + [ess]}
         return self.advance(state, x=mv.x, nfe=mv.nfe, forward_evals=mv.forward_evals, grad_evals=mv.grad_evals,
-                            log_weights=lw, extras=extras)
+                            log_weights=lw, cache=mv.cache, log_evidence=log_z, num_resampling=n_res,
+                            ess_history=state.ess_history + [ess])
 
-    def finalize(self, state: SamplerState) -> Posterior:
+    def finalize(self, state: SMCState) -> Posterior:
         """Weighted posterior with diagnostics ``ess_history``, ``log_evidence``, ``num_resampling``,
         ``min_ess`` / ``min_ess_step`` and ``weight_collapse``: true (with a :class:`WeightCollapseWarning`)
         when the ESS fell below ``max(1.5, N / 100)`` at some step, i.e. nearly one particle carried the weight.
         Samplers in an operator's singular basis add ``basis_s`` (seconds its decomposition took) and
         ``basis_reused`` (true when this run took it from the cache, so ``wall_time_s`` excludes it)."""
         post = super().finalize(state)
-        ess = state.extras["ess_history"] + [effective_sample_size(state.log_weights)]
+        ess = state.ess_history + [effective_sample_size(state.log_weights)]
         n = len(state.log_weights)
         k = min(range(len(ess)), key=ess.__getitem__)
         collapse = ess[k] < max(1.5, n / 100.0)
         post.diagnostics = {**post.diagnostics, "ess_history": ess, "final_ess": ess[-1],
-                            "log_evidence": float(state.extras["log_evidence"]),
-                            "num_resampling": int(state.extras["num_resampling"]),
-                            "num_levels": len(state.extras["sigmas"]) - 1,
+                            "log_evidence": float(state.log_evidence),
+                            "num_resampling": int(state.num_resampling),
+                            "num_levels": len(state.sigmas) - 1,
                             "min_ess": float(ess[k]), "min_ess_step": int(k), "weight_collapse": bool(collapse)}
-        model = state.extras.get("model")
+        model = state.model
         lg = model.get("lg") if isinstance(model, dict) else None
         if isinstance(lg, LinearGaussian):  # the operator's decomposition: its cost and whether it was reused
             post.diagnostics.update(basis_s=lg.decomposition_s, basis_reused=lg.decomposition_reused)
@@ -666,7 +676,7 @@ class LinearTwistSMC(SMCSampler):
         """Normaliser of the tilted kernel over the current twist; hands the kernel mean (and ``Vh`` of it) to :meth:`move`."""
         from samplers.steps import sigma_batch
 
-        model, sigmas, k = state.extras["model"], state.extras["sigmas"], state.step
+        model, sigmas, k = state.model, state.sigmas, state.step
         x = state.x
         with torch.no_grad():
             x0 = state.prior.denoise(x, sigma_batch(s, x))
@@ -687,7 +697,7 @@ class LinearTwistSMC(SMCSampler):
 
     def move(self, state, x, cache, aux, s, s_next) -> Move:
         """Exact draw from the tilted kernel (``aux`` follows the resampled ancestors)."""
-        model, sigmas, k = state.extras["model"], state.extras["sigmas"], state.step
+        model, sigmas, k = state.model, state.sigmas, state.step
         v = float(aux["v"][0])  # the variance pre_weight integrated the potential against
         gain, var, active = self.step_potential(model, k + 1, sigmas)
         x_new, _ = model["lg"].tilted_sample(aux["mean"], v, var, active, state.generator, y=aux["y"], gain=gain,

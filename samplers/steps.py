@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import torch
 
+from forward_models.noise import Gaussian
 from samplers.errors import SamplerError
 
-__all__ = ["analytic_variance", "ancestral_step", "ancestral_variance", "denoise_with_misfit_gradient", "sigma_batch"]
+__all__ = ["analytic_variance", "ancestral_step", "ancestral_variance", "denoise_with_misfit_gradient", "sigma_batch",
+           "batched", "denoise_batched", "probability_flow_step", "whitened_residuals"]
 
 
 def sigma_batch(sigma: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -96,3 +98,50 @@ def denoise_with_misfit_gradient(problem, prior, x: torch.Tensor, sigma: float):
         raise SamplerError(f"the likelihood gradient is NaN or Inf at sigma = {float(sigma):.4g} "
                            "(the forward model or its adjoint overflowed: reduce the step size or guidance scale)")
     return x0.detach(), grad, norm.detach()
+
+
+def batched(fn, x: torch.Tensor, batch_size: int | None) -> torch.Tensor:
+    """``fn`` applied to ``x`` in chunks of ``batch_size`` along the first axis (all at once when None)."""
+    if batch_size is None or len(x) <= batch_size:
+        return fn(x)
+    return torch.cat([fn(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+def denoise_batched(prior, x: torch.Tensor, sigma: float, batch_size: int | None = None) -> torch.Tensor:
+    """``D(x, sigma)`` for a batch at one noise level, in chunks; non-finite outputs raise :class:`SamplerError`."""
+    out = batched(lambda xb: prior.denoise(xb, sigma_batch(sigma, xb)), x, batch_size)
+    if not bool(torch.isfinite(out).all()):
+        raise SamplerError(f"the prior's denoiser returned non-finite values at sigma = {float(sigma):.4g} "
+                           "(the particles have diverged: reduce the guidance scale)")
+    return out
+
+
+def probability_flow_step(prior, x: torch.Tensor, sigma: float, sigma_next: float, solver: str = "euler",
+                          batch_size: int | None = None) -> tuple[torch.Tensor, int]:
+    """One step of the probability-flow ODE ``dx/dsigma = (x - D(x, sigma)) / sigma`` from ``sigma`` to ``sigma_next``.
+
+    Euler: ``x + (sigma' - sigma) d(x, sigma)``; Heun (Karras et al. 2022, Algorithm 1): the average of
+    the slopes at both ends, except when ``sigma_next = 0`` (Euler, which returns ``D(x, sigma)``).
+    Returns ``(x_next, nfe_per_particle)``.
+    """
+    d = (x - denoise_batched(prior, x, sigma, batch_size)) / sigma
+    x_euler = x + (sigma_next - sigma) * d
+    if solver == "euler" or sigma_next <= 0:
+        return x_euler, 1
+    d2 = (x_euler - denoise_batched(prior, x_euler, sigma_next, batch_size)) / sigma_next
+    return x + (sigma_next - sigma) * 0.5 * (d + d2), 2
+
+
+def whitened_residuals(problem, y_clean: torch.Tensor) -> torch.Tensor:
+    """``Gamma^{-1/2} (F(x) - y)`` flattened to ``(B, m)`` in float64 (``Gamma = sigma_y^2 I`` for Gaussian noise;
+    the plain residual for other noise models).
+
+    Raises :class:`SamplerError` when the forward model returned NaN or Inf (an unstable simulator, e.g. a
+    time step too large for some particle): one such particle would poison the whole ensemble's update.
+    """
+    r = (y_clean - problem.y.to(y_clean)[None]).reshape(len(y_clean), -1).to(torch.float64)
+    bad = int((~torch.isfinite(r).all(1)).sum())
+    if bad:
+        raise SamplerError(f"the forward model {type(problem.forward_model).__name__} returned NaN or Inf for {bad} of "
+                           f"{len(r)} particles (an unstable simulator? reduce its time step)")
+    return r / problem.noise.sigma if isinstance(problem.noise, Gaussian) else r

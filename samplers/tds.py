@@ -190,7 +190,7 @@ class TwistedDiffusionSampler(SMCSampler):
 
     def move(self, state, x, cache, aux, s, s_next) -> Move:
         """Guided ancestral step and the twisted weight; the last step is ``x0 = D(x)`` weighted by ``p(y|x0)``."""
-        problem, prior, model = state.problem, state.prior, state.extras["model"]
+        problem, prior, model = state.problem, state.prior, state.model
         x0, n = cache["x0"], len(x)
         if s_next <= 0:
             with torch.no_grad():
@@ -199,7 +199,7 @@ class TwistedDiffusionSampler(SMCSampler):
         ratio = (s_next / s) ** 2
         mu = x0 + ratio * (x - x0)
         # estimated on the particles before resampling, whose denoised values are in the state's cache
-        v = self.kernel_variance(state.x, state.extras["cache"]["x0"], s, s_next, state.log_weights)
+        v = self.kernel_variance(state.x, state.cache["x0"], s, s_next, state.log_weights)
         shift = (s**2 - s_next**2) * cache["grad"]
         noise = math.sqrt(v) * torch.randn(x.shape, dtype=x.dtype, device=x.device, generator=state.generator)
         x_new = mu + shift + noise
@@ -213,7 +213,7 @@ class TwistedDiffusionSampler(SMCSampler):
         """The SMC posterior (:meth:`samplers.smc.SMCSampler.finalize`); for non-linear models (or linear ones
         too large for the SVD) ``diagnostics["operator_gain"]`` records the gain ``g`` the twist used."""
         post = super().finalize(state)
-        model = state.extras["model"]
+        model = state.model
         if model.get("lg") is None:
             post.diagnostics = {**post.diagnostics, "operator_gain": float(model["gain"])}
         return post

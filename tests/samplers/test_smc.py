@@ -92,7 +92,7 @@ def test_log_evidence_is_exact_when_increments_do_not_depend_on_the_particles():
         post = sampler.sample(problem, prior, 64, seed=1)
         expected = log_z0 + sum(0.1 * k for k in range(1, 7))
         assert post.diagnostics["log_evidence"] == pytest.approx(expected, abs=1e-9)
-        assert state.extras["log_evidence"] == pytest.approx(log_z0, abs=1e-9)
+        assert state.log_evidence == pytest.approx(log_z0, abs=1e-9)
         assert len(post.diagnostics["ess_history"]) == 7 and post.log_weights.shape == (64,)
         assert (post.diagnostics["num_resampling"] == 0) == (threshold == 0.0)
 
