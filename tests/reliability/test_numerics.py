@@ -23,6 +23,7 @@ from samplers import (
     TwistedDiffusionSampler,
 )
 from samplers.smc import Move, SMCSampler, WeightCollapseWarning
+from tests.conftest import linear_problem
 
 
 class _BadAt(Prior):
@@ -37,14 +38,9 @@ class _BadAt(Prior):
         return torch.where(sigma.reshape(-1, 1) < self.sigma_bad, torch.full_like(out, math.nan), out)
 
 
-def _linear_problem(d=4, value=0.0):
-    op = MatrixOperator(torch.ones(2, d, dtype=torch.float64))
-    return InverseProblem(op, torch.full((2,), value, dtype=torch.float64), Gaussian(0.1))
-
-
 def test_nan_from_the_denoiser_names_the_step():
     with pytest.raises(SamplerError, match=r"non-finite values at sigma = .* \(at step \d+/10\)"):
-        DPS(num_steps=10).sample(_linear_problem(), _BadAt(4, 1.0).double(), 4)
+        DPS(num_steps=10).sample(linear_problem()[0], _BadAt(4, 1.0).double(), 4)
 
 
 def test_non_finite_gradient_is_reported():
@@ -92,7 +88,7 @@ class _Weights(SMCSampler):
                                             (-math.inf, "every particle weight is zero at step 2")])
 def test_smc_weight_failures_name_the_step(value, message):
     with pytest.raises(SamplerError, match=message):
-        _Weights(value).sample(_linear_problem(), GaussianPrior(torch.zeros(4)), 8)
+        _Weights(value).sample(*linear_problem(), 8)
 
 
 def test_smc_weight_collapse_is_reported():
