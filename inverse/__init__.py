@@ -5,7 +5,7 @@ argument errors of the command line answer without importing torch, JAX or xarra
 """
 
 __all__ = ["InverseProblem", "Posterior", "open_posterior", "calibrate", "reconstruct", "simulate",
-           "open_measurements", "__version__"]
+           "open_measurements", "UserError", "__version__"]
 
 #: name -> (module, attribute)
 _LAZY = {
@@ -13,9 +13,10 @@ _LAZY = {
     "Posterior": ("samplers.posterior", "Posterior"),
     "open_posterior": ("samplers.posterior", "open_posterior"),
     "calibrate": ("inverse.calibration", "calibrate"),     # JAX / NumPyro / ArviZ: a slow import
-    "reconstruct": ("inverse.reconstruct", "reconstruct"),
+    "reconstruct": ("inverse.reconstruction", "reconstruct"),
     "simulate": ("inverse.measurements", "simulate"),
     "open_measurements": ("inverse.measurements", "open_measurements"),
+    "UserError": ("inverse.errors", "UserError"),
 }
 
 

@@ -3,7 +3,7 @@
 ``reconstruct_batch(measurements, out_dir, ...)`` takes a directory of measurement files (written by
 ``inverse simulate``) or a list of them, and writes ``OUT_DIR/<stem>-posterior.nc`` for each. The work
 list is a :class:`MeasurementFiles` dataset; :class:`BatchReconstruction` is a ``LightningModule``
-whose ``predict_step`` reconstructs one file (:func:`inverse.reconstruct.reconstruct`) and writes its
+whose ``predict_step`` reconstructs one file (:func:`inverse.reconstruction.reconstruct`) and writes its
 posterior atomically (:meth:`samplers.Posterior.to_netcdf`); ``pytorch_lightning.Trainer.predict``
 runs it with any ``accelerator`` / ``devices`` / ``num_nodes`` / ``strategy`` (``"ddp"``: one process
 per device, each given a disjoint share of the files by Lightning's unrepeated distributed sampler).
@@ -95,7 +95,7 @@ def _single(items: list) -> dict:
 class BatchReconstruction(pl.LightningModule):
     """``predict_step`` = reconstruct one measurement file and write its posterior (module docstring).
 
-    Parameters are those of :func:`inverse.reconstruct.reconstruct` (``prior``, ``sampler``,
+    Parameters are those of :func:`inverse.reconstruction.reconstruct` (``prior``, ``sampler``,
     ``num_samples``, ``steps``, ``sampler_options``), the output directory, the base ``seed`` and
     ``overwrite``. Each step returns ``{"stem", "status": "done" | "skipped" | "failed", "seconds", ...}``.
     A named prior is loaded once per process and device; a measurement whose sampler fails is reported
@@ -141,7 +141,7 @@ class BatchReconstruction(pl.LightningModule):
     def predict_step(self, item: dict, batch_idx: int = 0) -> dict:
         """Reconstruct ``item["path"]`` unless its posterior exists; write it atomically."""
         from inverse.measurements import open_measurements
-        from inverse.reconstruct import reconstruct
+        from inverse.reconstruction import reconstruct
         from samplers.errors import SamplerError
 
         stem, out = item["stem"], output_path(self.out_dir, item["stem"])

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from inverse.errors import UserError
 from inverse.figures import plot_mixture_posterior_2d, save_figure
 from inverse.harness import gmm_case
 from inverse.metrics import mode_weight_tv, sliced_wasserstein
@@ -42,7 +43,7 @@ def run_demo(out_dir, *, sampler: str = "dps", num_samples: int = 1000, steps: i
         if p.exists() and not overwrite:
             raise OutputExistsError(f"{p} already exists (pass --overwrite to replace it)")
     if int(num_samples) < 2:
-        raise ValueError(f"--num-samples must be at least 2, got {num_samples}")
+        raise UserError(f"--num-samples must be at least 2, got {num_samples}")
     case = gmm_case(2, 1, seed)
     kwargs = {"zeta": 0.3} if sampler == "dps" else {"alpha": 0.3} if sampler == "mcg" else {}
     smp = get_sampler(sampler, num_steps=steps, **kwargs)
@@ -69,7 +70,7 @@ def run_ct_demo(out_dir, *, sampler: str = "dps", num_samples: int | None = None
     """Sparse-view CT with the shipped ``phantoms-64`` prior (module docstring); returns paths and numbers."""
     from inverse.figures import plot_image_posterior
     from inverse.measurements import simulate
-    from inverse.reconstruct import format_summary, reconstruct
+    from inverse.reconstruction import format_summary, reconstruct
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -80,7 +81,7 @@ def run_ct_demo(out_dir, *, sampler: str = "dps", num_samples: int | None = None
             raise OutputExistsError(f"{p} already exists (pass --overwrite to replace it)")
     n = CT_DEMO["num_samples"] if num_samples is None else int(num_samples)
     if n < 2:
-        raise ValueError(f"--num-samples must be at least 2, got {num_samples}")
+        raise UserError(f"--num-samples must be at least 2, got {num_samples}")
     m = simulate("ct", options=CT_DEMO["options"], seed=seed, noise_rel=CT_DEMO["noise_rel"])
     post = reconstruct(m, "phantoms-64", sampler, num_samples=n, seed=seed,
                        steps=CT_DEMO["steps"] if steps is None else steps, progress=progress)

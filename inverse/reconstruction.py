@@ -1,4 +1,4 @@
-"""``inverse reconstruct``: posterior samples for a measurement file, with a closing summary.
+"""Reconstruction (``inverse reconstruct``): posterior samples for a measurement file, with a closing summary.
 
 ``reconstruct(measurements, prior, sampler, ...)`` rebuilds the forward model from the file
 (:func:`inverse.measurements.open_measurements`), loads the prior (shipped name, directory, or a
@@ -20,11 +20,13 @@ from pathlib import Path
 import torch
 
 from forward_models import InverseProblem
+from inverse.errors import UserError
 from inverse.measurements import Measurements, open_measurements
 from inverse.metrics import psnr, relative_l2, ssim
 from inverse.problems import build_forward_model, get_problem, measurement_view
 from priors.base import Prior
 from samplers import Posterior, get_sampler
+from samplers.base import resolve_device
 
 __all__ = ["reconstruct", "summarize", "DEFAULT_SETTINGS", "DEFAULT_SAMPLER", "format_summary"]
 
@@ -81,9 +83,9 @@ def _gaussian_prior(name: str, m: Measurements):
         try:
             std = float(name.split(":", 1)[1])
         except ValueError:
-            raise ValueError(f"--prior {name!r}: the standard deviation after 'gaussian:' must be a number") from None
+            raise UserError(f"--prior {name!r}: the standard deviation after 'gaussian:' must be a number") from None
         if not std > 0:
-            raise ValueError(f"--prior {name!r}: the standard deviation must be positive")
+            raise UserError(f"--prior {name!r}: the standard deviation must be positive")
     else:
         view = measurement_view(m.problem, m.forward_model, m.y[None])
         std = float(view.double().square().mean().sqrt()) if view is not None else 0.25 * (hi - lo)
@@ -98,8 +100,8 @@ def _load_prior(prior, spec, device, m: Measurements):
         return prior
     name = prior or spec.prior
     if name is None:
-        raise ValueError(f"problem {spec.name!r} has no shipped prior: pass --prior NAME, a prior directory, "
-                         "or --prior gaussian (a white Gaussian baseline)")
+        raise UserError(f"problem {spec.name!r} has no shipped prior: pass --prior NAME, a prior directory, "
+                        "or --prior gaussian (a white Gaussian baseline)")
     if str(name) == "gaussian" or str(name).startswith("gaussian:"):
         return _gaussian_prior(str(name), m).to(device or "cpu")
     return load_prior(name, device=device)
@@ -139,16 +141,18 @@ def reconstruct(measurements, prior=None, sampler: str | None = None, *, num_sam
     m = measurements if isinstance(measurements, Measurements) else open_measurements(measurements)
     spec = get_problem(m.problem)
     if int(num_samples) < 1:
-        raise ValueError(f"--num-samples must be at least 1, got {num_samples}")
+        raise UserError(f"--num-samples must be at least 1, got {num_samples}")
     if device is not None and str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: CUDA is not available on this machine")
+        raise UserError(f"--device {device}: CUDA is not available on this machine")
+    if device is not None:
+        resolve_device(device)  # an unknown device fails here, before the prior is loaded
     sampler = sampler or DEFAULT_SAMPLER.get(m.problem, "dps")
     smp = get_sampler(sampler, **_settings(sampler, m.problem, steps, sampler_options))
     pr = _load_prior(prior, spec, device, m)
     fm = build_forward_model(m.problem, m.options)   # a fresh copy, run in the prior's precision
     if tuple(pr.shape) != tuple(fm.input_shape):
-        raise ValueError(f"the prior's samples have shape {tuple(pr.shape)} but problem {m.problem!r} needs "
-                         f"{tuple(fm.input_shape)}: choose a prior trained at that size")
+        raise UserError(f"the prior's samples have shape {tuple(pr.shape)} but problem {m.problem!r} needs "
+                        f"{tuple(fm.input_shape)}: choose a prior trained at that size")
     fm = fm.to(pr.dtype)
     fm = _clamped(fm)
     problem = InverseProblem(fm, m.y.to(pr.dtype), m.noise, truth=None)
@@ -200,8 +204,8 @@ def format_summary(post: Posterior) -> str:
     lines = [f"{post.config.get('sampler', {}).get('class', '?')}: {n} samples in {d.get('wall_time_s', 0):.1f} s; "
              f"{d.get('nfe', 0)} network evaluations, {d.get('forward_evals', 0)} forward-model evaluations, "
              f"{d.get('grad_evals', 0)} gradients",
-             f"data misfit of the posterior mean ||y - F(mean)|| / (sigma sqrt(m)) = {d.get('misfit', float('nan')):.3f} "
-             "(about 1 when it fits to the noise level)"]
+             "data misfit of the posterior mean ||y - F(mean)|| / (sigma sqrt(m)) = "
+             f"{d.get('misfit', float('nan')):.3f} (about 1 when it fits to the noise level)"]
     if "relative_l2" in d:
         s = f"posterior mean vs truth: relative L2 {d['relative_l2']:.4f}, PSNR {d['psnr']:.2f} dB"
         if "ssim" in d:

@@ -42,7 +42,7 @@ m = open_measurements("ct-measurements.nc")      # the same problem, rebuilt fro
 
 `reconstruct` loads the prior, runs the sampler (DPS here; settings tuned per problem) and returns
 a `Posterior` with samples in physical units, cost counters and error metrics against the truth."""),
-("code", '''from inverse.reconstruct import reconstruct, format_summary
+("code", '''from inverse.reconstruction import reconstruct, format_summary
 
 steps, n = (3, 2) if SMALL else (50, 8)
 post = reconstruct(m, "phantoms-64", "dps", num_samples=n, steps=steps, seed=0)
@@ -92,9 +92,9 @@ print(type(prior).__name__, tuple(prior.shape))'''),
 
 `reconstruct` takes any sampler by name; `num_samples` is the ensemble size. The summary counts
 network evaluations and forward-model (PDE) solves: EnKG uses no gradients at all. Its guidance
-scale defaults to 0.75 here (`inverse.reconstruct.DEFAULT_SETTINGS`): InverseBench's 2, tuned for
+scale defaults to 0.75 here (`inverse.reconstruction.DEFAULT_SETTINGS`): InverseBench's 2, tuned for
 2048 members, collapses an ensemble of a few dozen onto an over-amplified field (`BENCHMARKS.md`)."""),
-("code", '''from inverse.reconstruct import reconstruct, format_summary
+("code", '''from inverse.reconstruction import reconstruct, format_summary
 
 J, steps = (8, 4) if SMALL else (64, 30)
 post_enkg = reconstruct(m, prior, "enkg", num_samples=J, steps=steps, seed=0)

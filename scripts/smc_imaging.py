@@ -2,8 +2,8 @@
 
 Problems as in the suite's imaging benchmark (:mod:`inverse.benchmarking.imaging`): ``ct-30`` (30 views,
 noise 2% of the clean sinogram's RMS) and ``mri-x4`` (single-coil Cartesian, x4, same noise rule),
-held-out phantoms ``0 .. n-1``. Each sampler runs through :func:`inverse.reconstruct.reconstruct` with
-its defaults for the problem (:data:`inverse.reconstruct.DEFAULT_SETTINGS`) at ``--steps`` steps;
+held-out phantoms ``0 .. n-1``. Each sampler runs through :func:`inverse.reconstruction.reconstruct` with
+its defaults for the problem (:data:`inverse.reconstruction.DEFAULT_SETTINGS`) at ``--steps`` steps;
 for the SMC samplers the ``--particles`` particles are the samples (resampled to equal weights at
 the end), DPS draws as many independent samples. Scores are those of ``inverse reconstruct``'s
 summary: PSNR and SSIM of the posterior mean, coverage of the 5%-95% pixel interval. Writes one JSON
@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from inverse.benchmarking.imaging import PROBLEMS  # noqa: E402
 from inverse.measurements import simulate  # noqa: E402
-from inverse.reconstruct import reconstruct  # noqa: E402
+from inverse.reconstruction import reconstruct  # noqa: E402
 from inverse.report import replace_markdown_block  # noqa: E402
 
 __all__ = ["main"]

@@ -22,10 +22,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from inverse.cli import _key_values  # noqa: E402
+from inverse.cli import parse_key_values  # noqa: E402
 from inverse.measurements import simulate  # noqa: E402
 from inverse.problems import problem_options  # noqa: E402
-from inverse.reconstruct import reconstruct  # noqa: E402
+from inverse.reconstruction import reconstruct  # noqa: E402
 from samplers import SamplerError  # noqa: E402
 
 
@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     if a.seeds < 1 or a.first_seed < 0:
         p.error(f"--seeds must be >= 1 and --first-seed >= 0, got {a.seeds} and {a.first_seed}")
     try:  # parsed as `inverse simulate -o` parses them; unknown problems and options fail here, before any run
-        options = _key_values(a.option, "--option")
+        options = parse_key_values(a.option, "--option")
         for prob in a.problems:
             problem_options(prob, **options)
     except (KeyError, ValueError) as e:

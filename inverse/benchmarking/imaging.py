@@ -11,7 +11,7 @@ Methods, each scored on its posterior mean (PSNR and SSIM against the truth, dat
 truth), the coverage of its pixel-wise 90% interval (5%-95% quantiles over the samples), time per
 sample and NFE per sample:
 
-- our samplers (:mod:`samplers`) through :func:`inverse.reconstruct.reconstruct`, ``steps`` steps each;
+- our samplers (:mod:`samplers`) through :func:`inverse.reconstruction.reconstruct`, ``steps`` steps each;
 - deepinv 0.5's ``DPS`` (``num_steps = steps + 1``: its DDPM solver makes ``num_steps - 1`` network
   calls; its guidance ``weight`` multiplies the gradient of the residual *norm* inside deepinv's own SDE
   solver, a different scale from our ``zeta``, so it is chosen per problem from a log grid on the
@@ -56,7 +56,7 @@ from inverse.benchmarking.samplers import ALL_SAMPLERS, sampler_settings
 from inverse.measurements import simulate
 from inverse.metrics import psnr, ssim
 from inverse.problems import measurement_view
-from inverse.reconstruct import reconstruct
+from inverse.reconstruction import reconstruct
 from samplers import SamplerError
 
 __all__ = [

@@ -2,13 +2,13 @@
 
 Guidance scales follow the tuned defaults: the Gaussian-mixture settings of
 ``scripts/gmm_benchmark.py`` (``zeta = alpha = 0.3``, chosen on seeds 0-2 from {0, 0.3, 1, 3}) and
-per-problem ones of :data:`inverse.reconstruct.DEFAULT_SETTINGS` for images. EKI has no diffusion
+per-problem ones of :data:`inverse.reconstruction.DEFAULT_SETTINGS` for images. EKI has no diffusion
 steps: ``steps`` sets its prior-sampling ODE steps and it makes ``eki_iterations`` Kalman updates.
 """
 
 from __future__ import annotations
 
-from inverse.reconstruct import DEFAULT_SETTINGS
+from inverse.reconstruction import DEFAULT_SETTINGS
 from samplers import get_sampler
 
 __all__ = ["ALL_SAMPLERS", "GMM_SETTINGS", "build_sampler", "sampler_settings"]

@@ -6,10 +6,10 @@
 - :class:`TorchModel` / :class:`TorchPotential` -- the bridge for differentiable torch forward models;
 - :func:`gibbs` -- semi-blind problems: a field sampler alternating with NUTS on the parameters;
 - :func:`random_walk_metropolis`, :func:`simulation_based_calibration` -- baseline and validation;
-- :mod:`~inverse.calibration.io`, :mod:`~inverse.calibration.plots`, :mod:`~inverse.calibration.cli` --
+- :mod:`~inverse.calibration.io`, :mod:`~inverse.calibration.plots`, :mod:`inverse.commands.calibrate` --
   NetCDF files, trace / pair plots, the ``inverse calibrate`` command.
 
-Names are imported on first use (PEP 562), so ``import inverse.calibration.cli`` stays cheap for the
+Names are imported on first use (PEP 562), so ``import inverse.commands.calibrate`` stays cheap for the
 command line. Every module that touches JAX imports :mod:`inverse.calibration.model` first, which
 switches JAX to float64 (``numpyro.enable_x64()``) before any array exists.
 """

@@ -4,9 +4,9 @@
     inverse calibrate --data t2.nc --out posterior.nc [--chains 4] [--warmup 500] [--samples 500]
                       [--seed 0] [--sigma S | --sigma unknown] [--prior T2=lognormal:4.4,0.5] [--overwrite]
 
-Bad input (a missing file, an unknown model or parameter, NaN in the data, a bad number) raises
-``ValueError`` / ``FileNotFoundError`` / ``FileExistsError`` with a one-line message, which the main
-``inverse`` command prints before exiting with code 2. Outputs are written atomically and never
+Bad input (a missing file, an unknown model or parameter, NaN in the data, a bad number) raises a
+user error (:mod:`inverse.errors`) / ``FileNotFoundError`` / ``FileExistsError`` with a one-line message,
+which the main ``inverse`` command prints before exiting with code 2. Outputs are written atomically and never
 replace an existing file without ``--overwrite``.
 """
 
@@ -18,6 +18,8 @@ import math
 import sys
 import warnings
 from pathlib import Path
+
+from inverse.errors import UserError
 
 __all__ = ["add_parser", "run"]
 
@@ -68,7 +70,7 @@ def _pairs(items, what: str) -> dict[str, str]:
     for item in items:
         name, sep, value = str(item).partition("=")
         if not sep or not name.strip() or not value.strip():
-            raise ValueError(f"{what} {item!r} must look like NAME=VALUE")
+            raise UserError(f"{what} {item!r} must look like NAME=VALUE")
         out[name.strip()] = value.strip()
     return out
 
@@ -77,9 +79,9 @@ def _number(text: str, what: str) -> float:
     try:
         v = float(text)
     except ValueError:
-        raise ValueError(f"{what} must be a number, got {text!r}") from None
+        raise UserError(f"{what} must be a number, got {text!r}") from None
     if not math.isfinite(v):
-        raise ValueError(f"{what} must be finite, got {text!r}")
+        raise UserError(f"{what} must be finite, got {text!r}")
     return v
 
 
@@ -88,8 +90,8 @@ def _check_names(names, model) -> None:
 
     for name in names:
         if name not in model.parameters and name != "sigma":
-            raise ValueError(f"{model.name} has no parameter {name!r}{did_you_mean(name, model.parameters)} "
-                             f"(parameters: {', '.join(model.parameters)})")
+            raise UserError(f"{model.name} has no parameter {name!r}{did_you_mean(name, model.parameters)} "
+                            f"(parameters: {', '.join(model.parameters)})")
 
 
 def _simulate(args) -> int:
@@ -98,39 +100,39 @@ def _simulate(args) -> int:
     from inverse.calibration.models import get_model_class
 
     if args.model is None:
-        raise ValueError("--simulate needs --model (heat, layered-earth, navier-stokes, mri-t2)")
+        raise UserError("--simulate needs --model (heat, layered-earth, navier-stokes, mri-t2)")
     if args.data is not None:
-        raise ValueError("--simulate writes a data file; do not pass --data")
+        raise UserError("--simulate writes a data file; do not pass --data")
     cls = get_model_class(args.model)
     config = {}
     if args.model_config:
         try:
             config = json.loads(args.model_config)
         except ValueError:
-            raise ValueError(f"--model-config is not valid JSON: {args.model_config!r}") from None
+            raise UserError(f"--model-config is not valid JSON: {args.model_config!r}") from None
         if not isinstance(config, dict):
-            raise ValueError("--model-config must be a JSON object such as '{\"num_layers\": 2}'")
+            raise UserError("--model-config must be a JSON object such as '{\"num_layers\": 2}'")
     try:
         model = cls(**config)
     except TypeError as e:
-        raise ValueError(f"--model-config does not fit {args.model}: {e}") from None
+        raise UserError(f"--model-config does not fit {args.model}: {e}") from None
     truth = model.default_truth()
     given = _pairs(args.truth, "--truth")
     _check_names(given, model)
     if "sigma" in given:
-        raise ValueError("give the noise level with --sigma, not --truth sigma=...")
+        raise UserError("give the noise level with --sigma, not --truth sigma=...")
     truth.update({k: _number(v, f"--truth {k}") for k, v in given.items()})
     priors = model.default_priors()
     for k, v in truth.items():
         if not bool(priors[k].support(v)):
-            raise ValueError(f"--truth {k}={v:g} lies outside the support of the default prior "
-                             f"{describe_distribution(priors[k])}")
+            raise UserError(f"--truth {k}={v:g} lies outside the support of the default prior "
+                            f"{describe_distribution(priors[k])}")
     if args.sigma is None:
         sigma = model.sigma_scale
     else:
         sigma = _number(args.sigma, "--sigma")
         if sigma <= 0:
-            raise ValueError(f"--sigma must be positive, got {args.sigma}")
+            raise UserError(f"--sigma must be positive, got {args.sigma}")
     y = model.simulate(truth, sigma, seed=args.seed)
     out = write_data(args.out, model, y, sigma=sigma, truth=truth, seed=args.seed, overwrite=args.overwrite)
     print(f"data written to {out}: model {model.name}, observations {y.shape}, sigma {sigma:g}, "
@@ -146,16 +148,16 @@ def _calibrate(args) -> int:
     from inverse.calibration.models import get_model_class
 
     if args.data is None:
-        raise ValueError("give --data FILE (or --simulate to make one)")
+        raise UserError("give --data FILE (or --simulate to make one)")
     if args.ray_address and args.backend != "ray":
-        raise ValueError("--ray-address needs --backend ray")
+        raise UserError("--ray-address needs --backend ray")
     if args.truth or args.model_config:
-        raise ValueError("--truth and --model-config belong to --simulate")
+        raise UserError("--truth and --model-config belong to --simulate")
     for what, v, low in (("--chains", args.chains, 1), ("--warmup", args.warmup, 0), ("--samples", args.samples, 1)):
         if v < low:
-            raise ValueError(f"{what} must be at least {low}, got {v}")
+            raise UserError(f"{what} must be at least {low}, got {v}")
     if not 0 < args.target_accept < 1:
-        raise ValueError(f"--target-accept must lie in (0, 1), got {args.target_accept}")
+        raise UserError(f"--target-accept must lie in (0, 1), got {args.target_accept}")
     if args.model is not None:
         get_model_class(args.model)
     out = Path(args.out)
@@ -175,9 +177,9 @@ def _calibrate(args) -> int:
     else:
         sigma = _number(args.sigma, "--sigma")
         if sigma <= 0:
-            raise ValueError(f"--sigma must be positive, got {args.sigma}")
+            raise UserError(f"--sigma must be positive, got {args.sigma}")
     if sigma is not None and "sigma" in priors:
-        raise ValueError("a prior for sigma was given, but the noise level is known; pass --sigma unknown")
+        raise UserError("a prior for sigma was given, but the noise level is known; pass --sigma unknown")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if args.backend == "ray":

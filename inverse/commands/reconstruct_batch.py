@@ -5,8 +5,8 @@
 
 Writes ``OUT_DIR/<stem>-posterior.nc`` for every measurement (:mod:`inverse.batch`); a rerun skips the
 measurements that have a posterior, so a killed job is restarted by running the same command. Bad
-arguments raise ``ValueError`` / ``FileNotFoundError`` (one line, exit code 2 from ``inverse``); exit code
-1 when some measurement could not be reconstructed (the others are written).
+arguments raise a user error (:mod:`inverse.errors`) or ``FileNotFoundError`` (one line, exit code 2 from
+``inverse``); exit code 1 when some measurement could not be reconstructed (the others are written).
 """
 
 from __future__ import annotations
@@ -47,19 +47,21 @@ def run(args) -> int:
     import torch
 
     from inverse.batch import reconstruct_batch
-    from inverse.cli import _key_values
+    from inverse.cli import parse_key_values
+    from inverse.errors import UserError
 
     if args.threads is not None:
         if args.threads < 1:
-            raise ValueError(f"--threads must be at least 1, got {args.threads}")
+            raise UserError(f"--threads must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     devices = int(args.devices) if str(args.devices).lstrip("-").isdigit() else args.devices
     source = args.measurements[0] if len(args.measurements) == 1 and not args.measurements[0].endswith(".nc") \
         else args.measurements
     if args.quiet:
         logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
+    options = parse_key_values(args.sampler_option, "-s")
     res = reconstruct_batch(source, args.out_dir, args.prior, args.sampler, num_samples=args.num_samples,
-                            seed=args.seed, steps=args.steps, sampler_options=_key_values(args.sampler_option, "-s"),
+                            seed=args.seed, steps=args.steps, sampler_options=options,
                             overwrite=args.overwrite, accelerator=args.accelerator, devices=devices,
                             num_nodes=args.num_nodes, strategy=args.strategy, progress=not args.quiet)
     if res["rank"] != 0:

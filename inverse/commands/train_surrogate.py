@@ -7,7 +7,7 @@ Draws ``num-examples`` log-permeability fields from a Matern Karhunen-Loeve prio
 :class:`forward_models.surrogate.NeuralSurrogate` (an MLP on the KL coefficients, predicting log-pressure)
 with pytorch-lightning. Writes ``OUT/surrogate.safetensors`` and ``OUT/surrogate.json`` (architecture,
 normalisation, the forward model's and prior's configuration, training cost, held-out relative error).
-Bad arguments raise ``ValueError`` (one line, exit code 2 from ``inverse``).
+Bad arguments raise :class:`inverse.errors.UserError` (one line, exit code 2 from ``inverse``).
 """
 
 from __future__ import annotations
@@ -48,12 +48,13 @@ def run(args) -> int:
 
     from forward_models.darcy import DarcyFlow
     from forward_models.surrogate import save_surrogate, train_surrogate
+    from inverse.errors import UserError
     from priors.function_space import MaternField
 
     if args.problem not in _PROBLEMS:
-        raise ValueError(f"unknown problem {args.problem!r} (known: {', '.join(_PROBLEMS)})")
+        raise UserError(f"unknown problem {args.problem!r} (known: {', '.join(_PROBLEMS)})")
     if args.num_examples < 20 or args.steps < 1 or args.threads < 1:
-        raise ValueError("--num-examples must be >= 20, --steps and --threads >= 1")
+        raise UserError("--num-examples must be >= 20, --steps and --threads >= 1")
     torch.set_num_threads(int(args.threads))
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     prior = MaternField(args.resolution, args.modes, sigma=args.prior_sigma)
@@ -70,9 +71,11 @@ def run(args) -> int:
                                   seed=args.seed, progress=not args.quiet)
     card.update({"forward_model": op.config(), "prior": prior.config(), "input": "log-permeability field",
                  "data_generation_time_s": solve_time,
-                 "command": "inverse train-surrogate " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in
-                                                                  vars(args).items() if k not in ("command", "overwrite", "quiet"))})
+                 "command": "inverse train-surrogate " + " ".join(
+                     f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+                     if k not in ("command", "overwrite", "quiet", "func"))})
     out = save_surrogate(model, args.out, card, overwrite=args.overwrite)
     print(f"surrogate written to {out}: {args.num_examples} solves ({solve_time:.1f} s), training "
-          f"{card['train_time_s']:.1f} s, held-out relative error {card.get('val_relative_error_median', float('nan')):.4f} (median)")
+          f"{card['train_time_s']:.1f} s, held-out relative error "
+          f"{card.get('val_relative_error_median', float('nan')):.4f} (median)")
     return 0

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from inverse.calibration import cli
 from inverse.calibration.io import read_data, read_inference_data, write_data, write_inference_data
 from inverse.calibration.models import HeatEquation1D, LayeredEarth, NavierStokesCalibration, T2Relaxation
 from inverse.calibration.plots import plot_pair, plot_trace
 from inverse.cli import _Parser
+from inverse.commands import calibrate as cli
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -14,7 +14,7 @@ from inverse.cli import main
 from inverse.measurements import load_truth, open_measurements, simulate
 from inverse.metrics import psnr, relative_l2, ssim
 from inverse.problems import PROBLEMS, build_forward_model, problem_options
-from inverse.reconstruct import reconstruct
+from inverse.reconstruction import reconstruct
 from priors import GaussianPrior
 from samplers import open_posterior
 

@@ -1,0 +1,108 @@
+"""``inverse reconstruct``: sample the posterior of a measurement file (:func:`inverse.reconstruct`).
+
+    inverse reconstruct y.nc --sampler dps --num-samples 8 --out posterior.nc --figure posterior.png
+
+Writes the posterior NetCDF (and the figure) atomically and prints the closing summary
+(:func:`inverse.reconstruction.format_summary`). With ``--checkpoint FILE`` the sampler state is saved
+every ``--checkpoint-every`` steps and on Ctrl-C; ``--resume`` continues from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from inverse.cli import parse_key_values
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Add the ``reconstruct`` subcommand to an ``argparse`` subparsers object; returns its parser."""
+    r = subparsers.add_parser("reconstruct", help="sample the posterior of a measurement file")
+    r.add_argument("measurements", help="a file written by 'inverse simulate'")
+    r.add_argument("--prior", default=None,
+                   help="shipped prior name, directory, or gaussian[:STD] (default: the problem's prior)")
+    r.add_argument("--sampler", default=None, help="sampler name: dps, mcg, tds, mcgdiff, afes, enkg, eki "
+                   "(default: dps; mcg for seismic-interp)")
+    r.add_argument("--num-samples", type=int, default=8, help="posterior samples (default 8)")
+    r.add_argument("--steps", type=int, default=None, help="sampler steps (default: the tuned setting)")
+    r.add_argument("-s", "--sampler-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="sampler setting, repeatable (e.g. -s zeta=0.5)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--device", default=None, help="cpu or cuda (default: the prior's device, cpu)")
+    r.add_argument("--out", required=True, help="output posterior file (.nc)")
+    r.add_argument("--figure", default=None, help="also write the posterior figure (PNG)")
+    r.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    r.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--checkpoint", default=None, metavar="FILE",
+                   help="save the sampler state to FILE (safetensors) every --checkpoint-every steps and on Ctrl-C")
+    r.add_argument("--checkpoint-every", type=int, default=10, metavar="K",
+                   help="steps between checkpoints (default 10)")
+    r.add_argument("--resume", action="store_true",
+                   help="continue from --checkpoint FILE (same measurements, prior, sampler settings and seed)")
+    return r
+
+
+def _check_flags(args):
+    """Refuse, before any work, outputs that would be replaced without ``--overwrite``, and flag combinations
+    that only the command line has (the library checks the measurement file, device, sample count, sampler
+    settings and an existing checkpoint to resume); returns the checkpoint path or None."""
+    from pathlib import Path
+
+    from inverse.errors import UserError
+    from samplers.atomic import OutputExistsError
+
+    for p in [Path(args.out)] + ([Path(args.figure)] if args.figure else []):
+        if p.exists() and not args.overwrite:
+            raise OutputExistsError(f"{p} already exists (pass --overwrite to replace it)")
+    ckpt = Path(args.checkpoint) if args.checkpoint else None
+    if args.resume and ckpt is None:
+        raise UserError("--resume needs --checkpoint FILE")
+    if ckpt is not None:
+        if args.checkpoint_every < 1:
+            raise UserError(f"--checkpoint-every must be at least 1, got {args.checkpoint_every}")
+        if ckpt.exists() and not (args.resume or args.overwrite):
+            raise OutputExistsError(f"checkpoint {ckpt} already exists (pass --resume to continue that run, "
+                                    "or --overwrite to start afresh)")
+        if ckpt.is_dir() or not (ckpt.parent if str(ckpt.parent) else Path(".")).is_dir():
+            raise FileNotFoundError(f"--checkpoint {ckpt}: not a file in an existing directory")
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads must be at least 1, got {args.threads}")
+    return ckpt
+
+
+def run(args) -> int:
+    """Reconstruct, write the posterior (and figure), print the summary."""
+    from pathlib import Path
+
+    import torch
+
+    from inverse.figures import plot_image_posterior, save_figure
+    from inverse.reconstruction import format_summary, reconstruct
+
+    ckpt = _check_flags(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        post = reconstruct(args.measurements, args.prior, args.sampler, num_samples=args.num_samples, seed=args.seed,
+                           steps=args.steps, sampler_options=parse_key_values(args.sampler_option, "-s"),
+                           device=args.device, progress=not args.quiet, checkpoint=ckpt,
+                           checkpoint_every=args.checkpoint_every, resume=args.resume)
+    except KeyboardInterrupt:
+        if ckpt is not None and ckpt.is_file():
+            print(f"inverse reconstruct: interrupted; the state is saved in {ckpt}: rerun with --resume",
+                  file=sys.stderr)
+        raise
+    out = Path(args.out)
+    post.to_netcdf(out, overwrite=args.overwrite)
+    print(format_summary(post))
+    if post.diagnostics.get("weight_collapse"):
+        print(f"warning: the SMC weights collapsed (smallest ESS {post.diagnostics.get('min_ess', 0):.2f} of "
+              f"{post.num_samples} particles): use more particles or steps")
+    print(f"posterior: {out}")
+    if args.figure:
+        save_figure(plot_image_posterior(post), args.figure, overwrite=args.overwrite)
+        print(f"figure:    {args.figure}")
+    return 0
