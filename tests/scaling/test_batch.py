@@ -1,4 +1,5 @@
-"""Batch reconstruction: 1 and 2 processes (DDP, gloo) write identical posteriors; restarts redo only what is missing."""
+"""Batch reconstruction: 1 and 2 processes (DDP, gloo) write identical posteriors; restarts redo only what is
+missing."""
 
 import pytest
 import torch
@@ -26,23 +27,32 @@ def measurements(tmp_path):
     return d
 
 
-def test_one_and_two_processes_identical_and_restart_skips(measurements, tmp_path):
-    res = reconstruct_batch(measurements, tmp_path / "p1", "gaussian", num_samples=4, steps=10)
+def test_restart_redoes_only_the_missing_posteriors(measurements, tmp_path):
+    res = reconstruct_batch(measurements, tmp_path / "p", "gaussian", num_samples=4, steps=10)
     assert [r["status"] for r in res["results"]] == ["done"] * 3 and not res["missing"]
+    for i in range(3):
+        post = open_posterior(tmp_path / "p" / f"y{i}-posterior.nc")
+        assert post.config["batch"]["seed"] == measurement_seed(0, f"y{i}")
+    first = open_posterior(tmp_path / "p" / "y1-posterior.nc").samples
+    stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "p").iterdir()}
+    (tmp_path / "p" / "y1-posterior.nc").unlink()
+    res = reconstruct_batch(measurements, tmp_path / "p", "gaussian", num_samples=4, steps=10)
+    assert [r["status"] for r in res["results"]] == ["skipped", "done", "skipped"]
+    for name in ("y0-posterior.nc", "y2-posterior.nc"):
+        assert (tmp_path / "p" / name).stat().st_mtime_ns == stamps[name]
+    assert torch.equal(open_posterior(tmp_path / "p" / "y1-posterior.nc").samples, first)
+
+
+@pytest.mark.slow  # three subprocesses (the command, then two DDP ranks), each importing torch
+def test_one_and_two_processes_write_identical_posteriors(measurements, tmp_path):
+    reconstruct_batch(measurements, tmp_path / "p1", "gaussian", num_samples=4, steps=10)
     run_inverse(["reconstruct-batch", measurements, "--out-dir", tmp_path / "p2", "--devices", 2,
                  "--strategy", "ddp", *OPTS], tmp_path)
     for i in range(3):
-        a, b = open_posterior(tmp_path / "p1" / f"y{i}-posterior.nc"), open_posterior(tmp_path / "p2" / f"y{i}-posterior.nc")
+        a = open_posterior(tmp_path / "p1" / f"y{i}-posterior.nc")
+        b = open_posterior(tmp_path / "p2" / f"y{i}-posterior.nc")
         assert torch.equal(a.samples, b.samples)
-        assert a.config["batch"]["seed"] == measurement_seed(0, f"y{i}")
-    stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "p2").iterdir()}
-    (tmp_path / "p2" / "y1-posterior.nc").unlink()
-    res = reconstruct_batch(measurements, tmp_path / "p2", "gaussian", num_samples=4, steps=10)
-    assert [r["status"] for r in res["results"]] == ["skipped", "done", "skipped"]
-    for name in ("y0-posterior.nc", "y2-posterior.nc"):
-        assert (tmp_path / "p2" / name).stat().st_mtime_ns == stamps[name]
-    assert torch.equal(open_posterior(tmp_path / "p2" / "y1-posterior.nc").samples,
-                       open_posterior(tmp_path / "p1" / "y1-posterior.nc").samples)
+        assert a.config["batch"]["seed"] == b.config["batch"]["seed"] == measurement_seed(0, f"y{i}")
 
 
 def test_seeds_depend_on_names_only():

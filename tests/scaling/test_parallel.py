@@ -30,6 +30,7 @@ def local_ray():
     ray.shutdown()
 
 
+@pytest.mark.slow  # a local Ray instance and its worker processes
 def test_chains_on_ray_equal_serial(local_ray):
     kw = {"warmup": 50, "target_acceptance": 0.3, "adapt_every": 10}
     serial = run_chains_parallel(_kernel(), torch.zeros(3, 2), 200, seeds=[0, 1, 2], **kw)
@@ -40,6 +41,7 @@ def test_chains_on_ray_equal_serial(local_ray):
     assert np.isfinite(remote.summary()["rhat_max"])
 
 
+@pytest.mark.slow  # Ray workers, each compiling the JAX model
 def test_calibrations_on_ray_equal_serial(local_ray):
     from inverse.calibration.models import T2Relaxation
 

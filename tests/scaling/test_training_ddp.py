@@ -48,6 +48,7 @@ def _train(tmp_path, name, devices):
     return load_file(out / "diffusion_pytorch_model.safetensors"), ckpt, json.loads((out / "prior.json").read_text())
 
 
+@pytest.mark.slow  # four subprocesses (two commands, two DDP ranks), ten training steps each
 def test_two_processes_match_one(tmp_path):
     ema1, ck1, card1 = _train(tmp_path, "one", 1)
     ema2, ck2, card2 = _train(tmp_path, "two", 2)
