@@ -12,13 +12,16 @@ scheduler class decides the conversion to the sigma-space contract:
 - ``FlowMatch*`` or a card with ``"kind": "flow"`` -> :class:`priors.FlowMatchingPrior`.
 
 Weights are read only from safetensors (never pickle). Shipped priors live in ``data/priors/<name>``
-beside the packages and load by name from any working directory.
+of the repository and install as the package data of ``priors.shipped`` (setup.py); they are found
+through ``importlib.resources``, so they load by name from any working directory, in an editable or a
+regular install.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+from importlib import resources
 from pathlib import Path
 
 from priors.base import Prior
@@ -27,21 +30,35 @@ from priors.flow import FlowMatchingPrior
 from priors.normalisation import Normalisation
 from priors.vp import VPDiffusionPrior
 
-__all__ = ["load_prior", "save_prior", "shipped_priors", "PRIORS_DIR", "PriorLoadError"]
-
-#: where shipped priors live
-PRIORS_DIR = Path(__file__).resolve().parents[1] / "data" / "priors"
+__all__ = ["load_prior", "save_prior", "shipped_priors", "shipped_priors_dir", "PriorLoadError"]
 
 
 class PriorLoadError(ValueError):
     """A prior could not be found or is not a valid diffusers / prior directory."""
 
 
+def shipped_priors_dir() -> Path:
+    """The directory of the shipped priors: the package data of ``priors.shipped``.
+
+    That is ``data/priors`` in a checkout installed with ``pip install -e .``, and
+    ``site-packages/priors/shipped`` after ``pip install .``.
+    """
+    try:
+        root = resources.files("priors.shipped")
+    except ModuleNotFoundError:
+        raise PriorLoadError("the shipped priors (package priors.shipped) are not installed; "
+                             "reinstall this package (pip install .)") from None
+    if not isinstance(root, Path):  # e.g. inside a zip archive: diffusers reads files from a directory
+        raise PriorLoadError(f"the shipped priors must be files in a directory, got {root}")
+    return root
+
+
 def shipped_priors() -> dict[str, dict]:
-    """Names of the priors in ``data/priors`` with their model cards."""
+    """Names of the shipped priors with their model cards (:func:`shipped_priors_dir`)."""
     out = {}
-    if PRIORS_DIR.is_dir():
-        for d in sorted(PRIORS_DIR.iterdir()):
+    root = shipped_priors_dir()
+    if root.is_dir():
+        for d in sorted(root.iterdir()):
             card = d / "prior.json"
             if card.is_file():
                 try:
@@ -74,7 +91,7 @@ def _resolve(name_or_path) -> Path:
     p = Path(name_or_path)
     if p.is_dir():
         return p
-    shipped = PRIORS_DIR / str(name_or_path)
+    shipped = shipped_priors_dir() / str(name_or_path)
     if shipped.is_dir():
         return shipped
     if p.exists():
