@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 from forward_models.base import ForwardModel, check_batch
+from forward_models.errors import ForwardModelError
 
 __all__ = ["NeuralSurrogate", "SurrogateModule", "train_surrogate", "save_surrogate", "load_surrogate",
            "OffsetCorrected", "estimate_offset"]
@@ -78,14 +79,15 @@ class NeuralSurrogate(ForwardModel):
         self.input_shape, self.output_shape = tuple(int(s) for s in input_shape), tuple(int(s) for s in output_shape)
         D, S = math.prod(self.input_shape), math.prod(self.output_shape)
         if D < 1 or S < 1:
-            raise ValueError("NeuralSurrogate: input and output shapes must be non-empty")
+            raise ForwardModelError("NeuralSurrogate: input and output shapes must be non-empty")
         self.hidden = tuple(int(h) for h in hidden)
         if any(h < 1 for h in self.hidden):
-            raise ValueError(f"NeuralSurrogate: hidden widths must be positive, got {hidden}")
+            raise ForwardModelError(f"NeuralSurrogate: hidden widths must be positive, got {hidden}")
         if projection is not None:
             projection = torch.as_tensor(projection, dtype=torch.float32)
             if projection.ndim != 2 or projection.shape[1] != D:
-                raise ValueError(f"NeuralSurrogate: projection must have shape (k, {D}), got {tuple(projection.shape)}")
+                raise ForwardModelError(f"NeuralSurrogate: projection must have shape (k, {D}), got "
+                                        f"{tuple(projection.shape)}")
         k = D if projection is None else projection.shape[0]
         self.register_buffer("projection", projection if projection is not None else torch.empty(0, D))
         self.register_buffer("offset", torch.zeros(D))
@@ -154,18 +156,19 @@ def train_surrogate(x: torch.Tensor, y: torch.Tensor, *, projection: torch.Tenso
         raise ImportError("train_surrogate needs pytorch-lightning")
     x, y = torch.as_tensor(x), torch.as_tensor(y)
     if x.shape[0] != y.shape[0] or x.shape[0] < 10:
-        raise ValueError(f"train_surrogate: need matching x and y with at least 10 examples, got {x.shape[0]} and {y.shape[0]}")
+        raise ForwardModelError(f"train_surrogate: need matching x and y with at least 10 examples, got {x.shape[0]} "
+                                f"and {y.shape[0]}")
     if not (0 <= val_fraction < 1) or int(steps) < 1 or int(batch_size) < 1:
-        raise ValueError("train_surrogate: val_fraction must lie in [0, 1), steps and batch_size must be >= 1")
+        raise ForwardModelError("train_surrogate: val_fraction must lie in [0, 1), steps and batch_size must be >= 1")
     if not (bool(torch.isfinite(x).all()) and bool(torch.isfinite(y).all())):
-        raise ValueError("train_surrogate: the training data contain NaN or Inf")
+        raise ForwardModelError("train_surrogate: the training data contain NaN or Inf")
     t0 = time.perf_counter()
     g = torch.Generator().manual_seed(int(seed))
     perm = torch.randperm(x.shape[0], generator=g)
     n_val = int(round(val_fraction * x.shape[0]))
     val, train = perm[:n_val], perm[n_val:]
     if log_output and not bool((y > 0).all()):
-        raise ValueError("train_surrogate: log_output needs positive outputs")
+        raise ForwardModelError("train_surrogate: log_output needs positive outputs")
     model = NeuralSurrogate(x.shape[1:], y.shape[1:], hidden=hidden, projection=projection, log_output=log_output)
     xt, yt = x[train].reshape(len(train), -1).float(), y[train].reshape(len(train), -1).double()
     yt = (yt.log() if log_output else yt).float()
@@ -197,7 +200,8 @@ def train_surrogate(x: torch.Tensor, y: torch.Tensor, *, projection: torch.Tenso
 
 
 def save_surrogate(surrogate: NeuralSurrogate, directory, card: dict | None = None, *, overwrite: bool = False) -> Path:
-    """Write ``surrogate.safetensors`` (weights and buffers) and ``surrogate.json`` (architecture + ``card``) to ``directory``."""
+    """Write ``surrogate.safetensors`` (weights and buffers) and ``surrogate.json`` (architecture + ``card``)
+    to ``directory``."""
     from safetensors.torch import save_file
 
     out = Path(directory)
@@ -229,9 +233,9 @@ def load_surrogate(directory) -> NeuralSurrogate:
     try:
         meta = json.loads((d / "surrogate.json").read_text())
     except json.JSONDecodeError as e:
-        raise ValueError(f"{d / 'surrogate.json'} is not valid JSON ({e})") from None
+        raise ForwardModelError(f"{d / 'surrogate.json'} is not valid JSON ({e})") from None
     if meta.get("format") != _FORMAT:
-        raise ValueError(f"{d} was not written by save_surrogate (format {meta.get('format')!r})")
+        raise ForwardModelError(f"{d} was not written by save_surrogate (format {meta.get('format')!r})")
     state = load_file(str(d / "surrogate.safetensors"))
     proj = state["projection"] if meta.get("has_projection") else None
     model = NeuralSurrogate(meta["input_shape"], meta["output_shape"], hidden=meta["hidden"], projection=proj,
@@ -261,7 +265,8 @@ class OffsetCorrected(ForwardModel):
             raise TypeError(f"OffsetCorrected: model must be a ForwardModel, got {type(model).__name__}")
         offset = torch.as_tensor(offset, dtype=torch.float64)
         if tuple(offset.shape) != tuple(model.output_shape):
-            raise ValueError(f"OffsetCorrected: offset must have shape {tuple(model.output_shape)}, got {tuple(offset.shape)}")
+            raise ForwardModelError(f"OffsetCorrected: offset must have shape {tuple(model.output_shape)}, got "
+                                    f"{tuple(offset.shape)}")
         self.model = model
         self.input_shape, self.output_shape = model.input_shape, model.output_shape
         self.differentiable = model.differentiable

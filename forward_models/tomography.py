@@ -46,6 +46,7 @@ import warnings
 import torch
 
 from forward_models.base import GRAM_CUTOFF, ForwardModel, check_batch, check_damping
+from forward_models.errors import ForwardModelError
 
 __all__ = ["EXACT_PINV_MAX_MEASUREMENTS", "ParallelBeamCT", "ramp_filter", "radon_matrix", "range_basis"]
 
@@ -122,7 +123,7 @@ def ramp_filter(num_detectors: int, kind: str = "ramp", *, dtype=torch.float64, 
     bin), trading resolution for noise.
     """
     if kind not in _FILTERS:
-        raise ValueError(f"unknown FBP filter {kind!r}; known: {', '.join(_FILTERS)}")
+        raise ForwardModelError(f"unknown FBP filter {kind!r}; known: {', '.join(_FILTERS)}")
     P = max(64, 2 ** int(math.ceil(math.log2(2 * int(num_detectors)))))
     n = torch.arange(P, dtype=torch.float64)
     n = torch.where(n < P // 2, n, n - P)
@@ -182,7 +183,7 @@ class _SparseMatmul(torch.autograd.Function):
 
 def _check_int(v, name: str, lo: int) -> int:
     if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+        raise ForwardModelError(f"{name} must be an integer >= {lo}, got {v!r}")
     return int(v)
 
 
@@ -226,9 +227,9 @@ class ParallelBeamCT(ForwardModel):
         try:
             pixel_size = float(pixel_size)
         except (TypeError, ValueError):
-            raise ValueError(f"pixel_size must be a positive number, got {pixel_size!r}") from None
+            raise ForwardModelError(f"pixel_size must be a positive number, got {pixel_size!r}") from None
         if not (math.isfinite(pixel_size) and pixel_size > 0):
-            raise ValueError(f"pixel_size must be positive and finite, got {pixel_size}")
+            raise ForwardModelError(f"pixel_size must be positive and finite, got {pixel_size}")
         (crow, col, val), (crow_t, col_t, val_t), Nd = radon_matrix(W, A)
         self.img_size, self.num_angles, self.num_detectors = W, A, Nd
         self.pixel_size = pixel_size
@@ -301,9 +302,9 @@ class ParallelBeamCT(ForwardModel):
 
         to ~ ``eps s_max^2 / damping`` relative; at ``damping = 0`` the pseudo-inverse ``A^+ y`` with
         singular values below ``1e-5 s_max`` (``1e-12 s_max`` for sinograms under 256 entries: the
-        resolution of :func:`range_basis`) treated as unobserved, like ``pinv(A, rtol=1e-5)``. ``exact=False``: the conjugate
-        gradients of :meth:`ForwardModel.pseudo_inverse` (``iterations``, ``tol``), which truncate at small
-        damping. Batched ``(B, 1, num_angles, N_d)`` -> ``(B, 1, W, W)``.
+        resolution of :func:`range_basis`) treated as unobserved, like ``pinv(A, rtol=1e-5)``.
+        ``exact=False``: the conjugate gradients of :meth:`ForwardModel.pseudo_inverse` (``iterations``,
+        ``tol``), which truncate at small damping. Batched ``(B, 1, num_angles, N_d)`` -> ``(B, 1, W, W)``.
         """
         m = self.num_angles * self.num_detectors
         if not (self._exact_pinv if exact is None else exact):
@@ -351,7 +352,7 @@ class ParallelBeamCT(ForwardModel):
         """
         check_batch(y, self.output_shape, "measurement")
         if not bool(torch.isfinite(y).all()):
-            raise ValueError("the sinogram passed to fbp contains NaN or Inf")
+            raise ForwardModelError("the sinogram passed to fbp contains NaN or Inf")
         H = ramp_filter(self.num_detectors, filter, dtype=y.dtype, device=y.device)
         P = 2 * (H.numel() - 1)
         q = torch.fft.irfft(torch.fft.rfft(y, n=P, dim=-1) * H, n=P, dim=-1)[..., : self.num_detectors]

@@ -41,6 +41,7 @@ from inverse.calibration.bridge import TorchModel
 from inverse.calibration.distributions import check_noise_prior, check_prior, describe_distribution
 from inverse.calibration.laplace import laplace_approximation
 from inverse.calibration.model import CalibrationModel, JaxModel
+from inverse.errors import UserError
 from samplers.posterior import package_version
 
 __all__ = ["calibrate", "CalibrationSetup", "prepare", "DivergenceWarning", "CHAIN_METHODS", "NOISE_NAME",
@@ -109,7 +110,7 @@ def _as_model(model, priors) -> CalibrationModel:
     if callable(model):
         names = [k for k in (priors or {}) if k != NOISE_NAME]
         if not names:
-            raise ValueError("a plain function as the model needs priors naming its parameters")
+            raise UserError("a plain function as the model needs priors naming its parameters")
         return JaxModel(model, names)
     raise TypeError(f"the model must be a CalibrationModel or a JAX function theta -> predictions, "
                     f"got {type(model).__name__}")
@@ -119,15 +120,15 @@ def _check_data(model: CalibrationModel, data) -> np.ndarray:
     try:
         y = np.asarray(data, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"the data must be an array of numbers, got {type(data).__name__}") from None
+        raise UserError(f"the data must be an array of numbers, got {type(data).__name__}") from None
     if y.size == 0:
-        raise ValueError("the data are empty")
+        raise UserError("the data are empty")
     bad = int((~np.isfinite(y)).sum())
     if bad:
-        raise ValueError(f"the data contain {bad} NaN or Inf value(s)")
+        raise UserError(f"the data contain {bad} NaN or Inf value(s)")
     shape = model.obs_shape
     if shape is not None and tuple(y.shape) != tuple(shape):
-        raise ValueError(f"the data have shape {tuple(y.shape)}, but {model.name} predicts {tuple(shape)}")
+        raise UserError(f"the data have shape {tuple(y.shape)}, but {model.name} predicts {tuple(shape)}")
     return y
 
 
@@ -136,20 +137,20 @@ def _resolve_priors(model: CalibrationModel, priors) -> dict[str, dist.Distribut
     unknown = [k for k in priors if k not in model.parameters and k != NOISE_NAME]
     if unknown:
         close = did_you_mean(unknown[0], model.parameters)
-        raise ValueError(f"{model.name} has no parameter {unknown[0]!r}{close} "
-                         f"(parameters: {', '.join(model.parameters)}, and sigma for the noise)")
+        raise UserError(f"{model.name} has no parameter {unknown[0]!r}{close} "
+                        f"(parameters: {', '.join(model.parameters)}, and sigma for the noise)")
     if NOISE_NAME in model.parameters:
-        raise ValueError("'sigma' is reserved for the noise level; rename the model parameter")
+        raise UserError("'sigma' is reserved for the noise level; rename the model parameter")
     defaults = model.default_priors()
     out = {}
     for name in model.parameters:
         d = priors.get(name, defaults.get(name))
         if d is None:
-            raise ValueError(f"no prior for the parameter {name!r} of {model.name} (and no default)")
+            raise UserError(f"no prior for the parameter {name!r} of {model.name} (and no default)")
         out[name] = check_prior(name, d)
         if isinstance(model, TorchModel) and (d.batch_shape or d.event_shape):
-            raise ValueError(f"the prior of {name!r} must be scalar for a torch model, got shape "
-                             f"{tuple(d.batch_shape) + tuple(d.event_shape)}")
+            raise UserError(f"the prior of {name!r} must be scalar for a torch model, got shape "
+                            f"{tuple(d.batch_shape) + tuple(d.event_shape)}")
     return out
 
 
@@ -166,21 +167,22 @@ def _resolve_sigma(model: CalibrationModel, sigma, priors) -> tuple[float | None
         if priors and NOISE_NAME in priors:
             return None, check_noise_prior(priors[NOISE_NAME])
         if isinstance(model, JaxModel):
-            raise ValueError("give the noise level: sigma=<number> (known) or sigma=<distribution> (unknown)")
+            raise UserError("give the noise level: sigma=<number> (known) or sigma=<distribution> (unknown)")
         return None, check_noise_prior(model.default_sigma_prior())
     try:
         s = float(sigma)
     except (TypeError, ValueError):
         raise TypeError(f"sigma must be a number, a NumPyro distribution or None, got {type(sigma).__name__}") from None
     if not (math.isfinite(s) and s > 0):
-        raise ValueError(f"the noise level sigma must be positive and finite, got {sigma}")
+        raise UserError(f"the noise level sigma must be positive and finite, got {sigma}")
     if priors and NOISE_NAME in priors:
-        raise ValueError("sigma is given both as a number and as a prior; choose one")
+        raise UserError("sigma is given both as a number and as a prior; choose one")
     return s, None
 
 
 def prepare(model, data, priors=None, sigma=None) -> CalibrationSetup:
-    """Validate ``model``, ``data``, ``priors`` and ``sigma`` into a :class:`CalibrationSetup` (see :func:`calibrate`)."""
+    """Validate ``model``, ``data``, ``priors`` and ``sigma`` into a :class:`CalibrationSetup`
+    (see :func:`calibrate`)."""
     model = _as_model(model, priors)
     if priors is not None and not isinstance(priors, Mapping):
         raise TypeError(f"priors must be a dict name -> distribution, got {type(priors).__name__}")
@@ -194,11 +196,11 @@ def check_run_settings(num_chains, num_warmup, num_samples, chain_method, target
     """One-line ``ValueError`` for chain counts, lengths, chain method or target acceptance out of range."""
     for what, v, low in (("num_chains", num_chains, 1), ("num_warmup", num_warmup, 0), ("num_samples", num_samples, 1)):
         if isinstance(v, bool) or int(v) != v or v < low:
-            raise ValueError(f"{what} must be an integer >= {low}, got {v}")
+            raise UserError(f"{what} must be an integer >= {low}, got {v}")
     if chain_method not in CHAIN_METHODS:
-        raise ValueError(f"chain_method must be one of {', '.join(CHAIN_METHODS)}, got {chain_method!r}")
+        raise UserError(f"chain_method must be one of {', '.join(CHAIN_METHODS)}, got {chain_method!r}")
     if not 0 < float(target_accept_prob) < 1:
-        raise ValueError(f"target_accept_prob must lie in (0, 1), got {target_accept_prob}")
+        raise UserError(f"target_accept_prob must lie in (0, 1), got {target_accept_prob}")
 
 
 def _observed_group(setup: CalibrationSetup) -> tuple[xr.Dataset, xr.Dataset]:
@@ -280,7 +282,7 @@ def calibrate(model, data, priors: Mapping[str, dist.Distribution] | None = None
     if chain_method == "vectorized" and not setup.model.vectorizable:
         chain_method = "sequential"
     if init not in ("auto", "laplace", "prior"):
-        raise ValueError(f"init must be 'auto', 'laplace' or 'prior', got {init!r}")
+        raise UserError(f"init must be 'auto', 'laplace' or 'prior', got {init!r}")
     if init == "auto":  # a torch model's warm-up costs solver runs; a JAX model's, mostly compilation
         init = "laplace" if isinstance(setup.model, TorchModel) else "prior"
     program = setup.numpyro_model()
