@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from forward_models.base import ForwardModel, check_batch
+from forward_models.errors import ForwardModelError
 
 if TYPE_CHECKING:  # for annotations only
     import deepinv
@@ -64,10 +65,12 @@ class DeepInvForwardModel(ForwardModel):
         from deepinv.physics import LinearPhysics, Physics
 
         if not isinstance(physics, Physics):
-            raise ValueError(f"DeepInvForwardModel needs a deepinv.physics.Physics, got {type(physics).__name__}")
+            raise ForwardModelError("DeepInvForwardModel needs a deepinv.physics.Physics, got "
+                                    f"{type(physics).__name__}")
         input_shape = tuple(int(s) for s in input_shape)
         if not input_shape or any(s < 1 for s in input_shape):
-            raise ValueError(f"DeepInvForwardModel: input_shape must be non-empty and positive, got {input_shape}")
+            raise ForwardModelError("DeepInvForwardModel: input_shape must be non-empty and positive, got "
+                                    f"{input_shape}")
         self.physics = physics
         self.linear = isinstance(physics, LinearPhysics)
         self.input_shape = input_shape
@@ -77,8 +80,8 @@ class DeepInvForwardModel(ForwardModel):
         with torch.no_grad():
             probe = physics.A(torch.zeros(1, *input_shape, dtype=dtype, device=_module_device(physics)))
         if not isinstance(probe, torch.Tensor) or probe.ndim < 1 or probe.shape[0] != 1:
-            raise ValueError(f"DeepInvForwardModel: {type(physics).__name__}.A must return one tensor with the batch "
-                             f"dimension first, got {type(probe).__name__}")
+            raise ForwardModelError(f"DeepInvForwardModel: {type(physics).__name__}.A must return one tensor with the "
+                                    f"batch dimension first, got {type(probe).__name__}")
         self.output_shape = tuple(probe.shape[1:])
 
     def _floating_tensors(self):
@@ -190,7 +193,7 @@ def to_deepinv(model: ForwardModel, noise_model=None, **kwargs) -> deepinv.physi
         y = physics.A(torch.randn(2, 5)); x = physics.A_adjoint(y)
     """
     if not isinstance(model, ForwardModel):
-        raise ValueError(f"to_deepinv needs one of our ForwardModels, got {type(model).__name__}")
+        raise ForwardModelError(f"to_deepinv needs one of our ForwardModels, got {type(model).__name__}")
     classes = _export_classes()
     cls = classes["LinearForwardModelPhysics"] if model.linear else classes["ForwardModelPhysics"]
     return cls(model, noise_model=noise_model, **kwargs)
@@ -223,12 +226,12 @@ class BlackBoxForwardModel(ForwardModel):
     def __init__(self, fn, input_shape, output_shape, *, batched: bool = False):
         super().__init__()
         if not callable(fn):
-            raise ValueError(f"BlackBoxForwardModel needs a callable, got {type(fn).__name__}")
+            raise ForwardModelError(f"BlackBoxForwardModel needs a callable, got {type(fn).__name__}")
         self.input_shape = tuple(int(s) for s in input_shape)
         self.output_shape = tuple(int(s) for s in output_shape)
         if any(s < 1 for s in self.input_shape + self.output_shape):
-            raise ValueError(f"BlackBoxForwardModel: shapes must be positive, got input {self.input_shape} "
-                             f"and output {self.output_shape}")
+            raise ForwardModelError(f"BlackBoxForwardModel: shapes must be positive, got input {self.input_shape} "
+                                    f"and output {self.output_shape}")
         self.fn, self.batched = fn, bool(batched)
 
     def _as_array(self, out, want: tuple, what: str) -> np.ndarray:
@@ -236,11 +239,13 @@ class BlackBoxForwardModel(ForwardModel):
         try:
             arr = np.asarray(out, dtype=np.float64)
         except (TypeError, ValueError):
-            raise ValueError(f"BlackBoxForwardModel({name}) returned a non-numeric {type(out).__name__} for {what}") from None
+            raise ForwardModelError(f"BlackBoxForwardModel({name}) returned a non-numeric {type(out).__name__} for "
+                                    f"{what}") from None
         if arr.shape != want:
-            raise ValueError(f"BlackBoxForwardModel({name}) returned shape {arr.shape} for {what}, expected {want}")
+            raise ForwardModelError(f"BlackBoxForwardModel({name}) returned shape {arr.shape} for {what}, expected "
+                                    f"{want}")
         if not np.isfinite(arr).all():
-            raise ValueError(f"BlackBoxForwardModel({name}) returned NaN or Inf for {what}")
+            raise ForwardModelError(f"BlackBoxForwardModel({name}) returned NaN or Inf for {what}")
         return arr
 
     def forward(self, x):

@@ -17,6 +17,8 @@ import math
 
 import torch
 
+from forward_models.errors import ForwardModelError
+
 __all__ = ["GRAM_CUTOFF", "ForwardModel", "check_batch", "check_damping", "damped_svd_gain"]
 
 #: relative cut-off of singular values taken from a Gram matrix's eigenvalues (absolute error ~ eps s_max^2):
@@ -30,7 +32,7 @@ def check_batch(x: torch.Tensor, shape: tuple[int, ...], what: str = "input") ->
         raise TypeError(f"the forward model's {what} must be a torch.Tensor, got {type(x).__name__}")
     if tuple(x.shape[1:]) != tuple(shape) or x.ndim != len(shape) + 1:
         want = ", ".join(["B"] + [str(s) for s in shape])
-        raise ValueError(f"the forward model's {what} must have shape ({want}), got {tuple(x.shape)}")
+        raise ForwardModelError(f"the forward model's {what} must have shape ({want}), got {tuple(x.shape)}")
 
 
 def check_damping(damping) -> float:
@@ -38,9 +40,9 @@ def check_damping(damping) -> float:
     try:
         damping = float(damping)
     except (TypeError, ValueError):
-        raise ValueError(f"damping must be a non-negative number, got {damping!r}") from None
+        raise ForwardModelError(f"damping must be a non-negative number, got {damping!r}") from None
     if not damping >= 0:
-        raise ValueError(f"damping must be non-negative, got {damping}")
+        raise ForwardModelError(f"damping must be non-negative, got {damping}")
     return damping
 
 
@@ -90,7 +92,7 @@ class ForwardModel(torch.nn.Module):
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         check_batch(x, self.input_shape, "input")
         if self.check_finite and not bool(torch.isfinite(x).all()):
-            raise ValueError(f"the input to {type(self).__name__} contains NaN or Inf")
+            raise ForwardModelError(f"the input to {type(self).__name__} contains NaN or Inf")
         return super().__call__(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover

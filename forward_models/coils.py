@@ -36,12 +36,14 @@ import numbers
 
 import torch
 
+from forward_models.errors import ForwardModelError
+
 __all__ = ["synthetic_coil_maps"]
 
 
 def _positive_int(v, name: str) -> int:
     if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
-        raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        raise ForwardModelError(f"{name} must be a positive integer, got {v!r}")
     return int(v)
 
 
@@ -68,9 +70,9 @@ def synthetic_coil_maps(num_coils: int, H: int, W: int, seed: int | None = None,
     try:
         radius = float(radius)
     except (TypeError, ValueError):
-        raise ValueError(f"radius must be a number > sqrt(2), got {radius!r}") from None
+        raise ForwardModelError(f"radius must be a number > sqrt(2), got {radius!r}") from None
     if not (math.isfinite(radius) and radius > math.sqrt(2)):
-        raise ValueError(f"radius must be > sqrt(2) (coils outside the image square [-1, 1]^2), got {radius}")
+        raise ForwardModelError(f"radius must be > sqrt(2) (coils outside the image square [-1, 1]^2), got {radius}")
     f64 = torch.float64
     phi = 2 * math.pi * torch.arange(C, dtype=f64) / C
     if seed is not None:

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from forward_models.base import ForwardModel
+from forward_models.errors import ForwardModelError
 
 __all__ = ["DarcyFlow"]
 
@@ -173,18 +174,19 @@ class DarcyFlow(ForwardModel):
                  solver_resolution: int | None = None, sigmoid_width: float = 0.1, device=None):
         super().__init__()
         if int(resolution) != resolution or resolution < 2:
-            raise ValueError(f"DarcyFlow: resolution must be an integer >= 2, got {resolution}")
+            raise ForwardModelError(f"DarcyFlow: resolution must be an integer >= 2, got {resolution}")
         n = int(resolution)
         if coefficient not in _COEFFICIENTS:
-            raise ValueError(f"DarcyFlow: unknown coefficient {coefficient!r} (known: {', '.join(_COEFFICIENTS)})")
+            raise ForwardModelError(f"DarcyFlow: unknown coefficient {coefficient!r} (known: "
+                                    f"{', '.join(_COEFFICIENTS)})")
         m = n if solver_resolution is None else solver_resolution
         if int(m) != m or m < 2 or n % m:
-            raise ValueError(f"DarcyFlow: solver_resolution must be an integer >= 2 dividing the resolution {n}, "
-                             f"got {solver_resolution}")
+            raise ForwardModelError("DarcyFlow: solver_resolution must be an integer >= 2 dividing the resolution "
+                                    f"{n}, got {solver_resolution}")
         if not math.isfinite(source):
-            raise ValueError(f"DarcyFlow: the source must be finite, got {source}")
+            raise ForwardModelError(f"DarcyFlow: the source must be finite, got {source}")
         if not (math.isfinite(sigmoid_width) and sigmoid_width > 0):
-            raise ValueError(f"DarcyFlow: sigmoid_width must be positive, got {sigmoid_width}")
+            raise ForwardModelError(f"DarcyFlow: sigmoid_width must be positive, got {sigmoid_width}")
         self.resolution, self.solver_resolution = n, int(m)
         self.coefficient, self.source, self.sigmoid_width = coefficient, float(source), float(sigmoid_width)
         self.differentiable = coefficient != "threshold"
@@ -210,16 +212,16 @@ class DarcyFlow(ForwardModel):
     def _sensor_coordinates(self, sensors) -> torch.Tensor:
         if isinstance(sensors, (int, np.integer)) and not isinstance(sensors, bool):
             if sensors < 1:
-                raise ValueError(f"DarcyFlow: the sensor grid needs at least 1 x 1 points, got {sensors}")
+                raise ForwardModelError(f"DarcyFlow: the sensor grid needs at least 1 x 1 points, got {sensors}")
             self._sensor_grid = int(sensors)
             c = torch.arange(1, sensors + 1, dtype=torch.float64) / (sensors + 1)
             return torch.cartesian_prod(c, c)
         xy = torch.as_tensor(sensors, dtype=torch.float64)
         if xy.ndim != 2 or xy.shape[1] != 2 or xy.shape[0] < 1:
-            raise ValueError(f"DarcyFlow: sensors must be an int or an array of (x, y) pairs of shape (S, 2), "
-                             f"got shape {tuple(xy.shape)}")
+            raise ForwardModelError(f"DarcyFlow: sensors must be an int or an array of (x, y) pairs of shape (S, 2), "
+                                    f"got shape {tuple(xy.shape)}")
         if not bool(torch.isfinite(xy).all()) or bool((xy < 0).any()) or bool((xy > 1).any()):
-            raise ValueError("DarcyFlow: sensor coordinates must lie in the unit square [0, 1]^2")
+            raise ForwardModelError("DarcyFlow: sensor coordinates must lie in the unit square [0, 1]^2")
         return xy.clone()
 
     # ----------------------------------------------------------------------------------- physics
@@ -244,8 +246,8 @@ class DarcyFlow(ForwardModel):
         """The cell pressures ``u`` on the solver grid, ``(B, 1, N, N)`` -> ``(B, 1, m, m)``. Differentiable."""
         a = self._solver_permeability(x)
         if not bool(torch.isfinite(a).all()) or not bool((a > 0).all()):
-            raise ValueError("DarcyFlow: the permeability a(x) overflowed or underflowed (not finite and positive); "
-                             f"x ranges over [{float(x.min()):.3g}, {float(x.max()):.3g}]")
+            raise ForwardModelError("DarcyFlow: the permeability a(x) overflowed or underflowed (not finite and "
+                                    f"positive); x ranges over [{float(x.min()):.3g}, {float(x.max()):.3g}]")
         tx = 2 * a[:, :-1, :] * a[:, 1:, :] / (a[:, :-1, :] + a[:, 1:, :])
         ty = 2 * a[:, :, :-1] * a[:, :, 1:] / (a[:, :, :-1] + a[:, :, 1:])
         tb = 2 * a * self.walls.to(a.dtype)
@@ -263,8 +265,8 @@ class DarcyFlow(ForwardModel):
         """The same map solved on a grid ``factor`` times coarser (geometric-mean permeability; same shapes)."""
         m = self.solver_resolution
         if int(factor) != factor or factor < 2 or m % factor or m // factor < 2:
-            raise ValueError(f"DarcyFlow.coarse: factor must be an integer >= 2 dividing the solver grid {m} "
-                             f"and leaving at least 2 x 2 cells, got {factor}")
+            raise ForwardModelError(f"DarcyFlow.coarse: factor must be an integer >= 2 dividing the solver grid {m} "
+                                    f"and leaving at least 2 x 2 cells, got {factor}")
         return DarcyFlow(self.resolution, coefficient=self.coefficient, sensors=self._sensors_arg(),
                          source=self.source, solver_resolution=m // int(factor), sigmoid_width=self.sigmoid_width,
                          device=self.sensors.device)

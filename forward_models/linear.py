@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from forward_models.base import ForwardModel, check_batch, check_damping, damped_svd_gain
+from forward_models.errors import ForwardModelError
 
 __all__ = ["MatrixOperator", "Inpainting"]
 
@@ -38,9 +39,9 @@ class MatrixOperator(ForwardModel):
         if dtype is not None or not A.is_floating_point():
             A = A.to(dtype if dtype is not None else torch.get_default_dtype())
         if A.ndim != 2 or A.numel() == 0:
-            raise ValueError(f"MatrixOperator needs a non-empty 2-D matrix, got shape {tuple(A.shape)}")
+            raise ForwardModelError(f"MatrixOperator needs a non-empty 2-D matrix, got shape {tuple(A.shape)}")
         if not bool(torch.isfinite(A).all()):
-            raise ValueError("MatrixOperator: the matrix contains NaN or Inf")
+            raise ForwardModelError("MatrixOperator: the matrix contains NaN or Inf")
         self.register_buffer("A", A)
         self.input_shape = (A.shape[1],)
         self.output_shape = (A.shape[0],)
@@ -115,9 +116,9 @@ class Inpainting(ForwardModel):
         super().__init__()
         mask = torch.as_tensor(mask)
         if mask.numel() == 0:
-            raise ValueError("Inpainting: the mask is empty")
+            raise ForwardModelError("Inpainting: the mask is empty")
         if not bool(((mask == 0) | (mask == 1)).all()):
-            raise ValueError("Inpainting: the mask must contain only 0 (missing) and 1 (measured)")
+            raise ForwardModelError("Inpainting: the mask must contain only 0 (missing) and 1 (measured)")
         self.register_buffer("mask", mask.to(torch.get_default_dtype()))
         self.input_shape = self.output_shape = tuple(mask.shape)
         if device is not None:

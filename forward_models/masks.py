@@ -33,6 +33,8 @@ import numbers
 
 import torch
 
+from forward_models.errors import ForwardModelError
+
 __all__ = ["cartesian_mask", "realised_acceleration", "MASK_KINDS"]
 
 #: the kinds of outer-line selection :func:`cartesian_mask` knows
@@ -48,12 +50,12 @@ def _check_shape(shape) -> tuple[int, int]:
     try:
         shape = tuple(shape)
     except TypeError:
-        raise ValueError(f"mask shape must be an int or a pair (H, W), got {shape!r}") from None
+        raise ForwardModelError(f"mask shape must be an int or a pair (H, W), got {shape!r}") from None
     if len(shape) != 2 or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in shape):
-        raise ValueError(f"mask shape must be a pair of integers (H, W), got {shape!r}")
+        raise ForwardModelError(f"mask shape must be a pair of integers (H, W), got {shape!r}")
     H, W = int(shape[0]), int(shape[1])
     if H < 1 or W < 2:
-        raise ValueError(f"mask shape must have H >= 1 and W >= 2, got {(H, W)}")
+        raise ForwardModelError(f"mask shape must have H >= 1 and W >= 2, got {(H, W)}")
     return H, W
 
 
@@ -86,26 +88,26 @@ def cartesian_mask(shape, acceleration: float, center_fraction: float = 0.08, ki
     """
     H, W = _check_shape(shape)
     if kind not in MASK_KINDS:
-        raise ValueError(f"unknown mask kind {kind!r}; known: {', '.join(MASK_KINDS)}")
+        raise ForwardModelError(f"unknown mask kind {kind!r}; known: {', '.join(MASK_KINDS)}")
     try:
         acceleration = float(acceleration)
     except (TypeError, ValueError):
-        raise ValueError(f"acceleration must be a number >= 1, got {acceleration!r}") from None
+        raise ForwardModelError(f"acceleration must be a number >= 1, got {acceleration!r}") from None
     if not math.isfinite(acceleration) or acceleration < 1:
-        raise ValueError(f"acceleration must be a finite number >= 1, got {acceleration}")
+        raise ForwardModelError(f"acceleration must be a finite number >= 1, got {acceleration}")
     try:
         center_fraction = float(center_fraction)
     except (TypeError, ValueError):
-        raise ValueError(f"center_fraction must be a number in [0, 1), got {center_fraction!r}") from None
+        raise ForwardModelError(f"center_fraction must be a number in [0, 1), got {center_fraction!r}") from None
     if not (0 <= center_fraction < 1):
-        raise ValueError(f"center_fraction must be in [0, 1), got {center_fraction}")
+        raise ForwardModelError(f"center_fraction must be in [0, 1), got {center_fraction}")
     n_total = int(math.floor(W / acceleration + 0.5))
     if n_total < 1:
-        raise ValueError(f"acceleration {acceleration} is too high for W = {W}: no column would be sampled")
+        raise ForwardModelError(f"acceleration {acceleration} is too high for W = {W}: no column would be sampled")
     n_center = int(math.floor(center_fraction * W + 0.5))
     if n_center > n_total:
-        raise ValueError(f"center_fraction {center_fraction} asks for {n_center} centre columns but acceleration "
-                         f"{acceleration} allows only {n_total} of W = {W}; lower center_fraction")
+        raise ForwardModelError(f"center_fraction {center_fraction} asks for {n_center} centre columns but "
+                                f"acceleration {acceleration} allows only {n_total} of W = {W}; lower center_fraction")
     g = torch.Generator().manual_seed(0 if seed is None else int(seed))
     sampled = torch.zeros(W, dtype=torch.bool)
     start = W // 2 - n_center // 2
@@ -134,5 +136,5 @@ def realised_acceleration(mask: torch.Tensor) -> float:
     mask = torch.as_tensor(mask)
     measured = float(mask.sum())
     if measured <= 0:
-        raise ValueError("the mask samples nothing: its acceleration is infinite")
+        raise ForwardModelError("the mask samples nothing: its acceleration is infinite")
     return mask.numel() / measured

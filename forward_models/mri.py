@@ -45,6 +45,7 @@ import torch
 
 from forward_models.base import ForwardModel, check_batch, check_damping, damped_svd_gain
 from forward_models.coils import synthetic_coil_maps
+from forward_models.errors import ForwardModelError
 from forward_models.masks import cartesian_mask, realised_acceleration
 
 __all__ = ["SingleCoilMRI", "MultiCoilMRI", "RealImageMRI", "fft2c", "ifft2c", "fft1c", "ifft1c"]
@@ -88,25 +89,25 @@ def _real(z: torch.Tensor) -> torch.Tensor:
 def _prepare_mask(mask, height, who: str) -> torch.Tensor:
     mask = torch.as_tensor(mask)
     if mask.is_complex():
-        raise ValueError(f"{who}: the mask must be real 0/1, got a complex tensor")
+        raise ForwardModelError(f"{who}: the mask must be real 0/1, got a complex tensor")
     if mask.ndim == 1:
         mask = mask[None, :]
     if mask.ndim != 2 or mask.numel() == 0:
-        raise ValueError(f"{who}: the mask must have shape (H, W), or (W,) / (1, W) with height=H; "
-                         f"got {tuple(mask.shape)}")
+        raise ForwardModelError(f"{who}: the mask must have shape (H, W), or (W,) / (1, W) with height=H; "
+                                f"got {tuple(mask.shape)}")
     if mask.shape[0] == 1 and height is not None:
         if int(height) < 1:
-            raise ValueError(f"{who}: height must be a positive integer, got {height}")
+            raise ForwardModelError(f"{who}: height must be a positive integer, got {height}")
         mask = mask.expand(int(height), mask.shape[1])
     elif height is not None and int(height) != mask.shape[0]:
-        raise ValueError(f"{who}: height={height} disagrees with the mask's {mask.shape[0]} rows")
+        raise ForwardModelError(f"{who}: height={height} disagrees with the mask's {mask.shape[0]} rows")
     if min(mask.shape) < 2:
-        raise ValueError(f"{who}: the image must be at least 2x2, got a mask of shape {tuple(mask.shape)} "
-                         f"(pass height=H with a (W,) column mask)")
+        raise ForwardModelError(f"{who}: the image must be at least 2x2, got a mask of shape {tuple(mask.shape)} "
+                                f"(pass height=H with a (W,) column mask)")
     if not bool(((mask == 0) | (mask == 1)).all()):
-        raise ValueError(f"{who}: the mask must contain only 0 (not measured) and 1 (measured)")
+        raise ForwardModelError(f"{who}: the mask must contain only 0 (not measured) and 1 (measured)")
     if not bool(mask.any()):
-        raise ValueError(f"{who}: the mask samples no k-space entry")
+        raise ForwardModelError(f"{who}: the mask samples no k-space entry")
     dtype = mask.dtype if mask.is_floating_point() else torch.get_default_dtype()
     return mask.to(dtype).contiguous()
 
@@ -313,20 +314,21 @@ class MultiCoilMRI(_CartesianMRI):
         S = torch.as_tensor(coil_maps)
         if S.is_complex():
             if S.ndim != 3:
-                raise ValueError(f"MultiCoilMRI: complex coil maps must have shape (C, H, W), got {tuple(S.shape)}")
+                raise ForwardModelError("MultiCoilMRI: complex coil maps must have shape (C, H, W), got "
+                                        f"{tuple(S.shape)}")
             S = torch.stack([S.real, S.imag], 0)
         elif S.ndim != 4 or S.shape[0] != 2:
-            raise ValueError(f"MultiCoilMRI: real coil maps must have shape (2, C, H, W) (real, imaginary), "
-                             f"got {tuple(S.shape)}")
+            raise ForwardModelError(f"MultiCoilMRI: real coil maps must have shape (2, C, H, W) (real, imaginary), "
+                                    f"got {tuple(S.shape)}")
         if not S.is_floating_point():
             S = S.to(torch.get_default_dtype())
         if tuple(S.shape[2:]) != self.img_size:
-            raise ValueError(f"MultiCoilMRI: coil maps of image size {tuple(S.shape[2:])} do not match "
-                             f"the mask's {self.img_size}")
+            raise ForwardModelError(f"MultiCoilMRI: coil maps of image size {tuple(S.shape[2:])} do not match "
+                                    f"the mask's {self.img_size}")
         if S.shape[1] < 1:
-            raise ValueError("MultiCoilMRI: at least one coil map is needed")
+            raise ForwardModelError("MultiCoilMRI: at least one coil map is needed")
         if not bool(torch.isfinite(S).all()):
-            raise ValueError("MultiCoilMRI: the coil maps contain NaN or Inf")
+            raise ForwardModelError("MultiCoilMRI: the coil maps contain NaN or Inf")
         self.register_buffer("coil_maps", S.contiguous())
         self.num_coils = int(S.shape[1])
         self._coil_spec = None

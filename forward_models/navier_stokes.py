@@ -44,6 +44,7 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 from forward_models.base import ForwardModel, check_batch
+from forward_models.errors import ForwardModelError
 
 __all__ = ["NavierStokes2D", "spectral_resample"]
 
@@ -67,7 +68,7 @@ def spectral_resample(w: torch.Tensor, size: int) -> torch.Tensor:
     """
     n = w.shape[-1]
     if w.shape[-2] != n:
-        raise ValueError(f"spectral_resample needs a square field, got shape {tuple(w.shape)}")
+        raise ForwardModelError(f"spectral_resample needs a square field, got shape {tuple(w.shape)}")
     if size == n:
         return w
     w_hat = torch.fft.rfft2(w, norm="forward")
@@ -134,32 +135,33 @@ class NavierStokes2D(ForwardModel):
         super().__init__()
         n = int(resolution)
         if n != resolution or n < 8 or n % 2:
-            raise ValueError(f"NavierStokes2D: resolution must be an even integer >= 8, got {resolution}")
+            raise ForwardModelError(f"NavierStokes2D: resolution must be an even integer >= 8, got {resolution}")
         if factor not in _FACTORS or n % factor:
-            raise ValueError(f"NavierStokes2D: factor must be one of {_FACTORS} and divide the resolution {n}, "
-                             f"got {factor}")
+            raise ForwardModelError(f"NavierStokes2D: factor must be one of {_FACTORS} and divide the resolution {n}, "
+                                    f"got {factor}")
         m = n if solver_resolution is None else solver_resolution
         if int(m) != m or m < 8 or m % 2 or n % m:
-            raise ValueError(f"NavierStokes2D: solver_resolution must be an even integer >= 8 dividing the "
-                             f"resolution {n}, got {solver_resolution}")
+            raise ForwardModelError(f"NavierStokes2D: solver_resolution must be an even integer >= 8 dividing the "
+                                    f"resolution {n}, got {solver_resolution}")
         m = int(m)
         if not (math.isfinite(T) and T > 0):
-            raise ValueError(f"NavierStokes2D: the final time T must be positive and finite, got {T}")
+            raise ForwardModelError(f"NavierStokes2D: the final time T must be positive and finite, got {T}")
         if not (math.isfinite(dt) and dt > 0):
-            raise ValueError(f"NavierStokes2D: the time step dt must be positive and finite, got {dt}")
+            raise ForwardModelError(f"NavierStokes2D: the time step dt must be positive and finite, got {dt}")
         if not (math.isfinite(viscosity) and viscosity > 0):
-            raise ValueError(f"NavierStokes2D: the viscosity (1 / Reynolds number) must be positive, got {viscosity}")
+            raise ForwardModelError("NavierStokes2D: the viscosity (1 / Reynolds number) must be positive, got "
+                                    f"{viscosity}")
         if not math.isfinite(forcing_amplitude):
-            raise ValueError(f"NavierStokes2D: forcing_amplitude must be finite, got {forcing_amplitude}")
+            raise ForwardModelError(f"NavierStokes2D: forcing_amplitude must be finite, got {forcing_amplitude}")
         if int(forcing_wavenumber) != forcing_wavenumber or forcing_wavenumber < 0:
-            raise ValueError(f"NavierStokes2D: forcing_wavenumber must be a non-negative integer, "
-                             f"got {forcing_wavenumber}")
+            raise ForwardModelError(f"NavierStokes2D: forcing_wavenumber must be a non-negative integer, "
+                                    f"got {forcing_wavenumber}")
         if forcing_amplitude != 0 and forcing_wavenumber > m / 3:
-            raise ValueError(f"NavierStokes2D: forcing_wavenumber {forcing_wavenumber} is not resolved on a {m} x {m} "
-                             f"solver grid (needs wavenumber <= {m} / 3 after dealiasing)")
+            raise ForwardModelError(f"NavierStokes2D: forcing_wavenumber {forcing_wavenumber} is not resolved on a "
+                                    f"{m} x {m} solver grid (needs wavenumber <= {m} / 3 after dealiasing)")
         if checkpoint_every is not None and (int(checkpoint_every) != checkpoint_every or checkpoint_every < 1):
-            raise ValueError(f"NavierStokes2D: checkpoint_every must be a positive integer or None, "
-                             f"got {checkpoint_every}")
+            raise ForwardModelError(f"NavierStokes2D: checkpoint_every must be a positive integer or None, "
+                                    f"got {checkpoint_every}")
         self.resolution, self.factor, self.solver_resolution = n, int(factor), m
         self.T, self.dt, self.viscosity = float(T), float(dt), float(viscosity)
         self.forcing_amplitude, self.forcing_wavenumber = float(forcing_amplitude), int(forcing_wavenumber)
@@ -256,10 +258,10 @@ class NavierStokes2D(ForwardModel):
         """
         check_batch(w0, self.input_shape, "initial vorticity")
         if not bool(torch.isfinite(w0).all()):
-            raise ValueError("NavierStokes2D.solve: the initial vorticity contains NaN or Inf")
+            raise ForwardModelError("NavierStokes2D.solve: the initial vorticity contains NaN or Inf")
         T = self.T if T is None else float(T)
         if not (math.isfinite(T) and T > 0):
-            raise ValueError(f"NavierStokes2D.solve: the final time T must be positive and finite, got {T}")
+            raise ForwardModelError(f"NavierStokes2D.solve: the final time T must be positive and finite, got {T}")
         w_hat = self._evolve(w0, T)
         n, m = self.resolution, self.solver_resolution
         if m != n:
@@ -286,8 +288,8 @@ class NavierStokes2D(ForwardModel):
         relative difference to the fine model with the fine and the doubled step).
         """
         if factor not in (2, 4) or self.solver_resolution % factor or self.solver_resolution // factor < 8:
-            raise ValueError(f"NavierStokes2D.coarse: factor must be 2 or 4 and leave a solver grid >= 8 "
-                             f"(solver grid {self.solver_resolution}), got {factor}")
+            raise ForwardModelError(f"NavierStokes2D.coarse: factor must be 2 or 4 and leave a solver grid >= 8 "
+                                    f"(solver grid {self.solver_resolution}), got {factor}")
         cfg = {k: v for k, v in self.config().items() if k in _CTOR_KEYS}
         cfg["solver_resolution"] = self.solver_resolution // factor
         cfg["dt"] = self.dt * factor if dt is None else dt

@@ -11,6 +11,8 @@ import math
 
 import torch
 
+from forward_models.errors import ForwardModelError
+
 __all__ = ["NoiseModel", "Gaussian", "Poisson", "noise_from_config"]
 
 
@@ -49,9 +51,9 @@ class Gaussian(NoiseModel):
         try:
             sigma = float(sigma)
         except (TypeError, ValueError):
-            raise ValueError(f"the Gaussian noise level must be a number, got {sigma!r}") from None
+            raise ForwardModelError(f"the Gaussian noise level must be a number, got {sigma!r}") from None
         if not math.isfinite(sigma) or sigma <= 0:
-            raise ValueError(f"the Gaussian noise level sigma must be positive and finite, got {sigma}")
+            raise ForwardModelError(f"the Gaussian noise level sigma must be positive and finite, got {sigma}")
         self.sigma = sigma
 
     def sample(self, y_clean, generator=None):
@@ -89,13 +91,13 @@ class Poisson(NoiseModel):
     def __init__(self, gain: float = 1.0):
         gain = float(gain)
         if not math.isfinite(gain) or gain <= 0:
-            raise ValueError(f"the Poisson gain must be positive and finite, got {gain}")
+            raise ForwardModelError(f"the Poisson gain must be positive and finite, got {gain}")
         self.gain = gain
 
     def sample(self, y_clean, generator=None):
         """Counts divided by the gain."""
         if bool((y_clean < 0).any()):
-            raise ValueError("Poisson noise needs non-negative clean measurements")
+            raise ForwardModelError("Poisson noise needs non-negative clean measurements")
         return torch.poisson(self.gain * y_clean, generator=generator) / self.gain
 
     def log_likelihood(self, y, y_clean):
@@ -122,5 +124,5 @@ def noise_from_config(config: dict) -> NoiseModel:
     kinds = {"Gaussian": lambda c: Gaussian(c["sigma"]), "Poisson": lambda c: Poisson(c["gain"])}
     name = config.get("class") if isinstance(config, dict) else None
     if name not in kinds:
-        raise ValueError(f"unknown noise model {name!r}; known: {', '.join(kinds)}")
+        raise ForwardModelError(f"unknown noise model {name!r}; known: {', '.join(kinds)}")
     return kinds[name](config)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from forward_models.base import ForwardModel, check_batch
+from forward_models.errors import ForwardModelError
 from forward_models.noise import NoiseModel
 
 __all__ = ["InverseProblem"]
@@ -40,14 +41,15 @@ class InverseProblem:
             raise TypeError(f"noise must be a NoiseModel such as Gaussian(sigma), got {type(noise).__name__}")
         y = torch.as_tensor(y)
         if tuple(y.shape) != tuple(forward_model.output_shape):
-            raise ValueError(f"the measurement has shape {tuple(y.shape)} but {type(forward_model).__name__} "
-                             f"produces {tuple(forward_model.output_shape)}")
+            raise ForwardModelError(f"the measurement has shape {tuple(y.shape)} but {type(forward_model).__name__} "
+                                    f"produces {tuple(forward_model.output_shape)}")
         if not bool(torch.isfinite(y).all()):
-            raise ValueError(f"the measurement contains {int((~torch.isfinite(y)).sum())} NaN or Inf values")
+            raise ForwardModelError(f"the measurement contains {int((~torch.isfinite(y)).sum())} NaN or Inf values")
         if truth is not None:
             truth = torch.as_tensor(truth)
             if tuple(truth.shape) != tuple(forward_model.input_shape):
-                raise ValueError(f"the truth has shape {tuple(truth.shape)}, expected {tuple(forward_model.input_shape)}")
+                raise ForwardModelError(f"the truth has shape {tuple(truth.shape)}, expected "
+                                        f"{tuple(forward_model.input_shape)}")
         self.forward_model = forward_model
         self.y = y
         self.noise = noise

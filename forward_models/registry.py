@@ -11,6 +11,7 @@ from collections.abc import Callable
 import torch
 
 from forward_models.base import ForwardModel
+from forward_models.errors import ForwardModelError
 from forward_models.linear import Inpainting, MatrixOperator
 from forward_models.names import unknown_name_message
 
@@ -29,7 +30,7 @@ def register(name: str, cls: type, example: Callable[[int], ForwardModel],
 def get_operator(name: str) -> type:
     """The operator class registered under ``name`` (``ValueError`` with a suggestion otherwise)."""
     if name not in REGISTRY:
-        raise ValueError(unknown_name_message("forward model", name, REGISTRY))
+        raise ForwardModelError(unknown_name_message("forward model", name, REGISTRY))
     return REGISTRY[name][0]
 
 

@@ -33,6 +33,7 @@ import math
 import torch
 
 from forward_models.base import ForwardModel
+from forward_models.errors import ForwardModelError
 
 # deepwave is imported where it is used: importing it costs seconds (torch._dynamo), and the
 # forward-model registry imports this module whether or not FWI is used.
@@ -95,27 +96,28 @@ class AcousticFWI(ForwardModel):
                  courant_number: float | None = 0.7, device=None):
         super().__init__()
         if len(shape) != 2 or any(int(s) != s or s < 2 for s in shape):
-            raise ValueError(f"AcousticFWI: shape must be two integers >= 2 (depth, width), got {tuple(shape)}")
+            raise ForwardModelError(f"AcousticFWI: shape must be two integers >= 2 (depth, width), got {tuple(shape)}")
         H, W = int(shape[0]), int(shape[1])
         for name, val in (("dx", dx), ("dt", dt), ("freq", freq), ("max_vel", max_vel)):
             if not (isinstance(val, (int, float)) and math.isfinite(val) and val > 0):
-                raise ValueError(f"AcousticFWI: {name} must be a positive finite number, got {val!r}")
+                raise ForwardModelError(f"AcousticFWI: {name} must be a positive finite number, got {val!r}")
         for name, val in (("nt", nt), ("num_shots", num_shots), ("num_receivers", num_receivers)):
             if not (isinstance(val, int) and not isinstance(val, bool) and val >= 1):
-                raise ValueError(f"AcousticFWI: {name} must be a positive integer, got {val!r}")
+                raise ForwardModelError(f"AcousticFWI: {name} must be a positive integer, got {val!r}")
         if num_shots > W or num_receivers > W:
-            raise ValueError(f"AcousticFWI: at most one source and one receiver per column: num_shots={num_shots} "
-                             f"and num_receivers={num_receivers} must be <= the model width {W}")
+            raise ForwardModelError("AcousticFWI: at most one source and one receiver per column: "
+                                    f"num_shots={num_shots} "
+                                    f"and num_receivers={num_receivers} must be <= the model width {W}")
         depths = {}
         for name, depth in (("source_depth", source_depth), ("receiver_depth", receiver_depth)):
             cell = round(float(depth) / dx)
             if not 0 <= cell < H:
-                raise ValueError(f"AcousticFWI: {name}={depth} m is outside the model (depth {H * dx:g} m)")
+                raise ForwardModelError(f"AcousticFWI: {name}={depth} m is outside the model (depth {H * dx:g} m)")
             depths[name] = cell
         if accuracy not in (2, 4, 6, 8):
-            raise ValueError(f"AcousticFWI: accuracy must be 2, 4, 6 or 8, got {accuracy!r}")
+            raise ForwardModelError(f"AcousticFWI: accuracy must be 2, 4, 6 or 8, got {accuracy!r}")
         if not (isinstance(pml_width, int) and pml_width >= 0):
-            raise ValueError(f"AcousticFWI: pml_width must be a non-negative integer, got {pml_width!r}")
+            raise ForwardModelError(f"AcousticFWI: pml_width must be a non-negative integer, got {pml_width!r}")
         self.shape, self.dx, self.dt, self.nt = (H, W), float(dx), float(dt), int(nt)
         self.num_shots, self.num_receivers = int(num_shots), int(num_receivers)
         self.source_depth, self.receiver_depth = float(source_depth), float(receiver_depth)
@@ -128,8 +130,8 @@ class AcousticFWI(ForwardModel):
         if self.courant_number is not None:
             c_crit = critical_courant_number(self.accuracy, propagator="scalar")
             if not 0 < self.courant_number <= c_crit:
-                raise ValueError(f"AcousticFWI: courant_number must lie in (0, {c_crit:.3f}] (the stability limit "
-                                 f"at accuracy {self.accuracy}), got {courant_number}")
+                raise ForwardModelError(f"AcousticFWI: courant_number must lie in (0, {c_crit:.3f}] (the stability "
+                                        f"limit at accuracy {self.accuracy}), got {courant_number}")
         # internal steps per sample, fixed by max_vel rather than by the sample
         self.step_ratio = cfl_condition_n([self.dx, self.dx], self.dt, self.max_vel,
                                           courant_number=self.courant_number)[1]
@@ -156,13 +158,13 @@ class AcousticFWI(ForwardModel):
     def _check_velocities(self, v: torch.Tensor) -> None:
         lo, hi = float(v.min()), float(v.max())
         if lo <= 0 or hi > self.max_vel:
-            raise ValueError(f"AcousticFWI: velocities must lie in (0, max_vel={self.max_vel:g}] m/s, got values in "
-                             f"[{lo:g}, {hi:g}] (pass velocities in m/s, or raise max_vel)")
+            raise ForwardModelError(f"AcousticFWI: velocities must lie in (0, max_vel={self.max_vel:g}] m/s, got "
+                                    f"values in [{lo:g}, {hi:g}] (pass velocities in m/s, or raise max_vel)")
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
         """Shot gathers ``(B, num_shots, nt, num_receivers)`` of velocity models ``(B, 1, H, W)`` in m/s."""
         if not v.is_floating_point():
-            raise ValueError(f"AcousticFWI: velocities must be a floating-point tensor, got {v.dtype}")
+            raise ForwardModelError(f"AcousticFWI: velocities must be a floating-point tensor, got {v.dtype}")
         if v.shape[0] == 0:
             return v.new_zeros(0, *self.output_shape)
         self._check_velocities(v.detach())

@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 
 from forward_models.base import ForwardModel, check_batch, check_damping
+from forward_models.errors import ForwardModelError
 
 __all__ = ["TraceInterpolation", "random_trace_mask", "gap_trace_mask", "REGISTRY_ENTRIES"]
 
@@ -33,9 +34,9 @@ def random_trace_mask(num_receivers: int, fraction_missing: float, seed: int = 0
     1 = recorded, 0 = missing.
     """
     if not isinstance(num_receivers, int) or num_receivers < 1:
-        raise ValueError(f"random_trace_mask: num_receivers must be a positive integer, got {num_receivers!r}")
+        raise ForwardModelError(f"random_trace_mask: num_receivers must be a positive integer, got {num_receivers!r}")
     if not 0.0 <= float(fraction_missing) <= 1.0:
-        raise ValueError(f"random_trace_mask: fraction_missing must lie in [0, 1], got {fraction_missing}")
+        raise ForwardModelError(f"random_trace_mask: fraction_missing must lie in [0, 1], got {fraction_missing}")
     k = round(float(fraction_missing) * num_receivers)
     g = torch.Generator().manual_seed(int(seed))
     mask = torch.ones(num_receivers)
@@ -49,14 +50,15 @@ def gap_trace_mask(num_receivers: int, gap_width: int, start: int | None = None)
     ``start=None`` centres the gap. 1 = recorded, 0 = missing.
     """
     if not isinstance(num_receivers, int) or num_receivers < 1:
-        raise ValueError(f"gap_trace_mask: num_receivers must be a positive integer, got {num_receivers!r}")
+        raise ForwardModelError(f"gap_trace_mask: num_receivers must be a positive integer, got {num_receivers!r}")
     if not isinstance(gap_width, int) or not 0 <= gap_width <= num_receivers:
-        raise ValueError(f"gap_trace_mask: gap_width must be an integer in [0, {num_receivers}], got {gap_width!r}")
+        raise ForwardModelError(f"gap_trace_mask: gap_width must be an integer in [0, {num_receivers}], got "
+                                f"{gap_width!r}")
     if start is None:
         start = (num_receivers - gap_width) // 2
     if not isinstance(start, int) or start < 0 or start + gap_width > num_receivers:
-        raise ValueError(f"gap_trace_mask: the gap [start, start + gap_width) = [{start}, {start}+{gap_width}) "
-                         f"must lie within the {num_receivers} receivers")
+        raise ForwardModelError(f"gap_trace_mask: the gap [start, start + gap_width) = [{start}, {start}+{gap_width}) "
+                                f"must lie within the {num_receivers} receivers")
     mask = torch.ones(num_receivers)
     mask[start:start + gap_width] = 0.0
     return mask
@@ -86,20 +88,20 @@ class TraceInterpolation(ForwardModel):
         super().__init__()
         mask = torch.as_tensor(mask)
         if mask.ndim not in (1, 2) or mask.numel() == 0:
-            raise ValueError("TraceInterpolation: the mask must be (num_receivers,) or (num_shots, num_receivers), "
-                             f"got shape {tuple(mask.shape)}")
+            raise ForwardModelError("TraceInterpolation: the mask must be (num_receivers,) or (num_shots, "
+                                    f"num_receivers), got shape {tuple(mask.shape)}")
         if not bool(((mask == 0) | (mask == 1)).all()):
-            raise ValueError("TraceInterpolation: the mask must contain only 0 (missing trace) and 1 (recorded)")
+            raise ForwardModelError("TraceInterpolation: the mask must contain only 0 (missing trace) and 1 (recorded)")
         if not isinstance(nt, int) or isinstance(nt, bool) or nt < 1:
-            raise ValueError(f"TraceInterpolation: nt must be a positive integer, got {nt!r}")
+            raise ForwardModelError(f"TraceInterpolation: nt must be a positive integer, got {nt!r}")
         if mask.ndim == 2:
             if num_shots is not None and num_shots != mask.shape[0]:
-                raise ValueError(f"TraceInterpolation: num_shots={num_shots} disagrees with the per-shot mask's "
-                                 f"{mask.shape[0]} rows")
+                raise ForwardModelError(f"TraceInterpolation: num_shots={num_shots} disagrees with the per-shot mask's "
+                                        f"{mask.shape[0]} rows")
             num_shots = mask.shape[0]
         num_shots = 1 if num_shots is None else num_shots
         if not isinstance(num_shots, int) or num_shots < 1:
-            raise ValueError(f"TraceInterpolation: num_shots must be a positive integer, got {num_shots!r}")
+            raise ForwardModelError(f"TraceInterpolation: num_shots must be a positive integer, got {num_shots!r}")
         mask = mask.to(torch.get_default_dtype()).expand(num_shots, mask.shape[-1]).clone()
         self.register_buffer("mask", mask)  # (shots, receivers)
         self.nt = int(nt)

@@ -31,6 +31,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from inverse.errors import UserError
+
 __all__ = ["MeasurementFiles", "BatchReconstruction", "reconstruct_batch", "measurement_seed", "output_path"]
 
 _SUFFIX = "-posterior.nc"
@@ -73,11 +75,11 @@ class MeasurementFiles(Dataset):
                     raise FileNotFoundError(f"measurement file {p} does not exist")
         paths = sorted(paths, key=lambda p: (p.stem, str(p)))
         if not paths:
-            raise ValueError(f"no measurement files (*.nc) in {source}")
+            raise UserError(f"no measurement files (*.nc) in {source}")
         stems = [p.stem for p in paths]
         dup = sorted({s for s in stems if stems.count(s) > 1})
         if dup:
-            raise ValueError(f"measurement files share the names {dup}: their posteriors would collide")
+            raise UserError(f"measurement files share the names {dup}: their posteriors would collide")
         self.paths = paths
 
     def __len__(self) -> int:
@@ -116,7 +118,7 @@ class BatchReconstruction(pl.LightningModule):
                  steps: int | None = None, sampler_options: dict | None = None, overwrite: bool = False):
         super().__init__()
         if int(num_samples) < 1:
-            raise ValueError(f"num_samples must be at least 1, got {num_samples}")
+            raise UserError(f"num_samples must be at least 1, got {num_samples}")
         self.out_dir = Path(out_dir)
         self.prior, self.sampler, self.num_samples = prior, sampler, int(num_samples)
         self.seed, self.steps, self.sampler_options = int(seed), steps, dict(sampler_options or {})

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from forward_models.names import unknown_name_message
+from inverse.errors import UserError
 from priors.normalisation import Normalisation
 
 __all__ = ["DATASETS", "cached_dataset", "make_dataset"]
@@ -89,9 +90,9 @@ def make_dataset(name: str, n: int, size: int, seed: int = 0, device=None):
     visibly after 5 time units on another device; their distribution does not).
     """
     if name not in DATASETS:
-        raise ValueError(unknown_name_message("data set", name, DATASETS))
+        raise UserError(unknown_name_message("data set", name, DATASETS))
     if int(n) < 1 or int(size) < 8:
-        raise ValueError(f"need at least 1 example of size >= 8, got n={n}, size={size}")
+        raise UserError(f"need at least 1 example of size >= 8, got n={n}, size={size}")
     gen, norm_fn, desc = DATASETS[name]
     norm = norm_fn(int(size))
     on_device = {"device": device} if name in DEVICE_GENERATORS else {}
@@ -124,7 +125,7 @@ def cached_dataset(name: str, n: int, size: int, seed: int = 0, cache=None, devi
             meta = f.metadata() or {}
         held = json.loads(meta.get("key", "{}"))
         if held != key:
-            raise ValueError(f"data cache {cache} holds {held}, not {key}: delete it or choose another path")
+            raise UserError(f"data cache {cache} holds {held}, not {key}: delete it or choose another path")
         _, norm_fn, desc = DATASETS[name]
         return load_file(str(cache))["data"], norm_fn(int(size)), desc, float(meta.get("generation_time_s", "nan"))
     t0 = time.time()

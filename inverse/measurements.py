@@ -31,6 +31,7 @@ import torch
 
 from forward_models import Gaussian, InverseProblem, noise_from_config
 from forward_models.base import ForwardModel
+from inverse.errors import UserError
 from inverse.problems import build_forward_model, draw_truth, get_problem, problem_options
 from samplers.atomic import atomic_output
 from samplers.posterior import package_version
@@ -91,17 +92,17 @@ class Measurements:
 
 def _noise_sigma(y_clean: torch.Tensor, noise_rel: float | None, noise_std: float | None, default_rel: float) -> float:
     if noise_std is not None and noise_rel is not None:
-        raise ValueError("give either --noise-std or --noise-rel, not both")
+        raise UserError("give either --noise-std or --noise-rel, not both")
     if noise_std is not None:
         if not float(noise_std) > 0:
-            raise ValueError(f"--noise-std must be positive, got {noise_std}")
+            raise UserError(f"--noise-std must be positive, got {noise_std}")
         return float(noise_std)
     rel = default_rel if noise_rel is None else float(noise_rel)
     if not rel > 0:
-        raise ValueError(f"--noise-rel must be positive, got {noise_rel}")
+        raise UserError(f"--noise-rel must be positive, got {noise_rel}")
     rms = float(y_clean.double().square().mean().sqrt())
     if rms == 0:
-        raise ValueError("the noise-free measurement is identically zero; give --noise-std explicitly")
+        raise UserError("the noise-free measurement is identically zero; give --noise-std explicitly")
     return rel * rms
 
 
@@ -131,7 +132,7 @@ def simulate(problem: str, *, options: dict | None = None, truth=None, seed: int
     with torch.no_grad():
         y_clean = fm(x.to(_model_dtype(fm)))[0].to(torch.float64)
     if not bool(torch.isfinite(y_clean).all()):
-        raise ValueError(f"the forward model {type(fm).__name__} returned non-finite data for this truth")
+        raise UserError(f"the forward model {type(fm).__name__} returned non-finite data for this truth")
     sigma = _noise_sigma(y_clean, noise_rel, noise_std, spec.noise_rel)
     g = torch.Generator().manual_seed(int(seed))
     y = y_clean + sigma * torch.randn(y_clean.shape, generator=g, dtype=torch.float64)
@@ -151,11 +152,11 @@ def _check_truth_array(a: np.ndarray, shape: tuple, what: str) -> torch.Tensor:
     if a.ndim == len(shape) - 1 and shape[0] == 1:
         a = a[None]
     if tuple(a.shape) != tuple(shape):
-        raise ValueError(f"{what} has shape {given}, the problem needs {tuple(shape)}")
+        raise UserError(f"{what} has shape {given}, the problem needs {tuple(shape)}")
     if not np.issubdtype(a.dtype, np.number):
-        raise ValueError(f"{what} is not numeric (dtype {a.dtype})")
+        raise UserError(f"{what} is not numeric (dtype {a.dtype})")
     if not np.isfinite(a).all():
-        raise ValueError(f"{what} contains {int((~np.isfinite(a)).sum())} NaN or Inf values")
+        raise UserError(f"{what} contains {int((~np.isfinite(a)).sum())} NaN or Inf values")
     return torch.from_numpy(a.astype(np.float64))
 
 
@@ -169,9 +170,9 @@ def load_truth(path, problem: str, shape: tuple) -> torch.Tensor:
         try:
             a = np.load(path, allow_pickle=False)
         except (ValueError, OSError, EOFError, SyntaxError, TypeError) as e:  # pickles refused, corrupt headers
-            raise ValueError(f"{path} is not a plain .npy array ({type(e).__name__})") from None
+            raise UserError(f"{path} is not a plain .npy array ({type(e).__name__})") from None
         if not isinstance(a, np.ndarray):
-            raise ValueError(f"{path} is not a plain .npy array")
+            raise UserError(f"{path} is not a plain .npy array")
         return _check_truth_array(a, shape, f"truth {path.name}")
     if suffix in (".nc", ".nc4", ".netcdf"):
         from samplers.netcdf import load_dataset
@@ -180,22 +181,22 @@ def load_truth(path, problem: str, shape: tuple) -> torch.Tensor:
         names = list(ds.data_vars)
         name = "truth" if "truth" in ds else names[0] if len(names) == 1 else None
         if name is None:
-            raise ValueError(f"{path} has variables {names}: name the ground truth 'truth'")
+            raise UserError(f"{path} has variables {names}: name the ground truth 'truth'")
         return _check_truth_array(ds[name].values, shape, f"truth {path.name}:{name}")
     if suffix in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"):
         from PIL import Image, UnidentifiedImageError
 
         if len(shape) != 3 or shape[0] != 1:
-            raise ValueError(f"an image cannot be the truth of problem {problem!r} (shape {shape})")
+            raise UserError(f"an image cannot be the truth of problem {problem!r} (shape {shape})")
         try:
             img = Image.open(path).convert("L")
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
-            raise ValueError(f"{path} is not a readable image") from None
+            raise UserError(f"{path} is not a readable image") from None
         img = img.resize((shape[2], shape[1]), Image.Resampling.BILINEAR)
         a = np.asarray(img, dtype=np.float64) / 255.0
         lo, hi = TRUTH_RANGES.get(problem, (0.0, 1.0))
         return torch.from_numpy(lo + (hi - lo) * a)[None]
-    raise ValueError(f"unsupported truth file {path.name}: use NetCDF (.nc), NumPy (.npy) or an image (.png)")
+    raise UserError(f"unsupported truth file {path.name}: use NetCDF (.nc), NumPy (.npy) or an image (.png)")
 
 
 def open_measurements(path) -> Measurements:
@@ -206,34 +207,34 @@ def open_measurements(path) -> Measurements:
     if not path.exists():
         raise FileNotFoundError(f"measurement file {path} does not exist")
     if path.is_dir():
-        raise ValueError(f"measurement file {path} is a directory")
+        raise UserError(f"measurement file {path} is a directory")
     ds = load_dataset(path, "measurement file")
     if ds.attrs.get("format") != _FORMAT or "y" not in ds:
         hint = " (it is a posterior: plot it with 'inverse plot')" if "samples" in ds else ""
-        raise ValueError(f"{path} is not a measurement file written by 'inverse simulate'{hint}")
+        raise UserError(f"{path} is not a measurement file written by 'inverse simulate'{hint}")
     try:
         options = json.loads(ds.attrs["options"])
         noise = noise_from_config(json.loads(ds.attrs["noise"]))
         stored = json.loads(ds.attrs["forward_model"])
     except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"corrupt measurement file {path}: bad attribute ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0] if str(e) else ''})") from None
+        raise UserError(f"corrupt measurement file {path}: bad attribute ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else ''})") from None
     if not isinstance(options, dict) or not isinstance(stored, dict):
-        raise ValueError(f"corrupt measurement file {path}: the options and forward_model attributes must be "
-                         "JSON objects")
+        raise UserError(f"corrupt measurement file {path}: the options and forward_model attributes must be "
+                        "JSON objects")
     problem = str(ds.attrs.get("problem", ""))
     fm = build_forward_model(problem, options)
     rebuilt = json.loads(json.dumps(fm.config()))
     if rebuilt != stored:
         diff = sorted(k for k in set(rebuilt) | set(stored) if rebuilt.get(k) != stored.get(k))
-        raise ValueError(f"{path}: the forward model rebuilt from the recipe differs from the stored one in "
-                         f"{diff} (file written by version {ds.attrs.get('package_version', '?')})")
+        raise UserError(f"{path}: the forward model rebuilt from the recipe differs from the stored one in "
+                        f"{diff} (file written by version {ds.attrs.get('package_version', '?')})")
     try:
         y = torch.from_numpy(np.asarray(ds["y"].values, dtype=np.float64).copy())
         truth = torch.from_numpy(np.asarray(ds["truth"].values, dtype=np.float64).copy()) if "truth" in ds else None
         seed = int(ds.attrs.get("seed", -1))
     except (TypeError, ValueError, OverflowError) as e:
-        raise ValueError(f"corrupt measurement file {path}: {type(e).__name__} reading y, truth or seed") from None
+        raise UserError(f"corrupt measurement file {path}: {type(e).__name__} reading y, truth or seed") from None
     m = Measurements(problem, options, y, noise, fm, truth, None if seed < 0 else seed)
     m.inverse_problem()  # shape / NaN checks, with their messages
     return m

@@ -18,6 +18,8 @@ import math
 
 import torch
 
+from inverse.errors import UserError
+
 __all__ = ["sliced_wasserstein", "mode_weight_tv", "relative_l2", "psnr", "ssim"]
 
 
@@ -25,9 +27,9 @@ def _check_weights(weights, n: int, name: str) -> torch.Tensor:
     """Normalised float64 weights of length ``n``; a clear error for a bad vector."""
     w = torch.as_tensor(weights, dtype=torch.float64).reshape(-1)
     if w.shape[0] != n:
-        raise ValueError(f"{name}: {w.shape[0]} weights for {n} samples")
+        raise UserError(f"{name}: {w.shape[0]} weights for {n} samples")
     if not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or float(w.sum()) <= 0:
-        raise ValueError(f"{name}: weights must be finite, non-negative and not all zero")
+        raise UserError(f"{name}: weights must be finite, non-negative and not all zero")
     return w / w.sum()
 
 
@@ -44,10 +46,10 @@ def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, num_slices: int = 1000,
     a = torch.as_tensor(a, dtype=torch.float64).reshape(len(a), -1)
     b = torch.as_tensor(b, dtype=torch.float64).reshape(len(b), -1).to(a.device)
     if a.shape[1] != b.shape[1] or (weights_a is None and a.shape != b.shape):
-        raise ValueError(f"sliced_wasserstein needs {'equal-size ' if weights_a is None else ''}sets of equal "
-                         f"dimension, got {tuple(a.shape)} and {tuple(b.shape)}")
+        raise UserError(f"sliced_wasserstein needs {'equal-size ' if weights_a is None else ''}sets of equal "
+                        f"dimension, got {tuple(a.shape)} and {tuple(b.shape)}")
     if not (bool(torch.isfinite(a).all()) and bool(torch.isfinite(b).all())):
-        raise ValueError("sliced_wasserstein: the samples contain NaN or Inf")
+        raise UserError("sliced_wasserstein: the samples contain NaN or Inf")
     g = torch.Generator(device="cpu").manual_seed(int(seed))
     theta = torch.randn(a.shape[1], int(num_slices), generator=g, dtype=torch.float64).to(a.device)
     theta = theta / theta.norm(dim=0, keepdim=True)
@@ -78,7 +80,7 @@ def relative_l2(x: torch.Tensor, ref: torch.Tensor) -> float:
     """Relative error ``||x - ref||_2 / ||ref||_2`` over all entries."""
     x, ref = torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(ref, dtype=torch.float64)
     if x.shape != ref.shape:
-        raise ValueError(f"relative_l2: shapes differ, {tuple(x.shape)} vs {tuple(ref.shape)}")
+        raise UserError(f"relative_l2: shapes differ, {tuple(x.shape)} vs {tuple(ref.shape)}")
     return float((x - ref).norm() / ref.norm().clamp_min(1e-300))
 
 
@@ -86,7 +88,7 @@ def psnr(x: torch.Tensor, ref: torch.Tensor, data_range: float | None = None) ->
     """Peak signal-to-noise ratio ``10 log10(R^2 / MSE)`` in dB; ``R`` defaults to ``max(ref) - min(ref)``."""
     x, ref = torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(ref, dtype=torch.float64)
     if x.shape != ref.shape:
-        raise ValueError(f"psnr: shapes differ, {tuple(x.shape)} vs {tuple(ref.shape)}")
+        raise UserError(f"psnr: shapes differ, {tuple(x.shape)} vs {tuple(ref.shape)}")
     r = float(ref.max() - ref.min()) if data_range is None else float(data_range)
     mse = float((x - ref).square().mean())
     return float("inf") if mse == 0 else 10.0 * math.log10(r * r / mse)
@@ -102,12 +104,12 @@ def ssim(x: torch.Tensor, ref: torch.Tensor, data_range: float | None = None, *,
     """
     x, ref = torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(ref, dtype=torch.float64)
     if x.shape != ref.shape or x.ndim not in (2, 3):
-        raise ValueError(f"ssim: need two images of the same shape (H, W) or (C, H, W), got {tuple(x.shape)}, "
-                         f"{tuple(ref.shape)}")
+        raise UserError(f"ssim: need two images of the same shape (H, W) or (C, H, W), got {tuple(x.shape)}, "
+                        f"{tuple(ref.shape)}")
     if x.ndim == 2:
         x, ref = x[None], ref[None]
     if min(x.shape[-2:]) < window:
-        raise ValueError(f"ssim: images smaller than the {window} x {window} window")
+        raise UserError(f"ssim: images smaller than the {window} x {window} window")
     L = float(ref.max() - ref.min()) if data_range is None else float(data_range)
     c1, c2 = (0.01 * L) ** 2, (0.03 * L) ** 2
     t = torch.arange(window, dtype=torch.float64) - (window - 1) / 2

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from inverse.errors import UserError
 from samplers.chains import ChainResult, run_chains
 
 __all__ = ["BACKENDS", "map_tasks", "run_chains_parallel", "calibrate_parallel", "merge_chain_results", "calibrate_chains_parallel"]
@@ -37,7 +38,7 @@ def _ray(address: str | None, num_cpus: int | None):
     try:
         import ray
     except ImportError:
-        raise ValueError("backend 'ray' needs Ray: pip install 'inverse-diffusion[ray]' (or pip install ray)") from None
+        raise UserError("backend 'ray' needs Ray: pip install 'inverse-diffusion[ray]' (or pip install ray)") from None
     if not ray.is_initialized():
         kwargs = {"num_cpus": num_cpus} if address is None else {}
         ray.init(address=address, include_dashboard=False, log_to_driver=False, **kwargs)
@@ -56,7 +57,7 @@ def map_tasks(fn: Callable, jobs: Sequence[dict], *, backend: str = "serial", ad
         map_tasks(pow, [{"base": 2, "exp": k} for k in range(4)], backend="serial")  # [1, 2, 4, 8]
     """
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+        raise UserError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
     jobs = list(jobs)
     if backend == "serial":
         return [fn(**job) for job in jobs]
@@ -74,10 +75,10 @@ def merge_chain_results(results: Sequence[ChainResult]) -> ChainResult:
     """One :class:`ChainResult` of independently run chains: draws stacked along the chain axis, counters
     summed, wall time the longest task's; ``config["betas"]`` keeps each run's final pCN step size."""
     if not results:
-        raise ValueError("no chain results to merge")
+        raise UserError("no chain results to merge")
     T = {r.draws.shape[1] for r in results}
     if len(T) != 1:
-        raise ValueError(f"the runs kept different numbers of draws {sorted(T)}; they cannot be stacked")
+        raise UserError(f"the runs kept different numbers of draws {sorted(T)}; they cannot be stacked")
     first = results[0]
     return ChainResult(torch.cat([r.draws for r in results]), torch.cat([r.potentials for r in results]),
                        list(first.level_names), [sum(v) for v in zip(*(r.evaluations for r in results), strict=False)],
@@ -114,13 +115,13 @@ def run_chains_parallel(kernel, u0: torch.Tensor, num_iterations: int, *, seeds:
     u0 = torch.as_tensor(u0, dtype=torch.float64)
     seeds = [int(s) for s in seeds]
     if u0.ndim != 2 or len(u0) != len(seeds):
-        raise ValueError(f"u0 must have shape (chains, d) with one row per seed; got {tuple(u0.shape)} and "
-                         f"{len(seeds)} seeds")
+        raise UserError(f"u0 must have shape (chains, d) with one row per seed; got {tuple(u0.shape)} and "
+                        f"{len(seeds)} seeds")
     if len(set(seeds)) != len(seeds):
-        raise ValueError(f"the chains' seeds must differ, got {seeds}")
+        raise UserError(f"the chains' seeds must differ, got {seeds}")
     if "callback" in kwargs or "generator" in kwargs:
-        raise ValueError("run_chains_parallel: callback and generator cannot travel to other processes; "
-                         "each chain seeds its own generator from seeds[i]")
+        raise UserError("run_chains_parallel: callback and generator cannot travel to other processes; "
+                        "each chain seeds its own generator from seeds[i]")
     paths = [None] * len(seeds)
     if checkpoint is not None:
         c = Path(checkpoint)
@@ -160,7 +161,7 @@ def calibrate_parallel(jobs: Sequence[dict], *, backend: str = "serial", address
     jobs = [{"seed": i, **dict(job)} for i, job in enumerate(jobs)]
     for job in jobs:
         if "model" not in job or "data" not in job:
-            raise ValueError("every calibration job needs 'model' and 'data'")
+            raise UserError("every calibration job needs 'model' and 'data'")
     return map_tasks(_calibrate, jobs, backend=backend, address=address, num_cpus=num_cpus)
 
 
@@ -181,7 +182,7 @@ def calibrate_chains_parallel(model, data, priors=None, *, num_chains: int = 4, 
     from inverse.calibration.core import diagnostics_attrs
 
     if int(num_chains) < 1:
-        raise ValueError(f"num_chains must be at least 1, got {num_chains}")
+        raise UserError(f"num_chains must be at least 1, got {num_chains}")
     jobs = [{"model": model, "data": data, "priors": priors, "num_chains": 1, "seed": int(seed) + i, **kwargs}
             for i in range(int(num_chains))]
     parts = calibrate_parallel(jobs, backend=backend, address=address, num_cpus=num_cpus)

@@ -34,6 +34,7 @@ import torch
 
 from forward_models.base import ForwardModel
 from forward_models.names import unknown_name_message
+from inverse.errors import UserError
 
 __all__ = ["ProblemSpec", "PROBLEMS", "get_problem", "build_forward_model", "problem_options", "draw_truth",
            "measurement_view"]
@@ -214,7 +215,7 @@ PROBLEMS: dict[str, ProblemSpec] = {
 def get_problem(name: str) -> ProblemSpec:
     """The :class:`ProblemSpec` called ``name`` (one-line error with a suggestion otherwise)."""
     if name not in PROBLEMS:
-        raise ValueError(unknown_name_message("problem", name, PROBLEMS))
+        raise UserError(unknown_name_message("problem", name, PROBLEMS))
     return PROBLEMS[name]
 
 
@@ -229,16 +230,16 @@ def problem_options(name: str, **overrides) -> dict:
         if v is None:
             continue
         if k not in opts:
-            raise ValueError(f"problem {name!r} has no option {k!r} (options: {', '.join(opts)})")
+            raise UserError(f"problem {name!r} has no option {k!r} (options: {', '.join(opts)})")
         default = opts[k]
         try:
             opts[k] = type(default)(v) if not isinstance(default, str) else str(v)
             if isinstance(default, float) and not math.isfinite(opts[k]):
                 raise ValueError
         except (TypeError, ValueError, OverflowError):
-            raise ValueError(f"option {k!r} of problem {name!r} must be a {type(default).__name__}, got {v!r}") from None
+            raise UserError(f"option {k!r} of problem {name!r} must be a {type(default).__name__}, got {v!r}") from None
         if isinstance(default, int) and opts[k] != float(v):
-            raise ValueError(f"option {k!r} of problem {name!r} must be an integer, got {v!r}")
+            raise UserError(f"option {k!r} of problem {name!r} must be an integer, got {v!r}")
     return opts
 
 

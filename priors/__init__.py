@@ -3,6 +3,7 @@
 from priors.base import Prior
 from priors.deepinv_denoiser import DeepInvDenoiserPrior
 from priors.edm import EDMPrior
+from priors.errors import PriorError
 from priors.flow import FlowMatchingPrior
 from priors.gaussian import GaussianPrior
 from priors.gaussian_mixture import GaussianMixture, GaussianMixturePrior
@@ -13,4 +14,4 @@ from priors.vp import VPDiffusionPrior
 
 __all__ = ["Prior", "GaussianPrior", "GaussianMixture", "GaussianMixturePrior", "EDMPrior", "VPDiffusionPrior",
            "FlowMatchingPrior", "DeepInvDenoiserPrior", "Normalisation", "load_prior", "save_prior", "shipped_priors", "PriorLoadError",
-           "latent_to_sample", "sample_to_latent"]
+           "latent_to_sample", "sample_to_latent", "PriorError"]

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 
 import torch
 
+from priors.errors import PriorError
+
 __all__ = ["Prior", "check_denoise_input"]
 
 
@@ -31,16 +33,16 @@ def check_denoise_input(x: torch.Tensor, sigma: torch.Tensor, shape: Sequence[in
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"denoise expects a torch.Tensor, got {type(x).__name__}")
     if tuple(x.shape[1:]) != tuple(shape):
-        raise ValueError(
+        raise PriorError(
             f"denoise expects a batch of shape (B, {', '.join(map(str, shape))}), got {tuple(x.shape)}"
         )
     sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
     if sigma.ndim == 0:
         sigma = sigma.expand(x.shape[0])
     if sigma.shape != (x.shape[0],):
-        raise ValueError(f"sigma must be a scalar or have shape ({x.shape[0]},), got {tuple(sigma.shape)}")
+        raise PriorError(f"sigma must be a scalar or have shape ({x.shape[0]},), got {tuple(sigma.shape)}")
     if bool((sigma < 0).any()):
-        raise ValueError("sigma must be non-negative")
+        raise PriorError("sigma must be non-negative")
     return sigma
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from priors.base import check_denoise_input
+from priors.errors import PriorError
 from priors.network import NetworkPrior
 from priors.normalisation import Normalisation
 
@@ -64,7 +65,7 @@ class _PhysicalDenoiser(torch.nn.Module):
         if s.numel() == 1:
             s = s.expand(b)
         elif s.numel() != b:
-            raise ValueError(f"sigma must be a scalar or have one entry per batch item ({b}), got {tuple(s.shape)}")
+            raise PriorError(f"sigma must be a scalar or have one entry per batch item ({b}), got {tuple(s.shape)}")
         dtype = getattr(self.prior, "dtype", x.dtype)
         z = ((x - self.offset) / self.scale).to(dtype)
         out = self.prior.denoise(z, (s / abs(self.scale)).to(dtype))
@@ -105,7 +106,7 @@ def as_deepinv_denoiser(prior, *, scale: float | None = None, offset: float | No
     scale = float(getattr(norm, "scale", 1.0)) if scale is None else float(scale)
     offset = float(getattr(norm, "offset", 0.0)) if offset is None else float(offset)
     if scale == 0:
-        raise ValueError("as_deepinv_denoiser: scale must be non-zero")
+        raise PriorError("as_deepinv_denoiser: scale must be non-zero")
     return _PhysicalDenoiser(prior, scale, offset)
 
 

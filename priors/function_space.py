@@ -29,6 +29,8 @@ import math
 
 import torch
 
+from priors.errors import PriorError
+
 __all__ = ["GaussianMeasure", "StandardGaussian", "DenseGaussian", "MaternField"]
 
 
@@ -77,7 +79,7 @@ class GaussianMeasure:
         if chol is None:
             chol, info = torch.linalg.cholesky_ex(self.covariance())
             if int(info) != 0:
-                raise ValueError(f"{type(self).__name__}: the covariance is singular, so the density is not defined "
+                raise PriorError(f"{type(self).__name__}: the covariance is singular, so the density is not defined "
                                  "on R^d; use the measure's whitened coordinates (e.g. KL coefficients)")
             self._log_density_chol = chol
         r = torch.as_tensor(u, dtype=torch.float64).reshape(-1, self.dim) - self.mean
@@ -90,7 +92,7 @@ class GaussianMeasure:
 
     def _n(self, n) -> int:
         if int(n) != n or n < 1:
-            raise ValueError(f"the number of draws must be a positive integer, got {n}")
+            raise PriorError(f"the number of draws must be a positive integer, got {n}")
         return int(n)
 
 
@@ -105,7 +107,7 @@ class StandardGaussian(GaussianMeasure):
 
     def __init__(self, dim: int):
         if int(dim) != dim or dim < 1:
-            raise ValueError(f"StandardGaussian: dim must be a positive integer, got {dim}")
+            raise PriorError(f"StandardGaussian: dim must be a positive integer, got {dim}")
         self.dim = int(dim)
         self.mean = torch.zeros(self.dim, dtype=torch.float64)
 
@@ -139,15 +141,15 @@ class DenseGaussian(GaussianMeasure):
         mean = torch.as_tensor(mean, dtype=torch.float64).reshape(-1)
         cov = torch.as_tensor(covariance, dtype=torch.float64)
         if cov.shape != (mean.numel(), mean.numel()):
-            raise ValueError(f"DenseGaussian: covariance must have shape ({mean.numel()}, {mean.numel()}), "
+            raise PriorError(f"DenseGaussian: covariance must have shape ({mean.numel()}, {mean.numel()}), "
                              f"got {tuple(cov.shape)}")
         if not (bool(torch.isfinite(mean).all()) and bool(torch.isfinite(cov).all())):
-            raise ValueError("DenseGaussian: mean and covariance must be finite")
+            raise PriorError("DenseGaussian: mean and covariance must be finite")
         if not torch.allclose(cov, cov.T, atol=1e-10 * float(cov.abs().max().clamp_min(1.0))):
-            raise ValueError("DenseGaussian: the covariance must be symmetric")
+            raise PriorError("DenseGaussian: the covariance must be symmetric")
         chol, info = torch.linalg.cholesky_ex(cov)
         if int(info) != 0:
-            raise ValueError("DenseGaussian: the covariance must be positive definite")
+            raise PriorError("DenseGaussian: the covariance must be positive definite")
         self.dim, self.mean, self._cov, self.chol = mean.numel(), mean, cov, chol
         self._log_density_chol = chol
 
@@ -188,19 +190,20 @@ class MaternField(GaussianMeasure):
     def __init__(self, size: int, num_modes: int = 32, *, alpha: float = 2.0, tau: float = 3.0,
                  sigma: float | None = None, mean=0.0):
         if int(size) != size or size < 2:
-            raise ValueError(f"MaternField: size must be an integer >= 2, got {size}")
+            raise PriorError(f"MaternField: size must be an integer >= 2, got {size}")
         n = int(size)
         if int(num_modes) != num_modes or not 1 <= num_modes <= n * n:
-            raise ValueError(f"MaternField: num_modes must be an integer in [1, {n * n}], got {num_modes}")
+            raise PriorError(f"MaternField: num_modes must be an integer in [1, {n * n}], got {num_modes}")
         for name, v in (("alpha", alpha), ("tau", tau)) + ((("sigma", sigma),) if sigma is not None else ()):
             if not (math.isfinite(float(v)) and float(v) > 0):
-                raise ValueError(f"MaternField: {name} must be positive and finite, got {v}")
+                raise PriorError(f"MaternField: {name} must be positive and finite, got {v}")
         sigma = float(tau) ** (float(alpha) - 1.0) if sigma is None else float(sigma)
         m = torch.as_tensor(mean, dtype=torch.float64)
         if m.ndim == 0:
             m = m.expand(n, n)
         if m.shape != (n, n) or not bool(torch.isfinite(m).all()):
-            raise ValueError(f"MaternField: mean must be a finite scalar or an ({n}, {n}) field, got shape {tuple(m.shape)}")
+            raise PriorError(f"MaternField: mean must be a finite scalar or an ({n}, {n}) field, got shape "
+                             f"{tuple(m.shape)}")
         k = torch.arange(n, dtype=torch.float64)
         kk, ll = torch.meshgrid(k, k, indexing="ij")
         mu = sigma**2 * (math.pi**2 * (kk**2 + ll**2) + float(tau) ** 2) ** (-float(alpha))
@@ -221,7 +224,7 @@ class MaternField(GaussianMeasure):
         """KL coefficients ``(B, K)`` -> fields ``m_0 + sum_k sqrt(mu_k) xi_k phi_k``, ``(B, 1, N, N)`` float64."""
         xi = torch.as_tensor(xi)
         if xi.ndim != 2 or xi.shape[1] != self.num_modes:
-            raise ValueError(f"MaternField.field: expected KL coefficients of shape (B, {self.num_modes}), "
+            raise PriorError(f"MaternField.field: expected KL coefficients of shape (B, {self.num_modes}), "
                              f"got {tuple(xi.shape)}")
         x = self.mean + (xi.to(torch.float64) * self.eigenvalues.sqrt()) @ self.basis
         return x.reshape(-1, 1, self.size, self.size)

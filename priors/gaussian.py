@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from priors.errors import PriorError
 from priors.gaussian_mixture import GaussianMixturePrior
 
 __all__ = ["GaussianPrior"]
@@ -33,7 +34,7 @@ class GaussianPrior(GaussianMixturePrior):
         variance = 1.0
         if covariance is None and std is not None:  # std^2 I without a dense d x d matrix
             if not float(std) > 0:
-                raise ValueError(f"std must be positive, got {std}")
+                raise PriorError(f"std must be positive, got {std}")
             variance = float(std) ** 2
         if sigma_max is None:
             scale = variance ** 0.5 if covariance is None else float(torch.as_tensor(covariance).diagonal().max()) ** 0.5

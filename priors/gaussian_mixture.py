@@ -23,6 +23,7 @@ import math
 import torch
 
 from priors.base import Prior, check_denoise_input
+from priors.errors import PriorError
 
 __all__ = ["GaussianMixture", "GaussianMixturePrior"]
 
@@ -32,7 +33,7 @@ _LOG_2PI = math.log(2.0 * math.pi)
 def _as_matrix(A, d: int, dtype, device) -> torch.Tensor:
     A = torch.as_tensor(A, dtype=dtype, device=device)
     if A.ndim != 2 or A.shape[1] != d:
-        raise ValueError(f"the operator must be a matrix of shape (dy, {d}), got {tuple(A.shape)}")
+        raise PriorError(f"the operator must be a matrix of shape (dy, {d}), got {tuple(A.shape)}")
     return A
 
 
@@ -49,9 +50,9 @@ class GaussianMixture:
         cov = torch.as_tensor(covariances, dtype=torch.float64)
         K, d = self.means.shape
         if self.weights.shape != (K,):
-            raise ValueError(f"weights must have shape ({K},), got {tuple(self.weights.shape)}")
+            raise PriorError(f"weights must have shape ({K},), got {tuple(self.weights.shape)}")
         if cov.shape not in ((d, d), (K, d, d)):
-            raise ValueError(f"covariances must have shape ({d}, {d}) or ({K}, {d}, {d}), got {tuple(cov.shape)}")
+            raise PriorError(f"covariances must have shape ({d}, {d}) or ({K}, {d}, {d}), got {tuple(cov.shape)}")
         self.covariances = cov
         self._chol = torch.linalg.cholesky(cov)  # (d, d) or (K, d, d)
 
@@ -135,33 +136,33 @@ class GaussianMixturePrior(Prior):
                  sigma_max: float | None = None, device=None, dtype=torch.float64, isotropic_variance: float = 1.0):
         super().__init__()
         if not (math.isfinite(float(isotropic_variance)) and float(isotropic_variance) > 0):
-            raise ValueError(f"isotropic_variance must be positive, got {isotropic_variance}")
+            raise PriorError(f"isotropic_variance must be positive, got {isotropic_variance}")
         self.isotropic_variance = float(isotropic_variance)
         means = torch.as_tensor(means, dtype=dtype)
         weights = torch.as_tensor(weights, dtype=dtype)
         if means.ndim < 2:
-            raise ValueError(f"means must have shape (K, *shape), got {tuple(means.shape)}")
+            raise PriorError(f"means must have shape (K, *shape), got {tuple(means.shape)}")
         K = means.shape[0]
         self.shape = tuple(means.shape[1:])
         d = math.prod(self.shape)
         if weights.shape != (K,):
-            raise ValueError(f"weights must have shape ({K},) to match {K} means, got {tuple(weights.shape)}")
+            raise PriorError(f"weights must have shape ({K},) to match {K} means, got {tuple(weights.shape)}")
         if not bool(torch.isfinite(means).all()) or not bool(torch.isfinite(weights).all()):
-            raise ValueError("means and weights must be finite")
+            raise PriorError("means and weights must be finite")
         if bool((weights < 0).any()) or float(weights.sum()) <= 0:
-            raise ValueError("weights must be non-negative with a positive sum")
+            raise PriorError("weights must be non-negative with a positive sum")
         self.register_buffer("means", means.reshape(K, d))
         self.register_buffer("weights", weights / weights.sum())
         self.isotropic = covariances is None
         if covariances is not None:
             cov = torch.as_tensor(covariances, dtype=dtype)
             if cov.shape not in ((d, d), (K, d, d)):
-                raise ValueError(f"covariances must have shape ({d}, {d}) or ({K}, {d}, {d}), got {tuple(cov.shape)}")
+                raise PriorError(f"covariances must have shape ({d}, {d}) or ({K}, {d}, {d}), got {tuple(cov.shape)}")
             if not torch.allclose(cov, cov.transpose(-1, -2), atol=1e-8 * float(cov.abs().max()) + 1e-12):
-                raise ValueError("covariances must be symmetric")
+                raise PriorError("covariances must be symmetric")
             evals, evecs = torch.linalg.eigh(cov)
             if bool((evals <= 0).any()):
-                raise ValueError("covariances must be positive definite")
+                raise PriorError("covariances must be positive definite")
             self.register_buffer("covariances", cov)
             self.register_buffer("_evals", evals)
             self.register_buffer("_evecs", evecs)
@@ -281,10 +282,10 @@ class GaussianMixturePrior(Prior):
         A = _as_matrix(A, d, torch.float64, self.means.device)
         y = torch.as_tensor(y, dtype=torch.float64, device=self.means.device).reshape(-1)
         if y.shape[0] != A.shape[0]:
-            raise ValueError(f"y has {y.shape[0]} entries but the operator has {A.shape[0]} rows")
+            raise PriorError(f"y has {y.shape[0]} entries but the operator has {A.shape[0]} rows")
         sigma_y = float(sigma_y)
         if not math.isfinite(sigma_y) or sigma_y < 0:
-            raise ValueError(f"sigma_y must be finite and non-negative, got {sigma_y}")
+            raise PriorError(f"sigma_y must be finite and non-negative, got {sigma_y}")
         C = self._full_covariances().to(torch.float64)
         m = self.means.to(torch.float64)
         I = torch.eye(A.shape[0], dtype=torch.float64, device=A.device)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from priors.base import Prior
 from priors.edm import EDMPrior
+from priors.errors import PriorError
 from priors.flow import FlowMatchingPrior
 from priors.normalisation import Normalisation
 from priors.vp import VPDiffusionPrior
@@ -33,7 +34,7 @@ from priors.vp import VPDiffusionPrior
 __all__ = ["load_prior", "save_prior", "shipped_priors", "shipped_priors_dir", "PriorLoadError"]
 
 
-class PriorLoadError(ValueError):
+class PriorLoadError(PriorError):
     """A prior could not be found or is not a valid diffusers / prior directory."""
 
 

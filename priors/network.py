@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 
 from priors.base import Prior
+from priors.errors import PriorError
 from priors.normalisation import Normalisation
 
 __all__ = ["NetworkPrior", "network_call"]
@@ -24,7 +25,7 @@ def network_call(network: torch.nn.Module, x: torch.Tensor, t: torch.Tensor) -> 
     h, w = x.shape[-2:]
     hn, wn = (h, w) if size is None else (size, size) if isinstance(size, int) else tuple(size)
     if h > hn or w > wn:
-        raise ValueError(f"input {h} x {w} is larger than the network's {hn} x {wn}")
+        raise PriorError(f"input {h} x {w} is larger than the network's {hn} x {wn}")
     top, left = (hn - h) // 2, (wn - w) // 2
     if (h, w) != (hn, wn):
         x = torch.nn.functional.pad(x, (left, wn - w - left, top, hn - h - top), mode="replicate")

@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from priors.errors import PriorError
+
 __all__ = ["Normalisation"]
 
 
@@ -21,7 +23,8 @@ class Normalisation:
 
     def __post_init__(self):
         if not (math.isfinite(self.scale) and self.scale != 0 and math.isfinite(self.offset)):
-            raise ValueError(f"normalisation needs a finite non-zero scale and finite offset, got {self.scale}, {self.offset}")
+            raise PriorError(f"normalisation needs a finite non-zero scale and finite offset, got {self.scale}, "
+                             f"{self.offset}")
 
     def to_physical(self, x):
         """Model space -> physical units."""

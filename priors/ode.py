@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from priors.base import Prior
+from priors.errors import PriorError
 
 __all__ = ["latent_to_sample", "sample_to_latent", "edm_sigmas"]
 
@@ -21,7 +22,7 @@ __all__ = ["latent_to_sample", "sample_to_latent", "edm_sigmas"]
 def edm_sigmas(num_steps: int, sigma_min: float, sigma_max: float, rho: float = 7.0, *, device=None) -> torch.Tensor:
     """``num_steps`` EDM noise levels from ``sigma_max`` down to ``sigma_min`` followed by 0."""
     if int(num_steps) < 2:
-        raise ValueError(f"the probability-flow map needs at least 2 steps, got {num_steps}")
+        raise PriorError(f"the probability-flow map needs at least 2 steps, got {num_steps}")
     ramp = torch.linspace(0, 1, int(num_steps), dtype=torch.float64, device=device)
     s = (sigma_max ** (1 / rho) + ramp * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
     return torch.cat([s, s.new_zeros(1)])

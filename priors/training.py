@@ -38,6 +38,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from priors.edm import EDMPrior, edm_coefficients
+from priors.errors import PriorError
 from priors.flow import TIME_SCALE, FlowMatchingPrior
 from priors.loading import save_prior
 from priors.network import network_call
@@ -69,7 +70,7 @@ def build_unet(size: int, channels: int = 1, widths=(32, 64, 64), layers_per_blo
 
     widths = tuple(int(w) for w in widths)
     if size % (2 ** (len(widths) - 1)):
-        raise ValueError(f"image size {size} must be divisible by 2^{len(widths) - 1} for {len(widths)} UNet levels")
+        raise PriorError(f"image size {size} must be divisible by 2^{len(widths) - 1} for {len(widths)} UNet levels")
     down = ["DownBlock2D"] * len(widths)
     up = ["UpBlock2D"] * len(widths)
     if attention:
@@ -194,11 +195,11 @@ class SeededBatchSampler(torch.utils.data.Sampler):
     def __init__(self, num_examples: int, batch_size: int, seed: int = 0, start: int = 0, num_replicas: int = 1,
                  rank: int = 0):
         if num_examples < batch_size:
-            raise ValueError(f"batch size {batch_size} exceeds the {num_examples} training examples")
+            raise PriorError(f"batch size {batch_size} exceeds the {num_examples} training examples")
         if num_replicas < 1 or not 0 <= rank < num_replicas:
-            raise ValueError(f"rank {rank} is not in 0..{num_replicas - 1}")
+            raise PriorError(f"rank {rank} is not in 0..{num_replicas - 1}")
         if batch_size % num_replicas:
-            raise ValueError(f"the global batch size {batch_size} is not divisible by the {num_replicas} processes "
+            raise PriorError(f"the global batch size {batch_size} is not divisible by the {num_replicas} processes "
                              "(devices x nodes)")
         self.n, self.batch_size, self.seed, self.start = int(num_examples), int(batch_size), int(seed), int(start)
         self.local = self.batch_size // int(num_replicas)
@@ -229,9 +230,9 @@ class TensorDataModule(pl.LightningDataModule):
     def __init__(self, data: torch.Tensor, batch_size: int = 16, seed: int = 0):
         super().__init__()
         if data.ndim != 4 or len(data) < 1:
-            raise ValueError(f"training data must have shape (N, C, H, W), got {tuple(data.shape)}")
+            raise PriorError(f"training data must have shape (N, C, H, W), got {tuple(data.shape)}")
         if not bool(torch.isfinite(data).all()):
-            raise ValueError("training data contain NaN or Inf")
+            raise PriorError("training data contain NaN or Inf")
         self.data, self.batch_size, self.seed = data.float(), int(batch_size), int(seed)
 
         self._start = 0
@@ -296,7 +297,7 @@ def train_prior(data: torch.Tensor, out_dir, *, kind: str = "edm", steps: int = 
         train_prior(torch.randn(64, 1, 16, 16), "tiny-prior", steps=5, batch_size=8, widths=(8, 16))
     """
     if kind not in ("edm", "flow"):
-        raise ValueError(f"unknown prior kind {kind!r}; expected 'edm' or 'flow'")
+        raise PriorError(f"unknown prior kind {kind!r}; expected 'edm' or 'flow'")
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f"{out_dir} already exists (pass overwrite=True / --overwrite to replace it)")
@@ -305,7 +306,7 @@ def train_prior(data: torch.Tensor, out_dir, *, kind: str = "edm", steps: int = 
     if resume and not last.is_file():
         raise FileNotFoundError(f"--resume: no checkpoint at {last}")
     if isinstance(devices, int) and devices > 0 and batch_size % (devices * int(num_nodes)):
-        raise ValueError(f"the global batch size {batch_size} must be divisible by devices x nodes = "
+        raise PriorError(f"the global batch size {batch_size} must be divisible by devices x nodes = "
                          f"{devices * int(num_nodes)} processes")
     pl.seed_everything(seed, workers=True, verbose=False)
     size = data.shape[-1]
@@ -318,7 +319,7 @@ def train_prior(data: torch.Tensor, out_dir, *, kind: str = "edm", steps: int = 
                                         save_top_k=0)
     logger = pl.loggers.CSVLogger(work, name="logs")
     if max_minutes is not None and not (0 < float(max_minutes) < float("inf")):
-        raise ValueError(f"max_minutes must be positive and finite, got {max_minutes}")
+        raise PriorError(f"max_minutes must be positive and finite, got {max_minutes}")
     timer = [] if max_minutes is None else [_RunTimer(duration=timedelta(minutes=float(max_minutes)), interval="step")]
     trainer = pl.Trainer(max_steps=steps, accelerator=accelerator, devices=devices, num_nodes=num_nodes,
                          strategy=strategy, callbacks=[ckpt, *timer], logger=logger, enable_progress_bar=progress,

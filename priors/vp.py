@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from priors.base import check_denoise_input
+from priors.errors import PriorError
 from priors.network import NetworkPrior
 from priors.normalisation import Normalisation
 
@@ -41,13 +42,14 @@ class VPDiffusionPrior(NetworkPrior):
     def __init__(self, network: torch.nn.Module, alphas_cumprod, prediction_type: str, shape, *,
                  normalisation: Normalisation | None = None, card: dict | None = None, dims=None):
         if prediction_type not in PREDICTION_TYPES:
-            raise ValueError(f"unknown prediction type {prediction_type!r}; expected one of {', '.join(PREDICTION_TYPES)}")
+            raise PriorError(f"unknown prediction type {prediction_type!r}; expected one of "
+                             f"{', '.join(PREDICTION_TYPES)}")
         abar = torch.as_tensor(alphas_cumprod, dtype=torch.float64)
         if abar.ndim != 1 or len(abar) < 2 or not bool(((abar > 0) & (abar < 1)).all()):
-            raise ValueError("alphas_cumprod must be a 1-D schedule of values in (0, 1)")
+            raise PriorError("alphas_cumprod must be a 1-D schedule of values in (0, 1)")
         log_sig = 0.5 * torch.log((1 - abar) / abar)
         if not bool((log_sig[1:] > log_sig[:-1]).all()):
-            raise ValueError("alphas_cumprod must decrease strictly with the timestep")
+            raise PriorError("alphas_cumprod must decrease strictly with the timestep")
         super().__init__(network, shape, sigma_min=float(log_sig[0].exp()), sigma_max=float(log_sig[-1].exp()),
                          normalisation=normalisation, card=card, dims=dims)
         self.prediction_type = prediction_type

@@ -5,6 +5,7 @@ from samplers.base import Counters, Sampler, SamplerError, State, make_generator
 from samplers.dps import DPS
 from samplers.eki import EnsembleKalmanInversion
 from samplers.enkg import EnsembleKalmanGuidance
+from samplers.errors import SamplerConfigError
 from samplers.mcg import MCG
 from samplers.mcgdiff import MCGdiff
 from samplers.posterior import Posterior, open_posterior
@@ -16,5 +17,5 @@ from samplers.tds import TwistedDiffusionSampler
 __all__ = ["Counters", "Sampler", "SamplerError", "State", "make_generator", "run", "DPS", "MCG",
            "Posterior", "open_posterior", "karras_sigmas", "get_sampler", "SAMPLERS"]
 
-__all__ += ["EnsembleKalmanGuidance", "EnsembleKalmanInversion"]
+__all__ += ["EnsembleKalmanGuidance", "EnsembleKalmanInversion", "SamplerConfigError"]
 __all__ += ["SMCSampler", "TwistedDiffusionSampler", "MCGdiff", "ApproximationFreeEnsemble"]

@@ -22,13 +22,15 @@ import math
 
 import torch
 
+from forward_models.errors import ForwardModelError
+
 __all__ = ["matern_spectrum", "gaussian_random_field", "initial_vorticity", "two_phase_permeability"]
 
 
 def _check(name: str, value, positive: bool = True) -> float:
     value = float(value)
     if not math.isfinite(value) or (positive and value <= 0):
-        raise ValueError(f"{name} must be positive and finite, got {value}")
+        raise ForwardModelError(f"{name} must be positive and finite, got {value}")
     return value
 
 
@@ -48,7 +50,7 @@ def matern_spectrum(size: int, *, alpha: float = 2.0, tau: float = 3.0, sigma: f
     """
     size = int(size)
     if size < 2:
-        raise ValueError(f"the grid size must be at least 2, got {size}")
+        raise ForwardModelError(f"the grid size must be at least 2, got {size}")
     alpha, tau, length = _check("alpha", alpha), _check("tau", tau), _check("length", length)
     sigma = tau ** (alpha - 1.0) if sigma is None else _check("sigma", sigma)
     k = torch.fft.fftfreq(size, 1.0 / size, dtype=torch.float64)
@@ -74,9 +76,9 @@ def gaussian_random_field(n: int, size: int, *, alpha: float = 2.0, tau: float =
     """
     n, size = int(n), int(size)
     if n < 1:
-        raise ValueError(f"the number of fields must be at least 1, got {n}")
+        raise ForwardModelError(f"the number of fields must be at least 1, got {n}")
     if size < 2:
-        raise ValueError(f"the grid size must be at least 2, got {size}")
+        raise ForwardModelError(f"the grid size must be at least 2, got {size}")
     length = _check("length", length)
     grid, side = (size, length) if periodic else (2 * size, 2 * length)
     mu = matern_spectrum(grid, alpha=alpha, tau=tau, sigma=sigma, length=side)

@@ -21,6 +21,8 @@ import numbers
 
 import torch
 
+from forward_models.errors import ForwardModelError
+
 __all__ = ["random_ellipses", "shepp_logan", "ellipse_image", "SHEPP_LOGAN_MODIFIED"]
 
 #: Toft's modified Shepp-Logan head (better contrast than the original): rows
@@ -42,7 +44,7 @@ SHEPP_LOGAN_MODIFIED = (
 
 def _check_size(size) -> int:
     if not isinstance(size, numbers.Integral) or isinstance(size, bool) or size < 2:
-        raise ValueError(f"phantom size must be an integer >= 2, got {size!r}")
+        raise ForwardModelError(f"phantom size must be an integer >= 2, got {size!r}")
     return int(size)
 
 
@@ -92,10 +94,10 @@ def random_ellipses(n: int, size: int, seed: int = 0, *, num_ellipses: int = 8, 
     ``random_ellipses(5, s, k)``.
     """
     if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"the number of phantoms n must be a positive integer, got {n!r}")
+        raise ForwardModelError(f"the number of phantoms n must be a positive integer, got {n!r}")
     size = _check_size(size)
     if not isinstance(num_ellipses, numbers.Integral) or isinstance(num_ellipses, bool) or num_ellipses < 0:
-        raise ValueError(f"num_ellipses must be a non-negative integer, got {num_ellipses!r}")
+        raise ForwardModelError(f"num_ellipses must be a non-negative integer, got {num_ellipses!r}")
     n, K = int(n), int(num_ellipses)
     g = torch.Generator().manual_seed(int(seed))
     u = torch.rand(n, K + 1, 6, generator=g, dtype=torch.float64)

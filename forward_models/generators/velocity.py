@@ -27,6 +27,8 @@ import math
 
 import torch
 
+from forward_models.errors import ForwardModelError
+
 __all__ = ["VELOCITY_FAMILIES", "velocity_models"]
 
 #: the OpenFWI families this generator draws from
@@ -35,19 +37,20 @@ VELOCITY_FAMILIES = ("flat", "curved", "flat-fault", "curved-fault")
 
 def _check_arguments(n, family, size, v_range, num_layers, p_inversion):
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"velocity_models: the number of models n must be a positive integer, got {n!r}")
+        raise ForwardModelError(f"velocity_models: the number of models n must be a positive integer, got {n!r}")
     if family not in VELOCITY_FAMILIES:
-        raise ValueError(f"velocity_models: unknown family {family!r}; known: {', '.join(VELOCITY_FAMILIES)}")
+        raise ForwardModelError(f"velocity_models: unknown family {family!r}; known: {', '.join(VELOCITY_FAMILIES)}")
     if len(size) != 2 or any(int(s) != s or s < 2 for s in size):
-        raise ValueError(f"velocity_models: size must be two integers >= 2 (depth, width), got {tuple(size)}")
+        raise ForwardModelError(f"velocity_models: size must be two integers >= 2 (depth, width), got {tuple(size)}")
     lo, hi = (float(v) for v in v_range)
     if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo < hi):
-        raise ValueError(f"velocity_models: v_range must be finite with 0 < low < high, got {tuple(v_range)}")
+        raise ForwardModelError(f"velocity_models: v_range must be finite with 0 < low < high, got {tuple(v_range)}")
     k_lo, k_hi = (int(k) for k in num_layers)
     if not 1 <= k_lo <= k_hi:
-        raise ValueError(f"velocity_models: num_layers must be (low, high) with 1 <= low <= high, got {tuple(num_layers)}")
+        raise ForwardModelError("velocity_models: num_layers must be (low, high) with 1 <= low <= high, got "
+                                f"{tuple(num_layers)}")
     if not 0.0 <= float(p_inversion) <= 1.0:
-        raise ValueError(f"velocity_models: p_inversion must lie in [0, 1], got {p_inversion}")
+        raise ForwardModelError(f"velocity_models: p_inversion must lie in [0, 1], got {p_inversion}")
 
 
 def _layer_velocities(n, k, kmax, lo, hi, p_inversion, g):

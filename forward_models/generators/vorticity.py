@@ -13,6 +13,7 @@ import math
 
 import torch
 
+from forward_models.errors import ForwardModelError
 from forward_models.generators.grf import initial_vorticity
 from forward_models.navier_stokes import NavierStokes2D
 
@@ -37,11 +38,11 @@ def navier_stokes_snapshots(n: int, size: int = 64, *, seed: int = 0, t_spinup: 
     """
     n, batch_size = int(n), int(batch_size)
     if n < 1:
-        raise ValueError(f"navier_stokes_snapshots: the number of snapshots must be at least 1, got {n}")
+        raise ForwardModelError(f"navier_stokes_snapshots: the number of snapshots must be at least 1, got {n}")
     if batch_size < 1:
-        raise ValueError(f"navier_stokes_snapshots: batch_size must be at least 1, got {batch_size}")
+        raise ForwardModelError(f"navier_stokes_snapshots: batch_size must be at least 1, got {batch_size}")
     if not (math.isfinite(t_spinup) and t_spinup > 0):
-        raise ValueError(f"navier_stokes_snapshots: t_spinup must be positive and finite, got {t_spinup}")
+        raise ForwardModelError(f"navier_stokes_snapshots: t_spinup must be positive and finite, got {t_spinup}")
     solver = NavierStokes2D(size, factor=1, T=t_spinup, dt=dt, viscosity=viscosity, device=device)
     w0 = initial_vorticity(n, size, seed=seed, dtype=torch.float64)
     with torch.no_grad():  # data generation only: the forward model itself never disables autograd

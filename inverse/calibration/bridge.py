@@ -35,6 +35,7 @@ import torch
 
 from forward_models.base import ForwardModel
 from inverse.calibration.model import CalibrationModel
+from inverse.errors import UserError
 
 __all__ = ["TorchPotential", "TorchModel"]
 
@@ -69,7 +70,7 @@ class TorchPotential:
         if not callable(fn):
             raise TypeError(f"fn must be a torch callable, got {type(fn).__name__}")
         if int(dim) != dim or dim < 1:
-            raise ValueError(f"dim must be a positive integer, got {dim}")
+            raise UserError(f"dim must be a positive integer, got {dim}")
         self.fn, self.dim, self.vmap_method = fn, int(dim), vmap_method
         self.device = torch.device("cpu") if device is None else torch.device(device)
         self.calls = self.evaluations = self.gradient_calls = 0
@@ -134,7 +135,7 @@ class TorchPotential:
         """``f(z)`` for ``z`` of shape ``(p,)`` (a scalar); differentiable, vmappable."""
         z = jnp.asarray(z, dtype=jnp.float64)
         if z.shape != (self.dim,):
-            raise ValueError(f"TorchPotential expects a vector of shape ({self.dim},), got {z.shape}")
+            raise UserError(f"TorchPotential expects a vector of shape ({self.dim},), got {z.shape}")
         return self._f(z)
 
 
@@ -172,21 +173,21 @@ class TorchModel(CalibrationModel):
         if not isinstance(forward_model, ForwardModel):
             raise TypeError(f"forward_model must be a forward_models.ForwardModel, got {type(forward_model).__name__}")
         if not forward_model.differentiable:
-            raise ValueError(f"{type(forward_model).__name__} is not differentiable: NUTS needs gradients "
-                             "(use random_walk_metropolis instead)")
+            raise UserError(f"{type(forward_model).__name__} is not differentiable: NUTS needs gradients "
+                            "(use random_walk_metropolis instead)")
         self.parameters = tuple(parameters)
         if tuple(forward_model.input_shape) != (len(self.parameters),):
-            raise ValueError(f"{type(forward_model).__name__} takes inputs of shape {tuple(forward_model.input_shape)}, "
-                             f"but {len(self.parameters)} parameter names were given ({', '.join(self.parameters)})")
+            raise UserError(f"{type(forward_model).__name__} takes inputs of shape {tuple(forward_model.input_shape)}, "
+                            f"but {len(self.parameters)} parameter names were given ({', '.join(self.parameters)})")
         if not (math.isfinite(sigma_scale) and sigma_scale > 0):
-            raise ValueError(f"sigma_scale must be positive, got {sigma_scale}")
+            raise UserError(f"sigma_scale must be positive, got {sigma_scale}")
         self.forward_model = forward_model
         self.name = str(name)
         self.sigma_scale = float(sigma_scale)
         out = tuple(forward_model.output_shape)
         self.obs_dims = tuple(obs_dims) if obs_dims is not None else tuple(f"obs_dim_{i}" for i in range(len(out)))
         if len(self.obs_dims) != len(out):
-            raise ValueError(f"obs_dims {self.obs_dims} do not match the output shape {out}")
+            raise UserError(f"obs_dims {self.obs_dims} do not match the output shape {out}")
         self._coords = {d: np.asarray(c) for d, c in (coords or {}).items()}
         self._priors = dict(priors or {})
         self._truth = dict(truth or {})
@@ -218,7 +219,7 @@ class TorchModel(CalibrationModel):
         """The bridged ``Phi(theta) = ||y - F(theta)||^2 / 2`` for data ``y`` (cached per data array)."""
         y = np.asarray(y, dtype=np.float64)
         if y.shape != self.obs_shape:
-            raise ValueError(f"the data have shape {y.shape}, but {self.name} produces {self.obs_shape}")
+            raise UserError(f"the data have shape {y.shape}, but {self.name} produces {self.obs_shape}")
         key = hashlib.sha1(y.tobytes()).hexdigest()
         if key not in self._potentials:
             device, dtype = self._device_dtype()

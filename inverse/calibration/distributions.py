@@ -14,6 +14,7 @@ import math
 import numpyro.distributions as dist
 
 import inverse.calibration.model  # noqa: F401  (switches JAX to float64 before any array)
+from inverse.errors import UserError
 
 __all__ = ["PRIOR_FAMILIES", "parse_distribution", "describe_distribution", "check_prior", "check_noise_prior"]
 
@@ -40,24 +41,24 @@ def parse_distribution(spec: str) -> dist.Distribution:
     if family not in PRIOR_FAMILIES:
         close = difflib.get_close_matches(family, PRIOR_FAMILIES, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown prior family {family!r} in {spec!r}{hint} (known: {', '.join(PRIOR_FAMILIES)})")
+        raise UserError(f"unknown prior family {family!r} in {spec!r}{hint} (known: {', '.join(PRIOR_FAMILIES)})")
     cls, names = PRIOR_FAMILIES[family]
     parts = [a for a in args.split(",") if a.strip()] if args else []
     if len(parts) != len(names):
-        raise ValueError(f"prior {spec!r}: {family} takes {len(names)} number(s) ({', '.join(names)}), "
-                         f"e.g. {family}:{','.join(['1'] * len(names))}")
+        raise UserError(f"prior {spec!r}: {family} takes {len(names)} number(s) ({', '.join(names)}), "
+                        f"e.g. {family}:{','.join(['1'] * len(names))}")
     try:
         values = [float(a) for a in parts]
     except ValueError:
-        raise ValueError(f"prior {spec!r}: the arguments must be numbers") from None
+        raise UserError(f"prior {spec!r}: the arguments must be numbers") from None
     if not all(math.isfinite(v) for v in values):
-        raise ValueError(f"prior {spec!r}: the arguments must be finite")
+        raise UserError(f"prior {spec!r}: the arguments must be finite")
     kw = dict(zip(names, values, strict=False))
     for k in ("scale", "rate", "concentration"):
         if k in kw and kw[k] <= 0:
-            raise ValueError(f"prior {spec!r}: {k} must be positive, got {kw[k]}")
+            raise UserError(f"prior {spec!r}: {k} must be positive, got {kw[k]}")
     if family == "uniform" and not kw["low"] < kw["high"]:
-        raise ValueError(f"prior {spec!r}: uniform needs low < high")
+        raise UserError(f"prior {spec!r}: uniform needs low < high")
     return cls(**kw)
 
 
@@ -78,7 +79,7 @@ def check_prior(name: str, d) -> dist.Distribution:
     if not isinstance(d, dist.Distribution):
         raise TypeError(f"the prior of {name!r} must be a numpyro.distributions.Distribution, got {type(d).__name__}")
     if d.support.is_discrete:
-        raise ValueError(f"the prior of {name!r} is discrete ({type(d).__name__}); NUTS needs continuous parameters")
+        raise UserError(f"the prior of {name!r} is discrete ({type(d).__name__}); NUTS needs continuous parameters")
     return d
 
 
@@ -91,6 +92,6 @@ def check_noise_prior(d) -> dist.Distribution:
     except TypeError:
         ok = False
     if not ok:
-        raise ValueError(f"the prior of the noise level sigma must live on positive values (e.g. HalfNormal, "
-                         f"LogNormal), got {type(d).__name__} with support {d.support}")
+        raise UserError(f"the prior of the noise level sigma must live on positive values (e.g. HalfNormal, "
+                        f"LogNormal), got {type(d).__name__} with support {d.support}")
     return d

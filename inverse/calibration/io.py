@@ -29,6 +29,7 @@ import xarray as xr
 
 from inverse.calibration.model import CalibrationModel
 from inverse.calibration.models import get_model_class
+from inverse.errors import UserError
 from samplers.atomic import atomic_output
 from samplers.posterior import package_version
 
@@ -76,7 +77,7 @@ def write_data(path, model: CalibrationModel, y, *, sigma: float | None = None, 
     """
     y = np.asarray(y, dtype=np.float64)
     if model.obs_shape is not None and y.shape != tuple(model.obs_shape):
-        raise ValueError(f"the observations have shape {y.shape}, but {model.name} predicts {model.obs_shape}")
+        raise UserError(f"the observations have shape {y.shape}, but {model.name} predicts {model.obs_shape}")
     ds = _dataset(model, y)
     ds.attrs.update({"model": model.name, "model_config": json.dumps(model.config(), sort_keys=True),
                      "parameters": json.dumps(list(model.parameters)), "inverse_version": package_version(),
@@ -104,9 +105,9 @@ def _json_attr(ds: xr.Dataset, key: str, path) -> dict | None:
     try:
         value = json.loads(ds.attrs[key])
     except (TypeError, ValueError):
-        raise ValueError(f"{path}: the attribute {key!r} is not valid JSON") from None
+        raise UserError(f"{path}: the attribute {key!r} is not valid JSON") from None
     if not isinstance(value, dict):
-        raise ValueError(f"{path}: the attribute {key!r} must be a JSON object")
+        raise UserError(f"{path}: the attribute {key!r} must be a JSON object")
     return value
 
 
@@ -119,32 +120,32 @@ def read_data(path, model: str | None = None) -> CalibrationData:
     ds = _open(path, "data file")
     name = ds.attrs.get("model", model)
     if name is None:
-        raise ValueError(f"{path} does not say which model it is for (attribute 'model'); pass --model")
+        raise UserError(f"{path} does not say which model it is for (attribute 'model'); pass --model")
     cls = get_model_class(str(name))
     if model is not None and str(model) != str(name):
         get_model_class(str(model))
-        raise ValueError(f"{path} holds data for the model {name!r}, not {model!r}")
+        raise UserError(f"{path} holds data for the model {name!r}, not {model!r}")
     if "y" not in ds.data_vars:
-        raise ValueError(f"{path} has no variable 'y' (the observations); it has {', '.join(ds.data_vars) or 'none'}")
+        raise UserError(f"{path} has no variable 'y' (the observations); it has {', '.join(ds.data_vars) or 'none'}")
     y = np.asarray(ds["y"].values, dtype=np.float64)
     bad = int((~np.isfinite(y)).sum())
     if bad:
-        raise ValueError(f"{path}: the observations contain {bad} NaN or Inf value(s)")
+        raise UserError(f"{path}: the observations contain {bad} NaN or Inf value(s)")
     config = _json_attr(ds, "model_config", path) or {}
     config.update(cls.config_from_coords({d: ds[d].values for d in ds["y"].dims if d in ds.coords}))
     arrays = {k: np.asarray(ds[k].values) for k in ds.data_vars if k != "y"}
     try:
         m = cls.from_config(config, arrays)
     except TypeError as e:
-        raise ValueError(f"{path}: the model configuration does not fit {name!r} ({e})") from None
+        raise UserError(f"{path}: the model configuration does not fit {name!r} ({e})") from None
     if m.obs_shape is not None and tuple(y.shape) != tuple(m.obs_shape):
-        raise ValueError(f"{path}: 'y' has shape {tuple(y.shape)}, but the {name} model built from the file "
-                         f"predicts {tuple(m.obs_shape)}")
+        raise UserError(f"{path}: 'y' has shape {tuple(y.shape)}, but the {name} model built from the file "
+                        f"predicts {tuple(m.obs_shape)}")
     sigma = ds.attrs.get("noise_sigma")
     if sigma is not None:
         sigma = float(sigma)
         if not (math.isfinite(sigma) and sigma > 0):
-            raise ValueError(f"{path}: the attribute noise_sigma must be positive, got {sigma}")
+            raise UserError(f"{path}: the attribute noise_sigma must be positive, got {sigma}")
     return CalibrationData(m, y, sigma, _json_attr(ds, "truth", path), dict(ds.attrs))
 
 
@@ -165,7 +166,7 @@ def read_inference_data(path) -> az.InferenceData:
     try:
         idata = az.from_netcdf(str(path), engine="h5netcdf")
     except (OSError, ValueError, TypeError, KeyError) as e:
-        raise ValueError(f"{path} is not a readable InferenceData NetCDF file ({type(e).__name__})") from None
+        raise UserError(f"{path} is not a readable InferenceData NetCDF file ({type(e).__name__})") from None
     if "posterior" not in idata.groups():
-        raise ValueError(f"{path} has no posterior group")
+        raise UserError(f"{path} has no posterior group")
     return idata

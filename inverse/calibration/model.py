@@ -27,6 +27,8 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import numpyro.distributions as dist  # noqa: E402
 
+from inverse.errors import UserError
+
 __all__ = ["CalibrationModel", "JaxModel"]
 
 
@@ -131,12 +133,12 @@ class CalibrationModel:
         """``G(theta) + sigma * e`` with ``e ~ N(0, I)`` from ``numpy.random.default_rng(seed)``."""
         missing = [p for p in self.parameters if p not in theta]
         if missing:
-            raise ValueError(f"{self.name}: missing parameter value(s) {', '.join(missing)}; "
-                             f"the model has {', '.join(self.parameters)}")
+            raise UserError(f"{self.name}: missing parameter value(s) {', '.join(missing)}; "
+                            f"the model has {', '.join(self.parameters)}")
         clean = np.asarray(self.predict({k: jnp.asarray(float(theta[k])) for k in self.parameters}),
                            dtype=np.float64)
         if not np.isfinite(clean).all():
-            raise ValueError(f"{self.name}: the model gives non-finite predictions at {dict(theta)}")
+            raise UserError(f"{self.name}: the model gives non-finite predictions at {dict(theta)}")
         return clean + float(sigma) * np.random.default_rng(int(seed)).standard_normal(clean.shape)
 
     def describe(self) -> str:
@@ -174,7 +176,7 @@ class JaxModel(CalibrationModel):
         self._obs_shape = None if obs_shape is None else tuple(int(s) for s in obs_shape)
         self.obs_dims = () if obs_shape is None else tuple(f"obs_dim_{i}" for i in range(len(obs_shape)))
         if not (math.isfinite(sigma_scale) and sigma_scale > 0):
-            raise ValueError(f"sigma_scale must be positive, got {sigma_scale}")
+            raise UserError(f"sigma_scale must be positive, got {sigma_scale}")
         self.sigma_scale = float(sigma_scale)
 
     @property

@@ -18,6 +18,7 @@ from pathlib import Path
 import arviz as az
 import numpy as np
 
+from inverse.errors import UserError
 from inverse.figures import save_figure  # importing it selects the Agg backend
 
 __all__ = ["plot_trace", "plot_pair"]
@@ -25,7 +26,7 @@ __all__ = ["plot_trace", "plot_pair"]
 
 def _scalar_names(idata: az.InferenceData, var_names) -> list[str]:
     if "posterior" not in idata.groups():
-        raise ValueError("the InferenceData has no posterior group")
+        raise UserError("the InferenceData has no posterior group")
     names = [v for v in idata.posterior.data_vars if idata.posterior[v].ndim == 2]
     if var_names is None:  # the model's own order when recorded (NumPyro sorts sites by name)
         try:
@@ -36,7 +37,7 @@ def _scalar_names(idata: az.InferenceData, var_names) -> list[str]:
         return first + [v for v in names if v not in first]
     missing = [v for v in var_names if v not in idata.posterior]
     if missing:
-        raise ValueError(f"no parameter {missing[0]!r} in the posterior (it has {', '.join(names)})")
+        raise UserError(f"no parameter {missing[0]!r} in the posterior (it has {', '.join(names)})")
     return list(var_names)
 
 

@@ -25,6 +25,7 @@ from scipy import stats
 
 from inverse.calibration.bridge import TorchModel
 from inverse.calibration.core import NOISE_NAME, prepare
+from inverse.errors import UserError
 
 __all__ = ["SBCResult", "simulation_based_calibration", "rank_uniformity"]
 
@@ -56,7 +57,7 @@ def rank_uniformity(ranks, num_draws: int, bins: int) -> tuple[float, float]:
     """Pearson chi-square statistic and p-value of ranks in ``{0..num_draws}`` against the uniform law."""
     ranks = np.asarray(ranks)
     if bins < 2 or bins > num_draws + 1:
-        raise ValueError(f"bins must lie in 2..{num_draws + 1}, got {bins}")
+        raise UserError(f"bins must lie in 2..{num_draws + 1}, got {bins}")
     observed = np.bincount(_bin(ranks, num_draws, bins), minlength=bins)
     width = np.bincount(_bin(np.arange(num_draws + 1), num_draws, bins), minlength=bins)
     expected = len(ranks) * width / (num_draws + 1)
@@ -89,17 +90,17 @@ def simulation_based_calibration(model, priors=None, *, sigma=None, num_replicat
     for what, v, low in (("num_replications", num_replications, 2), ("num_warmup", num_warmup, 1),
                          ("num_samples", num_samples, 1), ("thin", thin, 1), ("bins", bins, 2)):
         if isinstance(v, bool) or int(v) != v or v < low:
-            raise ValueError(f"{what} must be an integer >= {low}, got {v}")
+            raise UserError(f"{what} must be an integer >= {low}, got {v}")
     probe = prepare(model, np.zeros(model.obs_shape), priors, sigma) if getattr(model, "obs_shape", None) else None
     if probe is None:
-        raise ValueError("simulation-based calibration needs a model with a known observation shape")
+        raise UserError("simulation-based calibration needs a model with a known observation shape")
     if isinstance(probe.model, TorchModel):
-        raise ValueError("simulation-based calibration runs vectorised JAX models only (not the torch bridge)")
+        raise UserError("simulation-based calibration runs vectorised JAX models only (not the torch bridge)")
     m, names = probe.model, probe.names
     R, W, S = int(num_replications), int(num_warmup), int(num_samples)
     L = S // int(thin)
     if L < 1 or bins > L + 1:
-        raise ValueError(f"{L} ranked draws per replication are too few for {bins} bins")
+        raise UserError(f"{L} ranked draws per replication are too few for {bins} bins")
     k_theta, k_sigma, k_noise, k_init, k_run = jax.random.split(jax.random.PRNGKey(int(seed)), 5)
     keys = jax.random.split(k_theta, len(probe.priors))
     truths = {k: p.sample(kk, (R,)) for (k, p), kk in zip(probe.priors.items(), keys, strict=False)}

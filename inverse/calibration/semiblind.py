@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from inverse.calibration.core import diagnostics_attrs
 from inverse.calibration.distributions import check_prior, describe_distribution
+from inverse.errors import UserError
 
 __all__ = ["gibbs", "gaussian_field_step", "sampler_field_step", "linear_gaussian_log_likelihood"]
 
@@ -92,15 +93,15 @@ def gibbs(field_step: FieldStep, log_likelihood: Callable, priors: Mapping[str, 
     for what, v, low in (("num_chains", num_chains, 1), ("num_warmup", num_warmup, 0),
                          ("num_samples", num_samples, 1), ("nuts_steps", nuts_steps, 1)):
         if isinstance(v, bool) or int(v) != v or v < low:
-            raise ValueError(f"{what} must be an integer >= {low}, got {v}")
+            raise UserError(f"{what} must be an integer >= {low}, got {v}")
     if not callable(field_step) or not callable(log_likelihood):
         raise TypeError("field_step and log_likelihood must be callables")
     priors = {k: check_prior(k, p) for k, p in dict(priors).items()}
     if not priors:
-        raise ValueError("gibbs needs at least one parameter prior")
+        raise UserError("gibbs needs at least one parameter prior")
     y_np = np.asarray(y, dtype=np.float64)
     if not np.isfinite(y_np).all():
-        raise ValueError(f"the data contain {int((~np.isfinite(y_np)).sum())} NaN or Inf value(s)")
+        raise UserError(f"the data contain {int((~np.isfinite(y_np)).sum())} NaN or Inf value(s)")
     y_j = jnp.asarray(y_np)
 
     def param_model(x):
@@ -112,7 +113,7 @@ def gibbs(field_step: FieldStep, log_likelihood: Callable, priors: Mapping[str, 
         x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
         x = x.astype(np.float64)
         if not np.isfinite(x).all():
-            raise ValueError(f"the field step returned NaN or Inf (chain {chain}, iteration {it})")
+            raise UserError(f"the field step returned NaN or Inf (chain {chain}, iteration {it})")
         return x
 
     t_start = time.perf_counter()

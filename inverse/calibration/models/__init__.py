@@ -20,6 +20,7 @@ from inverse.calibration.models.navier_stokes import (
     NavierStokesCalibration,
     NavierStokesParameters,
 )
+from inverse.errors import UserError
 
 __all__ = ["CalibrationModel", "JaxModel", "HeatEquation1D", "HeatEquation1DTorch", "LayeredEarth",
            "reflection_traveltimes", "T2Relaxation", "T2RelaxationTorch", "NavierStokesCalibration",
@@ -33,5 +34,5 @@ MODELS: dict[str, type] = {"heat": HeatEquation1D, "layered-earth": LayeredEarth
 def get_model_class(name: str) -> type:
     """The model class of a command-line name, with a one-line 'did you mean' error for unknown names."""
     if name not in MODELS:
-        raise ValueError(unknown_name_message("calibration model", name, MODELS))
+        raise UserError(unknown_name_message("calibration model", name, MODELS))
     return MODELS[name]

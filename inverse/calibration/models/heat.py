@@ -30,6 +30,7 @@ import torch
 
 from forward_models.base import ForwardModel
 from inverse.calibration.model import CalibrationModel
+from inverse.errors import UserError
 
 __all__ = ["HeatEquation1D", "HeatEquation1DTorch"]
 
@@ -41,18 +42,18 @@ _DEFAULTS = {"length": 0.1, "positions": (0.02, 0.04, 0.06, 0.08),
 def _design(length, positions, times, initial_modes, num_modes):
     length = float(length)
     if not (math.isfinite(length) and length > 0):
-        raise ValueError(f"the rod length must be positive, got {length}")
+        raise UserError(f"the rod length must be positive, got {length}")
     x = np.asarray(positions, dtype=np.float64).reshape(-1)
     t = np.asarray(times, dtype=np.float64).reshape(-1)
     b = np.asarray(initial_modes, dtype=np.float64).reshape(-1)
     if x.size < 1 or not np.isfinite(x).all() or (x <= 0).any() or (x >= length).any():
-        raise ValueError(f"sensor positions must lie strictly inside (0, {length}), got {positions!r}")
+        raise UserError(f"sensor positions must lie strictly inside (0, {length}), got {positions!r}")
     if t.size < 1 or not np.isfinite(t).all() or (t <= 0).any():
-        raise ValueError(f"observation times must be positive, got {times!r}")
+        raise UserError(f"observation times must be positive, got {times!r}")
     if int(num_modes) != num_modes or num_modes < max(1, b.size):
-        raise ValueError(f"num_modes must be an integer >= {max(1, b.size)} (the initial modes), got {num_modes}")
+        raise UserError(f"num_modes must be an integer >= {max(1, b.size)} (the initial modes), got {num_modes}")
     if not np.isfinite(b).all():
-        raise ValueError("initial_modes must be finite")
+        raise UserError("initial_modes must be finite")
     n = np.arange(1, int(num_modes) + 1, dtype=np.float64)
     k = n * np.pi / length
     b_full = np.zeros(n.size)

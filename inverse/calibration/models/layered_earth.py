@@ -27,6 +27,7 @@ import numpy as np
 import numpyro.distributions as dist
 
 from inverse.calibration.model import CalibrationModel
+from inverse.errors import UserError
 
 __all__ = ["LayeredEarth", "reflection_traveltimes"]
 
@@ -113,13 +114,13 @@ class LayeredEarth(CalibrationModel):
     def __init__(self, num_layers: int = 3, offsets=_OFFSETS,
                  velocity_range=(1400.0, 5000.0), thickness_range=(50.0, 1000.0)):
         if int(num_layers) != num_layers or not 1 <= num_layers <= 10:
-            raise ValueError(f"num_layers must be an integer from 1 to 10, got {num_layers}")
+            raise UserError(f"num_layers must be an integer from 1 to 10, got {num_layers}")
         x = np.asarray(offsets, dtype=np.float64).reshape(-1)
         if x.size < 2 or not np.isfinite(x).all() or (x < 0).any():
-            raise ValueError(f"offsets must be at least two finite non-negative distances (m), got {offsets!r}")
+            raise UserError(f"offsets must be at least two finite non-negative distances (m), got {offsets!r}")
         for what, r in (("velocity_range", velocity_range), ("thickness_range", thickness_range)):
             if len(r) != 2 or not (0 < float(r[0]) < float(r[1]) < np.inf):
-                raise ValueError(f"{what} must be (low, high) with 0 < low < high, got {r!r}")
+                raise UserError(f"{what} must be (low, high) with 0 < low < high, got {r!r}")
         self.num_layers = int(num_layers)
         self.offsets = x
         self.velocity_range = (float(velocity_range[0]), float(velocity_range[1]))

@@ -24,6 +24,7 @@ import torch
 
 from forward_models.base import ForwardModel
 from inverse.calibration.model import CalibrationModel
+from inverse.errors import UserError
 
 __all__ = ["T2Relaxation", "T2RelaxationTorch", "DEFAULT_ECHO_TIMES"]
 
@@ -34,7 +35,7 @@ DEFAULT_ECHO_TIMES = tuple(float(10 * k) for k in range(1, 17))
 def _echo_times(echo_times) -> np.ndarray:
     te = np.asarray(echo_times, dtype=np.float64).reshape(-1)
     if te.size < 2 or not np.isfinite(te).all() or (te < 0).any():
-        raise ValueError(f"echo_times must be at least two finite non-negative times (ms), got {echo_times!r}")
+        raise UserError(f"echo_times must be at least two finite non-negative times (ms), got {echo_times!r}")
     return te
 
 

@@ -24,6 +24,7 @@ import torch
 from forward_models.base import ForwardModel
 from forward_models.navier_stokes import NavierStokes2D
 from inverse.calibration.bridge import TorchModel
+from inverse.errors import UserError
 
 __all__ = ["NavierStokesParameters", "NavierStokesCalibration"]
 
@@ -59,9 +60,9 @@ class NavierStokesParameters(ForwardModel):
         if w0.ndim == 4 and w0.shape[:2] == (1, 1):
             w0 = w0[0, 0]
         if w0.ndim != 2 or w0.shape[0] != w0.shape[1]:
-            raise ValueError(f"the initial vorticity must be a square (N, N) array, got shape {tuple(w0.shape)}")
+            raise UserError(f"the initial vorticity must be a square (N, N) array, got shape {tuple(w0.shape)}")
         if not bool(torch.isfinite(w0).all()):
-            raise ValueError("the initial vorticity contains NaN or Inf")
+            raise UserError("the initial vorticity contains NaN or Inf")
         n = w0.shape[0]
         # the solver supplies grid, wavenumbers and the advection term; (nu, A) are set per row in forward
         self.solver = NavierStokes2D(n, factor=factor, T=T, dt=dt, viscosity=1.0, forcing_amplitude=1.0,
@@ -129,7 +130,7 @@ class NavierStokesCalibration(TorchModel):
 
         if initial_vorticity is None:
             if int(resolution) != resolution or resolution < 8 or resolution % 2:
-                raise ValueError(f"resolution must be an even integer >= 8, got {resolution}")
+                raise UserError(f"resolution must be an even integer >= 8, got {resolution}")
             initial_vorticity = grf(1, int(resolution), seed=int(seed), dtype=torch.float64)[0, 0]
         op = NavierStokesParameters(initial_vorticity, factor=factor, T=T, dt=dt,
                                     forcing_wavenumber=forcing_wavenumber)
@@ -164,5 +165,5 @@ class NavierStokesCalibration(TorchModel):
         """Rebuild from :meth:`config` and the stored initial vorticity."""
         arrays = dict(arrays or {})
         if "initial_vorticity" not in arrays:
-            raise ValueError("the navier-stokes data file lacks the variable 'initial_vorticity'")
+            raise UserError("the navier-stokes data file lacks the variable 'initial_vorticity'")
         return cls(**config, initial_vorticity=arrays["initial_vorticity"])
