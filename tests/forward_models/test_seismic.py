@@ -220,7 +220,8 @@ def test_gap_trace_mask_is_one_consecutive_gap():
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda: random_trace_mask(10, 1.5, 0), "fraction_missing"), (lambda: random_trace_mask(0, 0.5, 0), "num_receivers"),
+    (lambda: random_trace_mask(10, 1.5, 0), "fraction_missing"),
+    (lambda: random_trace_mask(0, 0.5, 0), "num_receivers"),
     (lambda: gap_trace_mask(10, 11), "gap_width"), (lambda: gap_trace_mask(10, 4, start=8), "within the 10 receivers"),
 ])
 def test_bad_mask_arguments_are_refused(call, match):

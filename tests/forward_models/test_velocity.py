@@ -61,7 +61,8 @@ def test_faults_displace_a_block_of_the_same_layers(base):
     faulted = velocity_models(n, base + "-fault", seed=7, p_inversion=0.0)
     changed = (faulted != plain).flatten(1).any(1)
     assert float(changed.float().mean()) >= 0.8
-    same_layers = [set(torch.unique(b).tolist()) <= set(torch.unique(a).tolist()) for a, b in zip(plain, faulted, strict=False)]
+    same_layers = [set(torch.unique(b).tolist()) <= set(torch.unique(a).tolist())
+                   for a, b in zip(plain, faulted, strict=False)]
     assert sum(same_layers) >= 0.9 * n  # the throw can reveal a layer thinner than a cell
     # the fault itself is the only place a column's velocity drops with depth
     drops = (faulted[:, 0, 1:] < faulted[:, 0, :-1]).float()

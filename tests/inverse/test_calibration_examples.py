@@ -22,7 +22,8 @@ def check(idata, truth, z=4.0):
 def test_jax_examples_converge(cls):
     m = cls()
     y = m.simulate(m.default_truth(), m.sigma_scale, seed=11)
-    check(calibrate(m, y, sigma=m.sigma_scale, num_chains=4, num_warmup=500, num_samples=500, seed=0), m.default_truth())
+    check(calibrate(m, y, sigma=m.sigma_scale, num_chains=4, num_warmup=500, num_samples=500, seed=0),
+          m.default_truth())
 
 
 @pytest.mark.slow

@@ -28,7 +28,8 @@ def test_denoiser_matches_tweedie(cov):
     g = torch.Generator().manual_seed(0)
     K, d = 4, 3
     covs = {"identity": None, "shared": _random_spd(d, g), "per-component": _random_spd(d, g, K)}[cov]
-    prior = GaussianMixturePrior(3 * torch.randn(K, d, generator=g, dtype=F64), torch.rand(K, generator=g, dtype=F64), covs)
+    prior = GaussianMixturePrior(3 * torch.randn(K, d, generator=g, dtype=F64), torch.rand(K, generator=g, dtype=F64),
+                                 covs)
     for s in [0.01, 0.5, 3.0, 50.0]:
         x = 4 * torch.randn(6, d, generator=g, dtype=F64)
         sigma = torch.full((6,), s, dtype=F64)
@@ -42,7 +43,8 @@ def test_gaussian_prior_closed_form_on_images():
     prior = GaussianPrior(m, C)
     x = torch.randn(5, 1, 2, 2, generator=g, dtype=F64)
     s = torch.rand(5, generator=g, dtype=F64) + 0.1
-    want = torch.stack([m.reshape(4) + C @ torch.linalg.solve(C + si**2 * torch.eye(4, dtype=F64), xi.reshape(4) - m.reshape(4))
+    want = torch.stack([m.reshape(4) + C @ torch.linalg.solve(C + si**2 * torch.eye(4, dtype=F64),
+                                                              xi.reshape(4) - m.reshape(4))
                         for xi, si in zip(x, s, strict=False)])
     torch.testing.assert_close(prior.denoise(x, s).reshape(5, 4), want)
     assert prior.shape == (1, 2, 2)
@@ -102,7 +104,8 @@ def test_posterior_sampling_matches_its_moments():
     ({"means": torch.zeros(3, 2), "weights": torch.ones(2)}, "weights must have shape"),
     ({"means": torch.zeros(2, 2), "weights": torch.tensor([1.0, -1.0])}, "non-negative"),
     ({"means": torch.zeros(2, 2), "weights": torch.ones(2), "covariances": -torch.eye(2)}, "positive definite"),
-    ({"means": torch.zeros(2, 2), "weights": torch.ones(2), "covariances": torch.eye(3)}, "covariances must have shape"),
+    ({"means": torch.zeros(2, 2), "weights": torch.ones(2), "covariances": torch.eye(3)},
+     "covariances must have shape"),
     ({"means": torch.tensor([[float("nan"), 0.0]]), "weights": torch.ones(1)}, "finite"),
 ])
 def test_bad_mixture_arguments(kwargs, match):
@@ -138,7 +141,8 @@ def test_isotropic_std_equals_dense_covariance_without_a_dense_matrix():
     assert torch.allclose(p.posterior(A, y, 0.3).means, q.posterior(A, y, 0.3).means, atol=1e-12)
     assert abs(float(p.sample(20000, g).std()) - 2.0) < 0.03
     big = GaussianPrior(torch.zeros(2, 300, 40), std=0.5, dtype=torch.float32)  # d = 24000: dense would be 2.3 GB
-    assert not hasattr(big, "covariances") and big.denoise(torch.zeros(1, 2, 300, 40), torch.ones(1)).shape == (1, 2, 300, 40)
+    assert not hasattr(big, "covariances")
+    assert big.denoise(torch.zeros(1, 2, 300, 40), torch.ones(1)).shape == (1, 2, 300, 40)
 
 
 @pytest.mark.parametrize("d", [8, 80, 800])
