@@ -72,7 +72,7 @@ def imports_of(path: Path, root: Path) -> list[tuple[int, str]]:
                 found.append((node.lineno, sub if alias.name != "*" and _is_module(root, sub) else module))
         elif isinstance(node, ast.Call) and (name := _literal_import_call(node)):
             found.append((node.lineno, name))
-    return found
+    return sorted(set(found))
 
 
 def _path_tricks(path: Path) -> list[tuple[int, str]]:
