@@ -6,6 +6,7 @@ from priors.edm import EDMPrior
 from priors.errors import PriorError
 from priors.flow import FlowMatchingPrior
 from priors.gaussian import GaussianPrior
+from priors.gaussian_field import GaussianFieldPrior
 from priors.gaussian_mixture import GaussianMixture, GaussianMixturePrior
 from priors.loading import PriorLoadError, load_prior, save_prior, shipped_priors
 from priors.normalisation import Normalisation
@@ -14,4 +15,4 @@ from priors.vp import VPDiffusionPrior
 
 __all__ = ["Prior", "GaussianPrior", "GaussianMixture", "GaussianMixturePrior", "EDMPrior", "VPDiffusionPrior",
            "FlowMatchingPrior", "DeepInvDenoiserPrior", "Normalisation", "load_prior", "save_prior", "shipped_priors", "PriorLoadError",
-           "latent_to_sample", "sample_to_latent", "PriorError"]
+           "latent_to_sample", "sample_to_latent", "PriorError", "GaussianFieldPrior"]
