@@ -1,11 +1,12 @@
 """Delayed acceptance (Christen & Fox 2005) and multilevel delayed acceptance (MLDA; Lykkegaard et al. 2023).
 
 Levels ``Phi_0, ..., Phi_L`` (coarsest first, ``Phi_L`` the accurate potential) share the Gaussian prior
-``mu_0``; ``pi_l(du) ∝ exp(-Phi_l(u)) mu_0(du)``. Level 0 moves by pCN (:mod:`samplers.pcn`), reversible
+``mu_0``; ``pi_l(du) ∝ exp(-Phi_l(u)) mu_0(du)``. Level 0 moves by pCN (:mod:`samplers.mcmc.pcn`), reversible
 for ``pi_0``; or by generalised pCN with a reference Gaussian (``reference=``), also reversible for
-``pi_0``, so nothing above level 0 changes. A level-``l`` proposal is the end ``v`` of a sub-chain of ``J_l`` level-``(l-1)`` steps
-started at the current state ``u``; the sub-chain is reversible for ``pi_{l-1}``, so the proposal kernel
-satisfies ``pi_{l-1}(u) q(u, v) = pi_{l-1}(v) q(v, u)`` and the Metropolis-Hastings ratio for ``pi_l`` is
+``pi_0``, so nothing above level 0 changes. A level-``l`` proposal is the end ``v`` of a sub-chain of ``J_l``
+level-``(l-1)`` steps started at the current state ``u``; the sub-chain is reversible for ``pi_{l-1}``, so the
+proposal kernel satisfies ``pi_{l-1}(u) q(u, v) = pi_{l-1}(v) q(v, u)`` and the Metropolis-Hastings ratio
+for ``pi_l`` is
 
     alpha_l(u, v) = min(1, exp([Phi_l(u) - Phi_l(v)] - [Phi_{l-1}(u) - Phi_{l-1}(v)]))
 
@@ -15,16 +16,18 @@ sub-chain length may be random as long as its law does not depend on the state: 
 uniform on ``{1, ..., J_l}`` with ``randomize=True``. With ``J = 1`` and two levels this is Christen and
 Fox's delayed acceptance with a pCN first stage. A sub-chain that ends where it started needs no fine
 solve (the proposal equals the state). Evaluations, judged proposals and acceptances are counted per
-level in the :class:`~samplers.chains.ChainState`.
+level in the :class:`~samplers.mcmc.kernel.MCMCState`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from priors.function_space import GaussianMeasure
-from samplers.chains import ChainState, MCMCKernel, _metropolis
-from samplers.pcn import _check_reference, pcn_proposal, reference_correction
+from samplers.mcmc.kernel import MCMCKernel, MCMCState, counted, metropolis
+from samplers.mcmc.pcn import _check_reference, pcn_proposal, reference_correction
 
 __all__ = ["MLDA", "DelayedAcceptance"]
 
@@ -40,23 +43,22 @@ class MLDA(MCMCKernel):
     beta : pCN step size of level 0
     randomize : draw each sub-chain length uniformly from ``{1, ..., J_l}`` (state-independent)
     reference : ``None`` (pCN on level 0) or a Gaussian close to the posterior (generalised pCN,
-        :mod:`samplers.pcn`); fit it on a pilot run of the cheap level (:func:`samplers.pcn.gaussian_reference`)
+        :mod:`samplers.mcmc.pcn`); fit it on a pilot run of the cheap level
+        (:func:`~samplers.mcmc.pcn.gaussian_reference`)
 
     Example::
 
         import torch
         from forward_models import MatrixOperator, Gaussian, InverseProblem
         from priors.function_space import StandardGaussian
-        from samplers.potential import Potential
-        from samplers.delayed_acceptance import MLDA
-        from samplers.chains import run_chains
+        from samplers.mcmc import MLDA, Potential, sample_chains
         A = torch.eye(2, dtype=torch.float64)
         fine = InverseProblem.simulate(MatrixOperator(A), Gaussian(0.3), torch.ones(2, dtype=torch.float64), seed=0)
         coarse = InverseProblem(MatrixOperator(1.1 * A), fine.y, fine.noise)       # a biased coarse model
         kernel = MLDA([Potential(coarse, name="coarse"), Potential(fine, name="fine")], StandardGaussian(2),
                       subchain_lengths=5, beta=0.5)
-        result = run_chains(kernel, torch.zeros(4, 2), 300, seed=0)
-        result.acceptance(), result.evaluations
+        chains = sample_chains(kernel, torch.zeros(4, 2), 300, seed=0)
+        chains.acceptance(), chains.evaluations
     """
 
     def __init__(self, levels, measure: GaussianMeasure, subchain_lengths=5, beta: float = 0.2, *,
@@ -71,7 +73,8 @@ class MLDA(MCMCKernel):
         if isinstance(subchain_lengths, int):
             subchain_lengths = [subchain_lengths] * (len(levels) - 1)
         J = tuple(int(j) for j in subchain_lengths)
-        if len(J) != len(levels) - 1 or any(j < 1 for j in J) or any(j != s for j, s in zip(J, subchain_lengths, strict=False)):
+        if len(J) != len(levels) - 1 or any(j < 1 for j in J) \
+                or any(j != s for j, s in zip(J, subchain_lengths, strict=False)):
             raise ValueError(f"MLDA: subchain_lengths must be {len(levels) - 1} integers >= 1, got {subchain_lengths}")
         if not 0 < beta <= 1:
             raise ValueError(f"MLDA: beta must lie in (0, 1], got {beta}")
@@ -79,9 +82,9 @@ class MLDA(MCMCKernel):
         self.levels, self.measure, self.reference = levels, measure, reference
         self.subchain_lengths, self.beta, self.randomize = J, float(beta), bool(randomize)
 
-    def step(self, state: ChainState, generator: torch.Generator) -> ChainState:
+    def step(self, state: MCMCState) -> MCMCState:
         """One transition on the finest level (which runs sub-chains on every coarser level)."""
-        return self.advance(self._level_step(len(self.levels) - 1, state, generator))
+        return self._level_step(len(self.levels) - 1, state, state.generator)
 
     def _length(self, level: int, generator: torch.Generator) -> int:
         J = self.subchain_lengths[level - 1]
@@ -89,33 +92,32 @@ class MLDA(MCMCKernel):
             return J
         return int(torch.randint(1, J + 1, (1,), generator=generator))
 
-    def _level_step(self, level: int, state: ChainState, generator: torch.Generator) -> ChainState:
-        """One Metropolis-Hastings step on ``level`` for all chains; ``state.phi[:, :level + 1]`` known at ``state.u``."""
-        u, phi = state.u, state.phi
+    def _level_step(self, level: int, state: MCMCState, generator: torch.Generator) -> MCMCState:
+        """One Metropolis-Hastings step on ``level`` for all chains (``phi[:, :level + 1]`` known at ``x``)."""
+        u, phi = state.x, state.phi
         if level == 0:
             v = pcn_proposal(self.measure, u, state.beta, generator, reference=self.reference)
             phi_v = torch.full_like(phi, float("nan"))
             phi_v[:, 0] = self.levels[0](v)
-            state = state.counted(0, len(v), len(v))
+            state = counted(state, 0, len(v), len(v))
             judged = torch.ones(len(v), dtype=torch.bool)
             log_alpha = phi[:, 0] - phi_v[:, 0] + reference_correction(self.measure, self.reference, u, v)
         else:
             sub = state
             for _ in range(self._length(level, generator)):
                 sub = self._level_step(level - 1, sub, generator)
-            state = sub.__class__(u, phi, sub.beta, sub.iteration, sub.evaluations, sub.proposals, sub.accepts)
-            v, phi_v = sub.u, sub.phi.clone()
+            state = dataclasses.replace(sub, x=u, phi=phi)
+            v, phi_v = sub.x, sub.phi.clone()
             judged = (v != u).any(1)
             idx = judged.nonzero().squeeze(1)
             if len(idx):
                 phi_v[idx, level] = self.levels[level](v[idx])
-            state = state.counted(level, len(idx), len(idx))
+            state = counted(state, level, len(idx), len(idx))
             log_alpha = (phi[:, level] - phi_v[:, level]) - (phi[:, level - 1] - phi_v[:, level - 1])
-        accept = _metropolis(log_alpha, generator) & judged
+        accept = metropolis(log_alpha, generator) & judged
         u = torch.where(accept[:, None], v, u)
         phi = torch.where(accept[:, None], phi_v, phi)
-        state = state.counted(level, accepts=int(accept.sum()))
-        return state.__class__(u, phi, state.beta, state.iteration, state.evaluations, state.proposals, state.accepts)
+        return dataclasses.replace(counted(state, level, accepts=int(accept.sum())), x=u, phi=phi)
 
 
 def DelayedAcceptance(coarse, fine, measure: GaussianMeasure, beta: float = 0.2, subchain_length: int = 1,
@@ -127,7 +129,7 @@ def DelayedAcceptance(coarse, fine, measure: GaussianMeasure, beta: float = 0.2,
 
     Example::
 
-        from samplers.delayed_acceptance import DelayedAcceptance
+        from samplers.mcmc import DelayedAcceptance
         # kernel = DelayedAcceptance(coarse_potential, fine_potential, measure, beta=0.3, subchain_length=10)
     """
     return MLDA([coarse, fine], measure, subchain_lengths=[subchain_length], beta=beta, randomize=randomize,

@@ -30,8 +30,9 @@ import numpy as np
 import torch
 
 from priors.function_space import GaussianMeasure
-from samplers.chains import _metropolis, run_chains
-from samplers.pcn import PCN
+from samplers.mcmc.chains import sample_chains
+from samplers.mcmc.kernel import metropolis
+from samplers.mcmc.pcn import PCN
 
 __all__ = ["HybridEstimate", "hybrid_two_level"]
 
@@ -57,7 +58,8 @@ class HybridEstimate:
 
     def summary(self) -> dict:
         """JSON values: the largest standard errors and the costs."""
-        return {"max_std_error": float(self.variance.sqrt().max()), "max_base_std_error": float(self.base_variance.sqrt().max()),
+        return {"max_std_error": float(self.variance.sqrt().max()),
+                "max_base_std_error": float(self.base_variance.sqrt().max()),
                 "max_correction_std_error": float(self.correction_variance.sqrt().max()),
                 "max_abs_correction": float(self.correction.abs().max()), "fine_solves": self.fine_solves,
                 "surrogate_solves": self.surrogate_solves, "correction_acceptance": self.correction_acceptance,
@@ -96,8 +98,7 @@ def hybrid_two_level(surrogate: Callable, fine: Callable, measure: GaussianMeasu
         import torch
         from forward_models import MatrixOperator, Gaussian, InverseProblem
         from priors.function_space import StandardGaussian
-        from samplers.potential import Potential
-        from samplers.hybrid import hybrid_two_level
+        from samplers.mcmc import Potential, hybrid_two_level
         A = torch.eye(2, dtype=torch.float64)
         fine = InverseProblem.simulate(MatrixOperator(A), Gaussian(0.3), torch.ones(2, dtype=torch.float64), seed=0)
         sur = InverseProblem(MatrixOperator(1.1 * A), fine.y, fine.noise)
@@ -112,8 +113,8 @@ def hybrid_two_level(surrogate: Callable, fine: Callable, measure: GaussianMeasu
     u0 = torch.as_tensor(u0, dtype=torch.float64)
     C = u0.shape[0]
     n_base, n_corr = int(base_iterations), int(correction_steps)
-    base = run_chains(PCN(surrogate, measure, beta), u0, n_base + n_corr * int(thin), seed=seed, warmup=warmup,
-                      target_acceptance=target_acceptance)
+    base = sample_chains(PCN(surrogate, measure, beta), u0, n_base + n_corr * int(thin), seed=seed, warmup=warmup,
+                         target_acceptance=target_acceptance)
     first = base.draws[:, :n_base]
     props = base.draws[:, n_base + int(thin) - 1::int(thin)][:, :n_corr]          # (C, n_corr, d) ~ pi_s
     phi_s_props = base.potentials[:, n_base + int(thin) - 1::int(thin)][:, :n_corr]   # Phi_s at the proposals
@@ -127,7 +128,7 @@ def hybrid_two_level(surrogate: Callable, fine: Callable, measure: GaussianMeasu
     for n in range(n_corr):
         v = props[:, n]
         dv = fine(v) - phi_s_props[:, n]
-        acc = _metropolis(dphi - dv, g)
+        acc = metropolis(dphi - dv, g)
         u = torch.where(acc[:, None], v, u)
         dphi = torch.where(acc, dv, dphi)
         accepted += int(acc.sum())

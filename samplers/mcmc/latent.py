@@ -23,7 +23,7 @@ from forward_models.problem import InverseProblem
 from priors.base import Prior
 from priors.function_space import StandardGaussian
 from priors.ode import latent_to_sample
-from samplers.potential import Potential
+from samplers.mcmc.potential import Potential
 
 __all__ = ["LatentMap", "latent_potential", "latent_measure"]
 
@@ -31,13 +31,14 @@ __all__ = ["LatentMap", "latent_potential", "latent_measure"]
 class LatentMap:
     """``z (B, d) -> prior.to_physical(T_K(z)) (B, *prior.shape)`` by the probability-flow ODE with ``num_steps`` steps.
 
-    ``nfe`` counts network evaluations (summed over the batch) since construction.
+    ``nfe_per_sample`` network evaluations per mapped latent (Heun: two per ODE step, one for the last);
+    ``nfe`` counts them (summed over the batch) since construction.
 
     Example::
 
         import torch
         from priors import GaussianPrior
-        from samplers.latent import LatentMap
+        from samplers.mcmc import LatentMap
         T = LatentMap(GaussianPrior(torch.zeros(2), std=1.0), num_steps=8)
         x = T(torch.randn(5, 2, dtype=torch.float64))        # (5, 2)
     """
@@ -49,6 +50,7 @@ class LatentMap:
             raise ValueError(f"LatentMap: num_steps must be an integer >= 2, got {num_steps}")
         self.prior, self.num_steps, self.rho = prior, int(num_steps), float(rho)
         self.dim = math.prod(prior.shape)
+        self.nfe_per_sample = 2 * self.num_steps - 1
         self.nfe = 0
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
@@ -67,7 +69,8 @@ def latent_measure(prior: Prior) -> StandardGaussian:
     return StandardGaussian(math.prod(prior.shape))
 
 
-def latent_potential(problem: InverseProblem, prior: Prior, num_steps: int = 18, *, name: str | None = None) -> Potential:
+def latent_potential(problem: InverseProblem, prior: Prior, num_steps: int = 18, *,
+                     name: str | None = None) -> Potential:
     """``Phi(z) = -log p(y | G(T_K(z)))`` for a flow / diffusion prior and ``K = num_steps`` ODE steps.
 
     Example (a coarse and a fine level for delayed acceptance)::

@@ -33,12 +33,13 @@ positive-definite ``Gamma``; in function space ``nu`` must be equivalent to ``mu
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
 
 from priors.function_space import GaussianMeasure
-from samplers.chains import ChainState, MCMCKernel, _metropolis
+from samplers.mcmc.kernel import MCMCKernel, MCMCState, counted, metropolis
 
 __all__ = ["PCN", "gaussian_reference", "pcn_proposal", "pilot_reference", "reference_correction"]
 
@@ -54,7 +55,7 @@ def pcn_proposal(measure: GaussianMeasure, u: torch.Tensor, beta: float, generat
 
         import torch
         from priors.function_space import StandardGaussian
-        from samplers.pcn import pcn_proposal
+        from samplers.mcmc.pcn import pcn_proposal
         v = pcn_proposal(StandardGaussian(3), torch.zeros(2, 3, dtype=torch.float64), 0.2, torch.Generator())
     """
     if not 0 < beta <= 1:
@@ -82,15 +83,13 @@ def gaussian_reference(draws: torch.Tensor, *, inflate: float = 2.0, jitter: flo
 
     The sample mean and covariance of all draws (chains pooled) of a pilot run, e.g. a pCN chain on a
     cheap coarse level. ``inflate`` (default 2) widens the covariance: a reference narrower than the
-    target in some direction makes the near-independence proposals (``beta -> 1``) stick in that tail.
-    Measured on the 4-d linear-Gaussian test with a pilot on a biased model (posterior up to 1.9x
-    wider than the pilot's in one direction): ``inflate=1.2`` left a 46% covariance error after 2000
-    steps, ``inflate=2`` 5% (bulk ESS > 1000 of 8000 draws). Needs more draws than dimensions.
+    target in some direction makes the near-independence proposals (``beta -> 1``) stick in that tail
+    (docs/mcmc.md). Needs more draws than dimensions.
 
     Example::
 
         import torch
-        from samplers.pcn import gaussian_reference
+        from samplers.mcmc.pcn import gaussian_reference
         nu = gaussian_reference(torch.randn(4, 500, 3, dtype=torch.float64))   # ~ N(0, I_3)
     """
     from priors.function_space import DenseGaussian
@@ -111,13 +110,13 @@ def gaussian_reference(draws: torch.Tensor, *, inflate: float = 2.0, jitter: flo
 
 
 class PCN(MCMCKernel):
-    """Single-level pCN chain kernel on one :class:`~samplers.potential.Potential` (module docstring).
+    """Single-level pCN chain kernel on one :class:`~samplers.mcmc.potential.Potential` (module docstring).
 
     Parameters
     ----------
     potential : ``Phi`` (a callable ``(C, d) -> (C,)``)
     measure : the Gaussian prior ``N(m_0, C_0)`` of ``u``
-    beta : step size in (0, 1] (adapted during :func:`~samplers.chains.run_chains` warm-up if asked)
+    beta : step size in (0, 1] (adapted during warm-up by :class:`~samplers.mcmc.chains.MCMCSampler` if asked)
     centre_on_mean : False reproduces the zero-mean pCN bug (wrong posterior when ``m_0 != 0``); tests only
     reference : ``None`` (pCN) or a Gaussian ``N(m_r, Gamma)`` for generalised pCN (module docstring)
 
@@ -126,13 +125,13 @@ class PCN(MCMCKernel):
         import torch
         from forward_models import MatrixOperator, Gaussian, InverseProblem
         from priors.function_space import StandardGaussian
-        from samplers.potential import Potential
-        from samplers.pcn import PCN
-        from samplers.chains import run_chains
+        from samplers.mcmc.potential import Potential
+        from samplers.mcmc.pcn import PCN
+        from samplers.mcmc import sample_chains
         A = torch.eye(2, dtype=torch.float64)
         problem = InverseProblem.simulate(MatrixOperator(A), Gaussian(0.5), torch.ones(2, dtype=torch.float64), seed=0)
-        result = run_chains(PCN(Potential(problem), StandardGaussian(2), beta=0.5), torch.zeros(4, 2), 500, seed=0)
-        result.summary()["ess_min"]
+        chains = sample_chains(PCN(Potential(problem), StandardGaussian(2), beta=0.5), torch.zeros(4, 2), 500, seed=0)
+        chains.summary()["ess_min"]
     """
 
     def __init__(self, potential, measure: GaussianMeasure, beta: float = 0.2, *, centre_on_mean: bool = True,
@@ -147,18 +146,19 @@ class PCN(MCMCKernel):
         self.levels, self.measure, self.reference = [potential], measure, reference
         self.beta, self.centre_on_mean = float(beta), bool(centre_on_mean)
 
-    def step(self, state: ChainState, generator: torch.Generator) -> ChainState:
+    def step(self, state: MCMCState) -> MCMCState:
         """Propose ``v`` for every chain, evaluate ``Phi(v)``, accept with ``min(1, exp(Phi(u) - Phi(v)))``
         (times the generalised-pCN density ratio when a reference is set)."""
-        v = pcn_proposal(self.measure, state.u, state.beta, generator, centre_on_mean=self.centre_on_mean,
+        g = state.generator
+        v = pcn_proposal(self.measure, state.x, state.beta, g, centre_on_mean=self.centre_on_mean,
                          reference=self.reference)
         phi_v = self.levels[0](v)
-        log_alpha = state.phi[:, 0] - phi_v + reference_correction(self.measure, self.reference, state.u, v)
-        accept = _metropolis(log_alpha, generator)
-        u = torch.where(accept[:, None], v, state.u)
+        log_alpha = state.phi[:, 0] - phi_v + reference_correction(self.measure, self.reference, state.x, v)
+        accept = metropolis(log_alpha, g)
+        u = torch.where(accept[:, None], v, state.x)
         phi = torch.where(accept[:, None], phi_v[:, None], state.phi)
         n = len(v)
-        return self.advance(state.counted(0, n, n, int(accept.sum())), u=u, phi=phi)
+        return dataclasses.replace(counted(state, 0, n, n, int(accept.sum())), x=u, phi=phi)
 
 
 def pilot_reference(potential, measure: GaussianMeasure, u0: torch.Tensor, iterations: int = 1500, *,
@@ -172,31 +172,31 @@ def pilot_reference(potential, measure: GaussianMeasure, u0: torch.Tensor, itera
     ``final_states``: a chain started in a tail of the reference (e.g. at a prior draw) carries a large
     weight ``pi / nu`` there and sticks. The returned result is the last round's; the whole pilot costs
     ``rounds * C * (warmup + iterations + 1)`` evaluations of ``potential`` for ``C`` chains: charge
-    them to the run it prepares. Measured on the Darcy benchmark (32 x 32, 16 KL modes, 2 rounds of 1500
-    steps, 14,400 coarse solves): delayed acceptance then reaches bulk ESS 560 from 1,134 fine solves.
+    them to the run it prepares.
 
     Example::
 
         import torch
         from forward_models import MatrixOperator, Gaussian, InverseProblem
         from priors.function_space import StandardGaussian
-        from samplers.potential import Potential
-        from samplers.pcn import PCN, pilot_reference
-        from samplers.chains import run_chains
+        from samplers.mcmc.potential import Potential
+        from samplers.mcmc.pcn import PCN, pilot_reference
+        from samplers.mcmc import sample_chains
         problem = InverseProblem.simulate(MatrixOperator(torch.eye(2, dtype=torch.float64)), Gaussian(0.05),
                                           torch.ones(2, dtype=torch.float64), seed=0)
         mu = StandardGaussian(2)
         ref, u, _ = pilot_reference(Potential(problem), mu, mu.sample(4), 300, warmup=100)
-        result = run_chains(PCN(Potential(problem), mu, 0.8, reference=ref), u, 500, warmup=50, target_acceptance=0.3)
+        chains = sample_chains(PCN(Potential(problem), mu, 0.8, reference=ref), u, 500, warmup=50,
+                               target_acceptance=0.3)
     """
-    from samplers.chains import run_chains
+    from samplers.mcmc.chains import sample_chains
 
     if int(rounds) < 1:
         raise ValueError(f"pilot_reference: rounds must be at least 1, got {rounds}")
     ref, u, res = None, torch.as_tensor(u0, dtype=torch.float64), None
     for r in range(int(rounds)):
         kernel = PCN(potential, measure, 0.1) if ref is None else PCN(potential, measure, 0.5, reference=ref)
-        res = run_chains(kernel, u, iterations, seed=seed + r, warmup=warmup,
+        res = sample_chains(kernel, u, iterations, seed=seed + r, warmup=warmup,
                          target_acceptance=0.25 if ref is None else 0.3, adapt_every=25 if ref is None else 5)
         ref, u = gaussian_reference(res.draws, inflate=inflate), res.draws[:, -1].clone()
     return ref, u, res

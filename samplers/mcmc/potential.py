@@ -43,7 +43,7 @@ class Potential:
 
         import torch
         from forward_models import MatrixOperator, Gaussian, InverseProblem
-        from samplers.potential import Potential
+        from samplers.mcmc import Potential
         problem = InverseProblem.simulate(MatrixOperator(torch.eye(2, dtype=torch.float64)), Gaussian(0.1),
                                           torch.zeros(2, dtype=torch.float64), seed=0)
         phi = Potential(problem, name="fine")(torch.zeros(3, 2, dtype=torch.float64))   # (3,)

@@ -1,4 +1,4 @@
-"""pCN, delayed acceptance / MLDA, the hybrid two-level estimator, checkpoints and surrogates (issue 6).
+"""pCN, delayed acceptance / MLDA, the hybrid two-level estimator, checkpoints and surrogates.
 
 Exactness is checked on linear-Gaussian problems whose posterior is known in closed form:
 ``C_post = (C_0^{-1} + A^T A / s^2)^{-1}``, ``m_post = C_post (C_0^{-1} m_0 + A^T y / s^2)``; Monte Carlo
@@ -13,11 +13,9 @@ import torch
 
 from forward_models import Gaussian, InverseProblem, MatrixOperator
 from priors.function_space import DenseGaussian, MaternField, StandardGaussian
-from samplers.chains import run_chains
-from samplers.delayed_acceptance import MLDA, DelayedAcceptance
-from samplers.hybrid import hybrid_two_level
-from samplers.pcn import PCN, pcn_proposal
-from samplers.potential import Potential
+from samplers.checkpoint import CheckpointError
+from samplers.mcmc import MLDA, PCN, DelayedAcceptance, Potential, hybrid_two_level, pcn_proposal, sample_chains
+
 
 torch.set_num_threads(1)
 D, DY, SIGMA = 4, 3, 0.5
@@ -51,14 +49,14 @@ def _check_exact(result, m, P, z_max=4.5, cov_tol=0.2):
 @pytest.mark.parametrize("nonzero_mean", [False, True])
 def test_pcn_matches_exact_posterior(nonzero_mean):
     problem, _, mu, m, P = _linear_gaussian(nonzero_mean)
-    result = run_chains(PCN(Potential(problem), mu, 0.5), mu.sample(4, torch.Generator().manual_seed(0)), 3000,
+    result = sample_chains(PCN(Potential(problem), mu, 0.5), mu.sample(4, torch.Generator().manual_seed(0)), 3000,
                         seed=0, warmup=300, target_acceptance=0.3)
     _check_exact(result, m, P)
 
 
 def test_zero_mean_pcn_is_detectably_wrong():
     problem, _, mu, m, P = _linear_gaussian(True)
-    result = run_chains(PCN(Potential(problem), mu, 0.5, centre_on_mean=False), mu.sample(4, torch.Generator().manual_seed(0)),
+    result = sample_chains(PCN(Potential(problem), mu, 0.5, centre_on_mean=False), mu.sample(4, torch.Generator().manual_seed(0)),
                         3000, seed=0, warmup=300, target_acceptance=0.3)
     x = result.draws.reshape(-1, D)
     mcse = P.diagonal().sqrt().numpy() / np.sqrt(result.ess())
@@ -70,7 +68,7 @@ def test_delayed_acceptance_exact_with_biased_coarse_model(nonzero_mean):
     problem, biased, mu, m, P = _linear_gaussian(nonzero_mean)
     kernel = MLDA([Potential(biased, name="coarse"), Potential(problem, name="fine")], mu, subchain_lengths=4,
                   beta=0.5, randomize=True)
-    result = run_chains(kernel, mu.sample(4, torch.Generator().manual_seed(0)), 2000, seed=1, warmup=200,
+    result = sample_chains(kernel, mu.sample(4, torch.Generator().manual_seed(0)), 2000, seed=1, warmup=200,
                         target_acceptance=0.3)
     _check_exact(result, m, P)
     acc = result.acceptance()
@@ -84,7 +82,7 @@ def test_three_level_mlda_exact():
     coarser = InverseProblem(MatrixOperator(0.9 * problem.forward_model.A - 0.1), problem.y, problem.noise)
     kernel = MLDA([Potential(coarser, name="l0"), Potential(biased, name="l1"), Potential(problem, name="fine")], mu,
                   subchain_lengths=[3, 2], beta=0.5)
-    result = run_chains(kernel, mu.sample(4, torch.Generator().manual_seed(0)), 1500, seed=2, warmup=200,
+    result = sample_chains(kernel, mu.sample(4, torch.Generator().manual_seed(0)), 1500, seed=2, warmup=200,
                         target_acceptance=0.3)
     _check_exact(result, m, P, cov_tol=0.25)
 
@@ -92,7 +90,7 @@ def test_three_level_mlda_exact():
 def test_delayed_acceptance_with_exact_coarse_accepts_everything_at_stage_two():
     problem, _, mu, _, _ = _linear_gaussian(True)
     kernel = DelayedAcceptance(Potential(problem, name="c"), Potential(problem, name="f"), mu, beta=0.5, subchain_length=3)
-    result = run_chains(kernel, mu.sample(2, torch.Generator().manual_seed(0)), 50, seed=0)
+    result = sample_chains(kernel, mu.sample(2, torch.Generator().manual_seed(0)), 50, seed=0)
     assert result.accepts[1] == result.proposals[1] > 0
 
 
@@ -101,15 +99,22 @@ def test_resume_is_bit_identical(tmp_path):
     make = lambda: MLDA([Potential(biased, name="coarse"), Potential(problem, name="fine")], mu, 3, 0.5, randomize=True)  # noqa: E731
     u0 = mu.sample(3, torch.Generator().manual_seed(0))
     kw = dict(seed=7, warmup=40, target_acceptance=0.3, adapt_every=10)
-    full = run_chains(make(), u0, 100, **kw)
-    ck = tmp_path / "chain.npz"
-    part = run_chains(make(), u0, 100, checkpoint=ck, checkpoint_every=15, stop_after=65, **kw)
-    assert part.draws.shape[1] == 25 and ck.is_file()
-    resumed = run_chains(make(), u0, 100, checkpoint=ck, checkpoint_every=15, **kw)
+    full = sample_chains(make(), u0, 100, **kw)
+    ck = tmp_path / "chain.ckpt"
+
+    def interrupt(state):  # stop the run after 65 of its 140 iterations (warm-up included)
+        if state.step == 65:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        sample_chains(make(), u0, 100, checkpoint=ck, checkpoint_every=15, callback=interrupt, **kw)
+    assert ck.is_file()
+    resumed = sample_chains(make(), u0, 100, checkpoint=ck, checkpoint_every=15, **kw)
+    assert resumed.posterior.diagnostics["resumed_from_step"] == 65
     assert torch.equal(resumed.draws, full.draws) and torch.equal(resumed.potentials, full.potentials)
     assert resumed.evaluations == full.evaluations and resumed.accepts == full.accepts and resumed.beta == full.beta
-    with pytest.raises(ValueError, match="different run configuration"):
-        run_chains(make(), u0, 200, checkpoint=ck, **kw)
+    with pytest.raises(CheckpointError, match="different run"):
+        sample_chains(make(), u0, 200, checkpoint=ck, **kw)
 
 
 def test_hybrid_estimator_within_reported_error():
@@ -152,7 +157,7 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="beta"):
         pcn_proposal(StandardGaussian(2), torch.zeros(1, 2, dtype=torch.float64), 0.0, torch.Generator())
     with pytest.raises(ValueError, match="num_iterations"):
-        run_chains(PCN(Potential(problem), mu), torch.zeros(2, D), 0)
+        sample_chains(PCN(Potential(problem), mu), torch.zeros(2, D), 0)
 
 
 def test_surrogate_save_load_round_trip(tmp_path):
@@ -176,14 +181,14 @@ def test_surrogate_save_load_round_trip(tmp_path):
 
 def test_latent_space_chain_runs_through_the_probability_flow_map():
     from priors import GaussianPrior
-    from samplers.latent import latent_measure, latent_potential
+    from samplers.mcmc import latent_measure, latent_potential
 
     prior = GaussianPrior(torch.tensor([1.0, -1.0], dtype=torch.float64), std=1.0)
     problem = InverseProblem.simulate(MatrixOperator(torch.eye(2, dtype=torch.float64)), Gaussian(0.5),
                                       torch.tensor([1.5, -0.5], dtype=torch.float64), seed=0)
     fine, coarse = latent_potential(problem, prior, 8, name="fine"), latent_potential(problem, prior, 3, name="coarse")
     kernel = MLDA([coarse, fine], latent_measure(prior), subchain_lengths=3, beta=0.5)
-    result = run_chains(kernel, torch.zeros(2, 2, dtype=torch.float64), 30, seed=0)
+    result = sample_chains(kernel, torch.zeros(2, 2, dtype=torch.float64), 30, seed=0)
     assert fine.transform.nfe == (2 * 8 - 1) * result.evaluations[1]
     assert coarse.transform.nfe == (2 * 3 - 1) * result.evaluations[0]
 
@@ -191,13 +196,13 @@ def test_latent_space_chain_runs_through_the_probability_flow_map():
 @pytest.mark.slow
 def test_latent_pcn_matches_gaussian_posterior():
     from priors import GaussianPrior
-    from samplers.latent import latent_measure, latent_potential
+    from samplers.mcmc import latent_measure, latent_potential
 
     prior = GaussianPrior(torch.tensor([1.0, -1.0], dtype=torch.float64), std=1.0)
     problem = InverseProblem.simulate(MatrixOperator(torch.eye(2, dtype=torch.float64)), Gaussian(0.5),
                                       torch.tensor([1.5, -0.5], dtype=torch.float64), seed=0)
     pot = latent_potential(problem, prior, 24)
-    result = run_chains(PCN(pot, latent_measure(prior), 0.5), torch.zeros(4, 2, dtype=torch.float64), 1500, seed=0,
+    result = sample_chains(PCN(pot, latent_measure(prior), 0.5), torch.zeros(4, 2, dtype=torch.float64), 1500, seed=0,
                         warmup=200, target_acceptance=0.3)
     x = pot.transform(result.draws.reshape(-1, 2))
     exact = (prior.mean / 1.0 + problem.y / 0.25) / (1.0 + 1 / 0.25)
@@ -213,53 +218,53 @@ def _off_reference(m, P):
 @pytest.mark.parametrize("good", [True, False])
 def test_generalised_pcn_exact_for_any_reference(good):
     """Generalised pCN targets the posterior whatever the reference (non-zero prior mean)."""
-    from samplers.pcn import gaussian_reference
+    from samplers.mcmc import gaussian_reference
 
     problem, _, mu, m, P = _linear_gaussian(True)
     if good:  # fitted to a pilot chain on the deliberately biased model: the intended use
-        pilot = run_chains(PCN(Potential(_linear_gaussian(True)[1]), mu, 0.5), mu.sample(4, torch.Generator().manual_seed(3)),
+        pilot = sample_chains(PCN(Potential(_linear_gaussian(True)[1]), mu, 0.5), mu.sample(4, torch.Generator().manual_seed(3)),
                            500, seed=3, warmup=100, target_acceptance=0.3)
         ref = gaussian_reference(pilot.draws)  # inflate=2 by default: the biased pilot is too narrow
     else:
         ref = _off_reference(m, P)
-    result = run_chains(PCN(Potential(problem), mu, 0.9, reference=ref), mu.sample(4, torch.Generator().manual_seed(0)),
+    result = sample_chains(PCN(Potential(problem), mu, 0.9, reference=ref), mu.sample(4, torch.Generator().manual_seed(0)),
                         2000 if good else 5000, seed=0, warmup=200, target_acceptance=0.4)
     _check_exact(result, m, P)
 
 
 def test_delayed_acceptance_with_generalised_pcn_exact():
     """The intended use: a reference fitted on a pilot chain of the (biased) coarse level only."""
-    from samplers.pcn import gaussian_reference
+    from samplers.mcmc import gaussian_reference
 
     problem, biased, mu, m, P = _linear_gaussian(True)
-    pilot = run_chains(PCN(Potential(biased), mu, 0.5), mu.sample(4, torch.Generator().manual_seed(3)), 500, seed=3,
+    pilot = sample_chains(PCN(Potential(biased), mu, 0.5), mu.sample(4, torch.Generator().manual_seed(3)), 500, seed=3,
                        warmup=100, target_acceptance=0.3)
     kernel = MLDA([Potential(biased, name="coarse"), Potential(problem, name="fine")], mu, subchain_lengths=4,
                   beta=0.8, randomize=True, reference=gaussian_reference(pilot.draws))
     # the coarse model is strongly biased (fine acceptance ~0.3), so this chain needs more steps than pCN's test
-    result = run_chains(kernel, mu.sample(4, torch.Generator().manual_seed(0)), 4000, seed=1, warmup=200,
+    result = sample_chains(kernel, mu.sample(4, torch.Generator().manual_seed(0)), 4000, seed=1, warmup=200,
                         target_acceptance=0.4)
     _check_exact(result, m, P)
 
 
 def test_generalised_pcn_mixes_faster_on_a_concentrated_posterior():
     """With informative data, pCN's ESS per step collapses; a fitted reference keeps it high."""
-    from samplers.pcn import gaussian_reference
+    from samplers.mcmc import gaussian_reference
 
     g = torch.Generator().manual_seed(4)
     A = torch.randn(8, D, generator=g, dtype=torch.float64)
     mu = StandardGaussian(D)
     problem = InverseProblem.simulate(MatrixOperator(A), Gaussian(0.02), mu.sample(1, g)[0], seed=4)
     u0 = mu.sample(4, torch.Generator().manual_seed(0))
-    plain = run_chains(PCN(Potential(problem), mu, 0.1), u0, 1000, seed=0, warmup=300, target_acceptance=0.25)
+    plain = sample_chains(PCN(Potential(problem), mu, 0.1), u0, 1000, seed=0, warmup=300, target_acceptance=0.25)
     ref = gaussian_reference(plain.draws)
-    gen = run_chains(PCN(Potential(problem), mu, 0.9, reference=ref), plain.draws[:, -1], 1000, seed=0, warmup=100,
+    gen = sample_chains(PCN(Potential(problem), mu, 0.9, reference=ref), plain.draws[:, -1], 1000, seed=0, warmup=100,
                      target_acceptance=0.5)
     assert gen.ess().min() > 10 * plain.ess().min()
 
 
 def test_reference_validation_and_log_density():
-    from samplers.pcn import gaussian_reference
+    from samplers.mcmc import gaussian_reference
 
     mu = DenseGaussian(torch.tensor([1.0, 2.0]), torch.tensor([[2.0, 0.3], [0.3, 1.0]]))
     u = torch.randn(5, 2, dtype=torch.float64)
@@ -282,7 +287,7 @@ def test_reference_validation_and_log_density():
 
 def test_pilot_reference_prepares_an_exact_fast_chain():
     """pilot_reference on a biased cheap level, then generalised-pCN delayed acceptance from its final states."""
-    from samplers.pcn import pilot_reference
+    from samplers.mcmc import pilot_reference
 
     problem, biased, mu, m, P = _linear_gaussian(True)
     ref, u, res = pilot_reference(Potential(biased), mu, mu.sample(4, torch.Generator().manual_seed(0)), 400,
@@ -290,6 +295,6 @@ def test_pilot_reference_prepares_an_exact_fast_chain():
     assert u.shape == (4, D) and res.draws.shape == (4, 400, D)
     with pytest.raises(ValueError, match="rounds"):
         pilot_reference(Potential(biased), mu, u, 10, rounds=0)
-    result = run_chains(PCN(Potential(problem), mu, 0.8, reference=ref), u, 2000, seed=1, warmup=100,
+    result = sample_chains(PCN(Potential(problem), mu, 0.8, reference=ref), u, 2000, seed=1, warmup=100,
                         target_acceptance=0.4, adapt_every=5)
     _check_exact(result, m, P)

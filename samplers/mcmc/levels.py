@@ -1,0 +1,177 @@
+"""The registered MCMC samplers: pCN, delayed acceptance and MLDA for an inverse problem and a prior.
+
+The chain moves a parameter ``u`` under a Gaussian prior ``mu_0`` (Stuart 2010, Acta Numerica 19):
+
+- a Gaussian prior (:class:`priors.GaussianPrior`, or any prior with a ``gaussian_measure()`` method returning a
+  :class:`~priors.function_space.GaussianMeasure` of its flattened model-space samples, such as a Gaussian
+  field): ``u`` is the model-space sample itself, ``mu_0`` the prior, ``x = prior.to_physical(u)``;
+- any other prior (a diffusion or flow prior): ``u = z`` is the latent of its probability-flow map,
+  ``mu_0 = N(0, I)``, ``x = T_K(z)`` with ``K = ode_steps`` (:mod:`samplers.mcmc.latent`).
+
+The coarse levels of delayed acceptance and MLDA solve the same problem with ``forward_model.coarse()``
+(applied once per level below the target); a forward model without one is refused. ``num_samples`` is the
+number of chains, started at draws of ``mu_0``; the posterior holds ``num_samples * (num_steps // thin)`` draws.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from forward_models.problem import InverseProblem
+from priors.function_space import DenseGaussian, GaussianMeasure
+from samplers.mcmc.chains import MCMCSampler
+from samplers.mcmc.delayed_acceptance import MLDA
+from samplers.mcmc.latent import latent_measure, latent_potential
+from samplers.mcmc.pcn import PCN
+from samplers.mcmc.potential import Potential
+
+__all__ = ["PCNSampler", "DelayedAcceptanceSampler", "MLDASampler", "gaussian_measure", "problem_levels"]
+
+
+def gaussian_measure(prior) -> GaussianMeasure | None:
+    """The prior as ``N(m, C)`` on flattened model-space samples (float64, CPU), or None if it is not Gaussian."""
+    hook = getattr(prior, "gaussian_measure", None)
+    if callable(hook):
+        return hook()
+    from priors import GaussianPrior
+
+    if isinstance(prior, GaussianPrior):
+        return DenseGaussian(prior.mean.reshape(-1).double().cpu(), prior.covariance.double().cpu())
+    return None
+
+
+def _model_map(prior):
+    """``u (B, d) -> prior.to_physical(u reshaped to the prior's shape)`` on the prior's device and dtype."""
+
+    def to_physical(u: torch.Tensor) -> torch.Tensor:
+        return prior.to_physical(u.reshape(u.shape[0], *prior.shape).to(device=prior.device, dtype=prior.dtype))
+
+    return to_physical
+
+
+def problem_levels(problem: InverseProblem, prior, num_levels: int, *, ode_steps: int = 18, who: str = "MCMC"):
+    """``(levels, measure)``: ``num_levels`` potentials, coarsest first (module docstring), and ``mu_0``."""
+    problems = [problem]
+    for _ in range(num_levels - 1):
+        fm = problems[0].forward_model
+        try:
+            coarse = fm.coarse().to(device=problem.device, dtype=prior.dtype)
+        except (NotImplementedError, ValueError) as e:
+            raise ValueError(f"{who} needs {num_levels} levels, but {type(fm).__name__} gives no coarser one "
+                             f"({e}); use --sampler pcn") from None
+        problems.insert(0, InverseProblem(coarse, problem.y, problem.noise))
+    names = ["fine"] if num_levels == 1 else [f"coarse{num_levels - 1 - i}" for i in range(num_levels - 1)] + ["fine"]
+    measure = gaussian_measure(prior)
+    if measure is not None:
+        levels = [Potential(p, _model_map(prior), name=n, dtype=prior.dtype)
+                  for p, n in zip(problems, names, strict=True)]
+        return levels, measure
+    levels = [latent_potential(p, prior, ode_steps, name=n) for p, n in zip(problems, names, strict=True)]
+    return levels, latent_measure(prior)
+
+
+class _ProblemChains(MCMCSampler):
+    """Chains from draws of ``mu_0``, one per requested sample; shared settings (module docstring)."""
+
+    def __init__(self, num_steps: int, *, beta: float, warmup: int, thin: int, target_acceptance: float | None,
+                 adapt_every: int, ode_steps: int):
+        super().__init__(num_steps, warmup=warmup, thin=thin, target_acceptance=target_acceptance,
+                         adapt_every=adapt_every)
+        if not 0 < beta <= 1:
+            raise ValueError(f"{type(self).__name__}: beta must lie in (0, 1], got {beta}")
+        if int(ode_steps) < 2:
+            raise ValueError(f"{type(self).__name__}: ode_steps must be at least 2, got {ode_steps}")
+        self.beta, self.ode_steps = float(beta), int(ode_steps)
+
+    def check(self, problem, prior) -> None:
+        if tuple(prior.shape) != tuple(problem.forward_model.input_shape):
+            raise ValueError(f"the prior's samples have shape {tuple(prior.shape)} but the forward model "
+                             f"expects {tuple(problem.forward_model.input_shape)}")
+
+    def kernel(self, levels, measure):  # pragma: no cover
+        raise NotImplementedError
+
+    def num_levels(self) -> int:
+        return 1
+
+    def chains(self, problem, prior, num_samples, generator):
+        levels, measure = problem_levels(problem, prior, self.num_levels(), ode_steps=self.ode_steps,
+                                         who=type(self).__name__)
+        return self.kernel(levels, measure), measure.sample(num_samples, generator)
+
+
+class PCNSampler(_ProblemChains):
+    """pCN chains (:class:`~samplers.mcmc.pcn.PCN`) on the problem's forward model.
+
+    Accepts a Gaussian prior (chains in model space) or a diffusion / flow prior (chains in its latent,
+    ``ode_steps`` probability-flow steps per evaluation); module docstring. ``num_samples`` chains, each
+    ``warmup + num_steps`` iterations; ``beta`` the initial step size, adapted towards ``target_acceptance``
+    during warm-up.
+
+    Example::
+
+        import torch
+        from forward_models import Gaussian, InverseProblem, MatrixOperator
+        from priors import GaussianPrior
+        from samplers.mcmc import PCNSampler
+        problem = InverseProblem.simulate(MatrixOperator(torch.eye(2, dtype=torch.float64)), Gaussian(0.5),
+                                          torch.ones(2, dtype=torch.float64), seed=0)
+        post = PCNSampler(200, warmup=50).sample(problem, GaussianPrior(torch.zeros(2)), 4, seed=0)
+        post.mean(), post.diagnostics["acceptance"], post.diagnostics["ess_min"]
+    """
+
+    def __init__(self, num_steps: int = 1000, *, beta: float = 0.2, warmup: int = 200, thin: int = 10,
+                 target_acceptance: float = 0.25, adapt_every: int = 25, ode_steps: int = 18):
+        super().__init__(num_steps, beta=beta, warmup=warmup, thin=thin, target_acceptance=target_acceptance,
+                         adapt_every=adapt_every, ode_steps=ode_steps)
+
+    def kernel(self, levels, measure):
+        return PCN(levels[0], measure, self.beta)
+
+
+class MLDASampler(_ProblemChains):
+    """Multilevel delayed acceptance (:class:`~samplers.mcmc.delayed_acceptance.MLDA`) over ``num_levels`` grids.
+
+    Accepts a Gaussian or a diffusion / flow prior (as :class:`PCNSampler`) and a forward model whose
+    ``coarse()`` can be applied ``num_levels - 1`` times; refuses others. Sub-chains of
+    ``subchain_length`` steps (uniform on ``1..subchain_length`` with ``randomize``) on each coarser level.
+
+    Example::
+
+        # inverse reconstruct y.nc --sampler mlda --prior gaussian -s num_levels=3 --steps 200
+    """
+
+    def __init__(self, num_steps: int = 200, *, num_levels: int = 3, subchain_length: int = 5, randomize: bool = True,
+                 beta: float = 0.2, warmup: int = 50, thin: int = 2, target_acceptance: float = 0.25,
+                 adapt_every: int = 25, ode_steps: int = 18):
+        super().__init__(num_steps, beta=beta, warmup=warmup, thin=thin, target_acceptance=target_acceptance,
+                         adapt_every=adapt_every, ode_steps=ode_steps)
+        if int(num_levels) < 2 or int(subchain_length) < 1:
+            raise ValueError(f"{type(self).__name__}: num_levels must be >= 2 and subchain_length >= 1, "
+                             f"got {num_levels} and {subchain_length}")
+        self.depth, self.subchain_length, self.randomize = int(num_levels), int(subchain_length), bool(randomize)
+
+    def num_levels(self) -> int:
+        return self.depth
+
+    def kernel(self, levels, measure):
+        return MLDA(levels, measure, self.subchain_length, self.beta, randomize=self.randomize)
+
+
+class DelayedAcceptanceSampler(MLDASampler):
+    """Two-level delayed acceptance (Christen & Fox 2005): :class:`MLDASampler` with the model and its ``coarse()``.
+
+    Accepts a Gaussian or a diffusion / flow prior and a forward model with a ``coarse()`` level (e.g. Darcy
+    flow on a grid twice as coarse); refuses others with a one-line error.
+
+    Example::
+
+        # inverse reconstruct y.nc --sampler da --prior gaussian --steps 200
+    """
+
+    def __init__(self, num_steps: int = 200, *, subchain_length: int = 5, randomize: bool = True, beta: float = 0.2,
+                 warmup: int = 50, thin: int = 2, target_acceptance: float = 0.25, adapt_every: int = 25,
+                 ode_steps: int = 18):
+        super().__init__(num_steps, num_levels=2, subchain_length=subchain_length, randomize=randomize, beta=beta,
+                         warmup=warmup, thin=thin, target_acceptance=target_acceptance, adapt_every=adapt_every,
+                         ode_steps=ode_steps)
