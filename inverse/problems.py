@@ -11,7 +11,7 @@ checks the rebuilt operator against it.
 | ``ct`` | attenuation image (1, N, N), a.u. | parallel-beam sinogram (angle, detector) | ``phantoms-64`` |
 | ``mri`` | real image (1, N, N), a.u. | single-coil k-space (complex, ky, kx), Cartesian mask | ``phantoms-64`` |
 | ``mri-multicoil`` | real image (1, N, N), a.u. | k-space (complex, coil, ky, kx), birdcage coils | ``phantoms-64`` |
-| ``navier-stokes`` | initial vorticity (1, N, N), 1/s | vorticity at T, every ``factor``-th point | ``ns-vorticity-64`` |
+| ``navier-stokes`` | initial vorticity (1, N, N), 1/s | vorticity at T, every factor-th point | ``ns-vorticity-64`` |
 | ``darcy`` | permeability (1, N, N), a.u. | pressure at an n x n sensor grid | ``darcy-perm-32`` |
 | ``fwi`` | velocity (1, H, W), m/s | shot gathers (shot, time, receiver) | ``seismic-velocity-70`` |
 | ``seismic-interp`` | shot gathers (shot, time, receiver) | the gathers with missing traces | none |
@@ -22,22 +22,36 @@ simulated truth is not a training example).
 
 Noise: ``Gaussian(sigma)`` with ``sigma = noise_rel * rms(F(x_true))`` unless ``noise_std`` gives
 ``sigma`` directly (in the measurement's units); the file stores the absolute ``sigma``.
+
+Two problems with a known structure, built in code rather than through ``inverse simulate``:
+:func:`gmm_case`, a Gaussian mixture whose posterior is exact (scored by :func:`evaluate_sampler` and
+:func:`averaged_sw_ratio`), and :func:`darcy_two_level_problem`, Darcy flow in Karhunen-Loeve coordinates
+with an accurate and a coarse-grid forward model (two-level MCMC).
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
 from forward_models.base import ForwardModel
 from forward_models.names import unknown_name_message
+from forward_models.problem import InverseProblem
 from inverse.errors import UserError
+from inverse.metrics import mode_weight_tv, sliced_wasserstein
+from priors.gaussian_mixture import GaussianMixture, GaussianMixturePrior
+
+if TYPE_CHECKING:
+    from priors.function_space import MaternField
 
 __all__ = ["ProblemSpec", "PROBLEMS", "get_problem", "build_forward_model", "problem_options", "draw_truth",
-           "measurement_view"]
+           "measurement_view", "GMM_SETTINGS", "GMMCase", "gmm_case", "evaluate_sampler", "averaged_sw_ratio",
+           "DarcyTwoLevel", "darcy_two_level_problem"]
 
 TRUTH_SEED_OFFSET = 1_000_003
 
@@ -262,3 +276,197 @@ def measurement_view(name: str, forward_model: ForwardModel, y: torch.Tensor) ->
         return None
     with torch.no_grad():
         return spec.view(forward_model, y)
+
+
+# ------------------------------------------------------------------ Gaussian mixture with an exact posterior
+#: guidance scales of the gradient samplers on :func:`gmm_case` (the paper's VP units), chosen on seeds 0-2
+#: from {0, 0.3, 1, 3}; the other samplers take only their step count
+GMM_SETTINGS = {"dps": {"zeta": 0.3}, "mcg": {"alpha": 0.3}}
+
+
+@dataclass
+class GMMCase:
+    """One instance of the Gaussian-mixture problem: prior, problem, exact posterior and log-evidence."""
+
+    prior: GaussianMixturePrior
+    problem: InverseProblem
+    posterior: GaussianMixture
+    log_evidence: float
+    sigma_y: float
+    seed: int
+
+
+def gmm_case(d: int, dy: int, seed: int, *, device="cpu") -> GMMCase:
+    """The Gaussian-mixture problem of Cardoso, Janati, Le Corff and Moulines (ICLR 2024), whose posterior is exact.
+
+    Prior: 25 components ``N(m_ij, I_d)`` with ``m_ij = (-8i, -8j, -8i, -8j, ...)`` for ``i, j`` in {-2..2},
+    weights ``randn(25)^2`` normalised. Operator: ``A0 = randn(dy, d)``, ``(U, S, V^T) = svd(A0)``, ``s`` sorted
+    ``uniform(0, 1)^dy`` descending, ``A = U diag(s) V^T[:dy]``. Truth ``x*`` from the prior,
+    ``sigma_y = uniform(0, 1) * max(s)`` (at least 1e-3), ``y = A x* + sigma_y e``. The posterior is again a
+    Gaussian mixture (:meth:`priors.GaussianMixturePrior.posterior`), and so is the evidence.
+
+    Args:
+        d: dimension, an even number >= 2.
+        dy: number of measurements, ``1 <= dy <= d``.
+        seed: seeds every random ingredient (float64 throughout).
+        device: where the prior and the problem live (the exact posterior stays on the CPU).
+
+    Example::
+
+        from inverse.problems import gmm_case
+        from samplers import get_sampler
+        case = gmm_case(8, 2, seed=0)
+        post = get_sampler("dps", num_steps=20, zeta=0.3).sample(case.problem, case.prior, 64, seed=0)
+        exact = case.posterior.sample(64)
+    """
+    from forward_models import Gaussian, MatrixOperator
+
+    if d < 2 or d % 2:
+        raise UserError(f"d must be an even number >= 2, got {d}")
+    if not 1 <= dy <= d:
+        raise UserError(f"dy must lie in [1, d], got {dy}")
+    g = torch.Generator().manual_seed(int(seed))
+    f64 = torch.float64
+    grid = torch.arange(-2, 3, dtype=f64)
+    ii, jj = torch.meshgrid(grid, grid, indexing="ij")
+    pair = torch.stack([-8.0 * ii.reshape(-1), -8.0 * jj.reshape(-1)], 1)  # (25, 2)
+    means = pair.repeat(1, d // 2)
+    weights = torch.randn(25, generator=g, dtype=f64) ** 2
+    prior = GaussianMixturePrior(means, weights)
+    A0 = torch.randn(dy, d, generator=g, dtype=f64)
+    U, _, Vh = torch.linalg.svd(A0, full_matrices=False)
+    s, _ = torch.sort(torch.rand(dy, generator=g, dtype=f64), descending=True)
+    A = U @ torch.diag(s) @ Vh[:dy]
+    x_star = prior.sample(1, g)[0]
+    sigma_y = float(torch.rand(1, generator=g, dtype=f64)) * float(s.max())
+    sigma_y = max(sigma_y, 1e-3)
+    op = MatrixOperator(A, dtype=f64)
+    y = A @ x_star + sigma_y * torch.randn(dy, generator=g, dtype=f64)
+    problem = InverseProblem(op, y, Gaussian(sigma_y), truth=x_star)
+    post = prior.posterior(A, y, sigma_y)
+    logz = prior.log_evidence(A, y, sigma_y)
+    if str(device) != "cpu":
+        prior = prior.to(device)
+        problem = problem.to(device)
+    return GMMCase(prior, problem, post, logz, sigma_y, int(seed))
+
+
+def evaluate_sampler(case: GMMCase, sampler, num_samples: int = 1000, *, seed: int = 0,
+                     num_slices: int = 1000) -> dict:
+    """Run ``sampler`` on ``case`` and score it against exact posterior draws, with the floor beside each score.
+
+    The *floor* of a metric is its value between two independent exact sets of the same size: no sampler can be
+    expected to do better. Scores: sliced Wasserstein-1 (``sw``, :func:`inverse.metrics.sliced_wasserstein`) and
+    mode-weight total variation (``tv``, :func:`inverse.metrics.mode_weight_tv`). A weighted posterior (SMC) is
+    scored as the weighted particle measure it is; ``sw_resampled`` / ``tv_resampled`` score ``num_samples``
+    multinomial draws from it (resampling noise on top of the sampler's own error). Also returns ``time_s``,
+    ``nfe_per_sample`` and the ``posterior``.
+    """
+    t0 = time.perf_counter()
+    post = sampler.sample(case.problem, case.prior, num_samples, seed=seed)
+    wall = time.perf_counter() - t0
+    g = torch.Generator().manual_seed(10_000 + int(seed))
+    x = post.resample(num_samples, g).cpu()
+    ref1 = case.posterior.sample(num_samples, g)
+    ref2 = case.posterior.sample(num_samples, g)
+    sw_resampled = sliced_wasserstein(x, ref1, num_slices, seed=seed)
+    tv_resampled = mode_weight_tv(x, case.posterior)
+    if post.log_weights is None:
+        sw, tv = sw_resampled, tv_resampled
+    else:
+        w = post.weights().detach().cpu()
+        xs = post.samples.detach().cpu()
+        sw = sliced_wasserstein(xs, ref1, num_slices, seed=seed, weights_a=w)
+        tv = mode_weight_tv(xs, case.posterior, weights=w)
+    return {
+        "sw": sw,
+        "sw_floor": sliced_wasserstein(ref2, ref1, num_slices, seed=seed),
+        "sw_resampled": sw_resampled,
+        "tv": tv,
+        "tv_floor": mode_weight_tv(ref2, case.posterior),
+        "tv_resampled": tv_resampled,
+        "time_s": wall,
+        "nfe_per_sample": post.diagnostics["nfe"] / num_samples,
+        "posterior": post,
+    }
+
+
+def averaged_sw_ratio(case: GMMCase, posterior, num_draws: int = 1000, *, refs: int = 10, seed: int = 0,
+                      num_slices: int = 500) -> dict:
+    """Sliced-Wasserstein ratio of ``posterior`` to the floor, both sides averaged over ``refs`` draws:
+
+        E[SW(x_r, ref_r)] / E[SW(ref'_r, ref_r)],   r = 1..refs,
+
+    ``x_r`` a fresh resampling of ``n = min(num_draws, len(posterior))`` draws from the (weighted) posterior,
+    ``ref_r`` and ``ref'_r`` fresh exact ``n``-sets; ``posterior=None`` puts exact draws in the sampler's place
+    (expected ratio 1). One floor pair is itself random, so one ratio per seed mostly measures the floor's luck;
+    averaging both sides estimates the ratio of expected distances. Returns ``{"ratio", "sw", "floor", "n"}``.
+    """
+    n = int(num_draws) if posterior is None else min(int(num_draws), len(posterior.samples))
+    g = torch.Generator().manual_seed(50_000 + int(seed))
+    num, den = [], []
+    for r in range(int(refs)):
+        x = case.posterior.sample(n, g) if posterior is None else posterior.resample(n, g).detach().cpu()
+        ref, ref2 = case.posterior.sample(n, g), case.posterior.sample(n, g)
+        num.append(sliced_wasserstein(x, ref, num_slices, seed=r))
+        den.append(sliced_wasserstein(ref2, ref, num_slices, seed=r))
+    sw, floor = sum(num) / len(num), sum(den) / len(den)
+    return {"ratio": sw / floor, "sw": sw, "floor": floor, "n": n}
+
+
+# ------------------------------------------------------------------ Darcy flow in Karhunen-Loeve coordinates
+@dataclass
+class DarcyTwoLevel:
+    """The Darcy problem of two-level MCMC: a Matern KL prior, the fine problem and its coarse-grid twin.
+
+    ``problem`` and ``coarse_problem`` share ``y`` and the noise; ``truth_coefficients`` ``(1, K)`` are the KL
+    coefficients of the truth, ``problem.truth == prior.field(truth_coefficients)[0]``.
+    """
+
+    prior: MaternField
+    problem: InverseProblem
+    coarse_problem: InverseProblem
+    truth_coefficients: torch.Tensor
+
+
+def darcy_two_level_problem(size: int, modes: int, noise: float, *, seed: int = 0, truth_seed: int | None = None,
+                            coarse_size: int = 16, check_finite: bool = True) -> DarcyTwoLevel:
+    """Log-permeability from 25 pressure sensors, with an accurate and a cheap forward model.
+
+    Prior: ``x = m_0 + sum_k sqrt(mu_k) xi_k phi_k``, a Matern field (alpha 2, tau 3, pointwise scale 6) kept to
+    ``modes`` Karhunen-Loeve modes (:class:`priors.function_space.MaternField`), ``xi ~ N(0, I_K)``. Forward
+    model: Darcy flow ``-div(exp(x) grad p) = f`` on a ``size x size`` grid, pressure at a 5 x 5 sensor grid
+    (:class:`forward_models.darcy.DarcyFlow`); the coarse model solves the same map on a
+    ``coarse_size x coarse_size`` grid (``DarcyFlow.coarse``). Gaussian noise of standard deviation ``noise``.
+    Two-level MCMC (delayed acceptance, MLDA: Christen and Fox 2005, Lykkegaard et al. 2023) moves in ``xi``.
+
+    Args:
+        size: fine grid, a multiple of ``coarse_size``.
+        modes: number of KL modes ``K``.
+        noise: noise standard deviation (pressure units).
+        seed: seed of the measurement noise.
+        truth_seed: seed of the truth's KL coefficients (default ``1000 + seed``).
+        coarse_size: coarse grid.
+        check_finite: whether both forward models check their input for NaN / Inf on every call.
+
+    Example::
+
+        from inverse.problems import darcy_two_level_problem
+        d = darcy_two_level_problem(32, 16, 0.01)
+        print(d.problem.y.shape, d.coarse_problem.forward_model.solver_resolution)
+    """
+    from forward_models import Gaussian
+    from forward_models.darcy import DarcyFlow
+    from priors.function_space import MaternField
+
+    if int(size) % int(coarse_size):
+        raise UserError(f"the grid size must be a multiple of the coarse grid {coarse_size}, got {size}")
+    prior = MaternField(size, modes, alpha=2.0, tau=3.0, sigma=6.0, mean=0.0)
+    ts = 1000 + int(seed) if truth_seed is None else int(truth_seed)
+    xi_true = torch.randn(1, modes, generator=torch.Generator().manual_seed(ts), dtype=torch.float64)
+    fine = DarcyFlow(size, coefficient="exp", sensors=5)
+    fine.check_finite = check_finite
+    problem = InverseProblem.simulate(fine, Gaussian(noise), prior.field(xi_true)[0], seed=seed)
+    coarse = fine.coarse(int(size) // int(coarse_size))
+    coarse.check_finite = check_finite
+    return DarcyTwoLevel(prior, problem, InverseProblem(coarse, problem.y, problem.noise), xi_true)
