@@ -58,3 +58,9 @@ def get_sampler(name: str, **kwargs) -> Sampler:
         return SAMPLERS[name](**kwargs)
     except (TypeError, OverflowError) as e:  # unknown keyword, or a value such as 1e999 for an integer
         raise ValueError(f"bad settings for sampler {name!r}: {e}") from None
+
+
+# function-space MCMC on a Gaussian or latent prior (samplers.mcmc.levels)
+from samplers.mcmc import DelayedAcceptanceSampler, MLDASampler, PCNSampler  # noqa: E402
+
+SAMPLERS.update({"pcn": PCNSampler, "da": DelayedAcceptanceSampler, "mlda": MLDASampler})

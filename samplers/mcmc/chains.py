@@ -10,7 +10,8 @@ set, every ``adapt_every`` iterations
 
 with ``a`` the acceptance of the coarsest level's pCN proposals over the window and ``k`` the window
 index; ``beta`` is clipped to ``[1e-4, 1]`` and frozen after warm-up, so the kept draws come from a fixed
-reversible kernel. Every ``thin``-th state after warm-up is kept. The :class:`~samplers.posterior.Posterior`
+reversible kernel. After warm-up every ``thin``-th state is kept, ``thin`` chosen so that the chains keep
+``num_samples`` draws in all (:meth:`MCMCSampler.thinning`). The :class:`~samplers.posterior.Posterior`
 holds the kept draws (chain-major) and, in its diagnostics, acceptance per level, evaluations per level and
 bulk ESS / rank-normalised split R-hat (ArviZ; Vehtari et al. 2021). :class:`Chains` runs a kernel built by
 hand (levels of :class:`~samplers.mcmc.potential.Potential`) from given starting points;
@@ -39,24 +40,21 @@ class MCMCSampler(Sampler):
 
     Parameters
     ----------
-    num_steps : iterations kept per chain after warm-up (every ``thin``-th is kept)
+    num_steps : iterations per chain after warm-up (the kept draws are spread evenly over them)
     warmup : iterations before, with the step size adapted when ``target_acceptance`` is set
-    thin : keep every ``thin``-th state
     target_acceptance : level-0 acceptance the warm-up steers ``beta`` towards (None: no adaptation)
     adapt_every : iterations per adaptation window
     """
 
     static_fields = ("kernel",)
 
-    def __init__(self, num_steps: int = 1000, *, warmup: int = 0, thin: int = 1,
-                 target_acceptance: float | None = None, adapt_every: int = 25):
-        if int(num_steps) < 1 or int(warmup) < 0 or int(thin) < 1 or int(adapt_every) < 1:
-            raise ValueError("num_steps and thin must be >= 1, warmup >= 0, adapt_every >= 1")
-        if int(num_steps) < int(thin):
-            raise ValueError(f"no draws would be kept: num_steps {num_steps} < thin {thin}")
+    def __init__(self, num_steps: int = 1000, *, warmup: int = 0, target_acceptance: float | None = None,
+                 adapt_every: int = 25):
+        if int(num_steps) < 1 or int(warmup) < 0 or int(adapt_every) < 1:
+            raise ValueError("num_steps must be >= 1, warmup >= 0, adapt_every >= 1")
         if target_acceptance is not None and not 0 < target_acceptance < 1:
             raise ValueError(f"target_acceptance must lie in (0, 1), got {target_acceptance}")
-        self.iterations, self.warmup, self.thin = int(num_steps), int(warmup), int(thin)
+        self.iterations, self.warmup = int(num_steps), int(warmup)
         self.target_acceptance = None if target_acceptance is None else float(target_acceptance)
         self.adapt_every = int(adapt_every)
 
@@ -66,6 +64,14 @@ class MCMCSampler(Sampler):
     def chains(self, problem, prior, num_samples: int, generator: torch.Generator) -> tuple[MCMCKernel, torch.Tensor]:
         """``(kernel, u0)``: the kernel for this problem and prior and ``(C, d)`` starting points."""
         raise NotImplementedError  # pragma: no cover
+
+    def thinning(self, num_chains: int, num_samples: int) -> int:
+        """Iterations between kept states so that ``num_chains`` chains keep ``num_samples`` draws in all."""
+        per_chain = num_samples // num_chains
+        if num_samples % num_chains or per_chain > self.iterations:
+            raise ValueError(f"{type(self).__name__}: {num_samples} samples cannot be {num_chains} chains of at most "
+                             f"num_steps={self.iterations} draws each")
+        return self.iterations // per_chain
 
     def physical(self, kernel: MCMCKernel, u: torch.Tensor) -> torch.Tensor:
         """Kept draws ``u (n, d)`` in physical units (the target level's parameter map)."""
@@ -77,10 +83,11 @@ class MCMCSampler(Sampler):
         kernel, u0 = self.chains(problem, prior, num_samples, generator)
         fields = kernel.init(u0)
         C, d = fields["x"].shape
-        T = self.iterations // self.thin
+        thin = self.thinning(C, int(num_samples))
+        T = num_samples // C
         nan = float("nan")
         counters = Counters().add(**_cost(kernel, fields["evaluations"]))
-        return MCMCState(step=0, problem=problem, prior=prior, generator=generator, counters=counters,
+        return MCMCState(step=0, problem=problem, prior=prior, generator=generator, counters=counters, thin=thin,
                          draws=torch.full((C, T, d), nan, dtype=torch.float64),
                          potentials=torch.full((C, T), nan, dtype=torch.float64), kernel=kernel, **fields)
 
@@ -94,8 +101,8 @@ class MCMCSampler(Sampler):
                 step = (a / p - self.target_acceptance) / math.sqrt(it // self.adapt_every)
                 changes["beta"] = float(min(1.0, max(1e-4, new.beta * math.exp(step))))
             changes["window"] = (new.proposals[0], new.accepts[0])
-        if it > self.warmup and (it - self.warmup) % self.thin == 0:
-            k = (it - self.warmup) // self.thin - 1
+        k = (it - self.warmup) // state.thin - 1
+        if it > self.warmup and (it - self.warmup) % state.thin == 0 and k < new.draws.shape[1]:
             new.draws[:, k] = new.x  # preallocated: the kept draws are written in place, in order
             new.potentials[:, k] = new.phi[:, -1]
         spent = [a - b for a, b in zip(new.evaluations, state.evaluations, strict=True)]
@@ -154,12 +161,20 @@ class Chains(MCMCSampler):
     """Chains of a kernel built by hand, started at ``u0 (C, d)``; the draws stay in the chain's coordinates.
 
     Run it with :func:`sample_chains`, which supplies the driver's problem (the target level's) and prior
-    (:class:`MeasurePrior` of the kernel's measure). Settings as :class:`MCMCSampler`.
+    (:class:`MeasurePrior` of the kernel's measure). Every ``thin``-th state after warm-up is kept, so
+    ``num_samples`` must be ``len(u0) * (num_steps // thin)``; other settings as :class:`MCMCSampler`.
     """
 
-    def __init__(self, kernel: MCMCKernel, u0: torch.Tensor, num_steps: int = 1000, **settings):
+    def __init__(self, kernel: MCMCKernel, u0: torch.Tensor, num_steps: int = 1000, *, thin: int = 1, **settings):
         super().__init__(num_steps, **settings)
-        self.kernel, self.u0 = kernel, torch.as_tensor(u0, dtype=torch.float64)
+        if not 1 <= int(thin) <= self.iterations:
+            raise ValueError(f"thin must lie in [1, num_steps], got {thin}")
+        self.kernel, self.u0, self.thin = kernel, torch.as_tensor(u0, dtype=torch.float64), int(thin)
+
+    def thinning(self, num_chains, num_samples):
+        if num_samples != num_chains * (self.iterations // self.thin):
+            raise ValueError(f"Chains keeps {num_chains} x {self.iterations // self.thin} draws, not {num_samples}")
+        return self.thin
 
     def chains(self, problem, prior, num_samples, generator):
         return self.kernel, self.u0
@@ -195,7 +210,8 @@ def sample_chains(kernel: MCMCKernel, u0: torch.Tensor, num_iterations: int, *, 
                      adapt_every=adapt_every)
     if resume is None:
         resume = checkpoint is not None and Path(checkpoint).is_file()
-    post = run(sampler, target.problem, MeasurePrior(kernel.measure), len(sampler.u0), seed=seed,
+    num_samples = len(sampler.u0) * (sampler.iterations // sampler.thin)
+    post = run(sampler, target.problem, MeasurePrior(kernel.measure), num_samples, seed=seed,
                checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, callback=callback,
                progress=progress)
     return ChainResult(post)

@@ -29,8 +29,9 @@ class MCMCState(State):
     ``beta`` the pCN step size; ``evaluations`` (L,) potential evaluations (forward solves) per level, summed
     over chains; ``proposals`` / ``accepts`` (L,) proposals judged and accepted at each level (a level-l
     proposal that returned to its start is not judged); ``window`` the level-0 ``(proposals, accepts)`` at the
-    start of the current warm-up adaptation window; ``draws`` (C, T, d) and ``potentials`` (C, T) the kept
-    states and their target-level potentials (filled in order; NaN beyond the draws kept so far);
+    start of the current warm-up adaptation window; ``thin`` the iterations between kept states; ``draws``
+    (C, T, d) and ``potentials`` (C, T) the kept states and their target-level potentials (filled in order;
+    NaN beyond the draws kept so far);
     ``kernel`` the transition kernel (rebuilt by ``init`` on resume).
     """
 
@@ -40,6 +41,7 @@ class MCMCState(State):
     proposals: tuple = ()
     accepts: tuple = ()
     window: tuple = (0, 0)
+    thin: int = 1
     draws: torch.Tensor | None = None
     potentials: torch.Tensor | None = None
     kernel: object = None

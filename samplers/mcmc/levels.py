@@ -9,11 +9,14 @@ The chain moves a parameter ``u`` under a Gaussian prior ``mu_0`` (Stuart 2010, 
   ``mu_0 = N(0, I)``, ``x = T_K(z)`` with ``K = ode_steps`` (:mod:`samplers.mcmc.latent`).
 
 The coarse levels of delayed acceptance and MLDA solve the same problem with ``forward_model.coarse()``
-(applied once per level below the target); a forward model without one is refused. ``num_samples`` is the
-number of chains, started at draws of ``mu_0``; the posterior holds ``num_samples * (num_steps // thin)`` draws.
+(applied once per level below the target); a forward model without one is refused. ``num_samples`` draws come
+from ``C = gcd(num_chains, num_samples)`` chains started at draws of ``mu_0``, each keeping ``num_samples / C``
+states spread evenly over its ``num_steps`` iterations after warm-up.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -73,15 +76,16 @@ def problem_levels(problem: InverseProblem, prior, num_levels: int, *, ode_steps
 class _ProblemChains(MCMCSampler):
     """Chains from draws of ``mu_0``, one per requested sample; shared settings (module docstring)."""
 
-    def __init__(self, num_steps: int, *, beta: float, warmup: int, thin: int, target_acceptance: float | None,
+    def __init__(self, num_steps: int, *, num_chains: int, beta: float, warmup: int, target_acceptance: float | None,
                  adapt_every: int, ode_steps: int):
-        super().__init__(num_steps, warmup=warmup, thin=thin, target_acceptance=target_acceptance,
-                         adapt_every=adapt_every)
+        super().__init__(num_steps, warmup=warmup, target_acceptance=target_acceptance, adapt_every=adapt_every)
+        if int(num_chains) < 1:
+            raise ValueError(f"{type(self).__name__}: num_chains must be at least 1, got {num_chains}")
         if not 0 < beta <= 1:
             raise ValueError(f"{type(self).__name__}: beta must lie in (0, 1], got {beta}")
         if int(ode_steps) < 2:
             raise ValueError(f"{type(self).__name__}: ode_steps must be at least 2, got {ode_steps}")
-        self.beta, self.ode_steps = float(beta), int(ode_steps)
+        self.num_chains, self.beta, self.ode_steps = int(num_chains), float(beta), int(ode_steps)
 
     def check(self, problem, prior) -> None:
         if tuple(prior.shape) != tuple(problem.forward_model.input_shape):
@@ -97,16 +101,16 @@ class _ProblemChains(MCMCSampler):
     def chains(self, problem, prior, num_samples, generator):
         levels, measure = problem_levels(problem, prior, self.num_levels(), ode_steps=self.ode_steps,
                                          who=type(self).__name__)
-        return self.kernel(levels, measure), measure.sample(num_samples, generator)
+        return self.kernel(levels, measure), measure.sample(math.gcd(self.num_chains, num_samples), generator)
 
 
 class PCNSampler(_ProblemChains):
     """pCN chains (:class:`~samplers.mcmc.pcn.PCN`) on the problem's forward model.
 
     Accepts a Gaussian prior (chains in model space) or a diffusion / flow prior (chains in its latent,
-    ``ode_steps`` probability-flow steps per evaluation); module docstring. ``num_samples`` chains, each
-    ``warmup + num_steps`` iterations; ``beta`` the initial step size, adapted towards ``target_acceptance``
-    during warm-up.
+    ``ode_steps`` probability-flow steps per evaluation). Up to ``num_chains`` chains, each
+    ``warmup + num_steps`` iterations (module docstring); ``beta`` the initial step size, adapted towards
+    ``target_acceptance`` during warm-up.
 
     Example::
 
@@ -120,10 +124,10 @@ class PCNSampler(_ProblemChains):
         post.mean(), post.diagnostics["acceptance"], post.diagnostics["ess_min"]
     """
 
-    def __init__(self, num_steps: int = 1000, *, beta: float = 0.2, warmup: int = 200, thin: int = 10,
+    def __init__(self, num_steps: int = 1000, *, num_chains: int = 4, beta: float = 0.2, warmup: int = 200,
                  target_acceptance: float = 0.25, adapt_every: int = 25, ode_steps: int = 18):
-        super().__init__(num_steps, beta=beta, warmup=warmup, thin=thin, target_acceptance=target_acceptance,
-                         adapt_every=adapt_every, ode_steps=ode_steps)
+        super().__init__(num_steps, num_chains=num_chains, beta=beta, warmup=warmup,
+                         target_acceptance=target_acceptance, adapt_every=adapt_every, ode_steps=ode_steps)
 
     def kernel(self, levels, measure):
         return PCN(levels[0], measure, self.beta)
@@ -142,10 +146,10 @@ class MLDASampler(_ProblemChains):
     """
 
     def __init__(self, num_steps: int = 200, *, num_levels: int = 3, subchain_length: int = 5, randomize: bool = True,
-                 beta: float = 0.2, warmup: int = 50, thin: int = 2, target_acceptance: float = 0.25,
+                 num_chains: int = 4, beta: float = 0.2, warmup: int = 50, target_acceptance: float = 0.25,
                  adapt_every: int = 25, ode_steps: int = 18):
-        super().__init__(num_steps, beta=beta, warmup=warmup, thin=thin, target_acceptance=target_acceptance,
-                         adapt_every=adapt_every, ode_steps=ode_steps)
+        super().__init__(num_steps, num_chains=num_chains, beta=beta, warmup=warmup,
+                         target_acceptance=target_acceptance, adapt_every=adapt_every, ode_steps=ode_steps)
         if int(num_levels) < 2 or int(subchain_length) < 1:
             raise ValueError(f"{type(self).__name__}: num_levels must be >= 2 and subchain_length >= 1, "
                              f"got {num_levels} and {subchain_length}")
@@ -169,9 +173,9 @@ class DelayedAcceptanceSampler(MLDASampler):
         # inverse reconstruct y.nc --sampler da --prior gaussian --steps 200
     """
 
-    def __init__(self, num_steps: int = 200, *, subchain_length: int = 5, randomize: bool = True, beta: float = 0.2,
-                 warmup: int = 50, thin: int = 2, target_acceptance: float = 0.25, adapt_every: int = 25,
-                 ode_steps: int = 18):
-        super().__init__(num_steps, num_levels=2, subchain_length=subchain_length, randomize=randomize, beta=beta,
-                         warmup=warmup, thin=thin, target_acceptance=target_acceptance, adapt_every=adapt_every,
-                         ode_steps=ode_steps)
+    def __init__(self, num_steps: int = 200, *, subchain_length: int = 5, randomize: bool = True,
+                 num_chains: int = 4, beta: float = 0.2, warmup: int = 50, target_acceptance: float = 0.25,
+                 adapt_every: int = 25, ode_steps: int = 18):
+        super().__init__(num_steps, num_levels=2, subchain_length=subchain_length, randomize=randomize,
+                         num_chains=num_chains, beta=beta, warmup=warmup, target_acceptance=target_acceptance,
+                         adapt_every=adapt_every, ode_steps=ode_steps)
