@@ -28,7 +28,8 @@ from samplers.mcmc.latent import latent_measure, latent_potential
 from samplers.mcmc.pcn import PCN
 from samplers.mcmc.potential import Potential
 
-__all__ = ["PCNSampler", "DelayedAcceptanceSampler", "MLDASampler", "gaussian_measure", "problem_levels"]
+__all__ = ["PCNSampler", "DelayedAcceptanceSampler", "MLDASampler", "gaussian_measure", "coarse_problems",
+           "problem_levels"]
 
 
 def gaussian_measure(prior) -> GaussianMeasure | None:
@@ -52,8 +53,8 @@ def _model_map(prior):
     return to_physical
 
 
-def problem_levels(problem: InverseProblem, prior, num_levels: int, *, ode_steps: int = 18, who: str = "MCMC"):
-    """``(levels, measure)``: ``num_levels`` potentials, coarsest first (module docstring), and ``mu_0``."""
+def coarse_problems(problem: InverseProblem, prior, num_levels: int, who: str = "MCMC") -> list:
+    """``num_levels`` problems, coarsest first: ``problem`` and ``forward_model.coarse()`` applied repeatedly."""
     problems = [problem]
     for _ in range(num_levels - 1):
         fm = problems[0].forward_model
@@ -63,6 +64,12 @@ def problem_levels(problem: InverseProblem, prior, num_levels: int, *, ode_steps
             raise ValueError(f"{who} needs {num_levels} levels, but {type(fm).__name__} gives no coarser one "
                              f"({e}); use --sampler pcn") from None
         problems.insert(0, InverseProblem(coarse, problem.y, problem.noise))
+    return problems
+
+
+def problem_levels(problem: InverseProblem, prior, num_levels: int, *, ode_steps: int = 18, who: str = "MCMC"):
+    """``(levels, measure)``: ``num_levels`` potentials, coarsest first (module docstring), and ``mu_0``."""
+    problems = coarse_problems(problem, prior, num_levels, who)
     names = ["fine"] if num_levels == 1 else [f"coarse{num_levels - 1 - i}" for i in range(num_levels - 1)] + ["fine"]
     measure = gaussian_measure(prior)
     if measure is not None:
@@ -91,6 +98,8 @@ class _ProblemChains(MCMCSampler):
         if tuple(prior.shape) != tuple(problem.forward_model.input_shape):
             raise ValueError(f"the prior's samples have shape {tuple(prior.shape)} but the forward model "
                              f"expects {tuple(problem.forward_model.input_shape)}")
+        if self.num_levels() > 1:
+            coarse_problems(problem, prior, self.num_levels(), type(self).__name__)
 
     def kernel(self, levels, measure):  # pragma: no cover
         raise NotImplementedError

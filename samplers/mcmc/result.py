@@ -38,8 +38,11 @@ def _rhat(values: np.ndarray) -> np.ndarray:
 
 
 def chain_diagnostics(draws: torch.Tensor) -> dict:
-    """``ess_min``, ``ess_median`` (bulk) and ``rhat_max`` (NaN for one chain) of draws ``(C, T, d)``."""
+    """``ess_min``, ``ess_median`` (bulk) and ``rhat_max`` (NaN for one chain) of draws ``(C, T, d)``; all NaN
+    for fewer than 4 draws per chain (too few to estimate either)."""
     values = draws.reshape(draws.shape[0], draws.shape[1], -1).numpy()
+    if values.shape[1] < 4:
+        return {"ess_min": float("nan"), "ess_median": float("nan"), "rhat_max": float("nan")}
     ess = _ess(values)
     rhat = _rhat(values) if values.shape[0] > 1 else np.array([float("nan")])
     return {"ess_min": float(ess.min()), "ess_median": float(np.median(ess)),

@@ -23,6 +23,7 @@ NUM_SAMPLES = 16
 #: small settings per command-line name, so that the whole suite runs in seconds; a name missing here runs with
 #: its defaults
 SMALL = {
+    "pcn": {"num_steps": 8, "warmup": 4},
     "afes": {"num_steps": 10}, "dps": {"num_steps": 10}, "mcg": {"num_steps": 10}, "mcgdiff": {"num_steps": 10},
     "tds": {"num_steps": 10}, "enkg": {"num_steps": 10}, "eki": {"num_iterations": 2, "prior_steps": 5},
 }
@@ -30,7 +31,12 @@ SMALL = {
 #: further settings worth the whole contract: (name, settings, id)
 VARIANTS = [("afes", {"num_steps": 10, "proposal": "prior"}, "afes-prior")]
 
-CASES = [pytest.param(name, SMALL.get(name, {}), id=name) for name in sorted(samplers.SAMPLERS)]
+#: samplers that need ``forward_model.coarse()`` (the linear problem has none): they must refuse it in one line;
+#: their contract runs on Darcy flow in tests/samplers/test_mcmc.py
+NEEDS_COARSE = {"da", "mlda"}
+
+CASES = [pytest.param(name, SMALL.get(name, {}), id=name) for name in sorted(samplers.SAMPLERS)
+         if name not in NEEDS_COARSE]
 CASES += [pytest.param(name, settings, id=case_id) for name, settings, case_id in VARIANTS]
 
 
@@ -121,3 +127,10 @@ def test_posterior_config_names_the_run(runs, name, settings):
 def test_the_callback_sees_every_step(runs, name, settings):
     sampler, _, _, seen = runs(name, settings)
     assert seen == list(range(1, sampler.num_steps() + 1))
+
+
+@pytest.mark.parametrize("name", sorted(NEEDS_COARSE))
+def test_multilevel_samplers_refuse_a_model_without_a_coarse_level(name):
+    problem, prior = linear_problem()
+    with pytest.raises(ValueError, match="no coarser one"):
+        get_sampler(name).sample(problem, prior, NUM_SAMPLES)

@@ -16,7 +16,6 @@ from priors.function_space import DenseGaussian, MaternField, StandardGaussian
 from samplers.checkpoint import CheckpointError
 from samplers.mcmc import MLDA, PCN, DelayedAcceptance, Potential, hybrid_two_level, pcn_proposal, sample_chains
 
-
 torch.set_num_threads(1)
 D, DY, SIGMA = 4, 3, 0.5
 
@@ -24,7 +23,8 @@ D, DY, SIGMA = 4, 3, 0.5
 def _linear_gaussian(nonzero_mean: bool, seed: int = 1):
     g = torch.Generator().manual_seed(seed)
     A = torch.randn(DY, D, generator=g, dtype=torch.float64)
-    m0 = torch.tensor([2.0, -1.5, 0.5, 1.5], dtype=torch.float64) if nonzero_mean else torch.zeros(D, dtype=torch.float64)
+    m0 = torch.tensor([2.0, -1.5, 0.5, 1.5], dtype=torch.float64) if nonzero_mean \
+        else torch.zeros(D, dtype=torch.float64)
     B = torch.randn(D, D, generator=g, dtype=torch.float64)
     C0 = B @ B.T / D + 0.5 * torch.eye(D, dtype=torch.float64)
     mu = DenseGaussian(m0, C0)
@@ -56,7 +56,8 @@ def test_pcn_matches_exact_posterior(nonzero_mean):
 
 def test_zero_mean_pcn_is_detectably_wrong():
     problem, _, mu, m, P = _linear_gaussian(True)
-    result = sample_chains(PCN(Potential(problem), mu, 0.5, centre_on_mean=False), mu.sample(4, torch.Generator().manual_seed(0)),
+    result = sample_chains(PCN(Potential(problem), mu, 0.5, centre_on_mean=False),
+                           mu.sample(4, torch.Generator().manual_seed(0)),
                         3000, seed=0, warmup=300, target_acceptance=0.3)
     x = result.draws.reshape(-1, D)
     mcse = P.diagonal().sqrt().numpy() / np.sqrt(result.ess())
@@ -89,7 +90,8 @@ def test_three_level_mlda_exact():
 
 def test_delayed_acceptance_with_exact_coarse_accepts_everything_at_stage_two():
     problem, _, mu, _, _ = _linear_gaussian(True)
-    kernel = DelayedAcceptance(Potential(problem, name="c"), Potential(problem, name="f"), mu, beta=0.5, subchain_length=3)
+    kernel = DelayedAcceptance(Potential(problem, name="c"), Potential(problem, name="f"), mu, beta=0.5,
+                               subchain_length=3)
     result = sample_chains(kernel, mu.sample(2, torch.Generator().manual_seed(0)), 50, seed=0)
     assert result.accepts[1] == result.proposals[1] > 0
 
@@ -222,12 +224,14 @@ def test_generalised_pcn_exact_for_any_reference(good):
 
     problem, _, mu, m, P = _linear_gaussian(True)
     if good:  # fitted to a pilot chain on the deliberately biased model: the intended use
-        pilot = sample_chains(PCN(Potential(_linear_gaussian(True)[1]), mu, 0.5), mu.sample(4, torch.Generator().manual_seed(3)),
+        pilot = sample_chains(PCN(Potential(_linear_gaussian(True)[1]), mu, 0.5),
+                              mu.sample(4, torch.Generator().manual_seed(3)),
                            500, seed=3, warmup=100, target_acceptance=0.3)
         ref = gaussian_reference(pilot.draws)  # inflate=2 by default: the biased pilot is too narrow
     else:
         ref = _off_reference(m, P)
-    result = sample_chains(PCN(Potential(problem), mu, 0.9, reference=ref), mu.sample(4, torch.Generator().manual_seed(0)),
+    result = sample_chains(PCN(Potential(problem), mu, 0.9, reference=ref),
+                           mu.sample(4, torch.Generator().manual_seed(0)),
                         2000 if good else 5000, seed=0, warmup=200, target_acceptance=0.4)
     _check_exact(result, m, P)
 
@@ -298,3 +302,67 @@ def test_pilot_reference_prepares_an_exact_fast_chain():
     result = sample_chains(PCN(Potential(problem), mu, 0.8, reference=ref), u, 2000, seed=1, warmup=100,
                         target_acceptance=0.4, adapt_every=5)
     _check_exact(result, m, P)
+
+
+def test_registered_pcn_matches_exact_posterior_and_resumes_bit_identically(tmp_path):
+    from priors import GaussianPrior
+    from samplers import get_sampler
+
+    g = torch.Generator().manual_seed(0)
+    A = torch.randn(DY, D, generator=g, dtype=torch.float64)
+    problem = InverseProblem.simulate(MatrixOperator(A), Gaussian(SIGMA), torch.ones(D, dtype=torch.float64), seed=0)
+    prior = GaussianPrior(torch.zeros(D, dtype=torch.float64), std=1.0)
+    P = torch.linalg.inv(torch.eye(D, dtype=torch.float64) + A.T @ A / SIGMA**2)
+    m = P @ A.T @ problem.y / SIGMA**2
+    sampler = get_sampler("pcn", num_steps=2000, warmup=200, beta=0.5, target_acceptance=0.3)
+    post = sampler.sample(problem, prior, 800, seed=1)
+    d = post.diagnostics
+    assert post.samples.shape == (800, D) and d["chains"] == 4 and d["draws"] == 200
+    assert 0.1 < d["acceptance"]["fine"] < 0.6 and d["ess_min"] > 50 and d["rhat_max"] < 1.05
+    mcse = P.diagonal().sqrt() / d["ess_min"] ** 0.5
+    assert ((post.mean() - m).abs() / mcse).max() < 4.5
+    assert d["forward_evals"] == d["evaluations"][0] == 4 * 2201
+    short = get_sampler("pcn", num_steps=40, warmup=10)
+    full = short.sample(problem, prior, 8, seed=2)
+    ck = tmp_path / "pcn.ckpt"
+
+    def interrupt(state):
+        if state.step == 23:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        short.sample(problem, prior, 8, seed=2, checkpoint=ck, checkpoint_every=7, callback=interrupt)
+    resumed = short.sample(problem, prior, 8, seed=2, checkpoint=ck, resume=True)
+    assert torch.equal(resumed.samples, full.samples) and resumed.diagnostics["beta"] == full.diagnostics["beta"]
+    assert resumed.diagnostics["evaluations"] == full.diagnostics["evaluations"]
+
+
+@pytest.mark.parametrize("name, levels", [("da", 2), ("mlda", 3)])
+def test_multilevel_samplers_on_darcy_use_the_coarse_grids(name, levels):
+    from forward_models.darcy import DarcyFlow
+    from priors import GaussianPrior
+    from samplers import get_sampler
+
+    fm = DarcyFlow(8, coefficient="exp", sensors=3)
+    problem = InverseProblem.simulate(fm, Gaussian(0.01), fm.example_input(1, seed=0)[0], seed=0)
+    prior = GaussianPrior(torch.zeros(1, 8, 8, dtype=torch.float64), std=0.3)
+    sampler = get_sampler(name, num_steps=6, warmup=2, subchain_length=2)
+    a, b = sampler.sample(problem, prior, 8, seed=0), sampler.sample(problem, prior, 8, seed=0)
+    assert a.samples.shape == (8, 1, 8, 8) and torch.equal(a.samples, b.samples)
+    d = a.diagnostics
+    assert d["level_names"][-1] == "fine" and len(d["evaluations"]) == levels
+    assert d["evaluations"][0] > d["evaluations"][-1] >= 4 and d["forward_evals"] == sum(d["evaluations"])
+
+
+def test_registered_pcn_runs_in_the_latent_space_of_a_non_gaussian_prior():
+    from priors import GaussianMixturePrior
+    from samplers import get_sampler
+
+    prior = GaussianMixturePrior(torch.tensor([[1.0, 1.0], [-1.0, -1.0]], dtype=torch.float64),
+                                 torch.tensor([0.5, 0.5], dtype=torch.float64), isotropic_variance=0.25)
+    problem = InverseProblem.simulate(MatrixOperator(torch.eye(2, dtype=torch.float64)), Gaussian(0.5),
+                                      torch.tensor([1.0, 1.0], dtype=torch.float64), seed=0)
+    post = get_sampler("pcn", num_steps=10, warmup=2, ode_steps=4).sample(problem, prior, 4, seed=0)
+    d = post.diagnostics
+    assert post.samples.shape == (4, 2) and torch.isfinite(post.samples).all()
+    assert d["nfe"] == (2 * 4 - 1) * d["forward_evals"] and d["forward_evals"] == 4 * 13
