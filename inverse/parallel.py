@@ -7,8 +7,8 @@ results collected with ``ray.get`` in submission order. ``backend="serial"`` run
 another in this process, with the same arguments, so both backends return identical results (every
 task seeds its own generator; nothing is shared).
 
-- :func:`run_chains_parallel`: chain ``i`` is ``run_chains(kernel, u0[i:i+1], ..., seed=seeds[i])``,
-  merged into one :class:`~samplers.chains.ChainResult` (chains stacked; ESS / R-hat over all of them).
+- :func:`run_chains_parallel`: chain ``i`` is ``sample_chains(kernel, u0[i:i+1], ..., seed=seeds[i])``,
+  merged into one :class:`~samplers.mcmc.ChainResult` (chains stacked; ESS / R-hat over all of them).
 - :func:`calibrate_parallel`: one :func:`inverse.calibration.calibrate` call per job (a dict of its
   arguments), returning the ``InferenceData`` of each.
 
@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from inverse.errors import UserError
-from samplers.chains import ChainResult, run_chains
+from samplers.mcmc import ChainResult, merge_chains, sample_chains
 
 __all__ = ["BACKENDS", "map_tasks", "run_chains_parallel", "calibrate_parallel", "merge_chain_results", "calibrate_chains_parallel"]
 
@@ -79,14 +79,7 @@ def merge_chain_results(results: Sequence[ChainResult]) -> ChainResult:
     T = {r.draws.shape[1] for r in results}
     if len(T) != 1:
         raise UserError(f"the runs kept different numbers of draws {sorted(T)}; they cannot be stacked")
-    first = results[0]
-    return ChainResult(torch.cat([r.draws for r in results]), torch.cat([r.potentials for r in results]),
-                       list(first.level_names), [sum(v) for v in zip(*(r.evaluations for r in results), strict=False)],
-                       [sum(v) for v in zip(*(r.proposals for r in results), strict=False)],
-                       [sum(v) for v in zip(*(r.accepts for r in results), strict=False)],
-                       max(r.wall_time_s for r in results), first.beta,
-                       {**first.config, "seeds": [r.config.get("seed") for r in results],
-                        "betas": [r.beta for r in results]})
+    return merge_chains(results)
 
 
 def run_chains_parallel(kernel, u0: torch.Tensor, num_iterations: int, *, seeds: Sequence[int],
@@ -94,7 +87,7 @@ def run_chains_parallel(kernel, u0: torch.Tensor, num_iterations: int, *, seeds:
                         checkpoint=None, **kwargs) -> ChainResult:
     """Run chain ``i`` from ``u0[i]`` with seed ``seeds[i]`` as its own task; merge (module docstring).
 
-    ``kwargs`` go to :func:`samplers.chains.run_chains` (``warmup``, ``thin``, ``target_acceptance``,
+    ``kwargs`` go to :func:`samplers.mcmc.sample_chains` (``warmup``, ``thin``, ``target_acceptance``,
     ``adapt_every``, ``checkpoint_every``); ``checkpoint`` a path ``P`` gives chain ``i`` the checkpoint
     ``P.stem-chain{i}P.suffix`` beside it (each chain resumes on its own). The result is wall-clock
     time of the slowest chain and the same draws whatever the backend.
@@ -104,8 +97,7 @@ def run_chains_parallel(kernel, u0: torch.Tensor, num_iterations: int, *, seeds:
         import torch
         from forward_models import Gaussian, InverseProblem, MatrixOperator
         from priors.function_space import StandardGaussian
-        from samplers.pcn import PCN
-        from samplers.potential import Potential
+        from samplers.mcmc import PCN, Potential
         from inverse.parallel import run_chains_parallel
         problem = InverseProblem.simulate(MatrixOperator(torch.eye(2, dtype=torch.float64)), Gaussian(0.5),
                                           torch.ones(2, dtype=torch.float64), seed=0)
@@ -129,7 +121,7 @@ def run_chains_parallel(kernel, u0: torch.Tensor, num_iterations: int, *, seeds:
     jobs = [{"kernel": kernel, "u0": u0[i:i + 1], "num_iterations": int(num_iterations), "seed": s,
              "checkpoint": p, **kwargs} for i, (s, p) in enumerate(zip(seeds, paths, strict=False))]
     t0 = time.perf_counter()
-    merged = merge_chain_results(map_tasks(run_chains, jobs, backend=backend, address=address, num_cpus=num_cpus))
+    merged = merge_chain_results(map_tasks(sample_chains, jobs, backend=backend, address=address, num_cpus=num_cpus))
     merged.config["backend"] = backend
     merged.config["elapsed_s"] = time.perf_counter() - t0
     return merged
