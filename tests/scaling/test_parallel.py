@@ -12,8 +12,7 @@ from inverse.parallel import (
     run_chains_parallel,
 )
 from priors.function_space import StandardGaussian
-from samplers.pcn import PCN
-from samplers.potential import Potential
+from samplers.mcmc import PCN, Potential
 
 
 def _kernel():
