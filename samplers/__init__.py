@@ -1,18 +1,15 @@
 """Posterior samplers: configuration / state / step, one driver, cost counters."""
 
-from samplers.afes import ApproximationFreeEnsemble
 from samplers.base import Counters, Sampler, SamplerError, State, make_generator, run
 from samplers.dps import DPS
 from samplers.eki import EnsembleKalmanInversion
 from samplers.enkg import EnsembleKalmanGuidance
 from samplers.errors import SamplerConfigError
 from samplers.mcg import MCG
-from samplers.mcgdiff import MCGdiff
 from samplers.posterior import Posterior, open_posterior
 from samplers.registry import SAMPLERS, get_sampler
 from samplers.schedules import karras_sigmas
-from samplers.smc import SMCSampler
-from samplers.tds import TwistedDiffusionSampler
+from samplers.smc import ApproximationFreeEnsemble, MCGdiff, SMCSampler, TwistedDiffusionSampler
 
 __all__ = ["Counters", "Sampler", "SamplerError", "State", "make_generator", "run", "DPS", "MCG",
            "Posterior", "open_posterior", "karras_sigmas", "get_sampler", "SAMPLERS"]

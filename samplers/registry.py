@@ -9,21 +9,19 @@ import numbers
 import numpy as np
 
 from forward_models.names import unknown_name_message
-from samplers.afes import ApproximationFreeEnsemble
 from samplers.base import Sampler
 from samplers.dps import DPS
 from samplers.eki import EnsembleKalmanInversion
 from samplers.enkg import EnsembleKalmanGuidance
 from samplers.mcg import MCG
-from samplers.mcgdiff import MCGdiff
-from samplers.tds import TwistedDiffusionSampler
+from samplers.smc import ApproximationFreeEnsemble, MCGdiff, TwistedDiffusionSampler
 
 __all__ = ["SAMPLERS", "get_sampler"]
 
 #: command-line names of the samplers
 SAMPLERS: dict[str, type] = {"dps": DPS, "mcg": MCG}
-SAMPLERS.update({"enkg": EnsembleKalmanGuidance, "eki": EnsembleKalmanInversion})  # derivative-free (issue 5)
-SAMPLERS.update({"tds": TwistedDiffusionSampler, "mcgdiff": MCGdiff, "afes": ApproximationFreeEnsemble})  # SMC (issue 5)
+SAMPLERS.update({"enkg": EnsembleKalmanGuidance, "eki": EnsembleKalmanInversion})  # derivative-free
+SAMPLERS.update({"tds": TwistedDiffusionSampler, "mcgdiff": MCGdiff, "afes": ApproximationFreeEnsemble})  # SMC
 
 
 def _check_setting_types(name: str, kwargs: dict) -> None:

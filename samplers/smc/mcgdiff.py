@@ -37,27 +37,94 @@ Coordinates with ``tau_i >= sigma_max`` (singular values below ``sigma_y / sigma
 before the chain starts: the initial draw conditions ``N(0, sigma_max^2)`` on
 ``y_bar_i = s_i x_i + N(0, sigma_y^2 - s_i^2 sigma_max^2)`` (forward noising from ``sigma_max`` to
 ``tau_i``). Each step samples the ancestral kernel tilted by the next twist exactly and weights by
-the ratio of its normaliser to the current twist (:class:`samplers.smc.LinearTwistSMC`); the
+the ratio of its normaliser to the current twist (:mod:`samplers.smc.linear_twist`); the
 evidence estimate is of ``p(y)`` itself (the twists are normalised densities of ``y_bar``).
 The paper resamples multinomially at every step; we resample systematically, by default at every
-step whose weights are not uniform (``resample_threshold = 1``; on the mixture benchmark at d = 8,
-256 particles, this measured no worse than the ESS < N/2 rule and better at dy = 1). No network gradients.
+step whose weights are not uniform (``resample_threshold = 1``). No network gradients.
 
 The SVD comes from the operator's ``svd()`` when it has one (``MatrixOperator``) and the prior maps
 to physical units by the identity; otherwise from the dense matrix of ``x -> F(to_physical(x))``
-(inputs up to :data:`samplers.smc.MAX_DENSE_DIM`), or, when that matrix would exceed
-:data:`samplers.smc.MAX_DENSE_ENTRIES` entries (multi-coil MRI), matrix-free from the operator's
-adjoint (:func:`samplers.smc.gram_eigh`).
+(:class:`samplers.smc.linear_gaussian.LinearGaussian`), or matrix-free from the operator's adjoint when
+that matrix would be too large (:func:`forward_models.linalg.gram_eigh`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from samplers.schedules import karras_sigmas
-from samplers.smc import LinearTwistSMC
+from samplers.smc.linear_twist import LinearTwistSMC, TwistPath
 
-__all__ = ["MCGdiff"]
+__all__ = ["MCGdiff", "BridgePath"]
+
+
+@dataclass(frozen=True)
+class BridgePath(TwistPath):
+    """The twists of MCGdiff (module docstring): per observed coordinate ``i``, the step that observes it,
+    ``obs_level[i]`` (the index ``k`` of the first level ``s_k <= tau_i``; ``-1`` when ``tau_i >= sigma_max``,
+    observed before the start), and its Brownian-bridge coefficients ``lam[i]``, ``bridge_var[i]``."""
+
+    obs_level: torch.Tensor
+    lam: torch.Tensor
+    bridge_var: torch.Tensor
+
+    @property
+    def tau(self) -> torch.Tensor:
+        """The matching levels ``tau_i = sigma_y / s_i`` (float64)."""
+        return self.lg.sigma_y / self.lg.s.to(torch.float64)
+
+    @classmethod
+    def build(cls, lg, sigmas: list[float]) -> BridgePath:
+        """The matching levels ``tau_i`` placed on the grid ``sigmas`` (ending at 0)."""
+        tau = lg.sigma_y / lg.s.to(torch.float64)
+        lv = torch.tensor(sigmas, dtype=torch.float64, device=tau.device)
+        first = (lv[None, :] <= tau[:, None]).to(torch.int64).argmax(1)       # levels end at 0 < tau
+        before = tau >= sigmas[0]
+        obs = torch.where(before, torch.full_like(first, -1), first)
+        hi, lo = lv[(obs - 1).clamp_min(0)], lv[obs.clamp_min(0)]
+        t2 = tau**2
+        span = (hi**2 - lo**2).clamp_min(1e-300)
+        lam = torch.where(before, torch.zeros_like(tau), (t2 - lo**2) / span).clamp(0.0, 1.0)
+        bridge = torch.where(before, torch.zeros_like(tau), (t2 - lo**2) * (hi**2 - t2) / span).clamp_min(0.0)
+        dt = lg.s.dtype
+        return cls(lg, sigmas, obs, lam.to(dt), bridge.to(dt))
+
+    def twist(self, k):
+        """At ``k = 0``: variance ``sigma_y^2 - s_i^2 s_0^2`` for coordinates observed before the start,
+        ``s_i^2 s_0^2 - sigma_y^2`` for the others (their pre-observation twist). The moves to later levels
+        are tilted by :meth:`potential` instead."""
+        lg, level = self.lg, self.obs_level
+        s2 = lg.s**2 * self.sigmas[k] ** 2
+        var = torch.where(level < 0, lg.sigma_y**2 - s2, s2 - lg.sigma_y**2)
+        active = torch.ones_like(level, dtype=torch.bool) if k == 0 else level > k
+        return torch.where(active, var.clamp_min(0.0), torch.ones_like(var)), active
+
+    def pending(self, k):
+        """Coordinates observed at or before step ``k`` are absorbed; the others carry their pre-observation twist."""
+        lg, level = self.lg, self.obs_level
+        active = level > k
+        var = lg.s**2 * self.sigmas[k] ** 2 - lg.sigma_y**2
+        return torch.where(active, var, torch.ones_like(var)), active
+
+    def potential(self, k):
+        """``(gain, var, active)`` on the step to level ``k``: the bridge observation (gain ``(1 - lam_i) s_i``,
+        variance ``s_i^2 b_i``) for coordinates observed on this step, the pre-observation twist at ``s_k``
+        for later ones."""
+        lg, level = self.lg, self.obs_level
+        now, later = level == k, level > k
+        gain = torch.where(now, (1.0 - self.lam) * lg.s, lg.s)
+        var = torch.where(now, lg.s**2 * self.bridge_var, lg.s**2 * self.sigmas[k] ** 2 - lg.sigma_y**2)
+        active = now | later
+        return gain, torch.where(active, var.clamp_min(0.0), torch.ones_like(var)), active
+
+    def datum(self, k, z):
+        """``y_bar_i - lam_i s_i z_i`` of the current particles ``z = Vh x`` for coordinates observed on the step
+        to ``k``, else ``y_bar_i``."""
+        lg, now = self.lg, self.obs_level == k
+        if not bool(now.any()):
+            return None
+        return torch.where(now, lg.y_bar - self.lam * lg.s * z, lg.y_bar.expand_as(z))
 
 
 class MCGdiff(LinearTwistSMC):
@@ -74,8 +141,7 @@ class MCGdiff(LinearTwistSMC):
 
     Example::
 
-        import torch
-        from inverse.harness import gmm_case
+        from inverse.problems import gmm_case
         from samplers import MCGdiff
         case = gmm_case(8, 2, seed=0)
         post = MCGdiff(num_steps=50).sample(case.problem, case.prior, 256, seed=0)
@@ -86,67 +152,6 @@ class MCGdiff(LinearTwistSMC):
                  reverse_variance: str = "analytic"):
         super().__init__(num_steps, resample_threshold, rho, reverse_variance)
 
-    def setup(self, problem, prior):
-        """Singular basis and the matching levels ``tau_i = sigma_y / s_i``."""
-        model = super().setup(problem, prior)
-        model["tau"] = model["lg"].sigma_y / model["lg"].s.to(torch.float64)
-        return model
-
-    def sigmas(self, prior, model) -> list[float]:
-        """The EDM levels and, per observed coordinate, the step that observes it and its bridge coefficients.
-
-        ``obs_level[i]`` is the index ``k`` of the first level ``s_k <= tau_i`` (the step ``k - 1 -> k``
-        observes it), ``-1`` when ``tau_i >= sigma_max`` (observed before the start).
-        """
-        grid = karras_sigmas(self.steps, prior.sigma_min, prior.sigma_max, self.rho)[:-1].tolist()
-        levels = grid + [0.0]
-        lg = model["lg"]
-        tau = model["tau"]
-        lv = torch.tensor(levels, dtype=torch.float64, device=tau.device)
-        first = (lv[None, :] <= tau[:, None]).to(torch.int64).argmax(1)       # levels end at 0 < tau
-        before = tau >= levels[0]
-        obs = torch.where(before, torch.full_like(first, -1), first)
-        hi, lo = lv[(obs - 1).clamp_min(0)], lv[obs.clamp_min(0)]
-        t2 = tau**2
-        span = (hi**2 - lo**2).clamp_min(1e-300)
-        lam = torch.where(before, torch.zeros_like(tau), (t2 - lo**2) / span).clamp(0.0, 1.0)
-        bridge = torch.where(before, torch.zeros_like(tau), (t2 - lo**2) * (hi**2 - t2) / span).clamp_min(0.0)
-        dt = lg.s.dtype
-        model["obs_level"], model["lam"], model["bridge_var"] = obs, lam.to(dt), bridge.to(dt)
-        return levels
-
-    def twist(self, model, k, sigmas):
-        """At ``k = 0``: variance ``sigma_y^2 - s_i^2 s_0^2`` for coordinates observed before the start,
-        ``s_i^2 s_0^2 - sigma_y^2`` for the others (their pre-observation twist). The moves to later levels
-        are tilted by :meth:`step_potential` instead."""
-        lg, level = model["lg"], model["obs_level"]
-        s2 = lg.s**2 * sigmas[k] ** 2
-        var = torch.where(level < 0, lg.sigma_y**2 - s2, s2 - lg.sigma_y**2)
-        active = torch.ones_like(level, dtype=torch.bool) if k == 0 else level > k
-        return torch.where(active, var.clamp_min(0.0), torch.ones_like(var)), active
-
-    def pending_twist(self, model, k, sigmas):
-        """Coordinates observed at or before step ``k`` are absorbed; the others carry their pre-observation twist."""
-        lg, level = model["lg"], model["obs_level"]
-        active = level > k
-        var = lg.s**2 * sigmas[k] ** 2 - lg.sigma_y**2
-        return torch.where(active, var, torch.ones_like(var)), active
-
-    def step_potential(self, model, k, sigmas):
-        """``(gain, var, active)`` on the step to level ``k``: the bridge observation (gain ``(1 - lam_i) s_i``,
-        variance ``s_i^2 b_i``) for coordinates observed on this step, the pre-observation twist at ``s_k``
-        for later ones (module docstring)."""
-        lg, level = model["lg"], model["obs_level"]
-        now, later = level == k, level > k
-        gain = torch.where(now, (1.0 - model["lam"]) * lg.s, lg.s)
-        var = torch.where(now, lg.s**2 * model["bridge_var"], lg.s**2 * sigmas[k] ** 2 - lg.sigma_y**2)
-        active = now | later
-        return gain, torch.where(active, var.clamp_min(0.0), torch.ones_like(var)), active
-
-    def step_datum(self, model, k, z):
-        """``y_bar_i - lam_i s_i z_i`` of the current particles ``z = Vh x`` for coordinates observed on the step
-        to ``k``, else ``y_bar_i``."""
-        lg, now = model["lg"], model["obs_level"] == k
-        if not bool(now.any()):
-            return None
-        return torch.where(now, lg.y_bar - model["lam"] * lg.s * z, lg.y_bar.expand_as(z))
+    def setup(self, problem, prior, sigmas) -> BridgePath:
+        """Singular basis, matching levels and bridge coefficients (:meth:`BridgePath.build`)."""
+        return BridgePath.build(self.basis(problem, prior), sigmas)

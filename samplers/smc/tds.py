@@ -12,10 +12,8 @@ Twist (a Gaussian guess of ``p(y | x_s)`` through the denoiser's estimate ``x0_h
 operator's gain: ``operator_gain="auto"`` (default) estimates ``g = ||J||_2`` of ``x0 -> F(to_physical(x0))``
 at the prior's mean by power iteration on ``J^T J`` (:func:`estimate_operator_gain`: ``J v`` by a
 finite difference, ``J^T u`` by a VJP; 8 iterations, 17 forward-model calls and 8 VJPs once per problem,
-counted in the diagnostics);
-a number fixes ``g``; ``1.0`` is the unit-gain twist of earlier versions. Without the gain the twist
-of a high-gain model (seismic FWI: velocities in m/s, pressures in the data) was far too narrow,
-and the guided proposal diverged.
+counted in the diagnostics); a number fixes ``g`` (``1.0``: the unit-gain twist). Without the gain, the
+twist of a high-gain model (velocities in m/s, pressures in the data) is far too narrow.
 
 Proposal from level ``s`` to ``s'`` (reverse kernel ``N(mu, v I)``, ``mu = x0_hat + (s'^2/s^2)(x - x0_hat)``,
 ``v`` the analytic variance of :func:`samplers.steps.analytic_variance` by default, or the ancestral
@@ -39,17 +37,30 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 
 import torch
 
 from forward_models.noise import Gaussian
 from samplers.errors import SamplerError
-from samplers.smc import LinearGaussian, Move, SMCSampler
+from samplers.smc.base import Move, SMCSampler
+from samplers.smc.linear_gaussian import LinearGaussian
 from samplers.steps import sigma_batch
 
-__all__ = ["TwistedDiffusionSampler", "estimate_operator_gain"]
+__all__ = ["TwistedDiffusionSampler", "TwistModel", "estimate_operator_gain"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
+
+
+@dataclass(frozen=True)
+class TwistModel:
+    """The twist's per-problem constants: the singular basis ``lg`` (linear models small enough to decompose),
+    else the operator gain ``gain`` of the scalar twist and the model calls ``setup_calls = (forward, grad)``
+    its estimate took."""
+
+    lg: LinearGaussian | None = None
+    gain: float = 1.0
+    setup_calls: tuple = (0, 0)
 
 
 def estimate_operator_gain(problem, prior, iterations: int = 8, eps: float = 1e-3, calls: dict | None = None) -> float:
@@ -111,11 +122,12 @@ class TwistedDiffusionSampler(SMCSampler):
         number ``g`` in ``Sigma_s = (sigma_y^2 + kappa s^2 g^2) I``
     resample_threshold : resample when ESS < threshold * N
     rho : EDM schedule exponent
-    reverse_variance : ``"analytic"`` (default) or ``"ancestral"``, the kernel variance ``v`` (:class:`samplers.smc.SMCSampler`)
+    reverse_variance : ``"analytic"`` (default) or ``"ancestral"``, the kernel variance ``v``
+        (:class:`samplers.smc.SMCSampler`)
 
     Example::
 
-        from inverse.harness import gmm_case
+        from inverse.problems import gmm_case
         from samplers import TwistedDiffusionSampler
         case = gmm_case(8, 2, seed=0)
         post = TwistedDiffusionSampler(num_steps=50).sample(case.problem, case.prior, 128, seed=0)
@@ -138,14 +150,15 @@ class TwistedDiffusionSampler(SMCSampler):
     def check(self, problem, prior) -> None:
         """Gaussian noise (the twist is Gaussian) and a differentiable model."""
         if not isinstance(problem.noise, Gaussian):
-            raise ValueError(f"TwistedDiffusionSampler's twist needs Gaussian noise, got {type(problem.noise).__name__}")
+            raise ValueError("TwistedDiffusionSampler's twist needs Gaussian noise, "
+                             f"got {type(problem.noise).__name__}")
         super().check(problem, prior)
 
-    def setup(self, problem, prior):
+    def setup(self, problem, prior, sigmas) -> TwistModel:
         """The singular basis for linear models small enough to decompose, else the scalar twist."""
         if problem.forward_model.linear:
             try:
-                return {"lg": LinearGaussian.from_problem(problem, prior, "TwistedDiffusionSampler")}
+                return TwistModel(lg=LinearGaussian.from_problem(problem, prior, "TwistedDiffusionSampler"))
             except ValueError:
                 pass
         if self.operator_gain == "auto":  # its model calls are counted at the initial step
@@ -156,18 +169,18 @@ class TwistedDiffusionSampler(SMCSampler):
                               "its gain cannot be estimated there; using gain 1 (pass operator_gain=<number>)",
                               stacklevel=3)
                 gain = 1.0
-            return {"lg": None, "gain": gain, "setup_calls": (calls["forward"], calls["grad"])}
-        return {"lg": None, "gain": self.operator_gain, "setup_calls": (0, 0)}
+            return TwistModel(gain=gain, setup_calls=(calls["forward"], calls["grad"]))
+        return TwistModel(gain=self.operator_gain)
 
     def log_twist(self, problem, prior, model, x0: torch.Tensor, s: float) -> torch.Tensor:
         """``log p~_s(y | x_s)`` from ``x0 = D(x_s, s)`` (module docstring); differentiable in ``x0``."""
-        lg = model["lg"]
+        lg = model.lg
         sy2 = problem.noise.sigma ** 2
         if lg is not None:
             return lg.log_twist(lg.project(x0), sy2 + self.kappa * s**2 * lg.s**2)
         y_clean = problem.forward_model(prior.to_physical(x0))
         r = (problem.y.to(y_clean.dtype)[None] - y_clean).reshape(len(x0), -1)
-        var = sy2 + self.kappa * s**2 * model["gain"] ** 2
+        var = sy2 + self.kappa * s**2 * model.gain ** 2
         return -0.5 * (r**2).sum(1) / var - 0.5 * r.shape[1] * (math.log(var) + _LOG_2PI)
 
     def _twist_and_grad(self, state_like, x: torch.Tensor, s: float) -> dict:
@@ -185,7 +198,7 @@ class TwistedDiffusionSampler(SMCSampler):
         """``x ~ N(0, s_0^2 I)`` weighted by the twist."""
         x = sigmas[0] * torch.randn(n, *prior.shape, generator=generator, dtype=prior.dtype, device=prior.device)
         cache = self._twist_and_grad((problem, prior, model), x, sigmas[0])
-        fwd, grads = model.get("setup_calls", (0, 0))
+        fwd, grads = model.setup_calls
         return Move(x, cache["log_twist"], cache, nfe=n, forward_evals=n + fwd, grad_evals=n + grads)
 
     def move(self, state, x, cache, aux, s, s_next) -> Move:
@@ -210,10 +223,9 @@ class TwistedDiffusionSampler(SMCSampler):
         return Move(x_new, incr, new, nfe=n, forward_evals=n, grad_evals=n)
 
     def finalize(self, state):
-        """The SMC posterior (:meth:`samplers.smc.SMCSampler.finalize`); for non-linear models (or linear ones
+        """The SMC posterior (:meth:`samplers.smc.base.SMCSampler.finalize`); for non-linear models (or linear ones
         too large for the SVD) ``diagnostics["operator_gain"]`` records the gain ``g`` the twist used."""
         post = super().finalize(state)
-        model = state.model
-        if model.get("lg") is None:
-            post.diagnostics = {**post.diagnostics, "operator_gain": float(model["gain"])}
+        if state.model.lg is None:
+            post.diagnostics = {**post.diagnostics, "operator_gain": float(state.model.gain)}
         return post

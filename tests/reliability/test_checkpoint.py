@@ -13,7 +13,7 @@ import torch
 
 from inverse import open_posterior
 from inverse.cli import main
-from inverse.harness import gmm_case
+from inverse.problems import gmm_case
 from samplers import SAMPLERS, get_sampler, run
 from samplers.base import Sampler, State
 from samplers.checkpoint import CheckpointError

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from forward_models import ForwardModel, Gaussian, InverseProblem, MatrixOperator, Poisson
-from inverse.harness import evaluate_sampler, gmm_case
 from inverse.metrics import sliced_wasserstein
+from inverse.problems import evaluate_sampler, gmm_case
 from priors import GaussianPrior
 from samplers import DPS, MCG, SamplerError, get_sampler
 from tests.conftest import linear_problem as _linear_problem

@@ -1,14 +1,16 @@
-"""Matrix-free singular basis of large linear operators (``samplers.smc.gram_eigh``), the route that
+"""Matrix-free singular basis of large linear operators (``forward_models.linalg.gram_eigh``), the route that
 lets the exact-linear SMC samplers run on multi-coil MRI, checked against the dense decomposition."""
 
 import pytest
 import torch
 
-import samplers.smc as smc
+import forward_models.linalg as linalg
+import samplers.smc.linear_gaussian as smc
 from forward_models import Gaussian, InverseProblem
+from forward_models.linalg import gram_eigh
 from forward_models.mri import MultiCoilMRI, RealImageMRI
 from priors import GaussianPrior
-from samplers.smc import LinearGaussian, gram_eigh
+from samplers.smc import LinearGaussian
 
 F64 = torch.float64
 
@@ -73,7 +75,7 @@ def test_gram_eigh_recovers_a_known_spectrum_and_drops_the_unobserved():
 
 def _count_calls(monkeypatch, name: str) -> list:
     """An empty decomposition cache, and a list that grows by one at each call of ``smc.<name>``."""
-    monkeypatch.setattr(smc, "_GRAM_CACHE", type(smc._GRAM_CACHE)())
+    monkeypatch.setattr(linalg, "_CACHE", type(linalg._CACHE)())
     calls, real = [], getattr(smc, name)
     monkeypatch.setattr(smc, name, lambda *a, **k: calls.append(1) or real(*a, **k))
     return calls
@@ -152,7 +154,7 @@ def test_dense_decomposition_is_reused_with_identical_results(monkeypatch):
     again = LinearGaussian.from_problem(InverseProblem(problem.forward_model, problem.y - 0.2, problem.noise), prior)
     assert len(calls) == 1
     fresh = InverseProblem(problem.forward_model, problem.y - 0.2, problem.noise)
-    monkeypatch.setattr(smc, "_GRAM_CACHE", type(smc._GRAM_CACHE)())
+    monkeypatch.setattr(linalg, "_CACHE", type(linalg._CACHE)())
     uncached = LinearGaussian.from_problem(fresh, prior)
     assert len(calls) == 2
     for name in ("U", "s", "Vh", "y_bar"):
@@ -166,7 +168,7 @@ def test_dense_decomposition_is_reused_with_identical_results(monkeypatch):
 def test_posterior_reports_the_decomposition_cost_and_its_reuse(monkeypatch):
     from samplers import get_sampler
 
-    monkeypatch.setattr(smc, "_GRAM_CACHE", type(smc._GRAM_CACHE)())
+    monkeypatch.setattr(linalg, "_CACHE", type(linalg._CACHE)())
     problem = _problem(seed=7, size=8, coils=2)
     prior = GaussianPrior(0.5 * torch.ones(problem.forward_model.input_shape, dtype=F64), std=0.3)
     first = get_sampler("mcgdiff", num_steps=4).sample(problem, prior, 4, seed=0).diagnostics

@@ -14,7 +14,7 @@ from forward_models import (
     MatrixOperator,
     Poisson,
 )
-from inverse.harness import evaluate_sampler, gmm_case
+from inverse.problems import evaluate_sampler, gmm_case
 from priors import GaussianPrior
 from samplers import (
     DPS,
@@ -95,6 +95,25 @@ def test_log_evidence_is_exact_when_increments_do_not_depend_on_the_particles():
         assert state.log_evidence == pytest.approx(log_z0, abs=1e-9)
         assert len(post.diagnostics["ess_history"]) == 7 and post.log_weights.shape == (64,)
         assert (post.diagnostics["num_resampling"] == 0) == (threshold == 0.0)
+
+
+def test_smc_step_composes_an_optional_mcmc_move():
+    """An MCMC move runs after the weighting on the weighted particles; its cost is added. The identity
+    kernel leaves particles, weights and evidence as they are."""
+    problem, prior = _linear_problem()
+    seen = []
+
+    class _WithIdentityMove(_ConstantIncrements):
+        def mcmc(self, state, mv):
+            seen.append(float(torch.logsumexp(state.log_weights, 0)))
+            return Move(mv.x.clone(), None, mv.cache, nfe=len(mv.x))
+
+    plain = _ConstantIncrements(num_steps=4).sample(problem, prior, 16, seed=2)
+    moved = _WithIdentityMove(num_steps=4).sample(problem, prior, 16, seed=2)
+    assert torch.equal(plain.samples, moved.samples) and torch.equal(plain.log_weights, moved.log_weights)
+    assert moved.diagnostics["log_evidence"] == plain.diagnostics["log_evidence"]
+    assert moved.diagnostics["nfe"] == plain.diagnostics["nfe"] + 4 * 16
+    assert len(seen) == 4 and all(abs(v) < 1e-12 for v in seen)  # normalised weights handed to the kernel
 
 
 def test_linear_gaussian_basis_reproduces_the_likelihood_for_rank_deficient_operators():
@@ -197,9 +216,9 @@ def test_mcgdiff_bridge_coefficients():
     """lam and b of the bridge: 0 on a grid level (pinning), in (0, 1) between, variance b <= tau^2."""
     case = gmm_case(8, 4, 0)
     sampler = MCGdiff(20)
-    model = sampler.setup(case.problem, case.prior)
-    levels = sampler.sigmas(case.prior, model)
-    obs, lam, b, tau = model["obs_level"], model["lam"], model["bridge_var"], model["tau"]
+    levels = sampler.schedule(case.prior)
+    path = sampler.setup(case.problem, case.prior, levels)
+    obs, lam, b, tau = path.obs_level, path.lam, path.bridge_var, path.tau
     for i in range(len(tau)):
         if obs[i] < 0:
             assert tau[i] >= levels[0]
@@ -213,7 +232,8 @@ def test_mcgdiff_bridge_coefficients():
 @pytest.mark.slow
 def test_more_particles_reduce_the_evidence_error():
     def err(n):
-        return statistics.fmean(abs(TwistedDiffusionSampler(100).sample(gmm_case(8, 2, s).problem, gmm_case(8, 2, s).prior,
+        return statistics.fmean(abs(TwistedDiffusionSampler(100).sample(gmm_case(8, 2, s).problem,
+                                                                          gmm_case(8, 2, s).prior,
                                                                           n, seed=s).diagnostics["log_evidence"]
                                     - gmm_case(8, 2, s).log_evidence) for s in range(6))
     assert err(1024) < err(32)
@@ -240,7 +260,7 @@ def _afes_step_weights(h_frac: float):
     s = 1.2
     s_next = s * (1.0 - h_frac) ** 0.5  # h = s^2 - s'^2 = h_frac * s^2
     state.x = 2.0 * torch.randn(64, 4, generator=g, dtype=F64)
-    pre, _ = sampler.pre_weight(state, s, s_next)
+    pre, _ = sampler.weight(state, s, s_next)
     x = state.x
     score = (prior.denoise(x, torch.full((64,), s, dtype=F64)) - x) / s**2
     grad_mu = (x @ A.T - problem.y) @ A / 0.8**2  # gradient of -log p(y | x)
@@ -292,10 +312,10 @@ def test_cost_counters():
 
 
 # d = 8, dy in {1, 2, 4}, seeds 0-2, 16,384 particles, 100 levels; SW ratio with both sides averaged over
-# 10 reference draws of 1,000 (inverse.harness.averaged_sw_ratio). Measured 2026-11-23 (scripts/
+# 10 reference draws of 1,000 (inverse.problems.averaged_sw_ratio). Measured 2026-11-23 (scripts/
 # afes_inflation_study.py): ensemble (c = 1) mean 1.27 (cells 1.19-1.53), DPS (1,000 draws) 4.7-13.
 def test_ensemble_sampler_within_1p5_of_the_averaged_floor_at_16384_particles():
-    from inverse.harness import averaged_sw_ratio
+    from inverse.problems import averaged_sw_ratio
 
     ours, dps = [], []
     for dy in (1, 2, 4):
@@ -323,7 +343,7 @@ class _ScaledMatrix(ForwardModel):
 
 
 def test_operator_gain_estimate_is_the_spectral_norm():
-    from samplers.tds import estimate_operator_gain
+    from samplers.smc.tds import estimate_operator_gain
 
     g = torch.Generator().manual_seed(1)
     A = torch.randn(3, 6, generator=g, dtype=F64)
@@ -336,7 +356,7 @@ def test_operator_gain_estimate_is_the_spectral_norm():
 # 2026-11-23: gain "auto" 2.11 / 1.50 / 1.30 (mean 1.64, the same as for c = 1: the estimate scales with
 # the model), unit gain 6.57 / 2.11 / 4.46 (mean 4.38; dy = 4 seed 2: 474).
 def test_tds_operator_gain_makes_the_nonlinear_twist_scale_free():
-    from inverse.harness import averaged_sw_ratio
+    from inverse.problems import averaged_sw_ratio
 
     ratios = {1.0: [], "auto": []}
     for seed in range(3):

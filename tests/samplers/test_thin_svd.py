@@ -1,9 +1,9 @@
-"""The dense operator decomposition of the exact-linear SMC samplers (``samplers.smc.thin_svd``)."""
+"""The dense operator decomposition of the exact-linear SMC samplers (``forward_models.linalg.thin_svd``)."""
 
 import pytest
 import torch
 
-from samplers.smc import GRAM_MIN_SIDE, thin_svd
+from forward_models.linalg import GRAM_MIN_SIDE, thin_svd
 
 
 def _matrix(m, d, spectrum, seed=0):
