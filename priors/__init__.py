@@ -13,6 +13,6 @@ from priors.normalisation import Normalisation
 from priors.ode import latent_to_sample, sample_to_latent
 from priors.vp import VPDiffusionPrior
 
-__all__ = ["Prior", "GaussianPrior", "GaussianMixture", "GaussianMixturePrior", "EDMPrior", "VPDiffusionPrior",
-           "FlowMatchingPrior", "DeepInvDenoiserPrior", "Normalisation", "load_prior", "save_prior", "shipped_priors", "PriorLoadError",
-           "latent_to_sample", "sample_to_latent", "PriorError", "GaussianFieldPrior"]
+__all__ = ["Prior", "GaussianPrior", "GaussianMixture", "GaussianMixturePrior", "GaussianFieldPrior", "EDMPrior",
+           "VPDiffusionPrior", "FlowMatchingPrior", "DeepInvDenoiserPrior", "Normalisation", "load_prior", "save_prior",
+           "shipped_priors", "PriorError", "PriorLoadError", "latent_to_sample", "sample_to_latent"]

@@ -68,6 +68,7 @@ class Prior(torch.nn.Module):
 
         prior = StandardNormal(4)
         x0_hat = prior.denoise(torch.randn(8, 4), torch.full((8,), 2.0))
+        x = prior.sample(8, torch.Generator().manual_seed(0))   # by the probability-flow ODE
     """
 
     shape: tuple[int, ...] = ()
@@ -89,6 +90,25 @@ class Prior(torch.nn.Module):
         sigma = check_denoise_input(x, sigma, self.shape)
         s2 = sigma.reshape(-1, *([1] * len(self.shape))) ** 2
         return (self.denoise(x, sigma) - x) / s2
+
+    def sample(self, n: int, generator: torch.Generator | None = None, *, num_steps: int = 18) -> torch.Tensor:
+        """Draw ``n`` samples ``(n, *shape)`` of the prior in model space, in its dtype and on its device.
+
+        The base class integrates the probability-flow ODE ``dx/dsigma = (x - D(x, sigma)) / sigma`` from
+        ``x = sigma_max z``, ``z ~ N(0, I)`` (drawn with ``generator``, on its device), down to ``sigma = 0``
+        by ``num_steps`` Heun steps of the EDM schedule (:func:`priors.ode.latent_to_sample`; Karras et al.
+        2022, Algorithm 1 without churn): exact up to the discretisation and the denoiser's own error.
+        Priors with an exact sampler (Gaussian, Gaussian mixture) override this and ignore ``num_steps``.
+        """
+        from priors.ode import latent_to_sample  # priors.ode imports this module
+
+        if isinstance(n, bool) or int(n) != n or n < 1:
+            raise PriorError(f"the number of samples must be a positive integer, got {n}")
+        where = generator.device if generator is not None else self.device
+        z = torch.randn(int(n), *self.shape, generator=generator, dtype=self.dtype, device=where)
+        with torch.no_grad():
+            x, _ = latent_to_sample(self, z.to(self.device), num_steps)
+        return x
 
     def to_physical(self, x: torch.Tensor) -> torch.Tensor:
         """Map model-space samples to physical units (identity unless a subclass overrides it)."""

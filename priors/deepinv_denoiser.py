@@ -51,7 +51,7 @@ class DeepInvDenoiserPrior(NetworkPrior):
 
 
 class _PhysicalDenoiser(torch.nn.Module):
-    """deepinv ``Denoiser``-style view of a sigma-space prior on physical images (built by :func:`as_deepinv_denoiser`)."""
+    """deepinv ``Denoiser``-style view of a sigma-space prior on physical images (:func:`as_deepinv_denoiser`)."""
 
     def __init__(self, prior, scale: float, offset: float):
         super().__init__()
@@ -73,7 +73,7 @@ class _PhysicalDenoiser(torch.nn.Module):
 
 
 def as_deepinv_denoiser(prior, *, scale: float | None = None, offset: float | None = None) -> torch.nn.Module:
-    """Expose a sigma-space prior as a deepinv denoiser on physical images (the inverse of :class:`DeepInvDenoiserPrior`).
+    """A sigma-space prior as a deepinv denoiser on physical images (the inverse of :class:`DeepInvDenoiserPrior`).
 
     deepinv's denoisers (``deepinv.models.Denoiser``) take images in physical units, typically [0, 1],
     and a noise level ``sigma`` in the same units. Our priors work in model space with the affine map

@@ -37,7 +37,8 @@ class GaussianPrior(GaussianMixturePrior):
                 raise PriorError(f"std must be positive, got {std}")
             variance = float(std) ** 2
         if sigma_max is None:
-            scale = variance ** 0.5 if covariance is None else float(torch.as_tensor(covariance).diagonal().max()) ** 0.5
+            top = variance if covariance is None else float(torch.as_tensor(covariance).diagonal().max())
+            scale = top ** 0.5
             sigma_max = max(80.0, 20.0 * scale)
         super().__init__(mean[None], torch.ones(1, dtype=dtype), covariance,
                          sigma_min=sigma_min, sigma_max=sigma_max, device=device, dtype=dtype,

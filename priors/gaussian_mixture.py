@@ -103,7 +103,8 @@ class GaussianMixture:
         """Mixture covariance (law of total covariance)."""
         mu = self.mean()
         dm = self.means - mu
-        within = self.covariances if self.covariances.ndim == 2 else torch.einsum("k,kij->ij", self.weights, self.covariances)
+        within = (self.covariances if self.covariances.ndim == 2
+                  else torch.einsum("k,kij->ij", self.weights, self.covariances))
         return within + torch.einsum("k,ki,kj->ij", self.weights, dm, dm)
 
 
@@ -180,13 +181,11 @@ class GaussianMixturePrior(Prior):
         ``N(m_k, C_k)``, ``log N(x; m_k, sigma^2 I + C_k) - log N(x; 0, sigma^2 I)`` fluctuates with
         standard deviation ~ ``||m_k|| / sigma`` from the mean and ~ ``sqrt(tr C_k^2 / 2) / sigma^2`` from the
         covariance (each times a constant ~0.25), so sigma_max is
-        ``5 max(max_k ||m_k - m_bar||, (max_k tr C_k^2)^(1/4))`` (at least 80): a log-ratio spread of ~0.05.
-        (A factor 10 spends the steps of a fixed budget over a wider range: DPS at d = 8 then drops
-        from 2.9 to 3.7 times the floor.)
-        The *Euclidean* norm matters: for the Cardoso et al. mixture in d = 80 the means lie 143 from
-        the centre while no coordinate exceeds 20, and a coordinate-wise rule (sigma_max = 198) biased
-        every diffusion sampler's mode weights (the top mode of the prior drawn at 0.175 instead of
-        0.194 with 16,384 samples; BENCHMARKS.md, issue 5).
+        ``5 max(max_k ||m_k - m_bar||, (max_k tr C_k^2)^(1/4))`` (at least 80): a log-ratio spread of ~0.05
+        (a larger factor spends the steps of a fixed budget over a wider range of noise levels).
+        The *Euclidean* norm of the means sets the scale, not their largest coordinate: in high dimension
+        the means can lie far from the centre while every coordinate is small, and a coordinate-wise rule
+        would start the samplers where ``p_sigma_max`` still tells the modes apart, biasing their weights.
         """
         centred = self.means - self.weights @ self.means
         spread = float(centred.norm(dim=1).max()) if self.num_components > 1 else 0.0
@@ -266,8 +265,8 @@ class GaussianMixturePrior(Prior):
         logn, _ = self._component_terms(xf, sigma.to(self.means.dtype))
         return torch.logsumexp(logn + torch.log(self.weights)[None], dim=1)
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Draw ``n`` exact prior samples, shape ``(n, *shape)``."""
+    def sample(self, n: int, generator: torch.Generator | None = None, *, num_steps: int | None = None) -> torch.Tensor:
+        """Draw ``n`` exact prior samples, shape ``(n, *shape)`` (``num_steps``, of the base class's ODE, is unused)."""
         if self.isotropic:  # no dense d x d matrix: m_k + sqrt(v) z
             dev = self.means.device
             k = torch.multinomial(self.weights.to(torch.float64).cpu(), int(n), replacement=True, generator=generator)
@@ -321,4 +320,5 @@ class GaussianMixturePrior(Prior):
     def config(self) -> dict:
         """JSON description (sizes only; the parameters live in the object)."""
         return {"class": type(self).__name__, "shape": list(self.shape), "num_components": self.num_components,
-                "isotropic": self.isotropic, "isotropic_variance": self.isotropic_variance, "sigma_min": self.sigma_min, "sigma_max": self.sigma_max}
+                "isotropic": self.isotropic, "isotropic_variance": self.isotropic_variance, "sigma_min": self.sigma_min,
+                "sigma_max": self.sigma_max}

@@ -121,7 +121,8 @@ def _shape_fits(card_shape, net_shape: tuple, unit: int = 1) -> bool:
         return False
     if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in card_shape):
         return False
-    return card_shape[0] == net_shape[0] and all(n - unit < c <= n for c, n in zip(card_shape[1:], net_shape[1:], strict=False))
+    return card_shape[0] == net_shape[0] and all(n - unit < c <= n
+                                                 for c, n in zip(card_shape[1:], net_shape[1:], strict=False))
 
 
 def _validate_card(card, shape: tuple, path: Path, unit: int = 1) -> None:
@@ -163,7 +164,8 @@ def load_prior(name_or_path, *, device=None, dtype=None) -> Prior:
         raise PriorLoadError(f"{directory} is not a diffusers model: no config.json (or unet/config.json)")
     weights = cfg_path.parent / "diffusion_pytorch_model.safetensors"
     if not weights.is_file():
-        raise PriorLoadError(f"{cfg_path.parent} has no diffusion_pytorch_model.safetensors (only safetensors weights are loaded)")
+        raise PriorLoadError(f"{cfg_path.parent} has no diffusion_pytorch_model.safetensors "
+                             "(only safetensors weights are loaded)")
     sched_path = _find(directory, "scheduler_config.json", "scheduler")
     sched = _read_json(sched_path) if sched_path else {}
     card = _read_json(directory / "prior.json") if (directory / "prior.json").is_file() else {}
@@ -180,7 +182,8 @@ def load_prior(name_or_path, *, device=None, dtype=None) -> Prior:
         finally:
             _dlog.set_verbosity(level)
     except Exception as e:  # diffusers raises many types for bad directories
-        raise PriorLoadError(f"could not load the UNet in {cfg_path.parent}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+        raise PriorLoadError(f"could not load the UNet in {cfg_path.parent}: "
+                             f"{type(e).__name__}: {str(e).splitlines()[0]}") from None
     unet.eval().requires_grad_(False)
     size = unet.config.sample_size
     size = (size, size) if isinstance(size, int) else tuple(size)
@@ -196,8 +199,8 @@ def load_prior(name_or_path, *, device=None, dtype=None) -> Prior:
         prior = EDMPrior(unet, shape, sigma_data=sched.get("sigma_data", 0.5), sigma_min=sched.get("sigma_min", 0.002),
                          sigma_max=sched.get("sigma_max", 80.0), normalisation=norm, card=card, dims=dims)
     elif "FlowMatch" in cls or card.get("kind") == "flow":
-        prior = FlowMatchingPrior(unet, shape, sigma_min=card.get("sigma_min", 0.002), sigma_max=card.get("sigma_max", 80.0),
-                                  normalisation=norm, card=card, dims=dims)
+        prior = FlowMatchingPrior(unet, shape, sigma_min=card.get("sigma_min", 0.002),
+                                  sigma_max=card.get("sigma_max", 80.0), normalisation=norm, card=card, dims=dims)
     elif "beta_start" in sched or "trained_betas" in sched or "beta_schedule" in sched:
         import diffusers
 

@@ -54,7 +54,7 @@ def latent_to_sample(prior: Prior, z: torch.Tensor, num_steps: int = 18, rho: fl
 
 
 def sample_to_latent(prior: Prior, x: torch.Tensor, num_steps: int = 18, rho: float = 7.0):
-    """Inverse map: integrate the ODE upwards from ``sigma_min`` and return ``(z, nfe)`` with ``z = x_sigma_max / sigma_max``."""
+    """Inverse map: the ODE integrated upwards from ``sigma_min``; returns ``(x_sigma_max / sigma_max, nfe)``."""
     sig = edm_sigmas(num_steps, prior.sigma_min, prior.sigma_max, rho).tolist()[:-1][::-1]  # ascending, no 0
     nfe = 0
     for s_from, s_to in zip(sig[:-1], sig[1:], strict=False):

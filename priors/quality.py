@@ -20,8 +20,8 @@ import torch
 from priors.base import Prior
 from priors.ode import latent_to_sample
 
-__all__ = ["SPECTRUM_REL_FLOOR", "pixel_histogram_distance", "radial_power_spectrum", "spectrum_radii", "spectrum_error", "denoising_psnr",
-           "unconditional_samples", "quality_report"]
+__all__ = ["SPECTRUM_REL_FLOOR", "pixel_histogram_distance", "radial_power_spectrum", "spectrum_radii",
+           "spectrum_error", "denoising_psnr", "unconditional_samples", "quality_report"]
 
 
 def pixel_histogram_distance(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -121,7 +121,8 @@ def unconditional_samples(prior: Prior, n: int, num_steps: int = 32, seed: int =
     return torch.cat(out)
 
 
-def quality_report(prior: Prior, truths: torch.Tensor, num_samples: int = 64, num_steps: int = 32, seed: int = 0) -> dict:
+def quality_report(prior: Prior, truths: torch.Tensor, num_samples: int = 64, num_steps: int = 32,
+                   seed: int = 0) -> dict:
     """All checks in one JSON-ready dict (for the model card)."""
     samples = unconditional_samples(prior, num_samples, num_steps, seed)
     ref = truths[:num_samples]

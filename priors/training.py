@@ -26,7 +26,6 @@ reduction order (measured in ``docs/scaling.md``); a resume continues the same o
 from __future__ import annotations
 
 import copy
-import json
 import math
 import time
 import warnings
@@ -286,9 +285,10 @@ def train_prior(data: torch.Tensor, out_dir, *, kind: str = "edm", steps: int = 
     ``batch_size`` is the global batch, divided among the ``devices * num_nodes`` processes, so a
     multi-process run follows the single-process one (module docstring). Only rank 0 exports.
 
-    ``max_minutes`` bounds this call's fitting time (a Lightning ``Timer``, not carried over by ``resume``): training stops at the first
-    step past it and the prior is exported as trained so far; the card's ``training.steps`` is the
-    number of optimiser steps actually done (a leased GPU for a fixed time, a chunk of a long run).
+    ``max_minutes`` bounds this call's fitting time (a Lightning ``Timer``, not carried over by ``resume``):
+    training stops at the first step past it and the prior is exported as trained so far; the card's
+    ``training.steps`` is the number of optimiser steps actually done (a leased GPU for a fixed time, a
+    chunk of a long run).
 
     Example::
 
@@ -315,8 +315,8 @@ def train_prior(data: torch.Tensor, out_dir, *, kind: str = "edm", steps: int = 
     unet_config = dict(build_unet(net_size, data.shape[1], widths, layers_per_block).config)
     module = (EDMDenoiserModule(unet_config, lr=lr, seed=seed) if kind == "edm"
               else FlowMatchingModule(unet_config, lr=lr, seed=seed))
-    ckpt = pl.callbacks.ModelCheckpoint(dirpath=work / "checkpoints", save_last=True, every_n_train_steps=checkpoint_every,
-                                        save_top_k=0)
+    ckpt = pl.callbacks.ModelCheckpoint(dirpath=work / "checkpoints", save_last=True,
+                                        every_n_train_steps=checkpoint_every, save_top_k=0)
     logger = pl.loggers.CSVLogger(work, name="logs")
     if max_minutes is not None and not (0 < float(max_minutes) < float("inf")):
         raise PriorError(f"max_minutes must be positive and finite, got {max_minutes}")
@@ -328,8 +328,8 @@ def train_prior(data: torch.Tensor, out_dir, *, kind: str = "edm", steps: int = 
     t0 = time.time()
     with warnings.catch_warnings():  # the batch order does resume mid-epoch (TensorDataModule.state_dict)
         warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
-        trainer.fit(module, datamodule=TensorDataModule(data, batch_size, seed), ckpt_path=str(last) if resume else None,
-                    weights_only=True)
+        trainer.fit(module, datamodule=TensorDataModule(data, batch_size, seed),
+                    ckpt_path=str(last) if resume else None, weights_only=True)
     train_time = time.time() - t0
     if trainer.global_rank != 0:
         return out_dir
@@ -347,5 +347,4 @@ def train_prior(data: torch.Tensor, out_dir, *, kind: str = "edm", steps: int = 
                                             "resumed": bool(resume), "accelerator": _accelerator_name(trainer)},
                  **(card or {})}
     save_prior(prior, out_dir, full_card, overwrite=overwrite)
-    (work / "card.json").write_text(json.dumps(full_card, indent=2))
     return out_dir

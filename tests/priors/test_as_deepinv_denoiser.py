@@ -2,13 +2,14 @@
 
 import torch
 
-from inverse.benchmarking.standin import GaussianFieldStandIn
+from priors import GaussianFieldPrior
 from priors.deepinv_denoiser import as_deepinv_denoiser
 
 
 def _prior():
     g = torch.Generator().manual_seed(0)
-    return GaussianFieldStandIn.fit(0.5 + 0.2 * torch.randn(8, 1, 12, 12, generator=g), scale=0.5, offset=0.5)
+    physical = 0.5 + 0.2 * torch.randn(8, 1, 12, 12, generator=g)
+    return GaussianFieldPrior.fit((physical - 0.5) / 0.5, scale=0.5, offset=0.5, floor=1e-4)
 
 
 def test_physical_denoiser_is_affine_conjugate_of_model_denoiser():

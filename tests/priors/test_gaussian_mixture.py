@@ -152,7 +152,7 @@ def test_default_sigma_max_makes_the_start_distribution_close_to_the_noised_prio
     A coordinate-wise rule gave sigma_max = 198 for the d = 80 benchmark mixture (means 143-172 from
     the centre): log-ratio spread 0.18 and visibly biased mode weights. The Euclidean rule keeps it ~0.1.
     """
-    from inverse.harness import gmm_case
+    from inverse.problems import gmm_case
 
     prior = gmm_case(d, 1, seed=0).prior
     s = prior.sigma_max
