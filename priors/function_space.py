@@ -71,7 +71,7 @@ class GaussianMeasure:
     def log_density(self, u: torch.Tensor) -> torch.Tensor:
         """Unnormalised log-density ``-1/2 (u - m_0)^T C_0^{-1} (u - m_0)`` of ``u (B, d)`` -> ``(B,)`` float64.
 
-        Used by the generalised pCN correction (:func:`samplers.pcn.reference_correction`). Needs a
+        Used by the generalised pCN correction (:func:`samplers.mcmc.reference_correction`). Needs a
         non-singular covariance: a field measure of rank below its dimension (a truncated KL expansion
         in pixel space) raises; run such chains in the KL coefficients instead.
         """
