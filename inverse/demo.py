@@ -18,8 +18,8 @@ import torch
 
 from inverse.errors import UserError
 from inverse.figures import plot_mixture_posterior_2d, save_figure
-from inverse.harness import gmm_case
 from inverse.metrics import mode_weight_tv, sliced_wasserstein
+from inverse.problems import gmm_case
 from samplers import get_sampler
 from samplers.atomic import OutputExistsError
 
