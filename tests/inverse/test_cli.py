@@ -78,3 +78,72 @@ def test_help_does_not_import_torch():
     code = ("import sys, inverse, inverse.cli; p = inverse.cli.build_parser(); p.format_help(); "
             "sys.exit(1 if 'torch' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+@pytest.mark.parametrize("error", [TypeError("an argument of the wrong type"), ValueError("a plain ValueError"),
+                                   KeyError("key"), AttributeError("attribute")])
+def test_a_programming_error_keeps_its_traceback(monkeypatch, error):
+    """Only user errors become exit 2: anything else a command raises is a bug and propagates."""
+    import inverse.commands.version
+
+    def broken(args):
+        raise error
+
+    monkeypatch.setattr(inverse.commands.version, "run", broken)
+    with pytest.raises(type(error)):
+        main(["version"])
+
+
+@pytest.mark.parametrize("error", ["user", "forward_model", "prior", "sampler_config", "missing_file"])
+def test_a_user_error_is_one_line_and_exit_2(monkeypatch, capsys, error):
+    import inverse.commands.version
+    from forward_models import ForwardModelError
+    from inverse.errors import USER_ERRORS, UserError
+    from priors import PriorError
+    from samplers.errors import SamplerConfigError
+
+    make = {"user": UserError, "forward_model": ForwardModelError, "prior": PriorError,
+            "sampler_config": SamplerConfigError, "missing_file": FileNotFoundError}[error]
+    assert make is FileNotFoundError or (make in USER_ERRORS and issubclass(make, ValueError))
+
+    def refuses(args):
+        raise make("the input is wrong")
+
+    monkeypatch.setattr(inverse.commands.version, "run", refuses)
+    assert main(["version"]) == 2
+    assert capsys.readouterr().err == "inverse version: error: the input is wrong\n"
+
+
+def test_every_command_dispatches_to_its_module():
+    from inverse.cli import build_parser
+    from inverse.commands import COMMANDS
+
+    parser = build_parser()
+    names = parser._subparsers._group_actions[0].choices
+    assert list(names) == ["demo", "train-prior", "simulate", "reconstruct", "calibrate", "train-surrogate",
+                           "reconstruct-batch", "plot", "priors", "version"]
+    for command, name in zip(COMMANDS, names, strict=True):
+        assert names[name].get_default("func") is command.run
+
+
+def test_parse_key_values():
+    from inverse.cli import parse_key_values
+    from inverse.errors import UserError
+
+    assert parse_key_values(["angles=20", "kind=gaussian", "noise-level=0.1", " a = [1, 2]"], "-o") == {
+        "angles": 20, "kind": "gaussian", "noise_level": 0.1, "a": [1, 2]}
+    with pytest.raises(UserError, match="-o 'angles' must look like KEY=VALUE"):
+        parse_key_values(["angles"], "-o")
+
+
+def test_inverse_reconstruct_stays_the_function():
+    """``inverse.reconstruct`` is the function on every call, also once its module has been imported."""
+    import inverse
+    import inverse.commands.reconstruct  # noqa: F401 - the command module of the same name
+    import inverse.reconstruction  # noqa: F401
+    from inverse.measurements import simulate
+
+    m = simulate("ct", options={"size": 16, "angles": 4}, seed=0)
+    first = inverse.reconstruct(m, "gaussian", "dps", num_samples=1, steps=1)
+    second = inverse.reconstruct(m, "gaussian", "dps", num_samples=1, steps=1)
+    assert callable(inverse.reconstruct) and first.samples.shape == second.samples.shape == (1, 1, 16, 16)

@@ -103,3 +103,24 @@ def test_a_directory_that_is_not_a_model_and_a_file_that_is_not_a_directory(tmp_
     (tmp_path / "f.txt").write_text("x")
     with pytest.raises(PriorLoadError, match="is a file"):
         load_prior(tmp_path / "f.txt")
+
+
+@pytest.mark.parametrize("make, error", [
+    (lambda: Gaussian(-1.0), "forward_models.ForwardModelError"),
+    (lambda: get_operator("matrx"), "forward_models.ForwardModelError"),
+    (lambda: GaussianPrior(torch.zeros(2), std=-1.0), "priors.PriorError"),
+    (lambda: load_prior("phantoms-46"), "priors.PriorLoadError"),
+    (lambda: get_problem("mr"), "inverse.errors.UserError"),
+    (lambda: problem_options("ct", sizes=3), "inverse.errors.UserError"),
+])
+def test_each_package_raises_its_own_user_error(make, error):
+    """Validation raises the package's own type, a ValueError and one of inverse.errors.USER_ERRORS."""
+    import importlib
+
+    from inverse.errors import USER_ERRORS
+
+    module, name = error.rsplit(".", 1)
+    cls = getattr(importlib.import_module(module), name)
+    assert issubclass(cls, ValueError) and issubclass(cls, USER_ERRORS)
+    with pytest.raises(cls):
+        make()
