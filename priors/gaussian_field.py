@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 
 from priors.base import Prior, check_denoise_input
+from priors.errors import PriorError
 from priors.normalisation import Normalisation
 
 __all__ = ["GaussianFieldPrior"]
@@ -80,11 +81,14 @@ class GaussianFieldPrior(Prior):
         out = torch.fft.irfft2(self.power / (self.power + s2) * z, s=self.shape[-2:], norm="ortho")
         return (out + self.mean_field).to(x.dtype)
 
-    def sample(self, num_samples: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``num_samples`` exact draws ``m + F^* sqrt(P) F eps`` in model space, ``(num_samples, C, H, W)``."""
-        eps = torch.randn(int(num_samples), *self.shape, generator=generator, dtype=self.power.dtype)
-        eps = eps.to(self.power.device)
-        z = torch.fft.rfft2(eps, norm="ortho") * self.power.sqrt()
+    def sample(self, n: int, generator: torch.Generator | None = None, *, num_steps: int | None = None) -> torch.Tensor:
+        """``n`` exact draws ``m + F^* sqrt(P) F eps`` in model space, ``(n, C, H, W)`` (``num_steps``, of the base
+        class's ODE sampler, is unused)."""
+        if isinstance(n, bool) or int(n) != n or n < 1:
+            raise PriorError(f"the number of samples must be a positive integer, got {n}")
+        where = generator.device if generator is not None else self.device
+        eps = torch.randn(int(n), *self.shape, generator=generator, dtype=self.power.dtype, device=where)
+        z = torch.fft.rfft2(eps.to(self.power.device), norm="ortho") * self.power.sqrt()
         return torch.fft.irfft2(z, s=self.shape[-2:], norm="ortho") + self.mean_field
 
     def to_physical(self, x):
