@@ -11,6 +11,9 @@ Log-permeability (Matern Karhunen-Loeve prior, 16 modes, 32 x 32 grid) from 25 p
 5. ArviZ diagnostics (bulk ESS, R-hat), acceptance and cost per level; the posterior as NetCDF.
 
     python scripts/example_two_level_mcmc.py [--out example-mcmc]
+
+The problem is :func:`inverse.problems.darcy_two_level_problem` (noise 0.005, truth seed 1). Run from the
+repository root by path; it imports only the installed packages.
 """
 
 from __future__ import annotations
@@ -23,17 +26,11 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from forward_models import Gaussian, InverseProblem  # noqa: E402
-from forward_models.darcy import DarcyFlow  # noqa: E402
-from forward_models.surrogate import load_surrogate, save_surrogate, train_surrogate  # noqa: E402
-from priors.function_space import MaternField, StandardGaussian  # noqa: E402
-from samplers.chains import run_chains  # noqa: E402
-from samplers.delayed_acceptance import MLDA  # noqa: E402
-from samplers.hybrid import hybrid_two_level  # noqa: E402
-from samplers.pcn import PCN, pilot_reference  # noqa: E402
-from samplers.potential import Potential  # noqa: E402
+from forward_models import InverseProblem
+from forward_models.surrogate import load_surrogate, save_surrogate, train_surrogate
+from inverse.problems import darcy_two_level_problem
+from priors.function_space import StandardGaussian
+from samplers.mcmc import MLDA, PCN, Potential, hybrid_two_level, pilot_reference, sample_chains
 
 __all__ = ["main"]
 
@@ -56,11 +53,9 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    prior = MaternField(32, 16, sigma=6.0)
-    fine_fm = DarcyFlow(32, coefficient="exp", sensors=5)
-    truth = prior.field(torch.randn(1, 16, generator=torch.Generator().manual_seed(1), dtype=torch.float64))[0]
-    problem = InverseProblem.simulate(fine_fm, Gaussian(0.005), truth, seed=0)
-    coarse_problem = InverseProblem(fine_fm.coarse(2), problem.y, problem.noise)
+    darcy = darcy_two_level_problem(32, 16, 0.005, truth_seed=1)
+    prior, problem, coarse_problem, truth = darcy.prior, darcy.problem, darcy.coarse_problem, darcy.problem.truth
+    fine_fm = problem.forward_model
 
     xi = torch.randn(500, 16, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     with torch.no_grad():
@@ -70,7 +65,8 @@ def main(argv=None) -> int:
                                 steps=1000, lr=3e-3, log_output=True)
     save_surrogate(sur, out / "surrogate", card, overwrite=True)
     sur = load_surrogate(out / "surrogate")
-    print(f"surrogate: held-out relative error {card['val_relative_error_median']:.4f}, trained in {card['train_time_s']:.1f} s")
+    print(f"surrogate: held-out relative error {card['val_relative_error_median']:.4f}, "
+          f"trained in {card['train_time_s']:.1f} s")
 
     measure = StandardGaussian(16)
     fine = Potential(problem, prior.field, name="fine")
@@ -78,21 +74,21 @@ def main(argv=None) -> int:
     surrogate = Potential(InverseProblem(sur, problem.y, problem.noise), prior.field, name="surrogate")
     u0 = measure.sample(4, torch.Generator().manual_seed(3))
 
-    pcn = run_chains(PCN(fine, measure, 0.2), u0, 1500, warmup=500, target_acceptance=0.25, seed=0)
+    pcn = sample_chains(PCN(fine, measure, 0.2), u0, 1500, warmup=500, target_acceptance=0.25, seed=0)
     print(_line("pCN", pcn))
     ckpt = out / "da-coarse.npz"
     ckpt.unlink(missing_ok=True)
-    da = run_chains(MLDA([coarse, fine], measure, 10, 0.2, randomize=True), u0, 200, warmup=30,
-                    target_acceptance=0.25, adapt_every=2, seed=0, checkpoint=ckpt, checkpoint_every=50)
+    da = sample_chains(MLDA([coarse, fine], measure, 10, 0.2, randomize=True), u0, 200, warmup=30,
+                       target_acceptance=0.25, adapt_every=2, seed=0, checkpoint=ckpt, checkpoint_every=50)
     print(_line("DA coarse grid", da) + f"   (checkpoint {ckpt})")
-    das = run_chains(MLDA([surrogate, fine], measure, 10, 0.2, randomize=True), u0, 200, warmup=30,
-                     target_acceptance=0.25, adapt_every=2, seed=0)
+    das = sample_chains(MLDA([surrogate, fine], measure, 10, 0.2, randomize=True), u0, 200, warmup=30,
+                        target_acceptance=0.25, adapt_every=2, seed=0)
     print(_line("DA surrogate", das))
     t0 = time.perf_counter()
     ref, u_pilot, pilot = pilot_reference(coarse, measure, u0, 800, warmup=200, seed=0)
     t_pilot = time.perf_counter() - t0
-    dag = run_chains(MLDA([coarse, fine], measure, 10, 0.5, randomize=True, reference=ref), u_pilot, 200, warmup=30,
-                     target_acceptance=0.25, adapt_every=2, seed=0)
+    dag = sample_chains(MLDA([coarse, fine], measure, 10, 0.5, randomize=True, reference=ref), u_pilot, 200, warmup=30,
+                        target_acceptance=0.25, adapt_every=2, seed=0)
     print(_line("DA coarse + gpCN", dag) + f"   (pilot: 2 x 1000 coarse steps x 4 chains, {t_pilot:.1f} s)")
 
     est = hybrid_two_level(surrogate, fine, measure, u0, base_iterations=2000, correction_steps=50, thin=10,

@@ -1,6 +1,8 @@
 """Write the notebooks in notebooks/ from this source (committed without outputs).
 
     python scripts/make_notebooks.py
+
+Run from the repository root by path; it needs ``nbformat`` (the test extra).
 """
 import nbformat as nbf
 
@@ -134,7 +136,7 @@ mean and its 90% interval."""),
 ("code", '''import numpy as np
 
 t2 = idata.posterior["T2"].values.ravel()
-print(f"T2 = {t2.mean():.1f} ms, 90% interval [{np.quantile(t2, 0.05):.1f}, {np.quantile(t2, 0.95):.1f}] ms (truth 70)")'''),
+print(f"T2 = {t2.mean():.1f} ms, 90% interval [{np.quantile(t2, 0.05):.1f}, {np.quantile(t2, 0.95):.1f}] ms (truth 70)")'''),  # noqa: E501
 ("md", """## Plots
 
 Trace and pair plots (ArviZ), written atomically as PNG files; `inverse plot` does the same for a
@@ -166,16 +168,13 @@ one correct, so the draws are exact for the accurate model; a reference Gaussian
 level (generalised pCN) makes the proposals large. Background and the full benchmark:
 `docs/mcmc.md`."""),
 ("code", SETUP),
-("code", '''from forward_models import Gaussian, InverseProblem
-from forward_models.darcy import DarcyFlow
-from priors.function_space import MaternField, StandardGaussian
-from samplers.potential import Potential
+("code", '''from inverse.problems import darcy_two_level_problem
+from priors.function_space import StandardGaussian
+from samplers.mcmc import Potential
 
-prior = MaternField(32, 16, sigma=6.0)                  # x = m0 + sum_k sqrt(mu_k) xi_k phi_k
-truth = prior.field(torch.randn(1, 16, generator=torch.Generator().manual_seed(1), dtype=torch.float64))[0]
-fine_fm = DarcyFlow(32, coefficient="exp", sensors=5)
-problem = InverseProblem.simulate(fine_fm, Gaussian(0.01), truth, seed=0)
-coarse_problem = InverseProblem(fine_fm.coarse(2), problem.y, problem.noise)   # 16 x 16 grid
+# Matern prior x = m0 + sum_k sqrt(mu_k) xi_k phi_k (16 modes); Darcy solver on 32 x 32 and on 16 x 16; noise 0.01
+darcy = darcy_two_level_problem(32, 16, 0.01, truth_seed=1)
+prior, problem, coarse_problem, truth = darcy.prior, darcy.problem, darcy.coarse_problem, darcy.problem.truth
 
 measure = StandardGaussian(16)                           # the chains move in the KL coefficients xi
 fine = Potential(problem, prior.field, name="fine")
@@ -185,11 +184,10 @@ u0 = measure.sample(4, torch.Generator().manual_seed(3))'''),
 
 pCN (Cotter et al. 2013) is the baseline: every step costs one accurate solve, and with informative
 data its steps must be small."""),
-("code", '''from samplers.chains import run_chains
-from samplers.pcn import PCN
+("code", '''from samplers.mcmc import PCN, sample_chains
 
 iters = 300 if SMALL else 2000
-pcn = run_chains(PCN(fine, measure, 0.2), u0, iters, warmup=iters // 4, target_acceptance=0.25, seed=0)
+pcn = sample_chains(PCN(fine, measure, 0.2), u0, iters, warmup=iters // 4, target_acceptance=0.25, seed=0)
 s = pcn.summary()
 print(f"pCN: ESS {s['ess_min']:.0f}, R-hat {s['rhat_max']:.2f}, {s['fine_solves']} fine solves")'''),
 ("md", """## 2. Delayed acceptance with generalised pCN
@@ -197,12 +195,11 @@ print(f"pCN: ESS {s['ess_min']:.0f}, R-hat {s['rhat_max']:.2f}, {s['fine_solves'
 A pilot on the coarse grid alone fits a reference Gaussian; the coarse sub-chains then move by
 generalised pCN (Rudolf and Sprungk 2018) and only their end points meet the accurate solver. The
 chains start where the pilot ended."""),
-("code", '''from samplers.delayed_acceptance import MLDA
-from samplers.pcn import pilot_reference
+("code", '''from samplers.mcmc import MLDA, pilot_reference
 
 ref, u_start, _ = pilot_reference(coarse, measure, u0, 300 if SMALL else 1000, warmup=100, seed=0)
-da = run_chains(MLDA([coarse, fine], measure, 10, 0.5, randomize=True, reference=ref), u_start,
-                60 if SMALL else 300, warmup=20, target_acceptance=0.25, adapt_every=2, seed=0)
+da = sample_chains(MLDA([coarse, fine], measure, 10, 0.5, randomize=True, reference=ref), u_start,
+                   60 if SMALL else 300, warmup=20, target_acceptance=0.25, adapt_every=2, seed=0)
 s = da.summary()
 print(f"delayed acceptance: ESS {s['ess_min']:.0f}, R-hat {s['rhat_max']:.2f}, {s['fine_solves']} fine solves, "
       f"acceptance {s['acceptance']}")'''),

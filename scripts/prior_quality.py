@@ -4,29 +4,32 @@ key ``quality``) and a figure of samples beside training examples (``samples.png
 directory.
 
     python scripts/prior_quality.py --prior phantoms-64 --dataset phantoms --size 64
+
+``--prior`` is a shipped name or a prior's directory. Run from the repository root by path; it imports only
+the installed packages.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from inverse.datasets import make_dataset
+from inverse.figures import save_figure
+from priors import load_prior
+from priors.loading import shipped_priors_dir
+from priors.quality import quality_report, unconditional_samples
+from samplers.atomic import atomic_output
 
-from inverse.datasets import make_dataset  # noqa: E402
-from inverse.figures import save_figure  # noqa: E402
-from inverse.report import write_json  # noqa: E402
-from priors import load_prior  # noqa: E402
-from priors.loading import _resolve  # noqa: E402
-from priors.quality import quality_report, unconditional_samples  # noqa: E402
+__all__ = ["figure", "main"]
 
 
 def figure(samples, truths, prior, path):
+    """Training examples (top row) beside prior samples (bottom row), in physical units."""
     import matplotlib.pyplot as plt
 
     k = min(6, len(samples))
@@ -47,6 +50,7 @@ def figure(samples, truths, prior, path):
 
 
 def main(argv=None) -> int:
+    """Compute the quality report, write it into the card and draw the figure."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--prior", required=True)
     p.add_argument("--dataset", required=True)
@@ -62,11 +66,12 @@ def main(argv=None) -> int:
     report = quality_report(prior, truths, args.num_samples, args.ode_steps, seed=0)
     report["time_s"] = time.time() - t0
     report["held_out_seed"] = 1000
-    directory = _resolve(args.prior)
+    directory = Path(args.prior) if Path(args.prior).is_dir() else shipped_priors_dir() / args.prior
     card_path = directory / "prior.json"
     card = json.loads(card_path.read_text())
     card["quality"] = report
-    write_json(card_path, card, indent=2)
+    with atomic_output(card_path, overwrite=True) as tmp:  # a killed run never leaves half a card
+        tmp.write_text(json.dumps(card, indent=2))
     samples = unconditional_samples(prior, 6, args.ode_steps, seed=1)
     figure(samples, truths, prior, directory / "samples.png")
     print(json.dumps(report, indent=2))

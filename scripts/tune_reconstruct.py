@@ -8,6 +8,8 @@ JSON lines in ``--out``) give the best scale per problem. Not a test: it takes t
         --seeds 2 --steps 50 --num-samples 4 --out data/benchmarks/tune_dps.jsonl
     python scripts/tune_reconstruct.py --problems ct mri mri-multicoil --sampler mcg --param alpha \
         --zetas 0.3 1 3 10 --seeds 2 --first-seed 10000 --steps 100 --out data/benchmarks/tune_mcg.jsonl
+
+Run from the repository root by path; it imports only the installed packages.
 """
 
 from __future__ import annotations
@@ -15,18 +17,17 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from inverse.cli import parse_key_values
+from inverse.measurements import simulate
+from inverse.problems import problem_options
+from inverse.reconstruction import reconstruct
+from samplers import SamplerError
 
-from inverse.cli import parse_key_values  # noqa: E402
-from inverse.measurements import simulate  # noqa: E402
-from inverse.problems import problem_options  # noqa: E402
-from inverse.reconstruction import reconstruct  # noqa: E402
-from samplers import SamplerError  # noqa: E402
+__all__ = ["main"]
 
 
 def main(argv=None) -> int:
@@ -82,11 +83,12 @@ def main(argv=None) -> int:
             rs = [r for r in rows if r["problem"] == prob and r[a.param] == z and "error" not in r]
             if rs:
                 print(f"| {prob} | {z} | {statistics.fmean(r['relative_l2'] for r in rs):.4f} | "
-                      f"{statistics.fmean(r['psnr'] for r in rs):.2f} | {statistics.fmean(r['misfit'] for r in rs):.2f} |")
+                      f"{statistics.fmean(r['psnr'] for r in rs):.2f} | "
+                      f"{statistics.fmean(r['misfit'] for r in rs):.2f} |")
             else:
                 print(f"| {prob} | {z} | diverged | | |")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

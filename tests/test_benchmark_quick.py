@@ -1,15 +1,38 @@
-"""Quick mode of the benchmark suite (scripts/benchmark.py, inverse.benchmarking), run in-process into tmp_path."""
+"""Quick mode of the benchmark suite (scripts/benchmarks/), run in-process into tmp_path.
 
+The suite is not installed: its scripts import their siblings by name, so this test puts
+``scripts/benchmarks`` on ``sys.path`` (the folder Python gives ``python scripts/benchmarks/run.py``) and
+imports them the same way; one test runs ``run.py`` by path in a subprocess to check that it needs nothing else.
+"""
+
+import importlib.util
 import json
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
 
-from inverse.benchmarking import BenchSettings, run_benchmark
-from inverse.benchmarking.common import ResultStore, meter_calls
-from inverse.benchmarking.scripts import load_script
-from inverse.benchmarking.trace_interp import linear_trace_interpolation, snr_db
+ROOT = Path(__file__).resolve().parents[1]
+SUITE = ROOT / "scripts" / "benchmarks"
+if str(SUITE) not in sys.path:
+    sys.path.append(str(SUITE))
+
+import bench_pseudo_inverse  # noqa: E402
+import run  # noqa: E402
+from common import BenchSettings, ResultStore, meter_calls  # noqa: E402
+from run import run_benchmark  # noqa: E402
+from trace_interp import linear_trace_interpolation, snr_db  # noqa: E402
+
+
+def _script(name: str):
+    """``scripts/<name>.py`` (a command line outside the suite) as a module."""
+    spec = importlib.util.spec_from_file_location(f"_script_{name}", ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _settings(tmp_path, **kw):
@@ -49,7 +72,7 @@ def test_trace_interp_quick(tmp_path):
 def test_cli_quick_only_gmm(tmp_path):
     md = tmp_path / "copy.md"
     md.write_text("# Benchmarks\n")
-    assert load_script("benchmark").main(["--quick", "--only", "gmm", "--out-dir", str(tmp_path), "--markdown", str(md)]) == 0
+    assert run.main(["--quick", "--only", "gmm", "--out-dir", str(tmp_path), "--markdown", str(md)]) == 0
     summary = json.loads((tmp_path / "suite-quick.json").read_text())["runs"][-1]
     assert summary["quick"] and "gmm" in summary["benchmarks"]
     assert "suite-gmm" in md.read_text()
@@ -57,7 +80,7 @@ def test_cli_quick_only_gmm(tmp_path):
 
 def test_run_log_keeps_every_run_and_sums_each_benchmark(tmp_path):
     """Part-by-part runs append to suite.json; a file in the older one-run format becomes the first run."""
-    record_run = load_script("benchmark").record_run
+    record_run = run.record_run
     path = tmp_path / "suite.json"
     path.write_text(json.dumps({"command": "old", "benchmarks": {"fwi": {"seconds": 10.0}}}))
     record_run(path, {"command": "a", "benchmarks": {"gmm": {"seconds": 5.0}, "fwi": {"seconds": 2.5}}})
@@ -150,8 +173,9 @@ def test_heavier_quick_benchmarks(tmp_path, name):
 
 def test_overhead_meters_the_samplers_one_off_setup_apart():
     """TDS decomposes the operator once in ``setup``: the meter reports it and the share of the rest."""
-    from inverse.benchmarking.overhead import measure_overhead
-    from inverse.harness import gmm_case
+    from overhead import measure_overhead
+
+    from inverse.problems import gmm_case
     from samplers import get_sampler
 
     case = gmm_case(8, 2, seed=0)
@@ -165,7 +189,7 @@ def test_overhead_meters_the_samplers_one_off_setup_apart():
 
 def test_navier_stokes_budget_follows_the_device():
     """CPU: the measured CPU-sized budget of the issue-5 table; CUDA: the script's InverseBench defaults."""
-    from inverse.benchmarking.navier_stokes import CPU_ARGS, plan
+    from navier_stokes import CPU_ARGS, plan
 
     cpu = plan(BenchSettings())["args"]
     gpu = plan(BenchSettings(device="cuda"))["args"]
@@ -175,14 +199,13 @@ def test_navier_stokes_budget_follows_the_device():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
 def test_cli_refuses_cuda_without_a_gpu(tmp_path, capsys):
-    mod = load_script("benchmark")
-    assert mod.main(["--only", "navier-stokes", "--device", "cuda", "--out-dir", str(tmp_path)]) == 2
+    assert run.main(["--only", "navier-stokes", "--device", "cuda", "--out-dir", str(tmp_path)]) == 2
     assert "CUDA is not available" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
 
 def test_imaging_problems_filter_is_checked(tmp_path):
-    from inverse.benchmarking.imaging import plan
+    from imaging import plan
 
     s = _settings(tmp_path, extra={"problems": ["mri-x8"]})
     assert plan(s)["problems"] == ["mri-x8"]
@@ -192,7 +215,7 @@ def test_imaging_problems_filter_is_checked(tmp_path):
 
 
 def test_imaging_instance_range_is_parsed_and_checked():
-    from inverse.benchmarking.imaging import parse_instance_range
+    from imaging import parse_instance_range
 
     assert parse_instance_range("14-16") == (14, 17)
     assert parse_instance_range(" 3 ") == (3, 4)
@@ -205,7 +228,7 @@ def test_imaging_instance_range_computes_only_those_instances(tmp_path, monkeypa
     """``--instances 1-2`` of 4: only phantoms 1 and 2 are simulated and stored; others stay to other processes."""
     from types import SimpleNamespace
 
-    import inverse.benchmarking.imaging as imaging
+    import imaging
 
     s = _settings(tmp_path, seeds=4, extra={"problems": ["ct-30"], "instances": imaging.parse_instance_range("1-2")})
     assert list(imaging.plan(s)["seeds"]) == [1, 2]
@@ -246,7 +269,7 @@ def test_imaging_warns_about_rows_run_with_superseded_settings(tmp_path, monkeyp
     --rerun command), and the table's note says the rows mix settings; rows at the current settings stay quiet."""
     from types import SimpleNamespace
 
-    import inverse.benchmarking.imaging as imaging
+    import imaging
 
     s = _settings(tmp_path, seeds=2, extra={"problems": ["ct-30"]})
     p = imaging.plan(s)
@@ -279,7 +302,7 @@ def test_imaging_warns_about_rows_run_with_superseded_settings(tmp_path, monkeyp
 
 
 def test_benchmark_cli_rejects_imaging_options_elsewhere_and_bad_values(capsys):
-    mod = load_script("benchmark")
+    mod = run
     assert mod.main(["--only", "gmm", "--instances", "1-2", "--no-markdown"]) == 2
     assert "imaging benchmark only" in capsys.readouterr().err
     assert mod.main(["--only", "imaging", "--instances", "2-1", "--no-markdown"]) == 2
@@ -292,7 +315,7 @@ def test_benchmark_cli_rejects_imaging_options_elsewhere_and_bad_values(capsys):
 
 def test_deepinv_dps_weight_is_the_best_on_the_held_out_phantoms(tmp_path):
     """The weight with the best mean PSNR over the held-out phantoms wins; stored cells are not re-run."""
-    from inverse.benchmarking.imaging import plan, select_deepinv_dps_weight
+    from imaging import plan, select_deepinv_dps_weight
 
     p = plan(_settings(tmp_path))
     p = {**p, "tv_held_out": [10_000, 10_001], "dps_grid": [1.0, 10.0, 100.0]}
@@ -315,7 +338,7 @@ def test_deepinv_dps_weight_is_the_best_on_the_held_out_phantoms(tmp_path):
 
 def test_imaging_table_drops_deepinv_dps_rows_at_a_superseded_weight(tmp_path):
     """Rows run at a weight the held-out cells no longer choose are left out of the table (they stay stored)."""
-    from inverse.benchmarking.imaging import plan, table
+    from imaging import plan, table
 
     s = _settings(tmp_path)
     p = plan(s)
@@ -336,7 +359,7 @@ def test_imaging_time_charges_a_reused_decomposition(monkeypatch):
     """A run that took the operator's decomposition from the cache is timed as a standalone run."""
     from types import SimpleNamespace
 
-    import inverse.benchmarking.imaging as imaging
+    import imaging
 
     def fake_reconstruct(m, prior, name, **kw):
         d = {"psnr": 30.0, "relative_l2": 0.1, "wall_time_s": 8.0, "nfe": 80, "basis_s": 24.0, "basis_reused": reused}
@@ -351,9 +374,9 @@ def test_imaging_time_charges_a_reused_decomposition(monkeypatch):
 
 
 def test_pseudo_inverse_benchmark_writes_exact_svd_rows(tmp_path):
-    """scripts/bench_pseudo_inverse.py on single-coil MRI: the per-row SVD matches the float64 solution
+    """scripts/benchmarks/bench_pseudo_inverse.py on single-coil MRI: the per-row SVD matches the float64 solution
     to float32 round-off at every damping, its block lands in the Markdown file and the JSON is whole."""
-    mod = load_script("bench_pseudo_inverse")
+    mod = bench_pseudo_inverse
     md = tmp_path / "B.md"
     md.write_text("# Benchmarks\n")
     out = tmp_path / "pi.json"
@@ -372,7 +395,7 @@ def test_tune_reconstruct_scans_held_out_seeds_with_problem_options(tmp_path, mo
     every simulated problem and each JSON line names the sampler, the option and the scanned value."""
     from types import SimpleNamespace
 
-    mod = load_script("tune_reconstruct")
+    mod = _script("tune_reconstruct")
     seen = []
 
     def fake_simulate(problem, options=None, seed=0):
@@ -396,3 +419,18 @@ def test_tune_reconstruct_scans_held_out_seeds_with_problem_options(tmp_path, mo
                 ["--problems", "mri", "--option", "foo=1"], ["--problems", "no-such-problem"]):
         with pytest.raises(SystemExit):
             mod.main(["--out", str(tmp_path / "x.jsonl"), *bad])
+
+
+def test_suite_runs_by_path_from_the_repository_root(tmp_path):
+    """``python scripts/benchmarks/run.py`` finds its siblings and the installed packages with no path set-up
+    (a refused option exits 2 after every import has run)."""
+    proc = subprocess.run([sys.executable, "scripts/benchmarks/run.py", "--only", "gmm", "--instances", "1-2",
+                           "--no-markdown", "--out-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert "imaging benchmark only" in proc.stderr
+
+
+def test_packages_do_not_ship_the_suite():
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("inverse.benchmarking")

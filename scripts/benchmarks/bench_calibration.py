@@ -14,29 +14,24 @@ each model and sampler: 4 vectorised chains, known noise, data simulated at the 
 - ``evals``: post-warm-up model evaluations (NUTS: leapfrog steps, each a value and gradient; RWM: one
   value per iteration) per chain and iteration.
 
-    python scripts/bench_calibration.py --markdown BENCHMARKS.md
+    python scripts/benchmarks/bench_calibration.py --markdown BENCHMARKS.md
+
+Run from the repository root by path; it imports its siblings in ``scripts/benchmarks/`` by name.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
-import sys
 import time
 import warnings
-from pathlib import Path
 
 import jax.monitoring
 import torch
+from report import machine_line, publish, script_command
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from inverse.calibration import TorchModel, calibrate, random_walk_metropolis  # noqa: E402
-from inverse.calibration.models import HeatEquation1D, LayeredEarth, T2Relaxation  # noqa: E402
-from inverse.report import publish, script_command  # noqa: E402
+from inverse.calibration import TorchModel, calibrate, random_walk_metropolis
+from inverse.calibration.models import HeatEquation1D, LayeredEarth, T2Relaxation
 
 MODELS = {"heat": HeatEquation1D, "mri-t2": T2Relaxation, "layered-earth": LayeredEarth}
 
@@ -103,15 +98,14 @@ def bench(name: str, language: str, kind: str, warmup: int, samples: int, seed: 
 
 def to_markdown(rows, command: str, threads: int, seed: int) -> str:
     lines = [f"Command: `{command}`", "",
-             f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {threads} torch "
-             f"thread(s), JAX float64 on CPU; 4 vectorised chains, data seed 1, sampler seed {seed}; other jobs "
-             f"shared the machine; {dt.date.today().isoformat()}.", "",
+             machine_line(threads, "JAX float64 on CPU, 4 vectorised chains, data seed 1", seeds=seed), "",
              "| model | written in | sampler | warm-up + kept / chain | min bulk ESS | max R-hat | evals / iteration "
              "| sampling (s) | compile (s) | ESS/s | ESS/s end-to-end |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['language']}{' (bridge)' if r['language'] == 'torch' else ''} | "
-                     f"{r['sampler']} | {r['warmup']} + {r['samples']} | {r['min_ess_bulk']:.0f} | {r['max_rhat']:.3f} | "
+                     f"{r['sampler']} | {r['warmup']} + {r['samples']} | {r['min_ess_bulk']:.0f} | "
+                     f"{r['max_rhat']:.3f} | "
                      f"{r['evals_per_iteration']:.1f} | {r['sampling_s']:.1f} | {r['compile_s']:.1f} | "
                      f"{r['ess_per_s']:.0f} | {r['ess_per_s_end_to_end']:.0f} |")
     return "\n".join(lines)

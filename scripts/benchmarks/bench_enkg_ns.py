@@ -1,4 +1,4 @@
-"""Navier-Stokes 64 x 64: EnKG vs DPS vs EKI at equal forward-model budget (issue 5).
+"""Navier-Stokes 64 x 64: EnKG vs DPS vs EKI at equal forward-model budget.
 
 Problem (InverseBench convention, PHYSICS.md): recover the initial vorticity ``w0`` on ``[0, 2 pi]^2``
 (Re = 200, forcing ``-4 cos 4y``) from the vorticity at ``T = 1`` observed at every ``--factor``-th
@@ -11,7 +11,7 @@ of the ``ns-vorticity`` data set (``inverse.datasets``; spun up 5 time units) dr
 Prior: ``--prior`` is a shipped name (default ``ns-vorticity-64``) or a diffusers directory, loaded by
 ``priors.load_prior``; ``--prior gaussian-grf`` is a development stand-in without a network: the
 stationary Gaussian fitted to ``--fit-samples`` snapshots of the same data set (empirical mean field and
-power spectrum), whose denoiser is exact (:class:`StationaryGaussianPrior`).
+power spectrum), whose denoiser is exact (:class:`priors.GaussianFieldPrior`).
 
 Budget matching. The budget is the number of forward-model evaluations (NS solves) per instance, set by
 EnKG's configuration: ``B = J * num_updates * (guided steps)`` (``EnsembleKalmanGuidance.cost_per_particle``).
@@ -27,90 +27,36 @@ recorded as failed and counted in the table. Results are appended to a JSON-line
 file as they finish (a re-run skips finished (instance, sampler, configuration) records), and
 ``--report`` writes the Markdown table into the ``enkg-ns-table`` block of ``--markdown``.
 
-    python scripts/bench_enkg_ns.py --instances 10 --out data/benchmarks/enkg_ns.jsonl
-    python scripts/bench_enkg_ns.py --report data/benchmarks/enkg_ns.jsonl --markdown BENCHMARKS.md
-    python scripts/bench_enkg_ns.py --prior gaussian-grf --instances 1 --particles 16 --steps 10 \\
+    python scripts/benchmarks/bench_enkg_ns.py --instances 10 --out data/benchmarks/enkg_ns.jsonl
+    python scripts/benchmarks/bench_enkg_ns.py --report data/benchmarks/enkg_ns.jsonl --markdown BENCHMARKS.md
+    python scripts/benchmarks/bench_enkg_ns.py --prior gaussian-grf --instances 1 --particles 16 --steps 10 \\
         --dps-steps 10 --out /tmp/smoke.jsonl          # smoke test
+
+Run from the repository root by path; it imports its siblings in ``scripts/benchmarks/`` by name.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
+from report import machine_line, median_time, replace_markdown_block, synchronize
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from forward_models import Gaussian, InverseProblem
+from forward_models.navier_stokes import NavierStokes2D
+from inverse.datasets import make_dataset
+from priors import GaussianFieldPrior, Prior, PriorLoadError, load_prior
+from samplers import DPS, EnsembleKalmanGuidance, EnsembleKalmanInversion, SamplerError
+from samplers.base import resolve_device
 
-from forward_models import Gaussian, InverseProblem  # noqa: E402
-from forward_models.navier_stokes import NavierStokes2D  # noqa: E402
-from inverse.datasets import make_dataset  # noqa: E402
-from inverse.report import median_time, replace_markdown_block, synchronize  # noqa: E402
-from priors import Prior, PriorLoadError, load_prior  # noqa: E402
-from priors.base import check_denoise_input  # noqa: E402
-from samplers import DPS, EnsembleKalmanGuidance, EnsembleKalmanInversion, SamplerError  # noqa: E402
-from samplers.base import resolve_device  # noqa: E402
-
-__all__ = ["StationaryGaussianPrior", "build_prior", "build_problems", "plan", "run_instance", "report", "main"]
+__all__ = ["build_prior", "build_problems", "plan", "run_instance", "report", "main"]
 
 BLOCK = "enkg-ns-table"
 HEADING = "Navier-Stokes 64 x 64: EnKG vs DPS vs EKI at equal forward budget"
-
-
-class StationaryGaussianPrior(Prior):
-    """Stationary Gaussian field prior ``N(m, C)`` on a periodic grid with an exact denoiser (development stand-in).
-
-    ``C`` is diagonal in the (orthonormal) Fourier basis with power spectrum ``P_k``:
-    ``D(x, sigma) = m + IFFT[P_k / (P_k + sigma^2) FFT(x - m)]`` (Tweedie's formula per Fourier mode).
-    :meth:`fit` estimates ``m`` (the mean field) and ``P_k = mean |FFT(x_i - m)_k|^2`` from samples in
-    model space; ``to_physical(x) = scale * x``.
-    """
-
-    dims = ("channel", "y", "x")
-
-    def __init__(self, mean: torch.Tensor, power: torch.Tensor, scale: float = 1.0, *, sigma_min: float = 2e-3,
-                 sigma_max: float = 80.0):
-        super().__init__()
-        self.shape = tuple(mean.shape)
-        self.register_buffer("mean_field", mean.float())
-        self.register_buffer("power", power.float())  # rfft2 layout, (C, H, W // 2 + 1)
-        self.scale, self.sigma_min, self.sigma_max = float(scale), float(sigma_min), float(sigma_max)
-
-    @classmethod
-    def fit(cls, samples: torch.Tensor, scale: float) -> StationaryGaussianPrior:
-        """Mean field and power spectrum of ``samples`` ``(N, C, H, W)`` (model space)."""
-        samples = samples.double()
-        mean = samples.mean(0)
-        power = (torch.fft.rfft2(samples - mean, norm="ortho").abs() ** 2).mean(0)
-        return cls(mean, power, scale)
-
-    def denoise(self, x, sigma):
-        """Exact ``E[x0 | x0 + sigma eps = x]`` mode by mode."""
-        sigma = check_denoise_input(x, sigma, self.shape)
-        s2 = sigma.reshape(-1, 1, 1, 1).to(self.power.dtype) ** 2
-        gain = self.power / (self.power + s2)
-        z = torch.fft.rfft2((x - self.mean_field).to(self.power.dtype), norm="ortho")
-        out = torch.fft.irfft2(gain * z, s=self.shape[-2:], norm="ortho") + self.mean_field
-        return out.to(x.dtype)
-
-    def to_physical(self, x):
-        """``scale * x``."""
-        return self.scale * x
-
-    def from_physical(self, x):
-        """``x / scale``."""
-        return x / self.scale
-
-    def config(self):
-        """Class, shape and scale."""
-        return {"class": "StationaryGaussianPrior", "shape": list(self.shape), "scale": self.scale}
 
 
 def build_prior(name: str, resolution: int, fit_samples: int) -> Prior:
@@ -120,13 +66,13 @@ def build_prior(name: str, resolution: int, fit_samples: int) -> Prior:
     """
     if name == "gaussian-grf":
         x, norm, _ = make_dataset("ns-vorticity", fit_samples, resolution, seed=1)
-        return StationaryGaussianPrior.fit(x, norm.scale)
+        return GaussianFieldPrior.fit(x, norm.scale)
     try:
         return load_prior(name)
     except PriorLoadError as e:
         raise SystemExit(f"bench_enkg_ns: cannot load the prior {name!r}: {e}.\n"
-                         "Train and export it first (scripts/train_all_priors.sh: bash scripts/train_shipped_prior.sh "
-                         "ns-vorticity-64 ns-vorticity 64 edm 20000 1000 32 64 64), pass its directory with --prior, "
+                         "Train and export it first (scripts/train_prior.sh ns-vorticity-64), pass its directory "
+                         "with --prior, "
                          "or use --prior gaussian-grf for a development run without a network.") from None
 
 
@@ -199,7 +145,7 @@ def run_instance(name: str, entry: dict, problem: InverseProblem, prior: Prior, 
 
 def forward_timings(op: NavierStokes2D, repeats: int = 3) -> dict:
     """Median time of one forward solve at batch 1 and 16, and of forward + VJP at batch 1 (float32), on the
-    operator's device (CUDA timings synchronise: ``inverse.report.median_time``)."""
+    operator's device (CUDA timings synchronise: :func:`report.median_time`)."""
     dev = op.kx.device
     x1, x16 = op.example_input(1, 0, torch.float32).to(dev), op.example_input(16, 0, torch.float32).to(dev)
 
@@ -207,7 +153,8 @@ def forward_timings(op: NavierStokes2D, repeats: int = 3) -> dict:
         x = x1.clone().requires_grad_(True)
         torch.autograd.grad(op(x).sum(), x)
 
-    return {"forward_b1_s": median_time(lambda: op(x1), repeats), "forward_b16_s": median_time(lambda: op(x16), repeats),
+    return {"forward_b1_s": median_time(lambda: op(x1), repeats),
+            "forward_b16_s": median_time(lambda: op(x16), repeats),
             "forward_vjp_b1_s": median_time(fwd_vjp, repeats)}
 
 
@@ -235,7 +182,8 @@ def run(args) -> None:
         for line in out.read_text().splitlines():
             if line.strip():
                 r = json.loads(line)
-                done.add((r["instance"], r["sampler"], json.dumps(r["settings"], sort_keys=True), r["prior"], r["budget"]))
+                done.add((r["instance"], r["sampler"], json.dumps(r["settings"], sort_keys=True), r["prior"],
+                          r["budget"]))
     first, last = args.instance_range or (0, len(problems))
     if not 0 <= first < last <= len(problems):
         raise SystemExit(f"bench_enkg_ns: --instance-range {first} {last} must satisfy 0 <= FIRST < END <= --instances")
@@ -246,8 +194,8 @@ def run(args) -> None:
             entry = cfg[name]
             if (i, name, json.dumps(entry["settings"], sort_keys=True), args.prior, cfg["budget"]) in done:
                 continue
-            rec = {"instance": i, "truth_seed": args.truth_seed, **common, **run_instance(name, entry, problem, prior, i, args.dps_chunk),
-                   **timings}
+            rec = {"instance": i, "truth_seed": args.truth_seed, **common,
+                   **run_instance(name, entry, problem, prior, i, args.dps_chunk), **timings}
             with open(out, "a") as f:
                 f.write(json.dumps(rec) + "\n")
             if "failed" in rec:
@@ -265,8 +213,7 @@ def report(paths, markdown: str | None, command: str) -> str:
         cells.setdefault((r["prior"], r["budget"], r["sampler"]), []).append(r)
     first = recs[0] if recs else {}
     lines = [
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{first.get('threads', 1)} thread(s); table written {dt.date.today().isoformat()}.",
+        machine_line(first.get("threads", 1)),
         f"Problem: {first.get('resolution', 64)}^2 initial vorticity from w(T = {first.get('T', 1.0)}) subsampled "
         f"x{first.get('factor', 4)}, noise sigma {first.get('noise', 1.0)} (physical units); one NS solve "
         f"{first.get('forward_b1_s', float('nan')) * 1e3:.0f} ms (batch 1), "
@@ -288,7 +235,8 @@ def report(paths, markdown: str | None, command: str) -> str:
         mean = lambda k, rs=rs: statistics.fmean(r[k] for r in rs)  # noqa: E731
         settings = ", ".join(f"{k} {v}" for k, v in rs[0]["settings"].items())
         note = f" ({failed} diverged)" if failed else ""
-        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {settings} | {len(rs)}{note} | {statistics.fmean(m):.3f} ± {sd:.3f} | "
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {settings} | {len(rs)}{note} | {statistics.fmean(m):.3f} ± "
+                     f"{sd:.3f} | "
                      f"{mean('rel_l2_particles'):.3f} | {mean('rel_misfit_mean'):.3f} | {mean('forward_evals'):.0f} | "
                      f"{mean('grad_evals'):.0f} | {mean('nfe'):.0f} | {mean('time_s'):.1f} |")
     table = "\n".join([f"Command: `{command}`", ""] + lines)
@@ -329,7 +277,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="data/benchmarks/enkg_ns.jsonl")
     p.add_argument("--report", nargs="+", metavar="JSONL", help="write the table from these result files")
     p.add_argument("--markdown", default=None, help="Markdown file whose enkg-ns-table block is replaced")
-    p.add_argument("--command", default="python scripts/bench_enkg_ns.py --instances 10")
+    p.add_argument("--command", default="python scripts/benchmarks/bench_enkg_ns.py --instances 10")
     args = p.parse_args(argv)
     if args.report:
         print(report(args.report, args.markdown, args.command))

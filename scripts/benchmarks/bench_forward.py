@@ -5,23 +5,19 @@ For each operator in ``forward_models.REGISTRY`` with a benchmark instance: medi
 16 (``--batches``), float32, ``--threads`` threads, after a warm-up call. Writes JSON and replaces
 the forward-model block of BENCHMARKS.md.
 
-    python scripts/bench_forward.py --threads 1 --markdown BENCHMARKS.md
+    python scripts/benchmarks/bench_forward.py --threads 1 --markdown BENCHMARKS.md
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import torch
+from report import machine_line, median_time, publish, script_command
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from forward_models.registry import REGISTRY, benchmark_operator  # noqa: E402
-from inverse.report import machine_line, median_time, publish, script_command  # noqa: E402
+from forward_models.registry import REGISTRY, benchmark_operator
 
 
 def bench(name: str, batches, repeats: int) -> list[dict]:

@@ -1,9 +1,9 @@
 """Darcy benchmark of two-level MCMC: ESS per fine solve and per second, single-level pCN vs delayed acceptance.
 
-Problem: log-permeability ``x = m_0 + sum_k sqrt(mu_k) xi_k phi_k`` (a Matern field, K Karhunen-Loeve modes,
-:class:`priors.function_space.MaternField`) on an N x N grid, pressure at a 5 x 5 sensor grid
-(:class:`forward_models.darcy.DarcyFlow`, ``a = exp(x)``), Gaussian noise; every chain runs pCN / delayed
-acceptance in the KL coefficients ``xi ~ N(0, I_K)``. Methods, side by side on the same problem:
+Problem (:func:`inverse.problems.darcy_two_level_problem`): log-permeability ``x = m_0 + sum_k sqrt(mu_k) xi_k
+phi_k`` (a Matern field, K Karhunen-Loeve modes) on an N x N grid, pressure at a 5 x 5 sensor grid (Darcy flow,
+``a = exp(x)``), Gaussian noise ``--noise``; every chain runs pCN / delayed acceptance in the KL coefficients
+``xi ~ N(0, I_K)``. Methods, side by side on the same problem:
 
 - ``pcn``: single-level pCN on the fine solver;
 - ``da-coarse-grid``: our delayed acceptance (MLDA kernel, random sub-chain length), coarse level the solver
@@ -15,7 +15,7 @@ acceptance in the KL coefficients ``xi ~ N(0, I_K)``. Methods, side by side on t
   zero in KL coordinates, so its zero-mean pCN is correct here) with the same coarse model, sub-chain
   length, step size and iterations (benchmark-only dependency; ``ray`` is stubbed, chains run sequentially);
 - ``*-gpcn``: the same kernels with generalised pCN on the cheapest level (Rudolf & Sprungk 2018,
-  :mod:`samplers.pcn`): the reference Gaussian is fitted (``gaussian_reference``, covariance inflated 2x) to
+  :mod:`samplers.mcmc.pcn`): the reference Gaussian is fitted (``gaussian_reference``, covariance inflated 2x) to
   pilot runs on the 16 x 16 coarse grid only (pCN, then generalised pCN with the first fit, refitted);
   the pilot's coarse solves and time are added to every ``*-gpcn`` row, whose chains start at the
   pilot's final states. ``gpcn`` is single-level generalised pCN on the fine solver, to separate what
@@ -26,7 +26,9 @@ ESS: the minimum over the K coefficients of ArviZ's bulk ESS, all chains togethe
 accurate solve of the run, warm-up included. Writes one JSON line per (grid, method) and the
 ``mcmc-darcy-table`` block of BENCHMARKS.md.
 
-    python scripts/bench_mcmc_darcy.py --sizes 32 64
+    python scripts/benchmarks/bench_mcmc_darcy.py --sizes 32 64
+
+Run from the repository root by path; it imports its siblings in ``scripts/benchmarks/`` by name.
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import platform
 import sys
 import time
 import types
@@ -42,31 +43,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from report import machine_line, replace_markdown_block
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from forward_models import InverseProblem
+from forward_models.surrogate import train_surrogate
+from inverse.problems import darcy_two_level_problem
+from priors.function_space import StandardGaussian
+from samplers.mcmc import MLDA, PCN, Potential, pilot_reference, sample_chains
 
-from forward_models import Gaussian, InverseProblem  # noqa: E402
-from forward_models.darcy import DarcyFlow  # noqa: E402
-from forward_models.surrogate import train_surrogate  # noqa: E402
-from inverse.report import replace_markdown_block  # noqa: E402
-from priors.function_space import MaternField, StandardGaussian  # noqa: E402
-from samplers.chains import run_chains  # noqa: E402
-from samplers.delayed_acceptance import MLDA  # noqa: E402
-from samplers.pcn import PCN, pilot_reference  # noqa: E402
-from samplers.potential import Potential  # noqa: E402
+__all__ = ["main", "run_grid"]
 
-__all__ = ["build_problem", "main"]
-
-
-def build_problem(n: int, modes: int, noise: float, seed: int):
-    """(field prior, fine problem, truth KL coefficients) for an n x n grid."""
-    prior = MaternField(n, modes, alpha=2.0, tau=3.0, sigma=6.0, mean=0.0)
-    xi_true = torch.randn(1, modes, generator=torch.Generator().manual_seed(1000 + seed), dtype=torch.float64)
-    fine = DarcyFlow(n, coefficient="exp", sensors=5)
-    fine.check_finite = False
-    problem = InverseProblem.simulate(fine, Gaussian(noise), prior.field(xi_true)[0], seed=seed)
-    return prior, problem, xi_true
+#: the repository (default output paths)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _ess(draws: np.ndarray) -> float:
@@ -77,7 +65,7 @@ def _ess(draws: np.ndarray) -> float:
 
 
 def _run_ours(name, kernel, u0, iters, warmup, seed, adapt_every=25, pilot=None, target=0.25):
-    res = run_chains(kernel, u0, iters, seed=seed, warmup=warmup, target_acceptance=target, adapt_every=adapt_every)
+    res = sample_chains(kernel, u0, iters, seed=seed, warmup=warmup, target_acceptance=target, adapt_every=adapt_every)
     s = res.summary()
     rec = {"method": name, "ess": s["ess_min"], "rhat_max": s["rhat_max"], "fine_solves": s["fine_solves"],
            "evaluations": s["evaluations"], "acceptance": s["acceptance"], "wall_time_s": s["wall_time_s"],
@@ -95,7 +83,7 @@ def _add_pilot(rec, pilot):
 
 
 def _pilot_reference(coarse, measure, u0, iters, warmup, seed, rounds=2):
-    """:func:`samplers.pcn.pilot_reference` on the coarse level, with its cost: (reference, final states, record)."""
+    """:func:`samplers.mcmc.pilot_reference` on the coarse level, with its cost: (reference, final states, record)."""
     t0 = time.perf_counter()
     solves = {"n": 0}
 
@@ -154,11 +142,9 @@ def _run_tinyda(problem, coarse_problem, prior, u0, iters, warmup, J, beta, seed
 
 def run_grid(n: int, args) -> list[dict]:
     """All methods on the n x n problem; returns one record per method."""
-    prior, problem, _ = build_problem(n, args.modes, args.noise, args.seed)
+    darcy = darcy_two_level_problem(n, args.modes, args.noise, seed=args.seed, check_finite=False)
+    prior, problem, coarse_problem = darcy.prior, darcy.problem, darcy.coarse_problem
     measure = StandardGaussian(args.modes)
-    coarse_fm = problem.forward_model.coarse(n // 16)
-    coarse_fm.check_finite = False
-    coarse_problem = InverseProblem(coarse_fm, problem.y, problem.noise)
     fine = Potential(problem, prior.field, name="fine")
     coarse = Potential(coarse_problem, prior.field, name="coarse-grid")
     # surrogate: trained on fine solver runs from the prior
@@ -168,8 +154,9 @@ def run_grid(n: int, args) -> list[dict]:
     with torch.no_grad():
         x_train = prior.field(xi)
         y_train = problem.forward_model(x_train)
-    sur_fm, card = train_surrogate(x_train, y_train, projection=(prior.basis * prior.eigenvalues.sqrt()[:, None]).float(),
-                                   hidden=(128, 128), steps=args.train_steps, lr=3e-3, log_output=True, seed=args.seed)
+    projection = (prior.basis * prior.eigenvalues.sqrt()[:, None]).float()
+    sur_fm, card = train_surrogate(x_train, y_train, projection=projection, hidden=(128, 128),
+                                   steps=args.train_steps, lr=3e-3, log_output=True, seed=args.seed)
     sur_time = time.perf_counter() - t0
     surrogate = Potential(InverseProblem(sur_fm, problem.y, problem.noise), prior.field, name="surrogate")
     u0 = measure.sample(args.chains, torch.Generator().manual_seed(args.seed + 11))
@@ -189,7 +176,8 @@ def run_grid(n: int, args) -> list[dict]:
         g_iters = args.gpcn_iterations or args.da_iterations
         recs.append(_run_ours("gpcn", PCN(fine, measure, 0.5, reference=ref), u_pilot, g_iters, wu, args.seed,
                               adapt_every=5, pilot=pilot, target=0.3))
-        for name, levels, Js in [("da-coarse-grid-gpcn", [coarse, fine], J), ("da-surrogate-gpcn", [surrogate, fine], J),
+        for name, levels, Js in [("da-coarse-grid-gpcn", [coarse, fine], J),
+                                 ("da-surrogate-gpcn", [surrogate, fine], J),
                                  ("mlda-3-gpcn", [surrogate, coarse, fine], [args.subchain3, J // 2])]:
             recs.append(_run_ours(name, MLDA(levels, measure, Js, 0.5, randomize=True, reference=ref), u_pilot,
                                   args.da_iterations, wu, args.seed, adapt_every=2, pilot=pilot))
@@ -207,9 +195,9 @@ def run_grid(n: int, args) -> list[dict]:
 
 def _table(recs: list[dict], command: str) -> str:
     lines = [f"Command: `{command}`", "",
-             f"Machine: {platform.machine()}, torch {torch.__version__}, 1 thread, shared with training jobs; "
-             f"written {time.strftime('%Y-%m-%d')}.", "",
-             "| grid | method | fine solves | coarse / surrogate solves | ESS (min bulk) | max R-hat | ESS / 1000 fine solves | "
+             machine_line(1), "",
+             "| grid | method | fine solves | coarse / surrogate solves | ESS (min bulk) | max R-hat | ESS / 1000 "
+             "fine solves | "
              "vs pCN | ESS / s | vs tinyDA | acceptance (coarse, fine) | time (s) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for n in sorted({r["grid"] for r in recs}):
@@ -222,23 +210,30 @@ def _table(recs: list[dict], command: str) -> str:
             tiny = tinies["tinyda-coarse-grid-rw" if informed else "tinyda-coarse-grid"]
             cheap = sum(v for k, v in r["evaluations"].items() if k != "fine")
             acc = ", ".join(f"{v:.2f}" for v in r["acceptance"].values()) or "-"
-            lines.append(f"| {n}x{n} | {r['method']} | {r['fine_solves']} | {cheap} | {r['ess']:.0f} | {r['rhat_max']:.3f} | "
-                         f"{1000 * r['ess_per_fine_solve']:.1f} | {r['ess_per_fine_solve'] / base:.0f}x | {r['ess_per_s']:.2f} | "
+            lines.append(f"| {n}x{n} | {r['method']} | {r['fine_solves']} | {cheap} | {r['ess']:.0f} | "
+                         f"{r['rhat_max']:.3f} | "
+                         f"{1000 * r['ess_per_fine_solve']:.1f} | {r['ess_per_fine_solve'] / base:.0f}x | "
+                         f"{r['ess_per_s']:.2f} | "
                          f"{r['ess_per_s'] / tiny:.2f}x | {acc} | {r['wall_time_s']:.0f} |")
     r0 = recs[0]
-    lines += ["", f"{r0['modes']} KL modes (Matern alpha 2, tau 3, sigma 6; pointwise std ~0.9), 25 sensors, noise sigma "
+    lines += ["", f"{r0['modes']} KL modes (Matern alpha 2, tau 3, sigma 6; pointwise std ~0.9), 25 sensors, noise "
+                  f"sigma "
               f"{r0['noise']}, {r0['chains']} chains; delayed acceptance with sub-chains of uniform length in "
               f"1..{r0['subchain']}, coarse grid 16 x 16. Surrogate: MLP (128, 128) on the KL coefficients predicting "
-              "log-pressure, trained on " + ", ".join(f"{r['surrogate_train_solves']} solves / {r['surrogate_train_time_s']:.0f} s "
-                                                     f"(val. rel. error {r['surrogate_val_rel_error']:.3f}) at {r['grid']}"
+              "log-pressure, trained on " + ", ".join(f"{r['surrogate_train_solves']} solves / "
+                                                      f"{r['surrogate_train_time_s']:.0f} s "
+                                                     f"(val. rel. error {r['surrogate_val_rel_error']:.3f}) at "
+                                                     f"{r['grid']}"
                                                      for r in recs if r["method"] == "pcn") +
               "; these solves are not in the fine-solve column."]
     pilots = [r for r in recs if r["method"] == "gpcn"]
     if pilots:
-        lines += ["", "Generalised pCN (`*-gpcn`, `gpcn`): reference Gaussian fitted to pilot runs on the 16 x 16 grid only (pCN, then generalised pCN with the first fit, refitted; "
+        lines += ["", "Generalised pCN (`*-gpcn`, `gpcn`): reference Gaussian fitted to pilot runs on the 16 x 16 "
+                      "grid only (pCN, then generalised pCN with the first fit, refitted; "
                   + ", ".join(f"{r['evaluations']['pilot-coarse-grid']} coarse solves at {r['grid']}" for r in pilots)
                   + "), counted in the coarse column and the time of every such row; their `vs tinyDA` compares with "
-                  "`tinyda-coarse-grid-rw` (tinyDA given the same covariance), the other rows with `tinyda-coarse-grid`."]
+                  "`tinyda-coarse-grid-rw` (tinyDA given the same covariance), the other rows with "
+                  "`tinyda-coarse-grid`."]
     return "\n".join(lines)
 
 
@@ -262,7 +257,8 @@ def main(argv=None) -> int:
     p.add_argument("--gpcn", action="store_true", help="also the generalised-pCN rows (pilot on the coarse grid)")
     p.add_argument("--pilot-iterations", type=int, default=2000)
     p.add_argument("--pilot-warmup", type=int, default=500)
-    p.add_argument("--gpcn-iterations", type=int, default=None, help="single-level gpcn iterations (default: --da-iterations)")
+    p.add_argument("--gpcn-iterations", type=int, default=None, help="single-level gpcn iterations (default: "
+                                                                     "--da-iterations)")
     p.add_argument("--out", default=str(ROOT / "data" / "benchmarks" / "mcmc_darcy.jsonl"))
     p.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"))
     p.add_argument("--no-markdown", action="store_true")
@@ -279,8 +275,9 @@ def main(argv=None) -> int:
         for r in recs:
             f.write(json.dumps(r) + "\n")
     if not args.no_markdown:
-        command = "python scripts/bench_mcmc_darcy.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        replace_markdown_block(args.markdown, "mcmc-darcy-table", "Two-level MCMC on Darcy flow (issue 6)",
+        shown = " ".join(argv if argv is not None else sys.argv[1:])
+        command = f"python scripts/benchmarks/bench_mcmc_darcy.py {shown}"
+        replace_markdown_block(args.markdown, "mcmc-darcy-table", "Two-level MCMC on Darcy flow",
                                _table(recs, command.strip()))
     return 0
 

@@ -3,26 +3,20 @@ gradient, and with a vector-Jacobian product as DPS needs), float32, median of r
 warm-up (CUDA timings synchronise the device). Writes the prior-timing block of BENCHMARKS.md
 (``--device cuda``: the prior-timing-gpu block).
 
-    python scripts/bench_priors.py --threads 1 --markdown BENCHMARKS.md
-    python scripts/bench_priors.py --device cuda --markdown BENCHMARKS.md
+    python scripts/benchmarks/bench_priors.py --threads 1 --markdown BENCHMARKS.md
+    python scripts/benchmarks/bench_priors.py --device cuda --markdown BENCHMARKS.md
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
-import platform
 import sys
-from pathlib import Path
 
 import torch
+from report import machine_line, median_time, replace_markdown_block
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from inverse.report import median_time, replace_markdown_block  # noqa: E402
-from priors import load_prior, shipped_priors  # noqa: E402
-from samplers.base import resolve_device  # noqa: E402
+from priors import load_prior, shipped_priors
+from samplers.base import resolve_device
 
 
 def main(argv=None) -> int:
@@ -37,12 +31,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    where = (f"{torch.cuda.get_device_name(device)}" if device.type == "cuda"
-             else f"{args.threads} thread(s)")
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else args.threads
     names = args.priors or sorted(shipped_priors())
-    lines = [f"Command: `python scripts/bench_priors.py {' '.join(argv if argv is not None else sys.argv[1:])}`", "",
-             f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {where}, "
-             f"float32; load average {os.getloadavg()[0]:.1f}; {dt.date.today().isoformat()}. {args.note}", "",
+    lines = [f"Command: `python scripts/benchmarks/bench_priors.py "
+             f"{' '.join(argv if argv is not None else sys.argv[1:])}`", "",
+             machine_line(where, "float32", note=args.note), "",
              "| prior | parameters | batch | denoise (ms) | denoise + VJP (ms) |", "|---|---|---|---|---|"]
     for name in names:
         prior = load_prior(name, device=device)

@@ -8,27 +8,24 @@ of ``A A^T``, the default since session 11, against the same conjugate gradients
 to the exact solution in float64 (the per-row SVD for MRI, checked against the dense solve in
 ``tests/forward_models/test_mri.py``; a dense solve of the float64 matrix for CT). Batch 8, float32,
 median of ``--repeats`` calls after one warm-up; the exact routes' one-time factorisation (cached on
-the operator, for CT per geometry and process) is reported apart. Writes JSON and, with ``--markdown``, replaces its BENCHMARKS.md block.
+the operator, for CT per geometry and process) is reported apart. Writes JSON and, with ``--markdown``,
+replaces its BENCHMARKS.md block.
 
-    python scripts/bench_pseudo_inverse.py --threads 1 --markdown BENCHMARKS.md
+    python scripts/benchmarks/bench_pseudo_inverse.py --threads 1 --markdown BENCHMARKS.md
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import torch
+from imaging import PROBLEMS as SUITE_PROBLEMS
+from report import machine_line, median_time, publish, script_command
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from forward_models import ForwardModel  # noqa: E402
-from forward_models.tomography import ParallelBeamCT, range_basis  # noqa: E402
-from inverse.benchmarking.imaging import PROBLEMS as SUITE_PROBLEMS  # noqa: E402
-from inverse.problems import build_forward_model  # noqa: E402
-from inverse.report import machine_line, median_time, publish, script_command  # noqa: E402
+from forward_models import ForwardModel
+from forward_models.tomography import ParallelBeamCT, range_basis
+from inverse.problems import build_forward_model
 
 __all__ = ["main"]
 

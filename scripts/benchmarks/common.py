@@ -1,9 +1,9 @@
 """Shared pieces of the benchmark suite: settings, the machine header, a resumable result store,
 timers around the network and the forward model, and Markdown blocks.
 
-Every table of ``scripts/benchmark.py`` opens with :func:`machine_line` (machine, threads, seeds,
+Every table of ``scripts/benchmarks/run.py`` opens with :func:`report.machine_line` (machine, threads, seeds,
 date: the reproducibility facts a reader needs) and lives between marker comments of BENCHMARKS.md
-(:func:`inverse.report.replace_markdown_block`). Results are appended, one JSON object per line, to
+(:func:`report.replace_markdown_block`). Results are appended, one JSON object per line, to
 ``<out_dir>/<benchmark>.jsonl`` as each cell finishes; :class:`ResultStore` skips cells whose key is
 already there, so an interrupted ``--all`` run resumes where it stopped (Stodden et al. 2016,
 "Enhancing reproducibility for computational methods", Science 354:1240, for the practice).
@@ -12,18 +12,16 @@ already there, so an interrupted ``--all`` run resumes where it stopped (Stodden
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import os
-import platform
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from report import replace_markdown_block
 
-from inverse.report import replace_markdown_block
 from samplers.atomic import atomic_output
 
 __all__ = [
@@ -31,7 +29,6 @@ __all__ = [
     "CallMeter",
     "ResultStore",
     "fmt",
-    "machine_line",
     "mean_or_nan",
     "meter_calls",
     "write_block",
@@ -40,7 +37,7 @@ __all__ = [
 
 @dataclass
 class BenchSettings:
-    """Run-wide settings of the suite (from the command line of ``scripts/benchmark.py``).
+    """Run-wide settings of the suite (from the command line of ``scripts/benchmarks/run.py``).
 
     ``quick``: tiny sizes, one seed, few steps (a smoke run); ``seeds``: instances per cell (None:
     each benchmark's default, 20 for the GMM and imaging tables); ``out_dir``: where the JSON-lines
@@ -55,7 +52,7 @@ class BenchSettings:
     out_dir: Path = Path("data/benchmarks/suite")
     markdown: Path | None = None
     threads: int = 1
-    command: str = "python scripts/benchmark.py --all"
+    command: str = "python scripts/benchmarks/run.py --all"
     device: str = "cpu"
     log: object = print
     extra: dict = field(default_factory=dict)
@@ -247,18 +244,6 @@ def meter_calls(obj, method: str):
             object.__setattr__(obj, method, original)
         else:
             object.__delattr__(obj, method)
-
-
-def machine_line(threads: int, seeds, note: str = "") -> str:
-    """One line with the machine, torch version, threads, seeds and today's date (every table has one)."""
-    try:
-        load = f"; load average at write {os.getloadavg()[0]:.1f}"
-    except OSError:  # pragma: no cover - not on every OS
-        load = ""
-    line = (f"Machine: {platform.machine()} ({platform.processor() or 'cpu'}), {os.cpu_count()} cores, "
-            f"torch {torch.__version__}, {threads} thread(s){load}; seeds: {seeds}; "
-            f"written {dt.date.today().isoformat()}.")
-    return line + (f" {note}" if note else "")
 
 
 def write_block(settings: BenchSettings, key: str, heading: str, body: str) -> str:

@@ -29,21 +29,22 @@ import statistics
 import time
 
 import torch
-
-from forward_models.seismic import ClampedVelocity  # noqa: F401 (re-exported)
-from inverse.benchmarking.common import (
+from common import (
     BenchSettings,
     fmt,
-    machine_line,
     mean_or_nan,
     write_block,
 )
-from inverse.benchmarking.samplers import sampler_settings
+from report import machine_line
+from sampler_settings import sampler_settings
+
+from forward_models.seismic import ClampedVelocity  # noqa: F401 (re-exported)
 from inverse.measurements import simulate
 from inverse.metrics import relative_l2, ssim
 from samplers import SamplerError, get_sampler
 
-__all__ = ["BLOCK", "HEADING", "SMOOTH_CELLS", "ClampedVelocity", "benchmark_prior", "gaussian_smooth", "lbfgs_from_smoothed", "plan", "run", "table"]
+__all__ = ["BLOCK", "HEADING", "SMOOTH_CELLS", "ClampedVelocity", "benchmark_prior", "gaussian_smooth",
+           "lbfgs_from_smoothed", "plan", "run", "table"]
 
 BLOCK = "suite-fwi"
 HEADING = "Suite: FWI 70 x 70, DPS / MCG / SMC against L-BFGS from a smoothed truth"
@@ -102,19 +103,21 @@ def lbfgs_from_smoothed(m, iterations: int, smooth: float) -> dict:
     v = (V_OFFSET + V_SCALE * u.detach())[0].double()
     t = m.truth.double()
     return {"relative_l2": relative_l2(v, t), "ssim": ssim(v, t), "start_relative_l2": relative_l2(v0[0].double(), t),
-            "time_s": wall, "forward_grad_evals": evals[0], "settings": {"iterations": iterations, "smooth_cells": smooth}}
+            "time_s": wall, "forward_grad_evals": evals[0],
+            "settings": {"iterations": iterations, "smooth_cells": smooth}}
 
 
 def benchmark_prior(p: dict):
     """(prior or None, note): the seismic prior, the quick stand-in, or None when it does not load."""
     if p["prior"] == "stand-in":
         from forward_models.generators.velocity import velocity_models
-        from inverse.benchmarking.standin import GaussianFieldStandIn
+        from priors import GaussianFieldPrior
 
         size = p["options"]["size"]
         vs = torch.cat([velocity_models(4, fam, (size, size), seed=0) for fam in
                         ("flat", "curved", "flat-fault", "curved-fault")])
-        return GaussianFieldStandIn.fit(vs, V_SCALE, V_OFFSET), "stand-in Gaussian prior (quick run)"
+        z = (vs.double() - V_OFFSET) / V_SCALE
+        return GaussianFieldPrior.fit(z, V_SCALE, V_OFFSET, floor=1e-4), "stand-in Gaussian prior (quick run)"
     from priors import PriorLoadError, load_prior
 
     try:
@@ -175,8 +178,9 @@ def table(records: list[dict], settings: BenchSettings) -> str:
     """Markdown table, one row per method; replaces the ``suite-fwi`` block."""
     p = plan(settings)
     size = p["options"].get("size", 70)
-    lines = [machine_line(settings.threads, f"instances 0-{p['instances'] - 1} (family = seed mod 4)",
-                          f"{size} x {size} velocity; L-BFGS {p['lbfgs_iters']} iterations from the truth smoothed "
+    lines = [machine_line(settings.threads, seeds=f"instances 0-{p['instances'] - 1} (family = seed mod 4)",
+                          note=f"{size} x {size} velocity; L-BFGS {p['lbfgs_iters']} iterations from the truth "
+                               f"smoothed "
                           f"by a {p['smooth']:g}-cell Gaussian; samplers {p['steps']} steps, {p['samples']} samples."),
              "", "| method | instances | rel. L2 (mean ± sd) | SSIM | time / instance (s) | cost | note |",
              "|---|---|---|---|---|---|---|"]

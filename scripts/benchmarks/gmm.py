@@ -1,12 +1,12 @@
 """Sub-benchmark 1: every sampler on the Gaussian-mixture exact posterior (Cardoso et al., ICLR 2024).
 
-For each cell (d, dy, steps, sampler) and seed, :func:`inverse.harness.gmm_case` draws the
-instance and :func:`inverse.harness.evaluate_sampler` scores ``n`` draws against exact posterior
+For each cell (d, dy, steps, sampler) and seed, :func:`inverse.problems.gmm_case` draws the
+instance and :func:`inverse.problems.evaluate_sampler` scores ``n`` draws against exact posterior
 draws: sliced Wasserstein-1 (SW) beside its floor (two exact sets of the same size), mode-weight
 total variation beside its floor, wall time and NFE per sample. One floor pair is itself random (at
 dy = 1 one instance's floor moved 2x between draws), so the table divides each run's SW by the
 instance's *expected* floor, ``FLOOR_REFS`` exact pairs averaged (the denominator of
-:func:`inverse.harness.averaged_sw_ratio`), stored per instance in the ``gmm_floor`` store.
+:func:`inverse.problems.averaged_sw_ratio`), stored per instance in the ``gmm_floor`` store.
 Full run: d in {8, 80, 800}, dy in {1, 2, 4}, 100 steps, 1000 samples, 20 seeds; quick: d = 8, dy = 2,
 10 steps, 200 samples, 1 seed.
 
@@ -19,11 +19,12 @@ from __future__ import annotations
 import statistics
 
 import torch
+from common import BenchSettings, fmt, write_block
+from report import machine_line
+from sampler_settings import ALL_SAMPLERS, build_sampler
 
-from inverse.benchmarking.common import BenchSettings, fmt, machine_line, write_block
-from inverse.benchmarking.samplers import ALL_SAMPLERS, build_sampler
-from inverse.harness import evaluate_sampler, gmm_case
 from inverse.metrics import sliced_wasserstein
+from inverse.problems import evaluate_sampler, gmm_case
 from samplers import SamplerError
 
 __all__ = ["BLOCK", "FLOOR_REFS", "HEADING", "floors", "plan", "run", "table"]
@@ -68,7 +69,8 @@ def run(settings: BenchSettings) -> list[dict]:
                                         f"{rec['time_s']:.2f} s"))
     floors(settings)
     keys = {(d, dy, s, n) for d in p["d"] for dy in p["dy"] for s in p["steps"] for n in p["samplers"]}
-    return [r for r in store.records() if (r["key"]["d"], r["key"]["dy"], r["key"]["steps"], r["key"]["sampler"]) in keys
+    return [r for r in store.records()
+            if (r["key"]["d"], r["key"]["dy"], r["key"]["steps"], r["key"]["sampler"]) in keys
             and r["key"]["seed"] < p["seeds"] and r["key"]["n"] == p["n"]]
 
 
@@ -105,17 +107,20 @@ def table(records: list[dict], settings: BenchSettings) -> str:
     for r in records:
         k = r["key"]
         cells.setdefault((k["d"], k["dy"], k["steps"], k["sampler"]), []).append(r)
-    lines = [machine_line(settings.threads, f"0-{p['seeds'] - 1} per cell",
-                          f"{p['n']} samples per run, {p['slices']} slices, float64; SW / floor divides each run's SW "
+    lines = [machine_line(settings.threads, seeds=f"0-{p['seeds'] - 1} per cell",
+                          note=f"{p['n']} samples per run, {p['slices']} slices, float64; SW / floor divides each "
+                               f"run's SW "
                           f"by its instance's expected floor ({FLOOR_REFS} exact pairs averaged; 1 = exact sampling)."),
              "", "| d | dy | steps | sampler | seeds | SW / floor (median [q10, q90]) | SW (mean) | floor (mean) "
-             "| mode TV | TV floor | time / run (s) | NFE / sample |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| mode TV | TV floor | time / run (s) | NFE / sample |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     order = {n: i for i, n in enumerate(ALL_SAMPLERS)}
     for key in sorted(cells, key=lambda c: (c[0], c[1], c[2], order.get(c[3], 99))):
         rs = [r for r in cells[key] if "failed" not in r]
         failed = len(cells[key]) - len(rs)
         if not rs:
-            lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | 0 ({failed} failed) | - | - | - | - | - | - | - |")
+            lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | 0 ({failed} failed) | - | - | - | - | - | - "
+                         f"| - |")
             continue
         fl = [floor[(key[0], key[1], r["key"]["seed"])] for r in rs]
         ratio = sorted(r["sw"] / f for r, f in zip(rs, fl, strict=False))
@@ -123,6 +128,7 @@ def table(records: list[dict], settings: BenchSettings) -> str:
         mean = lambda f, rs=rs: statistics.fmean(r[f] for r in rs)  # noqa: E731
         seeds = f"{len(rs)}" + (f" ({failed} failed)" if failed else "")
         lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | {seeds} | {statistics.median(ratio):.1f} "
-                     f"[{q(0.1):.1f}, {q(0.9):.1f}] | {mean('sw'):.3f} | {statistics.fmean(fl):.3f} | {mean('tv'):.3f} | "
+                     f"[{q(0.1):.1f}, {q(0.9):.1f}] | {mean('sw'):.3f} | {statistics.fmean(fl):.3f} | "
+                     f"{mean('tv'):.3f} | "
                      f"{mean('tv_floor'):.3f} | {fmt(mean('time_s'), 2)} | {mean('nfe_per_sample'):.0f} |")
     return write_block(settings, BLOCK, HEADING, "\n".join(lines))

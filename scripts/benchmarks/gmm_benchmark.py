@@ -10,35 +10,26 @@ log-evidence estimate and its error ``|log Z_hat - log Z|`` against the exact ev
 Results are appended to a JSON-lines file as they finish
 (a re-run skips finished cells), and ``--report`` writes the Markdown table into BENCHMARKS.md.
 
-    python scripts/gmm_benchmark.py --d 8 80 800 --dy 1 2 4 --steps 20 100 --seeds 20 \
+    python scripts/benchmarks/gmm_benchmark.py --d 8 80 800 --dy 1 2 4 --steps 20 100 --seeds 20 \
         --out data/benchmarks/gmm.jsonl
-    python scripts/gmm_benchmark.py --report data/benchmarks/gmm.jsonl --markdown BENCHMARKS.md
-    python scripts/gmm_benchmark.py --d 8 80 --dy 1 2 4 --steps 100 --seeds 5 --samplers tds mcgdiff afes dps \
-        --particles 16 64 256 --out data/benchmarks/smc.jsonl
+    python scripts/benchmarks/gmm_benchmark.py --report data/benchmarks/gmm.jsonl --markdown BENCHMARKS.md
+    python scripts/benchmarks/gmm_benchmark.py --d 8 80 --dy 1 2 4 --steps 100 --seeds 5 \
+        --samplers tds mcgdiff afes dps --particles 16 64 256 --out data/benchmarks/smc.jsonl
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
+from report import machine_line, replace_markdown_block
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from inverse.harness import evaluate_sampler, gmm_case  # noqa: E402
-from inverse.report import replace_markdown_block  # noqa: E402
-from samplers import get_sampler  # noqa: E402
-
-#: guidance scales chosen on seeds 0-2 of (d, dy) in {(8, 1), (8, 4), (80, 2)} from {0, 0.3, 1, 3}
-SETTINGS = {"dps": {"zeta": 0.3}, "mcg": {"alpha": 0.3}}
+from inverse.problems import GMM_SETTINGS, evaluate_sampler, gmm_case
+from samplers import get_sampler
 
 
 def run_cells(args) -> None:
@@ -65,17 +56,18 @@ def run_cells(args) -> None:
                             dz = rec.get("log_evidence_abs_err")
                             print(f"d={d} dy={dy} steps={steps} {name} n={n} seed={seed}: sw/floor="
                                   f"{rec['sw'] / rec['sw_floor']:.2f} tv={rec['tv']:.3f}"
-                                  + (f" |dlogZ|={dz:.3f}" if dz is not None else "") + f" {rec['time_s']:.1f}s", flush=True)
+                                  + (f" |dlogZ|={dz:.3f}" if dz is not None else "") + f" {rec['time_s']:.1f}s",
+                                  flush=True)
 
 
 def run_one(d, dy, steps, name, seed, n, args) -> dict:
     """One cell and seed: scores, and for SMC samplers the evidence estimate beside the exact one."""
     case = gmm_case(d, dy, seed)
-    sampler = get_sampler(name, num_steps=steps, **SETTINGS.get(name, {}))
+    sampler = get_sampler(name, num_steps=steps, **GMM_SETTINGS.get(name, {}))
     r = evaluate_sampler(case, sampler, n, seed=seed, num_slices=args.slices)
     diag = r.pop("posterior").diagnostics
     rec = {"d": d, "dy": dy, "steps": steps, "sampler": name, "seed": seed, **r,
-           "settings": SETTINGS.get(name, {}), "num_samples": n, "particles": n, "threads": args.threads}
+           "settings": GMM_SETTINGS.get(name, {}), "num_samples": n, "particles": n, "threads": args.threads}
     if "log_evidence" in diag:
         rec.update(log_evidence=diag["log_evidence"], log_evidence_exact=case.log_evidence,
                    log_evidence_abs_err=abs(diag["log_evidence"] - case.log_evidence),
@@ -90,11 +82,8 @@ def report(paths, markdown: str | None, command: str, block: str = "gmm-table",
     for r in recs:
         cells.setdefault((r["d"], r["dy"], r["steps"], r["sampler"], r["num_samples"]), []).append(r)
     lines = [
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"torch {torch.__version__}, {recs[0]['threads'] if recs else 1} thread(s); "
-        "samples per run = particles (column n); 1000 slices; float64; "
-        f"table written {dt.date.today().isoformat()}.",
-        "Settings: " + ", ".join(f"{k} {v}" for k, v in SETTINGS.items()) + " (guidance in the paper's VP units); "
+        machine_line(recs[0]["threads"] if recs else 1, "float64, 1000 slices, samples per run = particles (column n)"),
+        "Settings: " + ", ".join(f"{k} {v}" for k, v in GMM_SETTINGS.items()) + " (guidance in the paper's VP units); "
         "SMC samplers at their defaults. |dlog Z|: median |log Z_hat - log Z| over seeds (SMC only). "
         "SW and mode TV of a weighted (SMC) posterior are those of its weighted particles; 'resampled' "
         "scores n draws resampled from them (multinomial), which adds resampling noise.",
@@ -138,7 +127,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="data/benchmarks/gmm.jsonl")
     p.add_argument("--report", nargs="+", metavar="JSONL", help="write the table from these result files")
     p.add_argument("--markdown", default=None, help="Markdown file whose GMM table block is replaced")
-    p.add_argument("--command", default="python scripts/gmm_benchmark.py --d 8 80 800 --dy 1 2 4 --steps 20 100 --seeds 20")
+    p.add_argument("--command", default="python scripts/benchmarks/gmm_benchmark.py --d 8 80 800 --dy 1 2 4 --steps "
+                                        "20 100 --seeds 20")
     p.add_argument("--block", default="gmm-table", help="name of the BENCHMARKS.md block to replace")
     p.add_argument("--title", default="Gaussian-mixture exact posterior", help="heading of that block")
     args = p.parse_args(argv)

@@ -15,8 +15,8 @@ sample and NFE per sample:
 - deepinv 0.5's ``DPS`` (``num_steps = steps + 1``: its DDPM solver makes ``num_steps - 1`` network
   calls; its guidance ``weight`` multiplies the gradient of the residual *norm* inside deepinv's own SDE
   solver, a different scale from our ``zeta``, so it is chosen per problem from a log grid on the
-  held-out phantoms by PSNR, like TV's weight) and ``DiffPIR`` (``max_iter = steps``; started from the FBP / zero-filled image, lambda 7,
-  zeta 0.1, deepinv's defaults), driven by *the same* prior via
+  held-out phantoms by PSNR, like TV's weight) and ``DiffPIR`` (``max_iter = steps``; started from the FBP /
+  zero-filled image, lambda 7, zeta 0.1, deepinv's defaults), driven by *the same* prior via
   :func:`priors.deepinv_denoiser.as_deepinv_denoiser`; NFE counted by a wrapper;
 - baselines: FBP / zero-filled (:func:`inverse.problems.measurement_view`), and TV: deepinv's proximal
   gradient descent (``deepinv.optim.PGD``, ``TVPrior``, step ``1 / ||A||^2``) with weight
@@ -24,7 +24,7 @@ sample and NFE per sample:
   by PSNR, then fixed.
 
 The SMC samplers' singular basis of the multi-coil operator (65536 x 4096, too large to build densely)
-is computed matrix-free from its adjoint (:func:`samplers.smc.gram_eigh`). Every problem's instances
+is computed matrix-free from its adjoint (:func:`forward_models.linalg.gram_eigh`). Every problem's instances
 share one operator, so its decomposition is computed once per process and reused (``basis_reused``); a
 reusing run's time per sample still includes the decomposition's seconds (``basis_s``), i.e. it is the
 cost of a standalone run, as in the rows stored before the cache existed.
@@ -42,17 +42,17 @@ import time
 import warnings
 
 import torch
-
-from forward_models.tomography import range_basis
-from inverse.benchmarking.common import (
+from common import (
     BenchSettings,
     CallMeter,
     fmt,
-    machine_line,
     mean_or_nan,
     write_block,
 )
-from inverse.benchmarking.samplers import ALL_SAMPLERS, sampler_settings
+from report import machine_line
+from sampler_settings import ALL_SAMPLERS, sampler_settings
+
+from forward_models.tomography import range_basis
 from inverse.measurements import simulate
 from inverse.metrics import psnr, ssim
 from inverse.problems import measurement_view
@@ -114,7 +114,7 @@ def _problems(settings: BenchSettings, default: list[str]) -> list[str]:
 def parse_instance_range(text: str) -> tuple[int, int]:
     """``"START-STOP"`` (inclusive, 0-based phantom seeds) or ``"K"`` as a ``(start, stop)`` half-open range.
 
-    Used by ``scripts/benchmark.py --instances`` to split one problem's instances between processes
+    Used by ``scripts/benchmarks/run.py --instances`` to split one problem's instances between processes
     that share a store (each runs a disjoint range, so no cell is computed twice).
     """
     m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", str(text))
@@ -439,8 +439,9 @@ def table(records: list[dict], settings: BenchSettings) -> str:
         cells.setdefault((r["key"]["problem"], r["key"]["method"]), []).append(r)
     order = {m: i for i, m in enumerate([*BASELINES, *ALL_SAMPLERS, *DEEPINV])}
     plist = list(PROBLEMS)
-    lines = [machine_line(settings.threads, f"phantoms 0-{p['instances'] - 1} per problem",
-                          f"{p['steps']} steps, {p['samples']} samples per posterior; noise sigma = 2% of the clean "
+    lines = [machine_line(settings.threads, seeds=f"phantoms 0-{p['instances'] - 1} per problem",
+                          note=f"{p['steps']} steps, {p['samples']} samples per posterior; noise sigma = 2% of the "
+                               f"clean "
                           "measurement's RMS; TV weight and deepinv DPS's weight chosen on held-out phantoms "
                           f"{', '.join(map(str, p['tv_held_out']))}; our samplers run inverse reconstruct's "
                           "defaults (their settings in the note column)."),
@@ -463,7 +464,8 @@ def table(records: list[dict], settings: BenchSettings) -> str:
         ps = [r["psnr"] for r in ok]
         sd = statistics.stdev(ps) if len(ps) > 1 else 0.0
         lines.append(f"| {key[0]} | {key[1]} | {len(ok)} | {statistics.fmean(ps):.2f} ± {sd:.2f} | "
-                     f"{fmt(mean_or_nan(r.get('ssim') for r in ok))} | {fmt(mean_or_nan(r.get('coverage_90') for r in ok))} | "
+                     f"{fmt(mean_or_nan(r.get('ssim') for r in ok))} | "
+                     f"{fmt(mean_or_nan(r.get('coverage_90') for r in ok))} | "
                      f"{fmt(mean_or_nan(r['time_per_sample_s'] for r in ok), 2)} | "
                      f"{fmt(mean_or_nan(r['nfe_per_sample'] for r in ok), 0)} | {note} |")
     return write_block(settings, BLOCK, HEADING, "\n".join(lines))

@@ -1,6 +1,6 @@
 """Sub-benchmark 3: Navier-Stokes 64 x 64, EnKG vs DPS vs ensemble Kalman inversion at equal forward budget.
 
-A thin layer over ``scripts/bench_enkg_ns.py`` (its problem, budget matching and scores: relative
+A thin layer over ``bench_enkg_ns.py`` (its problem, budget matching and scores: relative
 L2 of the posterior mean of the initial vorticity): the suite calls its ``main`` with the suite's
 output file and writes its table into the suite's own block. Prior: the shipped ``ns-vorticity-64``
 when it loads, otherwise the script's exact stationary-Gaussian stand-in (``gaussian-grf``), stated
@@ -18,8 +18,9 @@ al., ICLR 2025) for the problem.
 
 from __future__ import annotations
 
-from inverse.benchmarking.common import BenchSettings, machine_line, write_block
-from inverse.benchmarking.scripts import load_script
+import bench_enkg_ns
+from common import BenchSettings, write_block
+from report import machine_line
 
 __all__ = ["BLOCK", "CPU_ARGS", "HEADING", "plan", "run", "table"]
 
@@ -62,15 +63,14 @@ def run(settings: BenchSettings) -> list:
     p = plan(settings)
     path = settings.store("navier_stokes").path
     path.parent.mkdir(parents=True, exist_ok=True)
-    load_script("bench_enkg_ns").main([*p["args"], "--out", str(path)])
+    bench_enkg_ns.main([*p["args"], "--out", str(path)])
     return [str(path)]
 
 
 def table(paths: list, settings: BenchSettings) -> str:
     """The script's table (its report) under the suite's header, in the ``suite-ns`` block."""
     p = plan(settings)
-    mod = load_script("bench_enkg_ns")
-    body = mod.report(paths, None, "python scripts/bench_enkg_ns.py " + " ".join(p["args"]))
+    body = bench_enkg_ns.report(paths, None, "python scripts/benchmarks/bench_enkg_ns.py " + " ".join(p["args"]))
     n = settings.n_seeds(10)
-    head = machine_line(settings.threads, f"instances 0-{n - 1} (truth seed 10000 + i)", p["note"])
+    head = machine_line(settings.threads, seeds=f"instances 0-{n - 1} (truth seed 10000 + i)", note=p["note"])
     return write_block(settings, BLOCK, HEADING, head + "\n\n" + body)

@@ -1,7 +1,7 @@
 """Sub-benchmark 7: overhead, the share of each sampler's wall time spent in the network and the forward model.
 
 For every sampler on the CT 64 x 64 problem (30 views) with ``phantoms-64``, the prior's ``denoise``
-and the forward model's ``forward`` and ``adjoint`` are metered (:func:`inverse.benchmarking.common.meter_calls`:
+and the forward model's ``forward`` and ``adjoint`` are metered (:func:`common.meter_calls`:
 time inside the calls plus the backward pass through them, caught by autograd hooks) while
 ``sampler.sample`` runs; the share is ``(t_network + t_forward) / t_wall``. The rest is the
 sampler's own arithmetic, bookkeeping and, for SMC samplers, the operator's SVD set-up. The
@@ -15,15 +15,16 @@ from __future__ import annotations
 import contextlib
 import time
 
-from forward_models import InverseProblem
-from inverse.benchmarking.common import (
+from common import (
     BenchSettings,
     fmt,
-    machine_line,
     meter_calls,
     write_block,
 )
-from inverse.benchmarking.samplers import ALL_SAMPLERS, build_sampler
+from report import machine_line
+from sampler_settings import ALL_SAMPLERS, build_sampler
+
+from forward_models import InverseProblem
 from inverse.measurements import simulate
 from samplers import SamplerError
 
@@ -37,7 +38,7 @@ TARGET = 0.90
 def plan(settings: BenchSettings) -> dict:
     """Problem, steps and samples of the run."""
     if settings.quick:
-        from inverse.benchmarking.imaging import QUICK_IMAGE_SAMPLERS
+        from imaging import QUICK_IMAGE_SAMPLERS
 
         return {"problem": "ct", "options": {"angles": 30}, "steps": 3, "samples": 2,
                 "samplers": list(QUICK_IMAGE_SAMPLERS)}
@@ -96,18 +97,20 @@ def run(settings: BenchSettings, prior=None) -> list[dict]:
         except (SamplerError, ValueError, RuntimeError) as e:
             rec = {"failed": f"{type(e).__name__}: {str(e).splitlines()[0]}"}
         out.append(store.add(key, {**rec, "settings": cfg, "threads": settings.threads}))
-        settings.log(f"overhead {name}: " + (rec.get("failed") or f"{100 * rec['share']:.1f}% of {rec['wall_s']:.1f} s"))
+        settings.log(f"overhead {name}: "
+                     + (rec.get("failed") or f"{100 * rec['share']:.1f}% of {rec['wall_s']:.1f} s"))
     return out
 
 
 def table(records: list[dict], settings: BenchSettings) -> str:
     """Markdown table, one row per sampler; replaces the ``suite-overhead`` block."""
     p = plan(settings)
-    lines = [machine_line(settings.threads, "0 (one CT instance)",
-                          f"CT 64 x 64, 30 views, phantoms-64; {p['steps']} steps, {p['samples']} samples; target "
+    lines = [machine_line(settings.threads, seeds="0 (one CT instance)",
+                          note=f"CT 64 x 64, 30 views, phantoms-64; {p['steps']} steps, {p['samples']} samples; target "
                           f">= {100 * TARGET:.0f}%."),
              "", "| sampler | wall (s) | network (s) | forward model (s) | set-up (s) | share inside | share in steps "
-             "| meets target (all / steps) | network calls | forward calls |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| meets target (all / steps) | network calls | forward calls |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         k = r["key"]
         if "failed" in r:
@@ -115,7 +118,8 @@ def table(records: list[dict], settings: BenchSettings) -> str:
             continue
         steps = r.get("share_steps", r["share"])
         yes = lambda v: "yes" if v >= TARGET else "no"
-        lines.append(f"| {k['sampler']} | {fmt(r['wall_s'], 2)} | {fmt(r['network_s'], 2)} | {fmt(r['forward_s'], 2)} | "
+        lines.append(f"| {k['sampler']} | {fmt(r['wall_s'], 2)} | {fmt(r['network_s'], 2)} | {fmt(r['forward_s'], 2)} "
+                     f"| "
                      f"{fmt(r.get('setup_s', 0.0), 2)} | {100 * r['share']:.1f}% | {100 * steps:.1f}% | "
                      f"{yes(r['share'])} / {yes(steps)} | {r['network_calls']} | {r['forward_calls']} |")
     return write_block(settings, BLOCK, HEADING, "\n".join(lines))

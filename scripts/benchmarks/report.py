@@ -1,5 +1,10 @@
-"""Benchmark reporting: timing by median of repeats, and tables in BENCHMARKS.md (each lives between two
-marker comments and is replaced in place, atomically, when its script runs again)."""
+"""Benchmark reporting: timing by median of repeats, the ``Machine:`` line under every table, and tables in
+BENCHMARKS.md (each lives between two marker comments and is replaced in place, atomically, when its script
+runs again).
+
+A sibling of the benchmark scripts in ``scripts/benchmarks/`` (they import it by name); it imports only the
+installed packages.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,8 @@ from pathlib import Path
 
 from samplers.atomic import atomic_output
 
-__all__ = ["replace_markdown_block", "median_time", "synchronize", "write_json", "script_command", "publish", "machine_line"]
+__all__ = ["replace_markdown_block", "median_time", "synchronize", "write_json", "script_command", "publish",
+           "machine_line"]
 
 
 def replace_markdown_block(markdown, key: str, heading: str, table: str) -> None:
@@ -32,13 +38,21 @@ def replace_markdown_block(markdown, key: str, heading: str, table: str) -> None
         tmp.write_text(text)
 
 
-def machine_line(threads: int, setup: str) -> str:
-    """The ``Machine:`` sentence under a table: architecture, cores, torch version, ``threads``, the
-    script's ``setup`` (dtype, batch, timing rule), load average at the start and the date."""
+def machine_line(threads, setup: str = "", *, seeds=None, note: str = "") -> str:
+    """The ``Machine:`` sentence every table opens with: architecture and processor, cores, torch version,
+    ``threads`` (a count, or a phrase such as a GPU's name), the table's ``setup`` (dtype, batch, timing rule),
+    the load average when written, the ``seeds`` and the date, then ``note``."""
     import torch
 
-    return (f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {threads} thread(s), "
-            f"{setup}; load average at start {os.getloadavg()[0]:.1f}; {dt.date.today().isoformat()}.")
+    try:
+        load = f"; load average at write {os.getloadavg()[0]:.1f}"
+    except OSError:  # pragma: no cover - not on every OS
+        load = ""
+    where = f"{threads} thread(s)" if isinstance(threads, int) else str(threads)
+    line = (f"Machine: {platform.machine()} ({platform.processor() or 'cpu'}), {os.cpu_count()} cores, "
+            f"torch {torch.__version__}, {where}{f', {setup}' if setup else ''}{load}"
+            f"{f'; seeds: {seeds}' if seeds is not None else ''}; written {dt.date.today().isoformat()}.")
+    return line + (f" {note}" if note else "")
 
 
 def write_json(path, obj, indent: int = 1) -> None:
@@ -51,10 +65,10 @@ def write_json(path, obj, indent: int = 1) -> None:
 
 
 def script_command(script: str, argv=None) -> str:
-    """The command line that produced a table: ``python scripts/<script>.py`` and its arguments
+    """The command line that produced a table: ``python scripts/benchmarks/<script>.py`` and its arguments
     (``argv``, else the process's own)."""
     args = list(argv) if argv is not None else sys.argv[1:]
-    return " ".join([f"python scripts/{script}.py", *args])
+    return " ".join([f"python scripts/benchmarks/{script}.py", *args])
 
 
 def publish(rows, table: str, *, json_path, markdown=None, key: str, heading: str) -> None:

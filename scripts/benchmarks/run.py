@@ -1,14 +1,14 @@
-"""The benchmark suite: every sampler against the anchors, side by side, in one run (issue 9).
+"""The benchmark suite: every sampler against the anchors, side by side, in one run.
 
-Sub-benchmarks (``inverse.benchmarking``; ``--only`` picks some, ``--all`` runs them all):
+Sub-benchmarks (one module each in this folder; ``--only`` picks some, ``--all`` runs them all):
 
     gmm            Gaussian-mixture exact posterior: all samplers vs the floor (SW, mode TV, time, NFE)
     imaging        CT (30 views) and MRI (x4 / x8, single- and multi-coil) 64 x 64 with phantoms-64:
                    our samplers, deepinv DPS / DiffPIR on the same prior, FBP / zero-filled, TV
-    navier-stokes  EnKG / DPS / EKI at equal forward budget (scripts/bench_enkg_ns.py)
+    navier-stokes  EnKG / DPS / EKI at equal forward budget (bench_enkg_ns.py)
     fwi            DPS / MCG / SMC vs L-BFGS from a smoothed truth
     trace-interp   seismic trace interpolation: zero-filled, linear, DPS through the wave equation
-    tables         two-level MCMC (scripts/bench_mcmc_darcy.py) and calibration (scripts/bench_calibration.py)
+    tables         two-level MCMC (bench_mcmc_darcy.py) and calibration (bench_calibration.py)
     overhead       share of each sampler's wall time inside the network and the forward model
 
 Results go, one JSON object per finished cell, to ``--out-dir/<name>.jsonl`` (a re-run skips finished
@@ -18,16 +18,22 @@ each sub-benchmark's seconds summed over the runs). ``--quick`` is a smoke run
 (tiny sizes, one seed, a few steps; results ``*-quick.jsonl``) whose tables go to a copy of
 BENCHMARKS.md in ``--out-dir`` unless ``--markdown`` is given.
 
-    python scripts/benchmark.py --all                        # regenerates BENCHMARKS.md (hours: see its header)
-    python scripts/benchmark.py --quick --all --out-dir /tmp/bench   # smoke run, ~3 min
-    python scripts/benchmark.py --only gmm overhead --seeds 5
-    python scripts/benchmark.py --only imaging --problems mri-x4 --instances 10-19   # beside a 0-9 process
+    python scripts/benchmarks/run.py --all                        # regenerates BENCHMARKS.md (hours: see its header)
+    python scripts/benchmarks/run.py --quick --all --out-dir /tmp/bench   # smoke run, ~3 min
+    python scripts/benchmarks/run.py --only gmm overhead --seeds 5
+    python scripts/benchmarks/run.py --only imaging --problems mri-x4 --instances 10-19   # beside a 0-9 process
+
+Each sub-benchmark module exposes ``run(settings) -> records`` and ``table(records, settings) -> markdown``
+(:class:`common.BenchSettings`); :func:`run_benchmark` runs one by name. The scripts of this folder are run
+by path from the repository root and import their siblings by name (Python puts a script's own folder first
+on ``sys.path``); nothing in the installed packages imports them.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib
 import json
 import os
 import platform
@@ -37,15 +43,30 @@ import time
 from pathlib import Path
 
 import torch
+from common import BenchSettings
+from imaging import check_methods, parse_instance_range
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from inverse.benchmarking import BENCHMARKS, BenchSettings, run_benchmark
-from inverse.benchmarking.imaging import check_methods, parse_instance_range
 from samplers.atomic import atomic_output
 
-__all__ = ["main", "parse_args"]
+__all__ = ["BENCHMARKS", "main", "parse_args", "record_run", "run_benchmark"]
+
+#: the repository (default output folder and BENCHMARKS.md)
+ROOT = Path(__file__).resolve().parents[2]
+
+#: sub-benchmark name -> module of this folder
+BENCHMARKS = {"gmm": "gmm", "imaging": "imaging", "navier-stokes": "navier_stokes", "fwi": "fwi",
+              "trace-interp": "trace_interp", "tables": "tables", "overhead": "overhead"}
+
+
+def run_benchmark(name: str, settings: BenchSettings) -> dict:
+    """Run sub-benchmark ``name`` and write its table; returns ``{"name", "seconds", "table"}``."""
+    if name not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {name!r} (known: {', '.join(BENCHMARKS)})")
+    mod = importlib.import_module(BENCHMARKS[name])
+    t0 = time.perf_counter()
+    records = mod.run(settings)
+    text = mod.table(records, settings)
+    return {"name": name, "seconds": time.perf_counter() - t0, "table": text}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -59,7 +80,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=None, help="instances per cell (default: each benchmark's own)")
     p.add_argument("--out-dir", default=str(ROOT / "data" / "benchmarks" / "suite"))
     p.add_argument("--markdown", default=None,
-                   help="Markdown file whose blocks are replaced (default: BENCHMARKS.md; with --quick a copy in --out-dir)")
+                   help="Markdown file whose blocks are replaced (default: BENCHMARKS.md; with --quick a copy in "
+                        "--out-dir)")
     p.add_argument("--no-markdown", action="store_true", help="write JSON only")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--problems", nargs="+", default=None, metavar="LABEL",
@@ -72,7 +94,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="imaging only: discard the stored rows of these methods (on --problems and --instances) "
                         "and run them again, e.g. after a change to their code; do not repeat it when resuming")
     p.add_argument("--device", default="cpu",
-                   help="cpu or cuda[:i]; navier-stokes then runs at InverseBench's budget (the others stay on the CPU)")
+                   help="cpu or cuda[:i]; navier-stokes then runs at InverseBench's budget (the others stay on the "
+                        "CPU)")
     return p.parse_args(argv)
 
 
@@ -140,7 +163,8 @@ def main(argv=None) -> int:
         return 2
     shown = " ".join(argv if argv is not None else sys.argv[1:])
     settings = BenchSettings(quick=args.quick, seeds=args.seeds, out_dir=out_dir, markdown=_markdown(args, out_dir),
-                             threads=args.threads, device=args.device, command=f"python scripts/benchmark.py {shown}".strip(),
+                             threads=args.threads, device=args.device, command=f"python scripts/benchmarks/run.py "
+                                                                               f"{shown}".strip(),
                              log=lambda s: print(s, flush=True),
                              extra=extra)
     t0 = time.perf_counter()

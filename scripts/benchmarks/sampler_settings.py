@@ -1,23 +1,20 @@
 """The samplers of the suite and their benchmark settings, built by name at a given step count.
 
-Guidance scales follow the tuned defaults: the Gaussian-mixture settings of
-``scripts/gmm_benchmark.py`` (``zeta = alpha = 0.3``, chosen on seeds 0-2 from {0, 0.3, 1, 3}) and
-per-problem ones of :data:`inverse.reconstruction.DEFAULT_SETTINGS` for images. EKI has no diffusion
-steps: ``steps`` sets its prior-sampling ODE steps and it makes ``eki_iterations`` Kalman updates.
+Guidance scales follow the tuned defaults: :data:`inverse.problems.GMM_SETTINGS` on the Gaussian mixture and
+the per-problem :data:`inverse.reconstruction.DEFAULT_SETTINGS` on images. EKI has no diffusion steps:
+``steps`` sets its prior-sampling ODE steps and it makes ``eki_iterations`` Kalman updates.
 """
 
 from __future__ import annotations
 
+from inverse.problems import GMM_SETTINGS
 from inverse.reconstruction import DEFAULT_SETTINGS
 from samplers import get_sampler
 
-__all__ = ["ALL_SAMPLERS", "GMM_SETTINGS", "build_sampler", "sampler_settings"]
+__all__ = ["ALL_SAMPLERS", "build_sampler", "sampler_settings"]
 
-#: every sampler of ``samplers.SAMPLERS``, in table order
+#: the diffusion and ensemble samplers of ``samplers.SAMPLERS``, in table order
 ALL_SAMPLERS = ("dps", "mcg", "tds", "mcgdiff", "afes", "enkg", "eki")
-
-#: Gaussian-mixture guidance scales (paper's VP units), as in scripts/gmm_benchmark.py
-GMM_SETTINGS = {"dps": {"zeta": 0.3}, "mcg": {"alpha": 0.3}}
 
 
 def sampler_settings(name: str, steps: int, problem: str | None = None, *, eki_iterations: int = 10) -> dict:

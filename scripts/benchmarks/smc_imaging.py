@@ -1,6 +1,6 @@
-"""SMC on CT and MRI 64 x 64 with ``phantoms-64``: posterior-mean PSNR / SSIM and 90% pixel coverage (issue 5).
+"""SMC on CT and MRI 64 x 64 with ``phantoms-64``: posterior-mean PSNR / SSIM and 90% pixel coverage.
 
-Problems as in the suite's imaging benchmark (:mod:`inverse.benchmarking.imaging`): ``ct-30`` (30 views,
+Problems as in the suite's imaging benchmark (``scripts/benchmarks/imaging.py``): ``ct-30`` (30 views,
 noise 2% of the clean sinogram's RMS) and ``mri-x4`` (single-coil Cartesian, x4, same noise rule),
 held-out phantoms ``0 .. n-1``. Each sampler runs through :func:`inverse.reconstruction.reconstruct` with
 its defaults for the problem (:data:`inverse.reconstruction.DEFAULT_SETTINGS`) at ``--steps`` steps;
@@ -9,30 +9,31 @@ the end), DPS draws as many independent samples. Scores are those of ``inverse r
 summary: PSNR and SSIM of the posterior mean, coverage of the 5%-95% pixel interval. Writes one JSON
 line per run and the ``smc-imaging`` block of BENCHMARKS.md.
 
-    python scripts/smc_imaging.py --instances 5 --particles 16 --steps 50
+    python scripts/benchmarks/smc_imaging.py --instances 5 --particles 16 --steps 50
+
+Run from the repository root by path; it imports its siblings in ``scripts/benchmarks/`` by name.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
+from imaging import PROBLEMS
+from report import machine_line, replace_markdown_block
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from inverse.measurements import simulate
+from inverse.reconstruction import reconstruct
 
-from inverse.benchmarking.imaging import PROBLEMS  # noqa: E402
-from inverse.measurements import simulate  # noqa: E402
-from inverse.reconstruction import reconstruct  # noqa: E402
-from inverse.report import replace_markdown_block  # noqa: E402
+__all__ = ["main", "run", "table"]
 
-__all__ = ["main"]
+#: the repository (default output paths)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(labels, samplers, instances: int, particles: int, steps: int, out: Path) -> None:
@@ -70,10 +71,10 @@ def table(recs: list[dict], command: str) -> str:
     """Markdown: one row per (problem, sampler)."""
     r0 = recs[0]
     lines = [f"Command: `{command}`", "",
-             f"Machine: {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} thread(s), shared with "
-             f"training jobs; phantoms 0-{max(r['seed'] for r in recs)}, {r0['steps']} steps, {r0['particles']} "
-             f"particles / samples per posterior; written {time.strftime('%Y-%m-%d')}.", "",
-             "| problem | sampler | instances | PSNR of mean (mean ± sd) | SSIM | 90% coverage | time / posterior (s) | "
+             machine_line(torch.get_num_threads(), f"{r0['steps']} steps, {r0['particles']} particles / samples "
+                          "per posterior", seeds=f"phantoms 0-{max(r['seed'] for r in recs)}"), "",
+             "| problem | sampler | instances | PSNR of mean (mean ± sd) | SSIM | 90% coverage | time / posterior (s) "
+             "| "
              "NFE / posterior | resampling steps |", "|---|---|---|---|---|---|---|---|---|"]
     cells = {}
     for r in recs:
@@ -86,8 +87,10 @@ def table(recs: list[dict], command: str) -> str:
         resamplings = [r["num_resampling"] for r in rs if r.get("num_resampling") is not None]
         res_col = f"{statistics.fmean(resamplings):.1f}" if resamplings else "-"
         lines.append(f"| {label} | {smp} | {len(rs)} | {statistics.fmean(ps):.2f} ± {sd:.2f} | "
-                     f"{statistics.fmean(r['ssim'] for r in rs):.3f} | {statistics.fmean(r['coverage_90'] for r in rs):.3f} | "
-                     f"{statistics.fmean(r['wall_time_s'] for r in rs):.0f} | {statistics.fmean(r['nfe'] for r in rs):.0f} | "
+                     f"{statistics.fmean(r['ssim'] for r in rs):.3f} | "
+                     f"{statistics.fmean(r['coverage_90'] for r in rs):.3f} | "
+                     f"{statistics.fmean(r['wall_time_s'] for r in rs):.0f} | "
+                     f"{statistics.fmean(r['nfe'] for r in rs):.0f} | "
                      f"{res_col} |")
     return "\n".join(lines)
 
@@ -114,8 +117,8 @@ def main(argv=None) -> int:
     recs = [r for r in map(json.loads, out.read_text().splitlines())
             if r["particles"] == args.particles and r["steps"] == args.steps and r["problem"] in args.problems
             and r["seed"] < args.instances]
-    command = "python scripts/smc_imaging.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    replace_markdown_block(args.markdown, "smc-imaging", "SMC on CT and MRI with phantoms-64 (issue 5)",
+    command = "python scripts/benchmarks/smc_imaging.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    replace_markdown_block(args.markdown, "smc-imaging", "SMC on CT and MRI with phantoms-64",
                            table(recs, command.strip()))
     return 0
 

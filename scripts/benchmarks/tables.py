@@ -1,11 +1,10 @@
-"""Sub-benchmark 6: the two-level MCMC (issue 6) and calibration tables, re-run through their own scripts.
+"""Sub-benchmark 6: the two-level MCMC and calibration tables, re-run through their own scripts.
 
-``scripts/bench_calibration.py`` (NUTS, NUTS through the torch bridge, random-walk Metropolis; ESS per
-second) and ``scripts/bench_mcmc_darcy.py`` (pCN vs delayed acceptance on Darcy flow; ESS per fine
+``bench_calibration.py`` (NUTS, NUTS through the torch bridge, random-walk Metropolis; ESS per
+second) and ``bench_mcmc_darcy.py`` (pCN vs delayed acceptance on Darcy flow; ESS per fine
 solve) keep their command lines, outputs and BENCHMARKS.md blocks; the suite calls their ``main``
-with its own output paths. A finished run is not repeated (its JSON output is reused). When the MCMC
-script is absent its block says "pending". Quick runs shrink both (one calibration model, short
-chains; a 32 x 32 Darcy grid, short chains, no tinyDA).
+with its own output paths. A finished run is not repeated (its JSON output is reused). Quick runs
+shrink both (one calibration model, short chains; a 32 x 32 Darcy grid, short chains, no tinyDA).
 """
 
 from __future__ import annotations
@@ -13,15 +12,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from inverse.benchmarking.common import BenchSettings, machine_line, write_block
-from inverse.benchmarking.scripts import load_script, script_exists
+from common import BenchSettings
 
 __all__ = ["CALIBRATION_BLOCK", "MCMC_BLOCK", "MCMC_FULL_ARGS", "run", "run_calibration", "run_mcmc", "table"]
 
 CALIBRATION_BLOCK = ("calibration-table", "Calibration: NUTS, torch bridge, random-walk Metropolis")
-MCMC_BLOCK = ("mcmc-darcy-table", "Two-level MCMC on Darcy flow (issue 6)")
+MCMC_BLOCK = ("mcmc-darcy-table", "Two-level MCMC on Darcy flow")
 
-#: the command line of the issue-6 table in BENCHMARKS.md (the suite re-runs exactly that table)
+#: the command line of the two-level MCMC table in BENCHMARKS.md (the suite re-runs exactly that table)
 MCMC_FULL_ARGS = ("--sizes", "32", "64", "--modes", "16", "--noise", "0.02", "--pcn-iterations", "10000",
                   "--pcn-warmup", "1000", "--da-iterations", "600", "--warmup", "100", "--subchain", "20",
                   "--train-examples", "1000", "--train-steps", "1500", "--gpcn", "--pilot-iterations", "1500",
@@ -33,25 +31,21 @@ def _suffix(settings: BenchSettings) -> str:
 
 
 def run_calibration(settings: BenchSettings) -> dict:
-    """Run ``scripts/bench_calibration.py`` unless its JSON output exists; returns a status record."""
+    """Run ``bench_calibration.py`` unless its JSON output exists; returns a status record."""
     path = Path(settings.out_dir) / f"calibration{_suffix(settings)}.json"
     args = ["--models", "mri-t2", "--nuts", "50", "50", "--rwm", "100", "100"] if settings.quick else []
     args += ["--threads", str(settings.threads), "--json", str(path)]
     if path.exists():
         return {"table": "calibration", "status": "reused", "path": str(path)}
-    mod = load_script("bench_calibration")
+    import bench_calibration
+
     md = [] if settings.markdown is None else ["--markdown", str(settings.markdown)]
-    mod.main(args + md)
+    bench_calibration.main(args + md)
     return {"table": "calibration", "status": "ran", "path": str(path)}
 
 
 def run_mcmc(settings: BenchSettings) -> dict:
-    """Run ``scripts/bench_mcmc_darcy.py`` if present (else mark pending); returns a status record."""
-    if not script_exists("bench_mcmc_darcy"):
-        note = ("Pending: `scripts/bench_mcmc_darcy.py` (issue 6) is not in this checkout yet; "
-                "`python scripts/benchmark.py --only tables` runs it once it is.")
-        write_block(settings, *MCMC_BLOCK, machine_line(settings.threads, "-", note))
-        return {"table": "mcmc", "status": "pending"}
+    """Run ``bench_mcmc_darcy.py`` unless its JSON-lines output exists; returns a status record."""
     path = Path(settings.out_dir) / f"mcmc_darcy{_suffix(settings)}.jsonl"
     if path.exists() and path.stat().st_size > 0:
         return {"table": "mcmc", "status": "reused", "path": str(path)}
@@ -61,14 +55,16 @@ def run_mcmc(settings: BenchSettings) -> dict:
     args += ["--out", str(path)]
     args += ["--no-markdown"] if settings.markdown is None else ["--markdown", str(settings.markdown)]
     try:
-        load_script("bench_mcmc_darcy").main(args)
-    except Exception as e:  # the script is under development by another issue: report, do not stop the suite
+        import bench_mcmc_darcy
+
+        bench_mcmc_darcy.main(args)
+    except Exception as e:  # a failed table is reported in the run's summary, the other tables still run
         return {"table": "mcmc", "status": f"failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
     return {"table": "mcmc", "status": "ran", "path": str(path)}
 
 
 def run(settings: BenchSettings) -> list[dict]:
-    """Both tables; each returns a status record (ran / reused / pending / failed)."""
+    """Both tables; each returns a status record (ran / reused / failed)."""
     out = [run_calibration(settings), run_mcmc(settings)]
     for r in out:
         settings.log(f"tables {r['table']}: {r['status']}")

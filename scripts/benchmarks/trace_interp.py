@@ -12,8 +12,8 @@ missing traces only:
 - ``dps-wave``: no diffusion prior on shot gathers ships with this project, so DPS inverts through
   the wave equation: the unknown is the velocity model with the ``seismic-velocity-70`` prior, the
   forward model ``TraceInterpolation o AcousticFWI``, and the interpolated gathers are the posterior
-  mean of ``AcousticFWI(v)`` (velocities clamped to 1500-4500 m/s, as in :mod:`inverse.benchmarking.fwi`). Without the prior the row reads "prior not available" (quick runs use
-  a stationary Gaussian stand-in).
+  mean of ``AcousticFWI(v)`` (velocities clamped to 1500-4500 m/s, as in ``fwi.py``). Without the prior the
+  row reads "prior not available" (quick runs use a stationary Gaussian stand-in).
 
 References: SeisFusion (Zhang et al. 2024) for the 50%-missing setting; Chung et al. (ICLR 2023) for DPS.
 """
@@ -25,6 +25,13 @@ import time
 
 import numpy as np
 import torch
+from common import (
+    BenchSettings,
+    fmt,
+    mean_or_nan,
+    write_block,
+)
+from report import machine_line
 
 from forward_models import Gaussian, InverseProblem
 from forward_models.base import ForwardModel
@@ -32,13 +39,6 @@ from forward_models.trace_interpolation import (
     TraceInterpolation,
     gap_trace_mask,
     random_trace_mask,
-)
-from inverse.benchmarking.common import (
-    BenchSettings,
-    fmt,
-    machine_line,
-    mean_or_nan,
-    write_block,
 )
 from inverse.problems import draw_truth, problem_options
 from samplers import DPS, SamplerError
@@ -102,8 +102,8 @@ class _WaveThenMask(ForwardModel):
 
 
 def _fwi_prior(p: dict):
-    """The velocity prior of :func:`inverse.benchmarking.fwi.benchmark_prior` (or None with a note)."""
-    from inverse.benchmarking.fwi import benchmark_prior
+    """The velocity prior of :func:`fwi.benchmark_prior` (or None with a note)."""
+    from fwi import benchmark_prior
 
     return benchmark_prior({"prior": p["prior"], "options": p["options"]})
 
@@ -113,7 +113,7 @@ def _dps_wave(truth, y, mask_op, noise, opts, prior, p, seed) -> torch.Tensor:
 
     wave = AcousticFWI((opts["size"], opts["size"]), nt=opts["nt"], num_shots=opts["shots"],
                        num_receivers=opts["receivers"], freq=opts["freq"]).to(prior.dtype)
-    from inverse.benchmarking.fwi import ClampedVelocity
+    from fwi import ClampedVelocity
 
     op = _WaveThenMask(ClampedVelocity(wave), mask_op.to(prior.dtype))
     problem = InverseProblem(op, y.to(prior.dtype), noise)
@@ -176,10 +176,12 @@ def table(records: list[dict], settings: BenchSettings) -> str:
     """Markdown table, one row per (mask, method); replaces the ``suite-trace-interp`` block."""
     p = plan(settings)
     o = problem_options("seismic-interp", **p["options"])
-    lines = [machine_line(settings.threads, f"instances 0-{p['instances'] - 1} (velocity family = seed mod 4)",
-                          f"gathers {o['shots']} shots x {o['nt']} samples x {o['receivers']} receivers; noise 1% of "
+    lines = [machine_line(settings.threads, seeds=f"instances 0-{p['instances'] - 1} (velocity family = seed mod 4)",
+                          note=f"gathers {o['shots']} shots x {o['nt']} samples x {o['receivers']} receivers; noise "
+                               f"1% of "
                           f"the recorded traces' RMS; DPS {p['steps']} steps, {p['samples']} samples."),
-             "", "| mask | method | instances | SNR all traces (dB, mean ± sd) | SNR missing traces (dB) | time (s) | note |",
+             "", "| mask | method | instances | SNR all traces (dB, mean ± sd) | SNR missing traces (dB) | time (s) | "
+                 "note |",
              "|---|---|---|---|---|---|---|"]
     keys = []
     for r in records:
@@ -196,6 +198,7 @@ def table(records: list[dict], settings: BenchSettings) -> str:
         s = [r["snr_all"] for r in ok]
         sd = statistics.stdev(s) if len(s) > 1 else 0.0
         lines.append(f"| {k[0]} | {k[1]} | {len(ok)} | {statistics.fmean(s):.2f} ± {sd:.2f} | "
-                     f"{fmt(mean_or_nan(r['snr_missing'] for r in ok), 2)} | {fmt(mean_or_nan(r['time_s'] for r in ok), 2)} "
+                     f"{fmt(mean_or_nan(r['snr_missing'] for r in ok), 2)} | "
+                     f"{fmt(mean_or_nan(r['time_s'] for r in ok), 2)} "
                      f"| {note} |")
     return write_block(settings, BLOCK, HEADING, "\n".join(lines))

@@ -7,15 +7,18 @@ mostly measures the floor's luck. Here each cell reports
 
     E[SW(x_r, ref_r)] / E[SW(ref'_r, ref_r)],   r = 1..R,
 
-with ``x_r`` a fresh resampling of ``n = min(1000, particles)`` draws from one SMC run's weighted particles and ``ref_r``,
-``ref'_r`` fresh exact ``n``-sets: the ratio of the sampler's expected distance to the exact sets to
+with ``x_r`` a fresh resampling of ``n = min(1000, particles)`` draws from one SMC run's weighted particles
+and ``ref_r``, ``ref'_r`` fresh exact ``n``-sets: the ratio of the sampler's expected distance to the exact sets to
 the expected distance between two exact sets. ``exact`` puts exact draws in the sampler's place
 (expected 1). The SMC run itself is one per (case, sampler): its Monte Carlo error stays in the ratio.
 
-    python scripts/afes_inflation_study.py --d 8 80 --dy 1 2 4 --seeds 5 --particles 256 16384 \\
+    python scripts/benchmarks/studies/afes_inflation_study.py --d 8 80 --dy 1 2 4 --seeds 5 --particles 256 16384 \\
         --samplers afes:1 afes:10 tds mcgdiff exact --out data/benchmarks/afes_inflation_study.json
 
-``afes:C`` is :class:`samplers.ApproximationFreeEnsemble` with ``inflation = C``.
+``afes:C`` is :class:`samplers.ApproximationFreeEnsemble` with ``inflation = C``; any other name is that
+diffusion sampler with :data:`inverse.problems.GMM_SETTINGS`. Results go to ``--out`` (JSON, written
+atomically after each cell, so a re-run resumes).
+Run from the repository root by path, as above; like every study it imports only the installed packages.
 """
 
 from __future__ import annotations
@@ -23,30 +26,25 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from inverse.benchmarking.samplers import sampler_settings
-from inverse.harness import averaged_sw_ratio, gmm_case
-from inverse.report import write_json
+from inverse.problems import GMM_SETTINGS, averaged_sw_ratio, gmm_case
 from samplers import get_sampler
+from samplers.atomic import atomic_output
 
 __all__ = ["averaged_ratio", "build", "main"]
 
 
 def build(spec: str, steps: int):
-    """``afes:C`` -> the ensemble with inflation C; any other name -> that sampler at the suite's mixture
-    settings (:func:`inverse.benchmarking.samplers.sampler_settings`: DPS / MCG guidance 0.3)."""
+    """``afes:C`` -> the ensemble with inflation C; any other name -> that sampler at the mixture settings
+    (:data:`inverse.problems.GMM_SETTINGS`: DPS / MCG guidance 0.3)."""
     name, _, arg = spec.partition(":")
     if name == "afes" and arg:
         return get_sampler("afes", num_steps=steps, inflation=float(arg))
-    return get_sampler(name, **sampler_settings(name, steps))
+    return get_sampler(name, **GMM_SETTINGS.get(name, {}), num_steps=int(steps))
 
 
 def averaged_ratio(spec: str, d: int, dy: int, seed: int, particles: int, n: int = 1000, refs: int = 10,
@@ -90,7 +88,9 @@ def main(argv=None) -> int:
                         results[key] = [averaged_ratio(spec, d, dy, s, n_part, refs=a.refs, steps=a.steps)
                                         for s in range(a.seeds)]
                         if a.out:
-                            write_json(a.out, results)
+                            Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+                            with atomic_output(a.out, overwrite=True) as tmp:
+                                tmp.write_text(json.dumps(results, indent=1))
                     rs = results[key]
                     dz = [r["log_evidence_error"] for r in rs if "log_evidence_error" in r]
                     print(f"| {d} | {dy} | {n_part} | {spec} | {statistics.fmean(r['ratio'] for r in rs):.2f} | "

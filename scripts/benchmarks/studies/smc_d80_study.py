@@ -10,15 +10,17 @@
    1000 exact draws, floor = two exact 1000-sets), seeds 0-4, dy = 1, 2, 4. ``--samplers exact`` puts
    exact posterior draws in the sampler's place: the spread of the ratio itself over the seeds.
 
-    python scripts/smc_d80_study.py --out data/benchmarks/smc_d80_study.json
-    python scripts/smc_d80_study.py --parts large-n --samplers tds --large-n 16384
+    python scripts/benchmarks/studies/smc_d80_study.py --out data/benchmarks/smc_d80_study.json
+    python scripts/benchmarks/studies/smc_d80_study.py --parts large-n --samplers tds --large-n 16384
 
-Results go to ``--out`` (JSON) and a Markdown summary to stdout.
+Results go to ``--out`` (JSON, written atomically) and a Markdown summary to stdout.
+Run from the repository root by path, as above; like every study it imports only the installed packages.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -26,13 +28,10 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from inverse.harness import gmm_case  # noqa: E402
-from inverse.metrics import sliced_wasserstein  # noqa: E402
-from inverse.report import write_json  # noqa: E402
-from samplers import get_sampler  # noqa: E402
+from inverse.metrics import sliced_wasserstein
+from inverse.problems import gmm_case
+from samplers import get_sampler
+from samplers.atomic import atomic_output
 
 __all__ = ["large_n", "main", "mode_share", "unobserved_spread"]
 
@@ -45,7 +44,8 @@ def unobserved_spread(name: str, reverse_variance: str, n: int = 2048, steps: in
     """Weighted variance of the top mode in the unobserved directions (d = 80, dy = 1, seed 0)."""
     case = gmm_case(80, 1, 0)
     _, _, vh = torch.linalg.svd(case.problem.forward_model.A, full_matrices=False)
-    post = get_sampler(name, num_steps=steps, reverse_variance=reverse_variance).sample(case.problem, case.prior, n, seed=3)
+    sampler = get_sampler(name, num_steps=steps, reverse_variance=reverse_variance)
+    post = sampler.sample(case.problem, case.prior, n, seed=3)
     x, w = post.samples, post.weights()
     top = _top_mode(case, x)
     wk = w[top] / w[top].sum()
@@ -100,16 +100,19 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="data/benchmarks/smc_d80_study.json")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    out = {"command": "python scripts/smc_d80_study.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    shown = " ".join(argv if argv is not None else sys.argv[1:])
+    out = {"command": f"python scripts/benchmarks/studies/smc_d80_study.py {shown}",
            "threads": args.threads, "date": time.strftime("%Y-%m-%d")}
     if "spread" in args.parts:
-        out["spread"] = {f"{s}/{rv}": unobserved_spread(s, rv) for s in args.samplers for rv in ("ancestral", "analytic")}
+        out["spread"] = {f"{s}/{rv}": unobserved_spread(s, rv) for s in args.samplers
+                         for rv in ("ancestral", "analytic")}
         print("| sampler / kernel | unobserved variance of the top mode (exact 1) |\n|---|---|")
         for k, v in out["spread"].items():
             print(f"| {k} | {v:.3f} |")
     if "share" in args.parts:
         out["share"] = {f"{s}/{n}": mode_share(s, n) for s in args.samplers for n in args.share_particles}
-        print("\n| sampler / N | top-mode weight: exact | mean over 8 runs | sd | sd of N exact draws |\n|---|---|---|---|---|")
+        print("\n| sampler / N | top-mode weight: exact | mean over 8 runs | sd | sd of N exact draws "
+              "|\n|---|---|---|---|---|")
         for k, v in out["share"].items():
             print(f"| {k} | {v['exact']:.3f} | {v['mean']:.3f} | {v['sd']:.3f} | {v['iid_sd']:.3f} |")
     if "large-n" in args.parts:
@@ -122,9 +125,13 @@ def main(argv=None) -> int:
                       for seed in range(5)]
                 ratios = [r["ratio"] for r in rs]
                 out["large_n"][f"{s}/{dy}"] = rs
-                print(f"| {s} | {dy} | {args.large_n} | {args.steps} | {statistics.median(ratios):.2f}, {statistics.fmean(ratios):.2f} | "
-                      f"{' '.join(f'{r:.2f}' for r in ratios)} | {statistics.fmean(r['time_s'] for r in rs):.1f} |", flush=True)
-    write_json(args.out, out)
+                print(f"| {s} | {dy} | {args.large_n} | {args.steps} | {statistics.median(ratios):.2f}, "
+                      f"{statistics.fmean(ratios):.2f} | "
+                      f"{' '.join(f'{r:.2f}' for r in ratios)} | "
+                      f"{statistics.fmean(r['time_s'] for r in rs):.1f} |", flush=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(args.out, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(out, indent=1))
     return 0
 
 
