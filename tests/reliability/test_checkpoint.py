@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from forward_models import InverseProblem, MatrixOperator
 from inverse import open_posterior
 from inverse.cli import main
 from inverse.problems import gmm_case
@@ -23,7 +24,28 @@ ROOT = Path(__file__).resolve().parents[2]
 #: small settings of every registered sampler on the mixture case
 SETTINGS = {"dps": {"num_steps": 12, "zeta": 0.3}, "mcg": {"num_steps": 12}, "enkg": {"num_steps": 12},
             "eki": {"num_iterations": 4, "prior_steps": 6}, "tds": {"num_steps": 12},
-            "mcgdiff": {"num_steps": 12}, "afes": {"num_steps": 12}}
+            "mcgdiff": {"num_steps": 12}, "afes": {"num_steps": 12},
+            "pcn": {"num_steps": 12, "warmup": 4, "ode_steps": 4},
+            "da": {"num_steps": 12, "warmup": 4, "ode_steps": 4, "subchain_length": 2},
+            "mlda": {"num_steps": 12, "warmup": 4, "ode_steps": 4, "subchain_length": 2}}
+
+#: samplers that need ``forward_model.coarse()``: run on the mixture case with a coarse level added
+NEEDS_COARSE = {"da", "mlda"}
+
+
+class _WithCoarse(MatrixOperator):
+    """The mixture case's matrix with a biased coarse level, ``0.9 A``, as many times as asked."""
+
+    def coarse(self):
+        return _WithCoarse(0.9 * self.A)
+
+
+def problem_for(name):
+    case = gmm_case(4, 2, seed=0)
+    if name in NEEDS_COARSE:
+        problem = InverseProblem(_WithCoarse(case.problem.forward_model.A), case.problem.y, case.problem.noise)
+        return problem, case.prior
+    return case.problem, case.prior
 
 
 class _Killed(Exception):
@@ -59,14 +81,14 @@ def test_every_sampler_has_settings():
 @pytest.mark.parametrize("how", ["sigint", "sigkill"])
 def test_resumed_run_is_bit_identical(tmp_path, name, how):
     """Interrupted at step 7 (Ctrl-C saves the state; a kill leaves the step-6 checkpoint), then resumed."""
-    case = gmm_case(4, 2, seed=0)
+    problem, prior = problem_for(name)
     sampler = get_sampler(name, **SETTINGS[name])
-    full = run(sampler, case.problem, case.prior, 32, seed=3)
+    full = run(sampler, problem, prior, 32, seed=3)
     ck = tmp_path / "run.ckpt"
     exc = KeyboardInterrupt() if how == "sigint" else _Killed()
     with pytest.raises(type(exc)):
-        run(sampler, case.problem, case.prior, 32, seed=3, checkpoint=ck, checkpoint_every=3, callback=_stop_at(7, exc))
-    resumed = run(sampler, case.problem, case.prior, 32, seed=3, checkpoint=ck, checkpoint_every=3, resume=True)
+        run(sampler, problem, prior, 32, seed=3, checkpoint=ck, checkpoint_every=3, callback=_stop_at(7, exc))
+    resumed = run(sampler, problem, prior, 32, seed=3, checkpoint=ck, checkpoint_every=3, resume=True)
     assert resumed.diagnostics["resumed_from_step"] == (7 if how == "sigint" else 6)
     _same(full, resumed)
 
