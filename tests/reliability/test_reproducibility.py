@@ -8,20 +8,19 @@ import torch
 
 from inverse import open_posterior
 from inverse.cli import main
-from inverse.harness import gmm_case
 from inverse.measurements import open_measurements
 from samplers import get_sampler
-from tests.reliability.test_checkpoint import SETTINGS
+from tests.reliability.test_checkpoint import SETTINGS, problem_for
 
 
 @pytest.mark.parametrize("name", sorted(SETTINGS))
 def test_same_seed_same_bits_every_sampler(name):
-    case = gmm_case(4, 2, seed=0)
+    problem, prior = problem_for(name)
     s = get_sampler(name, **SETTINGS[name])
-    a, b = (s.sample(case.problem, case.prior, 32, seed=7) for _ in range(2))
+    a, b = (s.sample(problem, prior, 32, seed=7) for _ in range(2))
     assert torch.equal(a.samples, b.samples)
     assert (a.log_weights is None) or torch.equal(a.log_weights, b.log_weights)
-    assert not torch.equal(s.sample(case.problem, case.prior, 32, seed=8).samples, a.samples)
+    assert not torch.equal(s.sample(problem, prior, 32, seed=8).samples, a.samples)
 
 
 def test_outputs_record_seeds_versions_and_configuration(tmp_path, ct_files, capsys):

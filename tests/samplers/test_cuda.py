@@ -4,7 +4,7 @@
 import pytest
 import torch
 
-from inverse.harness import evaluate_sampler, gmm_case
+from inverse.problems import evaluate_sampler, gmm_case
 from samplers import SAMPLERS, get_sampler
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
