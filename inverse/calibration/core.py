@@ -20,7 +20,6 @@ transitions after warm-up are counted in the attributes and reported by a :class
 from __future__ import annotations
 
 import datetime as _dt
-import difflib
 import json
 import math
 import time
@@ -37,6 +36,7 @@ import numpyro.distributions as dist
 import xarray as xr
 from numpyro.infer import MCMC, NUTS, init_to_median
 
+from forward_models.names import close_match_hint
 from inverse.calibration.bridge import TorchModel
 from inverse.calibration.distributions import check_noise_prior, check_prior, describe_distribution
 from inverse.calibration.laplace import laplace_approximation
@@ -45,7 +45,7 @@ from inverse.errors import UserError
 from samplers.posterior import package_version
 
 __all__ = ["calibrate", "CalibrationSetup", "prepare", "DivergenceWarning", "CHAIN_METHODS", "NOISE_NAME",
-           "check_run_settings", "diagnostics_attrs", "did_you_mean"]
+           "check_run_settings", "diagnostics_attrs"]
 
 CHAIN_METHODS = ("vectorized", "sequential", "parallel")
 #: name of the noise standard deviation when it is sampled (reserved: no model parameter may use it)
@@ -136,7 +136,7 @@ def _resolve_priors(model: CalibrationModel, priors) -> dict[str, dist.Distribut
     priors = dict(priors or {})
     unknown = [k for k in priors if k not in model.parameters and k != NOISE_NAME]
     if unknown:
-        close = did_you_mean(unknown[0], model.parameters)
+        close = close_match_hint(unknown[0], model.parameters, cutoff=0.5)
         raise UserError(f"{model.name} has no parameter {unknown[0]!r}{close} "
                         f"(parameters: {', '.join(model.parameters)}, and sigma for the noise)")
     if NOISE_NAME in model.parameters:
@@ -152,12 +152,6 @@ def _resolve_priors(model: CalibrationModel, priors) -> dict[str, dist.Distribut
             raise UserError(f"the prior of {name!r} must be scalar for a torch model, got shape "
                             f"{tuple(d.batch_shape) + tuple(d.event_shape)}")
     return out
-
-
-def did_you_mean(name: str, options) -> str:
-    """``"; did you mean 'x'?"`` for the closest option, or an empty string."""
-    close = difflib.get_close_matches(str(name), list(options), n=1, cutoff=0.5)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _resolve_sigma(model: CalibrationModel, sigma, priors) -> tuple[float | None, dist.Distribution | None]:

@@ -8,12 +8,12 @@ scaled logit for intervals) and adds the log-Jacobian, so every draw lies in the
 
 from __future__ import annotations
 
-import difflib
 import math
 
 import numpyro.distributions as dist
 
 import inverse.calibration.model  # noqa: F401  (switches JAX to float64 before any array)
+from forward_models.names import close_match_hint
 from inverse.errors import UserError
 
 __all__ = ["PRIOR_FAMILIES", "parse_distribution", "describe_distribution", "check_prior", "check_noise_prior"]
@@ -39,8 +39,7 @@ def parse_distribution(spec: str) -> dist.Distribution:
     family, _, args = str(spec).partition(":")
     family = family.strip().lower()
     if family not in PRIOR_FAMILIES:
-        close = difflib.get_close_matches(family, PRIOR_FAMILIES, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = close_match_hint(family, PRIOR_FAMILIES)
         raise UserError(f"unknown prior family {family!r} in {spec!r}{hint} (known: {', '.join(PRIOR_FAMILIES)})")
     cls, names = PRIOR_FAMILIES[family]
     parts = [a for a in args.split(",") if a.strip()] if args else []

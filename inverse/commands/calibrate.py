@@ -86,12 +86,12 @@ def _number(text: str, what: str) -> float:
 
 
 def _check_names(names, model) -> None:
-    from inverse.calibration.core import did_you_mean
+    from forward_models.names import close_match_hint
 
     for name in names:
         if name not in model.parameters and name != "sigma":
-            raise UserError(f"{model.name} has no parameter {name!r}{did_you_mean(name, model.parameters)} "
-                            f"(parameters: {', '.join(model.parameters)})")
+            hint = close_match_hint(name, model.parameters, cutoff=0.5)
+            raise UserError(f"{model.name} has no parameter {name!r}{hint} (parameters: {', '.join(model.parameters)})")
 
 
 def _simulate(args) -> int:
