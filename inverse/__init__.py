@@ -22,12 +22,9 @@ _LAZY = {
 
 def __getattr__(name):
     if name == "__version__":
-        from importlib import metadata
+        from samplers.posterior import package_version
 
-        try:
-            return metadata.version("inverse-diffusion")
-        except metadata.PackageNotFoundError:  # pragma: no cover - run from a source tree
-            return "unknown"
+        return package_version()
     if name in _LAZY:
         import importlib
 
