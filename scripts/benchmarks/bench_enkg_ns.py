@@ -28,7 +28,8 @@ file as they finish (a re-run skips finished (instance, sampler, configuration) 
 ``--report`` writes the Markdown table into the ``enkg-ns-table`` block of ``--markdown``.
 
     python scripts/benchmarks/bench_enkg_ns.py --instances 10 --out data/benchmarks/enkg_ns.jsonl
-    python scripts/benchmarks/bench_enkg_ns.py --report data/benchmarks/enkg_ns.jsonl --markdown BENCHMARKS.md
+    python scripts/benchmarks/bench_enkg_ns.py --report data/benchmarks/enkg_ns.jsonl \\
+        --markdown docs/benchmarks/studies.md
     python scripts/benchmarks/bench_enkg_ns.py --prior gaussian-grf --instances 1 --particles 16 --steps 10 \\
         --dps-steps 10 --out /tmp/smoke.jsonl          # smoke test
 
@@ -44,7 +45,7 @@ import time
 from pathlib import Path
 
 import torch
-from report import machine_line, median_time, replace_markdown_block, synchronize
+from report import machine_line, markdown_table, median_time, synchronize
 
 from forward_models import Gaussian, InverseProblem
 from forward_models.navier_stokes import NavierStokes2D
@@ -239,10 +240,7 @@ def report(paths, markdown: str | None, command: str) -> str:
                      f"{sd:.3f} | "
                      f"{mean('rel_l2_particles'):.3f} | {mean('rel_misfit_mean'):.3f} | {mean('forward_evals'):.0f} | "
                      f"{mean('grad_evals'):.0f} | {mean('nfe'):.0f} | {mean('time_s'):.1f} |")
-    table = "\n".join([f"Command: `{command}`", ""] + lines)
-    if markdown:
-        replace_markdown_block(markdown, BLOCK, HEADING, table)
-    return table
+    return markdown_table(command, "\n".join(lines), markdown, key=BLOCK, heading=HEADING)
 
 
 def main(argv=None) -> int:

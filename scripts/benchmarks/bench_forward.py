@@ -3,9 +3,9 @@
 For each operator in ``forward_models.REGISTRY`` with a benchmark instance: median wall time of
 ``F(x)`` and of ``F(x)`` followed by the gradient of ``<F(x), w>`` (a VJP), at batch 1 and batch
 16 (``--batches``), float32, ``--threads`` threads, after a warm-up call. Writes JSON and replaces
-the forward-model block of BENCHMARKS.md.
+the forward-model block of docs/benchmarks/components.md.
 
-    python scripts/benchmarks/bench_forward.py --threads 1 --markdown BENCHMARKS.md
+    python scripts/benchmarks/bench_forward.py --threads 1 --markdown docs/benchmarks/components.md
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Network evaluation time of each shipped prior at batch 1, 8 and 32 (one denoiser call, no
 gradient, and with a vector-Jacobian product as DPS needs), float32, median of repeats after a
-warm-up (CUDA timings synchronise the device). Writes the prior-timing block of BENCHMARKS.md
+warm-up (CUDA timings synchronise the device). Writes the prior-timing block of docs/benchmarks/components.md
 (``--device cuda``: the prior-timing-gpu block).
 
-    python scripts/benchmarks/bench_priors.py --threads 1 --markdown BENCHMARKS.md
-    python scripts/benchmarks/bench_priors.py --device cuda --markdown BENCHMARKS.md
+    python scripts/benchmarks/bench_priors.py --threads 1 --markdown docs/benchmarks/components.md
+    python scripts/benchmarks/bench_priors.py --device cuda --markdown docs/benchmarks/components.md
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ to the exact solution in float64 (the per-row SVD for MRI, checked against the d
 ``tests/forward_models/test_mri.py``; a dense solve of the float64 matrix for CT). Batch 8, float32,
 median of ``--repeats`` calls after one warm-up; the exact routes' one-time factorisation (cached on
 the operator, for CT per geometry and process) is reported apart. Writes JSON and, with ``--markdown``,
-replaces its BENCHMARKS.md block.
+replaces its block in docs/benchmarks/components.md.
 
-    python scripts/benchmarks/bench_pseudo_inverse.py --threads 1 --markdown BENCHMARKS.md
+    python scripts/benchmarks/bench_pseudo_inverse.py --threads 1 --markdown docs/benchmarks/components.md
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def bench(label: str, repeats: int, batch: int = 8) -> list[dict]:
 
 
 def to_markdown(rows, threads: int, command: str) -> str:
-    """The BENCHMARKS.md block."""
+    """The Markdown block (pseudo-inverse-table)."""
     lines = [f"Command: `{command}`", "",
              machine_line(threads, f"float32, batch {rows[0]['batch']}, median after one warm-up")
              + " Error relative to the exact float64 solution.",

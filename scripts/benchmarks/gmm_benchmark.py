@@ -8,11 +8,11 @@ log-evidence estimate and its error ``|log Z_hat - log Z|`` against the exact ev
 ``log Z``, i.e. ``|log(Z_hat / Z)|``); ``--particles`` runs each cell at several particle counts
 (one particle per returned sample, so the floor is that of ``particles`` samples).
 Results are appended to a JSON-lines file as they finish
-(a re-run skips finished cells), and ``--report`` writes the Markdown table into BENCHMARKS.md.
+(a re-run skips finished cells), and ``--report`` writes the Markdown table into docs/benchmarks/studies.md.
 
     python scripts/benchmarks/gmm_benchmark.py --d 8 80 800 --dy 1 2 4 --steps 20 100 --seeds 20 \
         --out data/benchmarks/gmm.jsonl
-    python scripts/benchmarks/gmm_benchmark.py --report data/benchmarks/gmm.jsonl --markdown BENCHMARKS.md
+    python scripts/benchmarks/gmm_benchmark.py --report data/benchmarks/gmm.jsonl --markdown docs/benchmarks/studies.md
     python scripts/benchmarks/gmm_benchmark.py --d 8 80 --dy 1 2 4 --steps 100 --seeds 5 \
         --samplers tds mcgdiff afes dps --particles 16 64 256 --out data/benchmarks/smc.jsonl
 """
@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import torch
-from report import machine_line, replace_markdown_block
+from report import machine_line, markdown_table
 
 from inverse.problems import GMM_SETTINGS, evaluate_sampler, gmm_case
 from samplers import get_sampler
@@ -106,10 +106,7 @@ def report(paths, markdown: str | None, command: str, block: str = "gmm-table",
                      f"{statistics.fmean(ratio):.2f} | {rs_ratio:.2f} | "
                      f"{mean('tv'):.3f} | {mean('tv_floor'):.3f} | {dz_txt} | {mean('time_s'):.2f} | "
                      f"{mean('nfe_per_sample'):.0f} |")
-    table = "\n".join([f"Command: `{command}`", ""] + lines)
-    if markdown:
-        replace_markdown_block(markdown, block, title, table)
-    return table
+    return markdown_table(command, "\n".join(lines), markdown, key=block, heading=title)
 
 
 def main(argv=None) -> int:

@@ -7,7 +7,7 @@ its defaults for the problem (:data:`inverse.reconstruction.DEFAULT_SETTINGS`) a
 for the SMC samplers the ``--particles`` particles are the samples (resampled to equal weights at
 the end), DPS draws as many independent samples. Scores are those of ``inverse reconstruct``'s
 summary: PSNR and SSIM of the posterior mean, coverage of the 5%-95% pixel interval. Writes one JSON
-line per run and the ``smc-imaging`` block of BENCHMARKS.md.
+line per run and the ``smc-imaging`` block of docs/benchmarks/studies.md.
 
     python scripts/benchmarks/smc_imaging.py --instances 5 --particles 16 --steps 50
 
@@ -96,7 +96,7 @@ def table(recs: list[dict], command: str) -> str:
 
 
 def main(argv=None) -> int:
-    """Run, append JSON lines to --out, write the BENCHMARKS.md block."""
+    """Run, append JSON lines to --out, write the Markdown block."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--problems", nargs="+", default=["ct-30", "mri-x4"], choices=list(PROBLEMS))
     p.add_argument("--samplers", nargs="+", default=["tds", "mcgdiff", "dps"])
@@ -105,7 +105,7 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=str(ROOT / "data" / "benchmarks" / "smc_imaging.jsonl"))
-    p.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"))
+    p.add_argument("--markdown", default=str(ROOT / "docs" / "benchmarks" / "studies.md"))
     args = p.parse_args(argv)
     if args.instances < 1 or args.particles < 2 or args.steps < 1:
         raise SystemExit("need --instances >= 1, --particles >= 2 (coverage needs samples) and --steps >= 1")
