@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from report import replace_markdown_block
+from report import markdown_table
 
 from samplers.atomic import atomic_output
 
@@ -248,10 +248,7 @@ def meter_calls(obj, method: str):
 
 def write_block(settings: BenchSettings, key: str, heading: str, body: str) -> str:
     """Prefix ``body`` with the command and replace block ``key`` of ``settings.markdown`` (if any)."""
-    table = f"Command: `{settings.command}`\n\n{body}"
-    if settings.markdown is not None:
-        replace_markdown_block(settings.markdown, key, heading, table)
-    return table
+    return markdown_table(settings.command, body, settings.markdown, key=key, heading=heading)
 
 
 def fmt(v, digits: int = 3) -> str:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from samplers.atomic import atomic_output
 
-__all__ = ["replace_markdown_block", "median_time", "synchronize", "write_json", "script_command", "publish",
-           "machine_line"]
+__all__ = ["replace_markdown_block", "markdown_table", "median_time", "synchronize", "write_json", "script_command",
+           "publish", "machine_line"]
 
 
 def replace_markdown_block(markdown, key: str, heading: str, table: str) -> None:
@@ -36,6 +36,15 @@ def replace_markdown_block(markdown, key: str, heading: str, table: str) -> None
         text = text.rstrip() + f"\n\n## {heading}\n\n" + block + "\n"
     with atomic_output(path, overwrite=True, suffix=".tmp") as tmp:
         tmp.write_text(text)
+
+
+def markdown_table(command: str, body: str, markdown=None, *, key: str, heading: str) -> str:
+    """A table as BENCHMARKS.md shows it: ``Command: `command```, a blank line, ``body``; with ``markdown``, its
+    block ``key`` is replaced (:func:`replace_markdown_block`). Returns the text."""
+    table = f"Command: `{command}`\n\n{body}"
+    if markdown:
+        replace_markdown_block(markdown, key, heading, table)
+    return table
 
 
 def machine_line(threads, setup: str = "", *, seeds=None, note: str = "") -> str:
