@@ -1,11 +1,12 @@
 """The sampler contract, over every entry of ``samplers.SAMPLERS``: a sampler registered there gets this suite.
 
 Each sampler is built by its command-line name (``get_sampler(name, **SMALL[name])``, few steps for speed) and run
-on one linear-Gaussian problem with the analytic prior ``N(0, I)``, which every diffusion, SMC, ensemble and MCMC
-sampler accepts. The contract: samples of shape ``(num_samples, *prior.shape)`` in the prior's dtype, finite;
-log-weights (where weighted) of shape ``(num_samples,)``; positive cost counters; bit-identical runs for a seed
-and different ones for another seed; ``sample`` never mutates the sampler; the posterior's config names the
-sampler, prior, forward model, noise and seed, as JSON; the callback sees every step of the driver.
+on one linear-Gaussian problem with the analytic prior ``N(0, I)`` and a biased coarse level
+(``tests.conftest.linear_problem(coarse=True)``), which every diffusion, SMC, ensemble and MCMC sampler accepts.
+The contract: samples of shape ``(num_samples, *prior.shape)`` in the prior's dtype, finite; log-weights (where
+weighted) of shape ``(num_samples,)``; positive cost counters; bit-identical runs for a seed and different ones
+for another seed; ``sample`` never mutates the sampler; the posterior's config names the sampler, prior, forward
+model, noise and seed, as JSON; the callback sees every step of the driver.
 """
 
 import copy
@@ -23,7 +24,8 @@ NUM_SAMPLES = 16
 #: small settings per command-line name, so that the whole suite runs in seconds; a name missing here runs with
 #: its defaults
 SMALL = {
-    "pcn": {"num_steps": 8, "warmup": 4},
+    "pcn": {"num_steps": 8, "warmup": 4}, "da": {"num_steps": 8, "warmup": 4, "subchain_length": 2},
+    "mlda": {"num_steps": 8, "warmup": 4, "subchain_length": 2},
     "afes": {"num_steps": 10}, "dps": {"num_steps": 10}, "mcg": {"num_steps": 10}, "mcgdiff": {"num_steps": 10},
     "tds": {"num_steps": 10}, "enkg": {"num_steps": 10}, "eki": {"num_iterations": 2, "prior_steps": 5},
 }
@@ -31,12 +33,11 @@ SMALL = {
 #: further settings worth the whole contract: (name, settings, id)
 VARIANTS = [("afes", {"num_steps": 10, "proposal": "prior"}, "afes-prior")]
 
-#: samplers that need ``forward_model.coarse()`` (the linear problem has none): they must refuse it in one line;
-#: their contract runs on Darcy flow in tests/samplers/test_mcmc.py
+#: samplers that need ``forward_model.coarse()``: they run the contract like the others, and refuse a forward
+#: model without a coarse level in one line
 NEEDS_COARSE = {"da", "mlda"}
 
-CASES = [pytest.param(name, SMALL.get(name, {}), id=name) for name in sorted(samplers.SAMPLERS)
-         if name not in NEEDS_COARSE]
+CASES = [pytest.param(name, SMALL.get(name, {}), id=name) for name in sorted(samplers.SAMPLERS)]
 CASES += [pytest.param(name, settings, id=case_id) for name, settings, case_id in VARIANTS]
 
 
@@ -54,7 +55,7 @@ def _same(a, b) -> bool:
 @pytest.fixture(scope="module")
 def runs():
     """``{(name, settings): (sampler, before, [posterior seed 3, seed 3 again, seed 4], steps seen)}``, run once."""
-    problem, prior = linear_problem()
+    problem, prior = linear_problem(coarse=True)
     done = {}
 
     def run(name, settings):
@@ -115,10 +116,11 @@ def test_sampling_does_not_mutate_the_sampler(runs, name, settings):
 @pytest.mark.parametrize("name, settings", CASES)
 def test_posterior_config_names_the_run(runs, name, settings):
     sampler, _, (post, _, other), _ = runs(name, settings)
-    problem, prior = linear_problem()
+    problem, prior = linear_problem(coarse=True)
     cfg = json.loads(json.dumps(post.config))  # JSON, as written into NetCDF
     assert cfg["sampler"] == sampler.config() and cfg["sampler"]["class"] == type(sampler).__name__
     assert cfg["prior"] == prior.config() and cfg["prior"]["class"] == "GaussianPrior"
+    assert {k: cfg[k] for k in problem.config()} == json.loads(json.dumps(problem.config()))
     assert cfg["forward_model"]["class"] == "MatrixOperator" and cfg["noise"] == {"class": "Gaussian", "sigma": 0.1}
     assert cfg["seed"] == 3 and other.config["seed"] == 4
 
