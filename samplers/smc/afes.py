@@ -29,7 +29,7 @@ the likelihood of the measurement noised to ``c`` times the particles' level (``
 - ``c > 0`` (our choice): ``G_s`` widens with ``s`` as fast as the particles spread, so each step's weights
   stay bounded. Larger ``c`` leaves the intermediate targets closer to the noised *prior* and defers the
   conditioning to lower noise levels, which needs more particles. Default ``c = 1``; larger values suit
-  ensembles of thousands (BENCHMARKS.md).
+  ensembles of thousands (docs/benchmarks/studies.md).
 
 Moves (``proposal``): ``"tilted"`` (default: the exact tilted kernel above, resampling before the move,
 :mod:`samplers.smc.linear_twist`) or ``"prior"`` (unconditional ancestral steps weighted by
