@@ -9,7 +9,7 @@ import torch
 
 from forward_models import Gaussian, InverseProblem, MatrixOperator
 from inverse.cli import main
-from inverse.harness import gmm_case
+from inverse.problems import gmm_case
 from priors import EDMPrior, GaussianPrior
 from priors.base import Prior
 from priors.loading import save_prior
