@@ -45,6 +45,7 @@ import time
 from pathlib import Path
 
 import torch
+from common import mean_sd
 from report import machine_line, markdown_table, median_time, synchronize
 
 from forward_models import Gaussian, InverseProblem
@@ -231,13 +232,11 @@ def report(paths, markdown: str | None, command: str) -> str:
         if not rs:
             lines.append(f"| {key[0]} | {key[1]} | {key[2]} | | 0 ({failed} diverged) | - | - | - | - | - | - | - |")
             continue
-        m = [r["rel_l2_mean"] for r in rs]
-        sd = statistics.stdev(m) if len(m) > 1 else 0.0
         mean = lambda k, rs=rs: statistics.fmean(r[k] for r in rs)  # noqa: E731
         settings = ", ".join(f"{k} {v}" for k, v in rs[0]["settings"].items())
         note = f" ({failed} diverged)" if failed else ""
-        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {settings} | {len(rs)}{note} | {statistics.fmean(m):.3f} ± "
-                     f"{sd:.3f} | "
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {settings} | {len(rs)}{note} | "
+                     f"{mean_sd(r['rel_l2_mean'] for r in rs)} | "
                      f"{mean('rel_l2_particles'):.3f} | {mean('rel_misfit_mean'):.3f} | {mean('forward_evals'):.0f} | "
                      f"{mean('grad_evals'):.0f} | {mean('nfe'):.0f} | {mean('time_s'):.1f} |")
     return markdown_table(command, "\n".join(lines), markdown, key=BLOCK, heading=HEADING)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import statistics
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ __all__ = [
     "CallMeter",
     "ResultStore",
     "fmt",
+    "mean_sd",
     "mean_or_nan",
     "meter_calls",
     "write_block",
@@ -264,6 +266,13 @@ def fmt(v, digits: int = 3) -> str:
     if f != f:
         return "-"
     return f"{f:.{digits}f}"
+
+
+def mean_sd(values, digits: int = 3) -> str:
+    """A table cell ``"mean ± sd"`` of ``values`` with ``digits`` decimals (sd 0 for a single value)."""
+    vals = [float(v) for v in values]
+    sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    return f"{statistics.fmean(vals):.{digits}f} ± {sd:.{digits}f}"
 
 
 def mean_or_nan(values) -> float:

@@ -25,7 +25,6 @@ for the smoothed-truth L-BFGS baseline.
 from __future__ import annotations
 
 import math
-import statistics
 import time
 
 import torch
@@ -33,6 +32,7 @@ from common import (
     BenchSettings,
     fmt,
     mean_or_nan,
+    mean_sd,
     write_block,
 )
 from report import machine_line
@@ -195,11 +195,9 @@ def table(records: list[dict], settings: BenchSettings) -> str:
         if not ok:
             lines.append(f"| {method} | 0 | - | - | - | - | {note} |")
             continue
-        e = [r["relative_l2"] for r in ok]
-        sd = statistics.stdev(e) if len(e) > 1 else 0.0
         cost = (f"{mean_or_nan(r['forward_grad_evals'] for r in ok):.0f} forward+gradient" if method == "lbfgs"
                 else f"{mean_or_nan(r['nfe_per_sample'] for r in ok):.0f} NFE / sample")
-        lines.append(f"| {method} | {len(ok)} | {statistics.fmean(e):.3f} ± {sd:.3f} | "
+        lines.append(f"| {method} | {len(ok)} | {mean_sd(r['relative_l2'] for r in ok)} | "
                      f"{fmt(mean_or_nan(r['ssim'] for r in ok))} | {fmt(mean_or_nan(r['time_s'] for r in ok), 1)} | "
                      f"{cost} | {note} |")
     return write_block(settings, BLOCK, HEADING, "\n".join(lines))

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import math
 import re
-import statistics
 import time
 import warnings
 
@@ -47,6 +46,7 @@ from common import (
     CallMeter,
     fmt,
     mean_or_nan,
+    mean_sd,
     write_block,
 )
 from report import machine_line
@@ -461,9 +461,7 @@ def table(records: list[dict], settings: BenchSettings) -> str:
         if not ok:
             lines.append(f"| {key[0]} | {key[1]} | 0 | - | - | - | - | - | {note} |")
             continue
-        ps = [r["psnr"] for r in ok]
-        sd = statistics.stdev(ps) if len(ps) > 1 else 0.0
-        lines.append(f"| {key[0]} | {key[1]} | {len(ok)} | {statistics.fmean(ps):.2f} ± {sd:.2f} | "
+        lines.append(f"| {key[0]} | {key[1]} | {len(ok)} | {mean_sd((r['psnr'] for r in ok), 2)} | "
                      f"{fmt(mean_or_nan(r.get('ssim') for r in ok))} | "
                      f"{fmt(mean_or_nan(r.get('coverage_90') for r in ok))} | "
                      f"{fmt(mean_or_nan(r['time_per_sample_s'] for r in ok), 2)} | "

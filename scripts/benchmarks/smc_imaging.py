@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import torch
+from common import mean_sd
 from imaging import PROBLEMS
 from report import machine_line, replace_markdown_block
 
@@ -82,11 +83,9 @@ def table(recs: list[dict], command: str) -> str:
     labels = list(dict.fromkeys(r["problem"] for r in recs))
     names = list(dict.fromkeys(r["sampler"] for r in recs))
     for (label, smp), rs in sorted(cells.items(), key=lambda kv: (labels.index(kv[0][0]), names.index(kv[0][1]))):
-        ps = [r["psnr"] for r in rs]
-        sd = statistics.stdev(ps) if len(ps) > 1 else 0.0
         resamplings = [r["num_resampling"] for r in rs if r.get("num_resampling") is not None]
         res_col = f"{statistics.fmean(resamplings):.1f}" if resamplings else "-"
-        lines.append(f"| {label} | {smp} | {len(rs)} | {statistics.fmean(ps):.2f} ± {sd:.2f} | "
+        lines.append(f"| {label} | {smp} | {len(rs)} | {mean_sd((r['psnr'] for r in rs), 2)} | "
                      f"{statistics.fmean(r['ssim'] for r in rs):.3f} | "
                      f"{statistics.fmean(r['coverage_90'] for r in rs):.3f} | "
                      f"{statistics.fmean(r['wall_time_s'] for r in rs):.0f} | "

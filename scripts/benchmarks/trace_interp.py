@@ -20,7 +20,6 @@ References: SeisFusion (Zhang et al. 2024) for the 50%-missing setting; Chung et
 
 from __future__ import annotations
 
-import statistics
 import time
 
 import numpy as np
@@ -29,6 +28,7 @@ from common import (
     BenchSettings,
     fmt,
     mean_or_nan,
+    mean_sd,
     write_block,
 )
 from report import machine_line
@@ -195,9 +195,7 @@ def table(records: list[dict], settings: BenchSettings) -> str:
         if not ok:
             lines.append(f"| {k[0]} | {k[1]} | 0 | - | - | - | {note} |")
             continue
-        s = [r["snr_all"] for r in ok]
-        sd = statistics.stdev(s) if len(s) > 1 else 0.0
-        lines.append(f"| {k[0]} | {k[1]} | {len(ok)} | {statistics.fmean(s):.2f} ± {sd:.2f} | "
+        lines.append(f"| {k[0]} | {k[1]} | {len(ok)} | {mean_sd((r['snr_all'] for r in ok), 2)} | "
                      f"{fmt(mean_or_nan(r['snr_missing'] for r in ok), 2)} | "
                      f"{fmt(mean_or_nan(r['time_s'] for r in ok), 2)} "
                      f"| {note} |")
