@@ -127,6 +127,15 @@ def test_the_packages_keep_the_import_rule():
     assert not violations, "import rule broken:\n" + "\n".join(violations)
 
 
+def test_the_benchmark_suite_is_not_in_the_packages():
+    """The benchmark suite lives in scripts/benchmarks/ (run by path, never imported), outside the installed
+    packages."""
+    import importlib.util
+
+    for name in ("inverse.benchmarking", "inverse.harness", "inverse.report"):
+        assert importlib.util.find_spec(name) is None, name
+
+
 def _write(root: Path, files: dict[str, str]) -> None:
     for name, text in files.items():
         path = root / name
