@@ -4,7 +4,7 @@ MCG's projection calls it once per step (``d = (sigma_y / s')^2``). For the imag
 benchmark suite at 64 x 64 (real images, as the ``phantoms-64`` prior produces): single- and
 multi-coil Cartesian MRI (``RealImageMRI``; per-row SVD, the default, against the generic conjugate
 gradients of ``ForwardModel``) and 30-view parallel-beam CT (``ParallelBeamCT``; the eigendecomposition
-of ``A A^T``, the default since session 11, against the same conjugate gradients). Error: relative
+of ``A A^T``, the default, against the same conjugate gradients). Error: relative
 to the exact solution in float64 (the per-row SVD for MRI, checked against the dense solve in
 ``tests/forward_models/test_mri.py``; a dense solve of the float64 matrix for CT). Batch 8, float32,
 median of ``--repeats`` calls after one warm-up; the exact routes' one-time factorisation (cached on

@@ -9,7 +9,7 @@ B / J Kalman iterations, DPS B / steps samples.
 
 Budget by device: on ``cuda`` the script's defaults (InverseBench's scale: J = 512 particles, 80 steps, 73,728
 solves per sampler and instance, ~214 s per sampler-instance on an H100); on the CPU the budget of
-the issue-5 table (J = 32, 30 steps, one update, 864 solves; ~6.4 min per instance at 1 thread),
+its Navier-Stokes table in BENCHMARKS.md (J = 32, 30 steps, one update, 864 solves; ~6.4 min per instance at 1 thread),
 because the GPU budget costs ~12 CPU hours per instance here.
 
 Reference: H. Zheng et al., "Ensemble Kalman diffusion guidance" (2024); InverseBench (Zheng et
@@ -39,7 +39,7 @@ def _prior_name() -> tuple[str, str]:
                                 "stand-in fitted to 128 snapshots (exact denoiser) is used instead.")
 
 
-#: the CPU-sized budget (BENCHMARKS.md, issue-5 Navier-Stokes table): 864 NS solves per sampler and instance
+#: the CPU-sized budget (BENCHMARKS.md, Navier-Stokes table): 864 NS solves per sampler and instance
 CPU_ARGS = ("--particles", "32", "--steps", "30", "--updates", "1", "--max-x0-steps", "2", "--gamma", "0.75",
             "--dps-steps", "30")
 
