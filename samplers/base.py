@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from forward_models.problem import InverseProblem
 from priors.base import Prior
-from samplers.errors import SamplerError
+from samplers.errors import SamplerConfigError, SamplerError
 from samplers.posterior import Posterior, package_versions
 
 __all__ = ["Counters", "State", "Sampler", "run", "make_generator", "SamplerError", "package_versions",
@@ -79,10 +79,10 @@ def resolve_device(device) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
-        raise ValueError(f"unknown device {device!r} (use cpu, cuda or cuda:N)") from None
+        raise SamplerConfigError(f"unknown device {device!r} (use cpu, cuda or cuda:N)") from None
     if dev.type == "cuda" and (not torch.cuda.is_available()
                                or (dev.index is not None and dev.index >= torch.cuda.device_count())):
-        raise ValueError(f"device {device!r} is not available on this machine")
+        raise SamplerConfigError(f"device {device!r} is not available on this machine")
     return dev
 
 
@@ -177,14 +177,15 @@ class Sampler:
         """Refuse problem/prior combinations this sampler cannot handle, with a one-line reason."""
         fm = problem.forward_model
         if tuple(prior.shape) != tuple(fm.input_shape):
-            raise ValueError(f"the prior's samples have shape {tuple(prior.shape)} but the forward model "
-                             f"expects {tuple(fm.input_shape)}")
+            raise SamplerConfigError(f"the prior's samples have shape {tuple(prior.shape)} but the forward model "
+                                     f"expects {tuple(fm.input_shape)}")
         if self.needs_gradient and not fm.differentiable:
-            raise ValueError(f"{type(self).__name__} needs gradients, but {type(fm).__name__} is not differentiable; "
-                             "use a derivative-free sampler (EnKG)")
+            raise SamplerConfigError(f"{type(self).__name__} needs gradients, but {type(fm).__name__} is not "
+                                     "differentiable; "
+                                     "use a derivative-free sampler (EnKG)")
         if self.needs_linear and not fm.linear:
-            raise ValueError(f"{type(self).__name__} needs a linear forward model, but {type(fm).__name__} "
-                             "is not linear")
+            raise SamplerConfigError(f"{type(self).__name__} needs a linear forward model, but {type(fm).__name__} "
+                                     "is not linear")
 
     def sample(self, problem: InverseProblem, prior: Prior, num_samples: int, *, seed: int = 0,
                device=None, progress: bool = False,
@@ -226,7 +227,7 @@ def run(sampler: Sampler, problem: InverseProblem, prior: Prior, num_samples: in
         raise TypeError(f"expected a Prior, got {type(prior).__name__}")
     num_samples = _positive_int(num_samples, "num_samples")
     if checkpoint is None and resume:
-        raise ValueError("resume=True needs a checkpoint file (--checkpoint FILE)")
+        raise SamplerConfigError("resume=True needs a checkpoint file (--checkpoint FILE)")
     if checkpoint is not None:
         checkpoint_every = _positive_int(checkpoint_every, "checkpoint_every")
     sampler.check(problem, prior)
@@ -288,5 +289,5 @@ def _positive_int(v, name: str) -> int:
     except (TypeError, ValueError, OverflowError):
         ok = False
     if not ok:
-        raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        raise SamplerConfigError(f"{name} must be a positive integer, got {v!r}")
     return int(v)

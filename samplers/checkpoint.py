@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 
 from samplers.atomic import atomic_output
+from samplers.errors import SamplerConfigError
 
 __all__ = ["CheckpointError", "fingerprint", "save_state", "load_state", "read_checkpoint_info", "FORMAT"]
 
@@ -120,7 +121,7 @@ def _decode(path: str, entry: dict, like, tensors: dict, device):
                                   f"a {type(like).__name__} in this run")
         return dataclasses.replace(like, **{k: _decode(f"{path}/{k}", e, getattr(like, k), tensors, device)
                                             for k, e in entry["items"].items()})
-    raise ValueError(f"unknown kind {kind!r}")
+    raise SamplerConfigError(f"unknown kind {kind!r}")
 
 
 def _dynamic_fields(sampler, state) -> list[str]:

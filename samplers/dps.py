@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from samplers.base import Sampler, State
+from samplers.errors import SamplerConfigError
 from samplers.schedules import karras_sigmas
 from samplers.steps import ancestral_step, denoise_with_misfit_gradient
 
@@ -60,9 +61,9 @@ class DPS(Sampler):
 
     def __init__(self, num_steps: int = 100, zeta: float = 1.0, rho: float = 7.0):
         if int(num_steps) < 1:
-            raise ValueError(f"num_steps must be at least 1, got {num_steps}")
+            raise SamplerConfigError(f"num_steps must be at least 1, got {num_steps}")
         if not float(zeta) >= 0:
-            raise ValueError(f"zeta must be non-negative, got {zeta}")
+            raise SamplerConfigError(f"zeta must be non-negative, got {zeta}")
         self.steps = int(num_steps)
         self.zeta = float(zeta)
         self.rho = float(rho)

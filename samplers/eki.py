@@ -36,6 +36,7 @@ import torch
 
 from forward_models.noise import Gaussian
 from samplers.base import Sampler, State
+from samplers.errors import SamplerConfigError
 from samplers.schedules import karras_sigmas
 from samplers.steps import ancestral_step, batched, denoise_batched, probability_flow_step, whitened_residuals
 
@@ -99,13 +100,13 @@ class EnsembleKalmanInversion(Sampler):
                  tempered: bool = True, rho: float = 7.0, batch_size: int | None = None):
         for name, v in (("num_iterations", num_iterations), ("prior_steps", prior_steps)):
             if int(v) != v or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v}")
+                raise SamplerConfigError(f"{name} must be a positive integer, got {v}")
         if prior_sampler not in ("ode", "ancestral"):
-            raise ValueError(f"prior_sampler must be 'ode' or 'ancestral', got {prior_sampler!r}")
+            raise SamplerConfigError(f"prior_sampler must be 'ode' or 'ancestral', got {prior_sampler!r}")
         if not float(rho) > 0:
-            raise ValueError(f"rho must be positive, got {rho}")
+            raise SamplerConfigError(f"rho must be positive, got {rho}")
         if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
-            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size}")
+            raise SamplerConfigError(f"batch_size must be a positive integer or None, got {batch_size}")
         self.num_iterations = int(num_iterations)
         self.prior_steps = int(prior_steps)
         self.prior_sampler = prior_sampler
@@ -120,8 +121,8 @@ class EnsembleKalmanInversion(Sampler):
     def check(self, problem, prior) -> None:
         """The Kalman update needs the noise covariance: Gaussian noise only."""
         if not isinstance(problem.noise, Gaussian):
-            raise ValueError(f"EnsembleKalmanInversion's Kalman update needs Gaussian noise, got "
-                             f"{type(problem.noise).__name__}; use EnsembleKalmanGuidance")
+            raise SamplerConfigError(f"EnsembleKalmanInversion's Kalman update needs Gaussian noise, got "
+                                     f"{type(problem.noise).__name__}; use EnsembleKalmanGuidance")
         super().check(problem, prior)
 
     def cost_per_particle(self) -> dict:

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import torch
 
 from samplers.base import Sampler, State
+from samplers.errors import SamplerConfigError
 from samplers.schedules import karras_sigmas
 from samplers.steps import batched, denoise_batched, probability_flow_step, whitened_residuals
 
@@ -98,28 +99,29 @@ class EnsembleKalmanGuidance(Sampler):
                  x0_steps_divisor: int = 4, max_x0_steps: int = 20, solver: str = "euler", rho: float = 7.0,
                  batch_size: int | None = None):
         if int(num_steps) != num_steps or num_steps < 1:
-            raise ValueError(f"num_steps must be a positive integer, got {num_steps}")
+            raise SamplerConfigError(f"num_steps must be a positive integer, got {num_steps}")
         if not float(guidance_scale) >= 0:
-            raise ValueError(f"guidance_scale must be non-negative, got {guidance_scale}")
+            raise SamplerConfigError(f"guidance_scale must be non-negative, got {guidance_scale}")
         if int(num_updates) != num_updates or num_updates < 0:
-            raise ValueError(f"num_updates must be a non-negative integer, got {num_updates}")
+            raise SamplerConfigError(f"num_updates must be a non-negative integer, got {num_updates}")
         try:
             a, b = (float(v) for v in guidance_window)
         except (TypeError, ValueError):
-            raise ValueError(f"guidance_window must be two fractions (start, end), got {guidance_window!r}") from None
+            raise SamplerConfigError("guidance_window must be two fractions (start, end), got "
+                                     f"{guidance_window!r}") from None
         if not 0.0 <= a < b <= 1.0:
-            raise ValueError(f"guidance_window must satisfy 0 <= start < end <= 1, got ({a}, {b})")
+            raise SamplerConfigError(f"guidance_window must satisfy 0 <= start < end <= 1, got ({a}, {b})")
         if not 0.0 < float(gamma_final_ratio) <= 1.0:
-            raise ValueError(f"gamma_final_ratio must lie in (0, 1], got {gamma_final_ratio}")
+            raise SamplerConfigError(f"gamma_final_ratio must lie in (0, 1], got {gamma_final_ratio}")
         for name, v in (("x0_steps_divisor", x0_steps_divisor), ("max_x0_steps", max_x0_steps)):
             if int(v) != v or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v}")
+                raise SamplerConfigError(f"{name} must be a positive integer, got {v}")
         if solver not in ("euler", "heun"):
-            raise ValueError(f"solver must be 'euler' or 'heun', got {solver!r}")
+            raise SamplerConfigError(f"solver must be 'euler' or 'heun', got {solver!r}")
         if not float(rho) > 0:
-            raise ValueError(f"rho must be positive, got {rho}")
+            raise SamplerConfigError(f"rho must be positive, got {rho}")
         if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
-            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size}")
+            raise SamplerConfigError(f"batch_size must be a positive integer or None, got {batch_size}")
         self.steps = int(num_steps)
         self.guidance_scale = float(guidance_scale)
         self.num_updates = int(num_updates)

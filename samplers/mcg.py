@@ -31,6 +31,7 @@ import torch
 
 from forward_models.noise import Gaussian
 from samplers.dps import DPS, DPSState
+from samplers.errors import SamplerConfigError
 from samplers.steps import ancestral_step, denoise_with_misfit_gradient
 
 __all__ = ["MCG"]
@@ -66,10 +67,11 @@ class MCG(DPS):
     def check(self, problem, prior) -> None:
         """MCG's projection step needs a linear model and Gaussian noise."""
         if not problem.forward_model.linear:
-            raise ValueError(f"MCG's projection step needs a linear forward model, but "
-                             f"{type(problem.forward_model).__name__} is not linear; use DPS instead")
+            raise SamplerConfigError(f"MCG's projection step needs a linear forward model, but "
+                                     f"{type(problem.forward_model).__name__} is not linear; use DPS instead")
         if not isinstance(problem.noise, Gaussian):
-            raise ValueError(f"MCG's projection assumes Gaussian noise, got {type(problem.noise).__name__}; use DPS")
+            raise SamplerConfigError(f"MCG's projection assumes Gaussian noise, got {type(problem.noise).__name__}; "
+                                     "use DPS")
         super().check(problem, prior)
 
     def setup(self, problem, prior) -> None:

@@ -15,6 +15,8 @@ import gc
 import sys
 from pathlib import Path
 
+from samplers.errors import SamplerConfigError
+
 __all__ = ["load_dataset", "HDF5_SIGNATURE"]
 
 #: the first bytes of every NetCDF-4 (HDF5) file this library writes
@@ -49,10 +51,10 @@ def load_dataset(path, what: str = "NetCDF file"):
         with path.open("rb") as f:
             head = f.read(len(HDF5_SIGNATURE))
     except OSError as e:
-        raise ValueError(f"{what} {path} cannot be read ({type(e).__name__})") from None
+        raise SamplerConfigError(f"{what} {path} cannot be read ({type(e).__name__})") from None
     if head != HDF5_SIGNATURE:
-        raise ValueError(f"{path} is not a readable NetCDF file (not NetCDF-4/HDF5: "
-                         f"{'empty' if not head else 'wrong signature'})")
+        raise SamplerConfigError(f"{path} is not a readable NetCDF file (not NetCDF-4/HDF5: "
+                                 f"{'empty' if not head else 'wrong signature'})")
     try:
         import h5py
 
@@ -64,4 +66,4 @@ def load_dataset(path, what: str = "NetCDF file"):
         error = type(e).__name__
     with _quiet_unraisable():
         pass
-    raise ValueError(f"{path} is not a readable NetCDF file ({error})")
+    raise SamplerConfigError(f"{path} is not a readable NetCDF file ({error})")

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from samplers.atomic import atomic_output
+from samplers.errors import SamplerConfigError
 
 __all__ = ["Posterior", "open_posterior", "default_dims", "package_version", "package_versions"]
 
@@ -94,24 +95,25 @@ class Posterior:
     def __post_init__(self):
         self.samples = torch.as_tensor(self.samples)
         if self.samples.ndim < 2 or self.samples.shape[0] < 1:
-            raise ValueError(f"samples must have shape (N, *shape) with N >= 1, got {tuple(self.samples.shape)}")
+            raise SamplerConfigError("samples must have shape (N, *shape) with N >= 1, got "
+                                     f"{tuple(self.samples.shape)}")
         if self.log_weights is not None:
             self.log_weights = torch.as_tensor(self.log_weights)
             if self.log_weights.shape != (self.samples.shape[0],):
-                raise ValueError(f"log_weights must have shape ({self.samples.shape[0]},), "
-                                 f"got {tuple(self.log_weights.shape)}")
+                raise SamplerConfigError(f"log_weights must have shape ({self.samples.shape[0]},), "
+                                         f"got {tuple(self.log_weights.shape)}")
             if bool(torch.isnan(self.log_weights).any()) or not bool(torch.isfinite(self.log_weights).any()):
-                raise ValueError("log_weights contain NaN or are all -inf: the weights have collapsed")
+                raise SamplerConfigError("log_weights contain NaN or are all -inf: the weights have collapsed")
         if self.dims is None:
             self.dims = default_dims(self.samples.ndim - 1)
         self.dims = tuple(self.dims)
         if len(self.dims) != self.samples.ndim - 1:
-            raise ValueError(f"dims {self.dims} do not match a sample of shape {tuple(self.samples.shape[1:])}")
+            raise SamplerConfigError(f"dims {self.dims} do not match a sample of shape {tuple(self.samples.shape[1:])}")
         if self.truth is not None:
             self.truth = torch.as_tensor(self.truth)
             if self.truth.shape != self.samples.shape[1:]:
-                raise ValueError(f"truth has shape {tuple(self.truth.shape)}, "
-                                 f"samples have {tuple(self.samples.shape[1:])}")
+                raise SamplerConfigError(f"truth has shape {tuple(self.truth.shape)}, "
+                                         f"samples have {tuple(self.samples.shape[1:])}")
 
     @property
     def num_samples(self) -> int:
@@ -154,7 +156,7 @@ class Posterior:
         """Weighted quantile(s) per entry; ``q`` scalar -> one sample's shape, vector -> (len(q), *shape)."""
         qs = torch.as_tensor(q, dtype=torch.float64, device=self.samples.device)
         if bool(((qs < 0) | (qs > 1)).any()):
-            raise ValueError(f"quantiles must lie in [0, 1], got {q}")
+            raise SamplerConfigError(f"quantiles must lie in [0, 1], got {q}")
         x = self.samples.to(torch.float64)
         if self.log_weights is None:
             return torch.quantile(x, qs, dim=0)
@@ -194,9 +196,10 @@ class Posterior:
         for name, t in (self.extras or {}).items():
             t = torch.as_tensor(t)
             if name in data or not name.isidentifier():
-                raise ValueError(f"extra {name!r} needs a new name made of letters, digits and '_'")
+                raise SamplerConfigError(f"extra {name!r} needs a new name made of letters, digits and '_'")
             if t.is_complex():
-                raise ValueError(f"extra {name!r}: complex tensors are not stored (split real and imaginary parts)")
+                raise SamplerConfigError(f"extra {name!r}: complex tensors are not stored (split real and imaginary "
+                                         "parts)")
             if t.shape == self.samples.shape[1:]:  # one sample's shape: the samples' dimensions and units
                 data[name] = (self.dims, t.detach().cpu().numpy(), {"units": self.units, "role": "extra"})
             else:  # another shape (the measurement itself): dimensions of its own
@@ -218,11 +221,11 @@ class Posterior:
     def from_xarray(cls, ds) -> Posterior:
         """Rebuild a :class:`Posterior` from :meth:`to_xarray`'s dataset (checks the format)."""
         if ds.attrs.get("format") != _FORMAT or "samples" not in ds:
-            raise ValueError("not a posterior file: missing the 'samples' variable or the format attribute")
+            raise SamplerConfigError("not a posterior file: missing the 'samples' variable or the format attribute")
         samples = ds["samples"]
         for name in ("samples", "log_weights", "truth"):
             if name in ds and not np.issubdtype(ds[name].dtype, np.number):
-                raise ValueError(f"corrupt posterior file: {name!r} is not numeric (dtype {ds[name].dtype})")
+                raise SamplerConfigError(f"corrupt posterior file: {name!r} is not numeric (dtype {ds[name].dtype})")
         dims = tuple(samples.dims[1:])
         lw = torch.from_numpy(ds["log_weights"].values.copy()) if "log_weights" in ds else None
         truth = torch.from_numpy(ds["truth"].values.copy()) if "truth" in ds else None
@@ -231,9 +234,10 @@ class Posterior:
             config = json.loads(ds.attrs.get("config", "{}"))
             diagnostics = json.loads(ds.attrs.get("diagnostics", "{}"))
         except (TypeError, ValueError) as e:
-            raise ValueError(f"corrupt posterior file: bad JSON attribute ({type(e).__name__})") from None
+            raise SamplerConfigError(f"corrupt posterior file: bad JSON attribute ({type(e).__name__})") from None
         if not isinstance(config, dict) or not isinstance(diagnostics, dict):
-            raise ValueError("corrupt posterior file: the config and diagnostics attributes must be JSON objects")
+            raise SamplerConfigError("corrupt posterior file: the config and diagnostics attributes must be JSON "
+                                     "objects")
         extras = {k: torch.from_numpy(ds[k].values.copy()) for k in ds.data_vars
                   if ds[k].attrs.get("role") == "extra"}
         return cls(torch.from_numpy(samples.values.copy()), lw, diagnostics, config, truth, dims, coords,
@@ -248,6 +252,6 @@ def open_posterior(path) -> Posterior:
     if not path.exists():
         raise FileNotFoundError(f"posterior file {path} does not exist")
     if path.is_dir():
-        raise ValueError(f"posterior file {path} is a directory")
+        raise SamplerConfigError(f"posterior file {path} is a directory")
     return Posterior.from_xarray(load_dataset(path, "posterior file"))
 

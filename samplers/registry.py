@@ -13,6 +13,7 @@ from samplers.base import Sampler
 from samplers.dps import DPS
 from samplers.eki import EnsembleKalmanInversion
 from samplers.enkg import EnsembleKalmanGuidance
+from samplers.errors import SamplerConfigError
 from samplers.mcg import MCG
 from samplers.smc import ApproximationFreeEnsemble, MCGdiff, TwistedDiffusionSampler
 
@@ -44,18 +45,18 @@ def _check_setting_types(name: str, kwargs: dict) -> None:
         if not ok:
             kind = type(default).__name__.replace("bool", "true/false").replace("int", "an integer") \
                 .replace("float", "a number")
-            raise ValueError(f"sampler setting {key!r} of {name!r} must be {kind}, got {value!r}")
+            raise SamplerConfigError(f"sampler setting {key!r} of {name!r} must be {kind}, got {value!r}")
 
 
 def get_sampler(name: str, **kwargs) -> Sampler:
     """Build a sampler by its command-line name, with a 'did you mean' error for unknown names."""
     if name not in SAMPLERS:
-        raise ValueError(unknown_name_message("sampler", name, SAMPLERS))
+        raise SamplerConfigError(unknown_name_message("sampler", name, SAMPLERS))
     _check_setting_types(name, kwargs)
     try:
         return SAMPLERS[name](**kwargs)
     except (TypeError, OverflowError) as e:  # unknown keyword, or a value such as 1e999 for an integer
-        raise ValueError(f"bad settings for sampler {name!r}: {e}") from None
+        raise SamplerConfigError(f"bad settings for sampler {name!r}: {e}") from None
 
 
 # function-space MCMC on a Gaussian or latent prior (samplers.mcmc.levels)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from samplers.errors import SamplerConfigError
+
 __all__ = ["karras_sigmas"]
 
 
@@ -18,9 +20,9 @@ def karras_sigmas(num_steps: int, sigma_min: float, sigma_max: float, rho: float
     Returns a tensor of length ``num_steps + 1``.
     """
     if int(num_steps) < 1:
-        raise ValueError(f"num_steps must be at least 1, got {num_steps}")
+        raise SamplerConfigError(f"num_steps must be at least 1, got {num_steps}")
     if not 0 < sigma_min < sigma_max:
-        raise ValueError(f"need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
+        raise SamplerConfigError(f"need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
     if num_steps == 1:
         s = torch.tensor([sigma_max], dtype=dtype, device=device)
     else:

@@ -28,6 +28,7 @@ import torch
 
 from priors.base import Prior
 from samplers.base import Counters, Sampler, run
+from samplers.errors import SamplerConfigError
 from samplers.mcmc.kernel import MCMCKernel, MCMCState
 from samplers.mcmc.result import ChainResult, chain_diagnostics
 from samplers.posterior import Posterior
@@ -51,9 +52,9 @@ class MCMCSampler(Sampler):
     def __init__(self, num_steps: int = 1000, *, warmup: int = 0, target_acceptance: float | None = None,
                  adapt_every: int = 25):
         if int(num_steps) < 1 or int(warmup) < 0 or int(adapt_every) < 1:
-            raise ValueError("num_steps must be >= 1, warmup >= 0, adapt_every >= 1")
+            raise SamplerConfigError("num_steps must be >= 1, warmup >= 0, adapt_every >= 1")
         if target_acceptance is not None and not 0 < target_acceptance < 1:
-            raise ValueError(f"target_acceptance must lie in (0, 1), got {target_acceptance}")
+            raise SamplerConfigError(f"target_acceptance must lie in (0, 1), got {target_acceptance}")
         self.iterations, self.warmup = int(num_steps), int(warmup)
         self.target_acceptance = None if target_acceptance is None else float(target_acceptance)
         self.adapt_every = int(adapt_every)
@@ -69,8 +70,9 @@ class MCMCSampler(Sampler):
         """Iterations between kept states so that ``num_chains`` chains keep ``num_samples`` draws in all."""
         per_chain = num_samples // num_chains
         if num_samples % num_chains or per_chain > self.iterations:
-            raise ValueError(f"{type(self).__name__}: {num_samples} samples cannot be {num_chains} chains of at most "
-                             f"num_steps={self.iterations} draws each")
+            raise SamplerConfigError(f"{type(self).__name__}: {num_samples} samples cannot be {num_chains} chains of "
+                                     "at most "
+                                     f"num_steps={self.iterations} draws each")
         return self.iterations // per_chain
 
     def physical(self, kernel: MCMCKernel, u: torch.Tensor) -> torch.Tensor:
@@ -79,7 +81,7 @@ class MCMCSampler(Sampler):
 
     def init(self, problem, prior, num_samples, generator) -> MCMCState:
         if generator.device.type != "cpu":
-            raise ValueError(f"{type(self).__name__}: the chains run on the CPU; run without --device")
+            raise SamplerConfigError(f"{type(self).__name__}: the chains run on the CPU; run without --device")
         kernel, u0 = self.chains(problem, prior, num_samples, generator)
         fields = kernel.init(u0)
         C, d = fields["x"].shape
@@ -168,12 +170,13 @@ class Chains(MCMCSampler):
     def __init__(self, kernel: MCMCKernel, u0: torch.Tensor, num_steps: int = 1000, *, thin: int = 1, **settings):
         super().__init__(num_steps, **settings)
         if not 1 <= int(thin) <= self.iterations:
-            raise ValueError(f"thin must lie in [1, num_steps], got {thin}")
+            raise SamplerConfigError(f"thin must lie in [1, num_steps], got {thin}")
         self.kernel, self.u0, self.thin = kernel, torch.as_tensor(u0, dtype=torch.float64), int(thin)
 
     def thinning(self, num_chains, num_samples):
         if num_samples != num_chains * (self.iterations // self.thin):
-            raise ValueError(f"Chains keeps {num_chains} x {self.iterations // self.thin} draws, not {num_samples}")
+            raise SamplerConfigError(f"Chains keeps {num_chains} x {self.iterations // self.thin} draws, not "
+                                     f"{num_samples}")
         return self.thin
 
     def chains(self, problem, prior, num_samples, generator):
@@ -202,7 +205,8 @@ def sample_chains(kernel: MCMCKernel, u0: torch.Tensor, num_iterations: int, *, 
     uninterrupted run. The target level must be a :class:`~samplers.mcmc.potential.Potential`.
     """
     if int(num_iterations) < 1 or int(thin) < 1 or int(checkpoint_every) < 1:
-        raise ValueError("num_iterations and thin must be >= 1, warmup >= 0, checkpoint_every and adapt_every >= 1")
+        raise SamplerConfigError("num_iterations and thin must be >= 1, warmup >= 0, checkpoint_every and adapt_every "
+                                 ">= 1")
     target = kernel.levels[-1]
     if not hasattr(target, "problem"):
         raise TypeError("sample_chains: the target level must be a Potential (it names the inverse problem)")

@@ -26,6 +26,7 @@ import dataclasses
 import torch
 
 from priors.function_space import GaussianMeasure
+from samplers.errors import SamplerConfigError
 from samplers.mcmc.kernel import MCMCKernel, MCMCState, counted, metropolis
 from samplers.mcmc.pcn import _check_reference, pcn_proposal, reference_correction
 
@@ -65,7 +66,7 @@ class MLDA(MCMCKernel):
                  randomize: bool = False, reference: GaussianMeasure | None = None):
         levels = list(levels)
         if len(levels) < 2:
-            raise ValueError(f"MLDA needs at least 2 levels (coarse ... fine), got {len(levels)}")
+            raise SamplerConfigError(f"MLDA needs at least 2 levels (coarse ... fine), got {len(levels)}")
         if not all(callable(l) for l in levels):
             raise TypeError("MLDA: every level must be a callable potential (u (C, d) -> Phi (C,))")
         if not isinstance(measure, GaussianMeasure):
@@ -75,9 +76,10 @@ class MLDA(MCMCKernel):
         J = tuple(int(j) for j in subchain_lengths)
         if len(J) != len(levels) - 1 or any(j < 1 for j in J) \
                 or any(j != s for j, s in zip(J, subchain_lengths, strict=False)):
-            raise ValueError(f"MLDA: subchain_lengths must be {len(levels) - 1} integers >= 1, got {subchain_lengths}")
+            raise SamplerConfigError(f"MLDA: subchain_lengths must be {len(levels) - 1} integers >= 1, got "
+                                     f"{subchain_lengths}")
         if not 0 < beta <= 1:
-            raise ValueError(f"MLDA: beta must lie in (0, 1], got {beta}")
+            raise SamplerConfigError(f"MLDA: beta must lie in (0, 1], got {beta}")
         _check_reference(measure, reference, "MLDA")
         self.levels, self.measure, self.reference = levels, measure, reference
         self.subchain_lengths, self.beta, self.randomize = J, float(beta), bool(randomize)

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from priors.function_space import GaussianMeasure
+from samplers.errors import SamplerConfigError
 from samplers.mcmc.chains import sample_chains
 from samplers.mcmc.kernel import metropolis
 from samplers.mcmc.pcn import PCN
@@ -107,7 +108,7 @@ def hybrid_two_level(surrogate: Callable, fine: Callable, measure: GaussianMeasu
         est.mean, est.variance.sqrt()
     """
     if int(base_iterations) < 2 or int(correction_steps) < 2 or int(thin) < 1:
-        raise ValueError("base_iterations and correction_steps must be >= 2 and thin >= 1")
+        raise SamplerConfigError("base_iterations and correction_steps must be >= 2 and thin >= 1")
     qoi = qoi if qoi is not None else (lambda u: u)
     t0 = time.perf_counter()
     u0 = torch.as_tensor(u0, dtype=torch.float64)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from samplers.base import State
+from samplers.errors import SamplerConfigError
 
 __all__ = ["MCMCState", "MCMCKernel", "metropolis", "counted"]
 
@@ -95,11 +96,11 @@ class MCMCKernel:
         """Chain fields at ``u0 (C, d)`` with every level's potential evaluated there."""
         u0 = torch.as_tensor(u0, dtype=torch.float64)
         if u0.ndim != 2:
-            raise ValueError(f"initial states must have shape (chains, d), got {tuple(u0.shape)}")
+            raise SamplerConfigError(f"initial states must have shape (chains, d), got {tuple(u0.shape)}")
         L = len(self.levels)
         phi = torch.stack([lvl(u0) for lvl in self.levels], 1)
         if not bool(torch.isfinite(phi).all()):
-            raise ValueError("the potential is not finite at an initial state; start the chains elsewhere")
+            raise SamplerConfigError("the potential is not finite at an initial state; start the chains elsewhere")
         zeros = (0,) * L
         return {"x": u0.clone(), "phi": phi, "beta": float(self.beta), "evaluations": (len(u0),) * L,
                 "proposals": zeros, "accepts": zeros}

@@ -23,6 +23,7 @@ from forward_models.problem import InverseProblem
 from priors.base import Prior
 from priors.function_space import StandardGaussian
 from priors.ode import latent_to_sample
+from samplers.errors import SamplerConfigError
 from samplers.mcmc.potential import Potential
 
 __all__ = ["LatentMap", "latent_potential", "latent_measure"]
@@ -47,7 +48,7 @@ class LatentMap:
         if not isinstance(prior, Prior):
             raise TypeError(f"LatentMap: prior must be a Prior, got {type(prior).__name__}")
         if int(num_steps) != num_steps or num_steps < 2:
-            raise ValueError(f"LatentMap: num_steps must be an integer >= 2, got {num_steps}")
+            raise SamplerConfigError(f"LatentMap: num_steps must be an integer >= 2, got {num_steps}")
         self.prior, self.num_steps, self.rho = prior, int(num_steps), float(rho)
         self.dim = math.prod(prior.shape)
         self.nfe_per_sample = 2 * self.num_steps - 1
@@ -56,7 +57,7 @@ class LatentMap:
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
         """Samples in physical units for latents ``z (B, d)``."""
         if z.ndim != 2 or z.shape[1] != self.dim:
-            raise ValueError(f"LatentMap: expected latents of shape (B, {self.dim}), got {tuple(z.shape)}")
+            raise SamplerConfigError(f"LatentMap: expected latents of shape (B, {self.dim}), got {tuple(z.shape)}")
         zz = z.reshape(z.shape[0], *self.prior.shape).to(device=self.prior.device, dtype=self.prior.dtype)
         with torch.no_grad():
             x, nfe = latent_to_sample(self.prior, zz, self.num_steps, self.rho)
@@ -80,7 +81,7 @@ def latent_potential(problem: InverseProblem, prior: Prior, num_steps: int = 18,
         # kernel = MLDA([coarse, fine], latent_measure(prior), subchain_lengths=5)
     """
     if tuple(prior.shape) != tuple(problem.forward_model.input_shape):
-        raise ValueError(f"the prior's samples have shape {tuple(prior.shape)} but the forward model expects "
-                         f"{tuple(problem.forward_model.input_shape)}")
+        raise SamplerConfigError(f"the prior's samples have shape {tuple(prior.shape)} but the forward model expects "
+                                 f"{tuple(problem.forward_model.input_shape)}")
     return Potential(problem, LatentMap(prior, num_steps), name=name or f"latent-{num_steps}-steps",
                      dtype=prior.dtype)

@@ -22,6 +22,7 @@ import torch
 
 from forward_models.problem import InverseProblem
 from priors.function_space import DenseGaussian, GaussianMeasure
+from samplers.errors import SamplerConfigError
 from samplers.mcmc.chains import MCMCSampler
 from samplers.mcmc.delayed_acceptance import MLDA
 from samplers.mcmc.latent import latent_measure, latent_potential
@@ -61,8 +62,8 @@ def coarse_problems(problem: InverseProblem, prior, num_levels: int, who: str = 
         try:
             coarse = fm.coarse().to(device=problem.device, dtype=prior.dtype)
         except (NotImplementedError, ValueError) as e:
-            raise ValueError(f"{who} needs {num_levels} levels, but {type(fm).__name__} gives no coarser one "
-                             f"({e}); use --sampler pcn") from None
+            raise SamplerConfigError(f"{who} needs {num_levels} levels, but {type(fm).__name__} gives no coarser one "
+                                     f"({e}); use --sampler pcn") from None
         problems.insert(0, InverseProblem(coarse, problem.y, problem.noise))
     return problems
 
@@ -87,17 +88,17 @@ class _ProblemChains(MCMCSampler):
                  adapt_every: int, ode_steps: int):
         super().__init__(num_steps, warmup=warmup, target_acceptance=target_acceptance, adapt_every=adapt_every)
         if int(num_chains) < 1:
-            raise ValueError(f"{type(self).__name__}: num_chains must be at least 1, got {num_chains}")
+            raise SamplerConfigError(f"{type(self).__name__}: num_chains must be at least 1, got {num_chains}")
         if not 0 < beta <= 1:
-            raise ValueError(f"{type(self).__name__}: beta must lie in (0, 1], got {beta}")
+            raise SamplerConfigError(f"{type(self).__name__}: beta must lie in (0, 1], got {beta}")
         if int(ode_steps) < 2:
-            raise ValueError(f"{type(self).__name__}: ode_steps must be at least 2, got {ode_steps}")
+            raise SamplerConfigError(f"{type(self).__name__}: ode_steps must be at least 2, got {ode_steps}")
         self.num_chains, self.beta, self.ode_steps = int(num_chains), float(beta), int(ode_steps)
 
     def check(self, problem, prior) -> None:
         if tuple(prior.shape) != tuple(problem.forward_model.input_shape):
-            raise ValueError(f"the prior's samples have shape {tuple(prior.shape)} but the forward model "
-                             f"expects {tuple(problem.forward_model.input_shape)}")
+            raise SamplerConfigError(f"the prior's samples have shape {tuple(prior.shape)} but the forward model "
+                                     f"expects {tuple(problem.forward_model.input_shape)}")
         if self.num_levels() > 1:
             coarse_problems(problem, prior, self.num_levels(), type(self).__name__)
 
@@ -160,8 +161,8 @@ class MLDASampler(_ProblemChains):
         super().__init__(num_steps, num_chains=num_chains, beta=beta, warmup=warmup,
                          target_acceptance=target_acceptance, adapt_every=adapt_every, ode_steps=ode_steps)
         if int(num_levels) < 2 or int(subchain_length) < 1:
-            raise ValueError(f"{type(self).__name__}: num_levels must be >= 2 and subchain_length >= 1, "
-                             f"got {num_levels} and {subchain_length}")
+            raise SamplerConfigError(f"{type(self).__name__}: num_levels must be >= 2 and subchain_length >= 1, "
+                                     f"got {num_levels} and {subchain_length}")
         self.depth, self.subchain_length, self.randomize = int(num_levels), int(subchain_length), bool(randomize)
 
     def num_levels(self) -> int:

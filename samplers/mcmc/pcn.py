@@ -39,6 +39,7 @@ import math
 import torch
 
 from priors.function_space import GaussianMeasure
+from samplers.errors import SamplerConfigError
 from samplers.mcmc.kernel import MCMCKernel, MCMCState, counted, metropolis
 
 __all__ = ["PCN", "gaussian_reference", "pcn_proposal", "pilot_reference", "reference_correction"]
@@ -59,7 +60,7 @@ def pcn_proposal(measure: GaussianMeasure, u: torch.Tensor, beta: float, generat
         v = pcn_proposal(StandardGaussian(3), torch.zeros(2, 3, dtype=torch.float64), 0.2, torch.Generator())
     """
     if not 0 < beta <= 1:
-        raise ValueError(f"the pCN step size beta must lie in (0, 1], got {beta}")
+        raise SamplerConfigError(f"the pCN step size beta must lie in (0, 1], got {beta}")
     if reference is not None:
         measure = reference
     xi = measure.sample_centred(u.shape[0], generator)
@@ -98,11 +99,11 @@ def gaussian_reference(draws: torch.Tensor, *, inflate: float = 2.0, jitter: flo
     x = x.reshape(-1, x.shape[-1])
     n, d = x.shape
     if n <= d:
-        raise ValueError(f"gaussian_reference: need more draws than dimensions, got {n} draws of dimension {d}")
+        raise SamplerConfigError(f"gaussian_reference: need more draws than dimensions, got {n} draws of dimension {d}")
     if not bool(torch.isfinite(x).all()):
-        raise ValueError("gaussian_reference: the draws contain NaN or Inf")
+        raise SamplerConfigError("gaussian_reference: the draws contain NaN or Inf")
     if not inflate > 0:
-        raise ValueError(f"gaussian_reference: inflate must be positive, got {inflate}")
+        raise SamplerConfigError(f"gaussian_reference: inflate must be positive, got {inflate}")
     cov = torch.cov(x.T).reshape(d, d)
     cov = 0.5 * (cov + cov.T) * float(inflate)
     cov = cov + float(jitter) * float(cov.diagonal().mean().clamp_min(1e-300)) * torch.eye(d, dtype=torch.float64)
@@ -141,7 +142,7 @@ class PCN(MCMCKernel):
         if not isinstance(measure, GaussianMeasure):
             raise TypeError(f"PCN: measure must be a GaussianMeasure, got {type(measure).__name__}")
         if not 0 < beta <= 1:
-            raise ValueError(f"PCN: beta must lie in (0, 1], got {beta}")
+            raise SamplerConfigError(f"PCN: beta must lie in (0, 1], got {beta}")
         _check_reference(measure, reference, "PCN")
         self.levels, self.measure, self.reference = [potential], measure, reference
         self.beta, self.centre_on_mean = float(beta), bool(centre_on_mean)
@@ -192,7 +193,7 @@ def pilot_reference(potential, measure: GaussianMeasure, u0: torch.Tensor, itera
     from samplers.mcmc.chains import sample_chains
 
     if int(rounds) < 1:
-        raise ValueError(f"pilot_reference: rounds must be at least 1, got {rounds}")
+        raise SamplerConfigError(f"pilot_reference: rounds must be at least 1, got {rounds}")
     ref, u, res = None, torch.as_tensor(u0, dtype=torch.float64), None
     for r in range(int(rounds)):
         kernel = PCN(potential, measure, 0.1) if ref is None else PCN(potential, measure, 0.5, reference=ref)
@@ -209,4 +210,4 @@ def _check_reference(measure: GaussianMeasure, reference, who: str) -> None:
     if not isinstance(reference, GaussianMeasure):
         raise TypeError(f"{who}: reference must be a GaussianMeasure or None, got {type(reference).__name__}")
     if reference.dim != measure.dim:
-        raise ValueError(f"{who}: the reference has dimension {reference.dim}, the prior {measure.dim}")
+        raise SamplerConfigError(f"{who}: the reference has dimension {reference.dim}, the prior {measure.dim}")

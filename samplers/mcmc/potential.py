@@ -15,6 +15,7 @@ from collections.abc import Callable
 import torch
 
 from forward_models.problem import InverseProblem
+from samplers.errors import SamplerConfigError
 
 __all__ = ["Potential", "reshape_map"]
 
@@ -62,7 +63,8 @@ class Potential:
     def __call__(self, u: torch.Tensor) -> torch.Tensor:
         """``Phi(u)`` for ``u (B, d)``; ``+inf`` where the forward model fails or returns non-finite values."""
         if u.ndim != 2:
-            raise ValueError(f"Potential {self.name!r}: expected parameters of shape (B, d), got {tuple(u.shape)}")
+            raise SamplerConfigError(f"Potential {self.name!r}: expected parameters of shape (B, d), got "
+                                     f"{tuple(u.shape)}")
         with torch.no_grad():
             x = self.transform(u).to(self.dtype)
             try:

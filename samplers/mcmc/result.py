@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from samplers.errors import SamplerConfigError
 from samplers.posterior import Posterior
 
 __all__ = ["ChainResult", "chain_diagnostics", "merge_chains"]
@@ -60,7 +61,8 @@ class ChainResult:
     def __init__(self, posterior: Posterior):
         d = posterior.diagnostics
         if "chains" not in d or "draws" not in d:
-            raise ValueError("ChainResult: not the posterior of an MCMC sampler (no chain layout in its diagnostics)")
+            raise SamplerConfigError("ChainResult: not the posterior of an MCMC sampler (no chain layout in its "
+                                     "diagnostics)")
         self.posterior = posterior
 
     def _d(self, key):
@@ -133,10 +135,10 @@ def merge_chains(results: Sequence[ChainResult]) -> ChainResult:
     summed, wall time the longest run's; ``config["seeds"]`` / ``config["betas"]`` keep each run's seed and
     final step size."""
     if not results:
-        raise ValueError("no chain results to merge")
+        raise SamplerConfigError("no chain results to merge")
     T = {r.draws.shape[1] for r in results}
     if len(T) != 1:
-        raise ValueError(f"the runs kept different numbers of draws {sorted(T)}; they cannot be stacked")
+        raise SamplerConfigError(f"the runs kept different numbers of draws {sorted(T)}; they cannot be stacked")
     first = results[0]
     draws = torch.cat([r.draws for r in results])
     total = lambda key: [sum(v) for v in zip(*(getattr(r, key) for r in results), strict=True)]  # noqa: E731

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 
 import torch
 
+from samplers.errors import SamplerConfigError
 from samplers.smc.base import Move
 from samplers.smc.linear_twist import LinearTwistSMC, TwistPath
 from samplers.steps import ancestral_step, sigma_batch
@@ -99,9 +100,9 @@ class ApproximationFreeEnsemble(LinearTwistSMC):
                  rho: float = 7.0, reverse_variance: str = "analytic", inflation: float = 1.0):
         super().__init__(num_steps, resample_threshold, rho, reverse_variance)
         if proposal not in _PROPOSALS:
-            raise ValueError(f"proposal must be one of {_PROPOSALS}, got {proposal!r}")
+            raise SamplerConfigError(f"proposal must be one of {_PROPOSALS}, got {proposal!r}")
         if not (math.isfinite(float(inflation)) and float(inflation) >= 0):
-            raise ValueError(f"inflation must be a finite number >= 0, got {inflation!r}")
+            raise SamplerConfigError(f"inflation must be a finite number >= 0, got {inflation!r}")
         self.proposal = proposal
         self.inflation = float(inflation)
 

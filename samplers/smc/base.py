@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from samplers.base import Sampler, State
+from samplers.errors import SamplerConfigError
 from samplers.posterior import Posterior
 from samplers.schedules import karras_sigmas
 from samplers.smc.resampling import (
@@ -167,14 +168,14 @@ class SMCSampler(Sampler):
     def __init__(self, num_steps: int = 100, resample_threshold: float = 0.5, rho: float = 7.0,
                  reverse_variance: str = "analytic"):
         if int(num_steps) < 1:
-            raise ValueError(f"num_steps must be at least 1, got {num_steps}")
+            raise SamplerConfigError(f"num_steps must be at least 1, got {num_steps}")
         if reverse_variance not in REVERSE_VARIANCES:
-            raise ValueError(f"reverse_variance must be one of {REVERSE_VARIANCES}, got {reverse_variance!r}")
+            raise SamplerConfigError(f"reverse_variance must be one of {REVERSE_VARIANCES}, got {reverse_variance!r}")
         self.reverse_variance = reverse_variance
         if not 0.0 <= float(resample_threshold) <= 1.0:
-            raise ValueError(f"resample_threshold must lie in [0, 1], got {resample_threshold}")
+            raise SamplerConfigError(f"resample_threshold must lie in [0, 1], got {resample_threshold}")
         if not float(rho) > 0:
-            raise ValueError(f"rho must be positive, got {rho}")
+            raise SamplerConfigError(f"rho must be positive, got {rho}")
         self.steps = int(num_steps)
         self.resample_threshold = float(resample_threshold)
         self.rho = float(rho)

@@ -18,6 +18,7 @@ import torch
 from forward_models.linalg import cached_decomposition, gram_eigh, operator_fingerprint, thin_svd
 from forward_models.noise import Gaussian
 from priors.base import Prior
+from samplers.errors import SamplerConfigError
 
 __all__ = ["LinearGaussian", "MAX_DENSE_DIM", "MAX_DENSE_ENTRIES"]
 
@@ -80,9 +81,9 @@ class LinearGaussian:
         """Decompose the problem's operator (class docstring); clear errors for unusable problems."""
         fm = problem.forward_model
         if not fm.linear:
-            raise ValueError(f"{who} needs a linear forward model, but {type(fm).__name__} is not linear")
+            raise SamplerConfigError(f"{who} needs a linear forward model, but {type(fm).__name__} is not linear")
         if not isinstance(problem.noise, Gaussian):
-            raise ValueError(f"{who} needs Gaussian noise, got {type(problem.noise).__name__}")
+            raise SamplerConfigError(f"{who} needs Gaussian noise, got {type(problem.noise).__name__}")
         f64 = torch.float64
         y = problem.y.to(f64).reshape(-1)
         identity_map = type(prior).to_physical is Prior.to_physical
@@ -96,8 +97,8 @@ class LinearGaussian:
             else:
                 d = math.prod(prior.shape)
                 if d > max_dense_dim:
-                    raise ValueError(f"{who} needs the operator's SVD: {type(fm).__name__} has no svd() and "
-                                     f"{d} inputs exceed the dense limit of {max_dense_dim}")
+                    raise SamplerConfigError(f"{who} needs the operator's SVD: {type(fm).__name__} has no svd() and "
+                                             f"{d} inputs exceed the dense limit of {max_dense_dim}")
                 dev = prior.device
                 if y.numel() * d > MAX_DENSE_ENTRIES:
                     return cls._matrix_free(problem, prior, y)

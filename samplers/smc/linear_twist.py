@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from forward_models.noise import Gaussian
+from samplers.errors import SamplerConfigError
 from samplers.smc.base import Move, SMCSampler
 from samplers.smc.linear_gaussian import LinearGaussian
 from samplers.steps import sigma_batch
@@ -74,10 +75,10 @@ class LinearTwistSMC(SMCSampler):
         """Linear forward model and Gaussian noise, with one-line reasons."""
         fm = problem.forward_model
         if not fm.linear:
-            raise ValueError(f"{type(self).__name__} needs a linear forward model (it works in the operator's "
-                             f"singular basis), but {type(fm).__name__} is not linear; use TDS or DPS")
+            raise SamplerConfigError(f"{type(self).__name__} needs a linear forward model (it works in the operator's "
+                                     f"singular basis), but {type(fm).__name__} is not linear; use TDS or DPS")
         if not isinstance(problem.noise, Gaussian):
-            raise ValueError(f"{type(self).__name__} needs Gaussian noise, got {type(problem.noise).__name__}")
+            raise SamplerConfigError(f"{type(self).__name__} needs Gaussian noise, got {type(problem.noise).__name__}")
         super().check(problem, prior)
 
     def basis(self, problem, prior) -> LinearGaussian:

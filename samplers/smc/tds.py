@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import torch
 
 from forward_models.noise import Gaussian
-from samplers.errors import SamplerError
+from samplers.errors import SamplerConfigError, SamplerError
 from samplers.smc.base import Move, SMCSampler
 from samplers.smc.linear_gaussian import LinearGaussian
 from samplers.steps import sigma_batch
@@ -140,18 +140,18 @@ class TwistedDiffusionSampler(SMCSampler):
                  reverse_variance: str = "analytic", operator_gain: float | str = "auto"):
         super().__init__(num_steps, resample_threshold, rho, reverse_variance)
         if not (math.isfinite(float(kappa)) and float(kappa) >= 0):
-            raise ValueError(f"kappa must be finite and non-negative, got {kappa}")
+            raise SamplerConfigError(f"kappa must be finite and non-negative, got {kappa}")
         if operator_gain != "auto" and not (isinstance(operator_gain, (int, float))
                                             and math.isfinite(float(operator_gain)) and float(operator_gain) > 0):
-            raise ValueError(f"operator_gain must be 'auto' or a positive number, got {operator_gain!r}")
+            raise SamplerConfigError(f"operator_gain must be 'auto' or a positive number, got {operator_gain!r}")
         self.kappa = float(kappa)
         self.operator_gain = operator_gain if operator_gain == "auto" else float(operator_gain)
 
     def check(self, problem, prior) -> None:
         """Gaussian noise (the twist is Gaussian) and a differentiable model."""
         if not isinstance(problem.noise, Gaussian):
-            raise ValueError("TwistedDiffusionSampler's twist needs Gaussian noise, "
-                             f"got {type(problem.noise).__name__}")
+            raise SamplerConfigError("TwistedDiffusionSampler's twist needs Gaussian noise, "
+                                     f"got {type(problem.noise).__name__}")
         super().check(problem, prior)
 
     def setup(self, problem, prior, sigmas) -> TwistModel:
