@@ -8,7 +8,7 @@ import numbers
 
 import numpy as np
 
-from forward_models.names import unknown_name_message
+from forward_models import unknown_name_message
 from samplers.base import Sampler
 from samplers.dps import DPS
 from samplers.eki import EnsembleKalmanInversion

@@ -25,7 +25,7 @@ import dataclasses
 
 import torch
 
-from priors.function_space import GaussianMeasure
+from priors import GaussianMeasure
 from samplers.errors import SamplerConfigError
 from samplers.mcmc.kernel import MCMCKernel, MCMCState, counted, metropolis
 from samplers.mcmc.pcn import _check_reference, pcn_proposal, reference_correction
@@ -51,7 +51,7 @@ class MLDA(MCMCKernel):
 
         import torch
         from forward_models import MatrixOperator, Gaussian, InverseProblem
-        from priors.function_space import StandardGaussian
+        from priors import StandardGaussian
         from samplers.mcmc import MLDA, Potential, sample_chains
         A = torch.eye(2, dtype=torch.float64)
         fine = InverseProblem.simulate(MatrixOperator(A), Gaussian(0.3), torch.ones(2, dtype=torch.float64), seed=0)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from priors.function_space import GaussianMeasure
+from priors import GaussianMeasure
 from samplers.errors import SamplerConfigError
 from samplers.mcmc.chains import sample_chains
 from samplers.mcmc.kernel import metropolis
@@ -98,7 +98,7 @@ def hybrid_two_level(surrogate: Callable, fine: Callable, measure: GaussianMeasu
 
         import torch
         from forward_models import MatrixOperator, Gaussian, InverseProblem
-        from priors.function_space import StandardGaussian
+        from priors import StandardGaussian
         from samplers.mcmc import Potential, hybrid_two_level
         A = torch.eye(2, dtype=torch.float64)
         fine = InverseProblem.simulate(MatrixOperator(A), Gaussian(0.3), torch.ones(2, dtype=torch.float64), seed=0)

@@ -76,7 +76,7 @@ class MCMCKernel:
 
         import torch
         from forward_models import Gaussian, InverseProblem, MatrixOperator
-        from priors.function_space import StandardGaussian
+        from priors import StandardGaussian
         from samplers.mcmc import MCMCKernel, Potential, sample_chains
 
         class Stay(MCMCKernel):

@@ -20,9 +20,8 @@ import math
 import torch
 
 from forward_models.problem import InverseProblem
+from priors import StandardGaussian, latent_to_sample
 from priors.base import Prior
-from priors.function_space import StandardGaussian
-from priors.ode import latent_to_sample
 from samplers.errors import SamplerConfigError
 from samplers.mcmc.potential import Potential
 

@@ -21,7 +21,7 @@ import math
 import torch
 
 from forward_models.problem import InverseProblem
-from priors.function_space import DenseGaussian, GaussianMeasure
+from priors import DenseGaussian, GaussianMeasure
 from samplers.errors import SamplerConfigError
 from samplers.mcmc.chains import MCMCSampler
 from samplers.mcmc.delayed_acceptance import MLDA

@@ -38,7 +38,7 @@ import math
 
 import torch
 
-from priors.function_space import GaussianMeasure
+from priors import GaussianMeasure
 from samplers.errors import SamplerConfigError
 from samplers.mcmc.kernel import MCMCKernel, MCMCState, counted, metropolis
 
@@ -55,7 +55,7 @@ def pcn_proposal(measure: GaussianMeasure, u: torch.Tensor, beta: float, generat
     Example::
 
         import torch
-        from priors.function_space import StandardGaussian
+        from priors import StandardGaussian
         from samplers.mcmc.pcn import pcn_proposal
         v = pcn_proposal(StandardGaussian(3), torch.zeros(2, 3, dtype=torch.float64), 0.2, torch.Generator())
     """
@@ -93,7 +93,7 @@ def gaussian_reference(draws: torch.Tensor, *, inflate: float = 2.0, jitter: flo
         from samplers.mcmc.pcn import gaussian_reference
         nu = gaussian_reference(torch.randn(4, 500, 3, dtype=torch.float64))   # ~ N(0, I_3)
     """
-    from priors.function_space import DenseGaussian
+    from priors import DenseGaussian
 
     x = torch.as_tensor(draws, dtype=torch.float64)
     x = x.reshape(-1, x.shape[-1])
@@ -125,7 +125,7 @@ class PCN(MCMCKernel):
 
         import torch
         from forward_models import MatrixOperator, Gaussian, InverseProblem
-        from priors.function_space import StandardGaussian
+        from priors import StandardGaussian
         from samplers.mcmc.potential import Potential
         from samplers.mcmc.pcn import PCN
         from samplers.mcmc import sample_chains
@@ -179,7 +179,7 @@ def pilot_reference(potential, measure: GaussianMeasure, u0: torch.Tensor, itera
 
         import torch
         from forward_models import MatrixOperator, Gaussian, InverseProblem
-        from priors.function_space import StandardGaussian
+        from priors import StandardGaussian
         from samplers.mcmc.potential import Potential
         from samplers.mcmc.pcn import PCN, pilot_reference
         from samplers.mcmc import sample_chains
