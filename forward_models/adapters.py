@@ -90,7 +90,8 @@ class DeepInvForwardModel(ForwardModel):
 
     def _follow_dtype(self, dtype: torch.dtype) -> None:
         """Cast the physics' real tensors to ``dtype`` and its complex ones to the matching complex dtype."""
-        if not dtype.is_floating_point or all(t.dtype in (dtype, _COMPLEX.get(dtype)) for t in self._floating_tensors()):
+        tensors = self._floating_tensors()
+        if not dtype.is_floating_point or all(t.dtype in (dtype, _COMPLEX.get(dtype)) for t in tensors):
             return
         cdtype = _COMPLEX.get(dtype)
         self.physics._apply(lambda t: t.to(dtype) if t.is_floating_point()
@@ -104,7 +105,8 @@ class DeepInvForwardModel(ForwardModel):
     def adjoint(self, y):
         """``physics.A_adjoint(y)`` (linear physics only)."""
         if not self.linear:
-            raise NotImplementedError(f"{type(self.physics).__name__} is not a deepinv LinearPhysics: it has no adjoint")
+            raise NotImplementedError(f"{type(self.physics).__name__} is not a deepinv LinearPhysics: "
+                                      "it has no adjoint")
         check_batch(y, self.output_shape, "measurement")
         self._follow_dtype(y.dtype)
         return self.physics.A_adjoint(y)

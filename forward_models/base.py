@@ -22,7 +22,8 @@ from forward_models.errors import ForwardModelError
 __all__ = ["GRAM_CUTOFF", "ForwardModel", "check_batch", "check_damping", "damped_svd_gain"]
 
 #: relative cut-off of singular values taken from a Gram matrix's eigenvalues (absolute error ~ eps s_max^2):
-#: weaker directions are not resolved and are treated as unobserved (forward_models.linalg, ParallelBeamCT.pseudo_inverse)
+#: weaker directions are not resolved and are treated as unobserved
+#: (forward_models.linalg, ParallelBeamCT.pseudo_inverse)
 GRAM_CUTOFF = 1e-5
 
 

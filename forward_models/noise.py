@@ -23,7 +23,8 @@ def _flat(t: torch.Tensor) -> torch.Tensor:
 class NoiseModel:
     """Base class: ``p(y | y_clean)``."""
 
-    def sample(self, y_clean: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:  # pragma: no cover
+    def sample(self, y_clean: torch.Tensor,
+               generator: torch.Generator | None = None) -> torch.Tensor:  # pragma: no cover
         """Draw noisy measurements around ``y_clean``."""
         raise NotImplementedError
 

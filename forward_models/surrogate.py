@@ -111,7 +111,8 @@ class NeuralSurrogate(ForwardModel):
 
     def config(self) -> dict:
         """Contract fields plus the architecture."""
-        return {**super().config(), "class": "NeuralSurrogate", "hidden": list(self.hidden), "log_output": self.log_output,
+        return {**super().config(), "class": "NeuralSurrogate", "hidden": list(self.hidden),
+                "log_output": self.log_output,
                 "projection": list(self.projection.shape) if self.projection.numel() else None}
 
 
@@ -194,7 +195,8 @@ def train_surrogate(x: torch.Tensor, y: torch.Tensor, *, projection: torch.Tenso
             yv = y[val].reshape(n_val, -1).double()
             err = model(x[val]).reshape(n_val, -1).double() - yv
         rel = err.norm(dim=1) / yv.norm(dim=1).clamp_min(1e-30)
-        card.update({"val_relative_error_median": float(rel.median()), "val_relative_error_q95": float(rel.quantile(0.95)),
+        card.update({"val_relative_error_median": float(rel.median()),
+                     "val_relative_error_q95": float(rel.quantile(0.95)),
                      "val_rms_error": float(err.pow(2).mean().sqrt())})
     return model, card
 

@@ -69,10 +69,13 @@ def _gaussian_field_norm(size):
 
 #: name -> (generator(n, size, seed) in physical units, normalisation factory(size), description)
 DATASETS = {
-    "phantoms": (_phantoms, lambda size: Normalisation(0.5, 0.5, "attenuation (a.u.)"), "random ellipse phantoms (CT / MRI)"),
+    "phantoms": (_phantoms, lambda size: Normalisation(0.5, 0.5, "attenuation (a.u.)"),
+                 "random ellipse phantoms (CT / MRI)"),
     "gaussian-field": (_gaussian_field, _gaussian_field_norm, "periodic Matern Gaussian random field (alpha 2, tau 3)"),
-    "ns-vorticity": (_ns, lambda size: Normalisation(10.0, 0.0, "1/s"), "Navier-Stokes vorticity, Re 200, after 5 time units"),
-    "darcy-perm": (_darcy, lambda size: Normalisation(4.5, 7.5, "permeability (a.u.)"), "two-phase permeability 3 / 12 (FNO)"),
+    "ns-vorticity": (_ns, lambda size: Normalisation(10.0, 0.0, "1/s"),
+                     "Navier-Stokes vorticity, Re 200, after 5 time units"),
+    "darcy-perm": (_darcy, lambda size: Normalisation(4.5, 7.5, "permeability (a.u.)"),
+                   "two-phase permeability 3 / 12 (FNO)"),
     "seismic-velocity": (_velocity, lambda size: Normalisation(1500.0, 3000.0, "m/s"), "OpenFWI-like velocity models"),
 }
 

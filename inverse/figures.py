@@ -160,7 +160,8 @@ def plot_image_posterior(posterior, *, title: str = "", max_samples: int = 3):
         ax.axis("off")
     d = posterior.diagnostics
     if not title:
-        sampler = posterior.config.get("sampler", {}).get("class", "") or posterior.config.get("kernel", {}).get("class", "")
+        sampler = (posterior.config.get("sampler", {}).get("class", "")
+                   or posterior.config.get("kernel", {}).get("class", ""))
         title = " — ".join(p for p in (meta.get("problem", ""), sampler) if p)  # no bare dash when both are unknown
         if "psnr" in d:
             title += f": mean PSNR {d['psnr']:.1f} dB"

@@ -28,7 +28,8 @@ import torch
 from inverse.errors import UserError
 from samplers.mcmc import ChainResult, merge_chains, sample_chains
 
-__all__ = ["BACKENDS", "map_tasks", "run_chains_parallel", "calibrate_parallel", "merge_chain_results", "calibrate_chains_parallel"]
+__all__ = ["BACKENDS", "map_tasks", "run_chains_parallel", "calibrate_parallel", "merge_chain_results",
+           "calibrate_chains_parallel"]
 
 BACKENDS = ("serial", "ray")
 
@@ -181,8 +182,9 @@ def calibrate_chains_parallel(model, data, priors=None, *, num_chains: int = 4, 
     merged = az.concat(parts, dim="chain") if len(parts) > 1 else parts[0]
     attrs = dict(parts[0].posterior.attrs)
     names = [v for v in merged.posterior.data_vars]
-    attrs.update({"num_chains": int(num_chains), "seed": int(seed), "seeds": [int(seed) + i for i in range(int(num_chains))],
-                  "backend": backend, "wall_time_s": float(sum(p.posterior.attrs.get("wall_time_s", 0.0) for p in parts)),
+    wall = float(sum(p.posterior.attrs.get("wall_time_s", 0.0) for p in parts))
+    attrs.update({"num_chains": int(num_chains), "seed": int(seed),
+                  "seeds": [int(seed) + i for i in range(int(num_chains))], "backend": backend, "wall_time_s": wall,
                   **diagnostics_attrs(merged, names)})
     merged.posterior.attrs.clear()
     merged.posterior.attrs.update(attrs)

@@ -48,7 +48,8 @@ FieldStep = Callable[[dict, np.ndarray, int], np.ndarray]
 
 def _prior_medians(priors: Mapping[str, dist.Distribution], key) -> dict[str, float]:
     keys = jax.random.split(key, len(priors))
-    return {k: float(np.median(np.asarray(p.sample(kk, (15,))))) for (k, p), kk in zip(priors.items(), keys, strict=False)}
+    return {k: float(np.median(np.asarray(p.sample(kk, (15,)))))
+            for (k, p), kk in zip(priors.items(), keys, strict=False)}
 
 
 def _seed(seed: int, chain: int, iteration: int) -> int:
@@ -143,7 +144,8 @@ def gibbs(field_step: FieldStep, log_likelihood: Callable, priors: Mapping[str, 
     for c, key in enumerate(jax.random.split(key_run, C)):
         z_c = jax.tree_util.tree_map(lambda a, c=c: a[c], info.z)
         x_c = jnp.asarray(field(constrain(z_c, jnp.asarray(x_med)), c, 0))
-        states.append(init_kernel(z_c, W * int(nuts_steps), dense_mass=dense, target_accept_prob=float(target_accept_prob),
+        states.append(init_kernel(z_c, W * int(nuts_steps), dense_mass=dense,
+                                  target_accept_prob=float(target_accept_prob),
                                   regularize_mass_matrix=False, model_args=(x_c,), rng_key=key))
         xs.append(x_c)
     draws = {k: np.zeros((C, S)) for k in names}
@@ -171,7 +173,8 @@ def gibbs(field_step: FieldStep, log_likelihood: Callable, priors: Mapping[str, 
     idata = az.from_dict(posterior=posterior, sample_stats=stats)
     diag = diagnostics_attrs(idata, names)
     idata.posterior.attrs.update({
-        "sampler": "Gibbs: field step + NUTS (NumPyro)", "field_step": getattr(field_step, "__name__", repr(field_step)),
+        "sampler": "Gibbs: field step + NUTS (NumPyro)",
+        "field_step": getattr(field_step, "__name__", repr(field_step)),
         "parameters": json.dumps(names), "priors": json.dumps({k: describe_distribution(p) for k, p in priors.items()}),
         "num_chains": C, "num_warmup": W, "num_samples": S, "nuts_steps": int(nuts_steps), "seed": int(seed), **diag,
         "wall_time_s": time.perf_counter() - t_start,
