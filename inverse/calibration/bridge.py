@@ -5,8 +5,9 @@ torch for both at once: the value by a forward pass, the gradient by autograd (f
 ``jax.custom_vjp`` hands that gradient to JAX's reverse mode, so JAX never differentiates through
 the callback. With ``vmap_method="broadcast_all"`` a ``vmap`` over chains (NumPyro's
 ``chain_method="vectorized"``) reaches the callback as one batch ``(C, p)``: one torch call per
-leapfrog step for all chains. A call that is not differentiated (random-walk Metropolis, the
-primal of a ``jax.grad``) uses a cheaper value-only callback under ``torch.no_grad``.
+leapfrog step for all chains. A call that is not differentiated (the gradient-free kernels
+``calibrate(..., kernel="ess")``, the primal of a ``jax.grad``) uses a cheaper value-only callback under
+``torch.no_grad``; that is all a forward model without autograd (``differentiable = False``) is asked for.
 
 For a forward model ``F`` on the parameter vector ``theta`` (input shape ``(p,)``) and data ``y``,
 :class:`TorchModel` bridges the misfit
@@ -50,6 +51,8 @@ class TorchPotential:
     vmap_method : how ``jax.vmap`` reaches the callback; ``"broadcast_all"`` (default) passes the whole
         batch in one call, ``"sequential"`` one call per batch element
     device : torch device of the computation (default: CPU)
+    differentiable : False for a ``fn`` without autograd: asking JAX for its gradient then raises a
+        :class:`~inverse.errors.UserError` when the gradient is traced
 
     ``calls`` and ``evaluations`` count callback invocations and evaluated rows (value and gradient
     calls alike), ``gradient_calls`` the invocations that also computed a gradient. Rows with NaN or
@@ -66,12 +69,13 @@ class TorchPotential:
     """
 
     def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], dim: int, *,
-                 vmap_method: str = "broadcast_all", device=None):
+                 vmap_method: str = "broadcast_all", device=None, differentiable: bool = True):
         if not callable(fn):
             raise TypeError(f"fn must be a torch callable, got {type(fn).__name__}")
         if int(dim) != dim or dim < 1:
             raise UserError(f"dim must be a positive integer, got {dim}")
         self.fn, self.dim, self.vmap_method = fn, int(dim), vmap_method
+        self.differentiable = bool(differentiable)
         self.device = torch.device("cpu") if device is None else torch.device(device)
         self.calls = self.evaluations = self.gradient_calls = 0
         self._f = self._build()
@@ -123,6 +127,9 @@ class TorchPotential:
             return jax.pure_callback(self._value, shapes(z)[0], z, vmap_method=vm)
 
         def f_fwd(z):
+            if not self.differentiable:
+                raise UserError("this torch function is not differentiable: NUTS and the Laplace start need "
+                                "gradients (use calibrate(..., kernel='ess'))")
             return jax.pure_callback(self._value_and_grad, shapes(z), z, vmap_method=vm)
 
         def f_bwd(grad, cotangent):
@@ -140,7 +147,7 @@ class TorchPotential:
 
 
 class TorchModel(CalibrationModel):
-    """A differentiable torch forward model on a parameter vector, as a calibration model.
+    """A torch forward model on a parameter vector, as a calibration model.
 
     ``forward_model`` maps ``(B, p)`` parameter vectors (in the order of ``parameters``, physical
     units, float64) to noise-free observations ``(B, *output_shape)``. The Gaussian log-likelihood goes
@@ -148,7 +155,8 @@ class TorchModel(CalibrationModel):
 
     Parameters
     ----------
-    forward_model : ForwardModel with ``input_shape == (p,)`` and ``differentiable = True``
+    forward_model : ForwardModel with ``input_shape == (p,)``; with ``differentiable = False`` only the
+        gradient-free kernels (``calibrate(..., kernel="ess")``) can sample it
     parameters : the p parameter names
     priors : default priors (name -> NumPyro distribution); ``calibrate`` may override them
     truth : default parameter values for simulated data
@@ -172,9 +180,8 @@ class TorchModel(CalibrationModel):
                  sigma_scale: float = 1.0, vmap_method: str = "broadcast_all"):
         if not isinstance(forward_model, ForwardModel):
             raise TypeError(f"forward_model must be a forward_models.ForwardModel, got {type(forward_model).__name__}")
-        if not forward_model.differentiable:
-            raise UserError(f"{type(forward_model).__name__} is not differentiable: NUTS needs gradients "
-                            "(use random_walk_metropolis instead)")
+        #: False for a black box: calibrate() then refuses NUTS and asks for kernel="ess"
+        self.differentiable = bool(forward_model.differentiable)
         self.parameters = tuple(parameters)
         if tuple(forward_model.input_shape) != (len(self.parameters),):
             raise UserError(f"{type(forward_model).__name__} takes inputs of shape {tuple(forward_model.input_shape)}, "
@@ -231,7 +238,7 @@ class TorchModel(CalibrationModel):
                 return 0.5 * (r * r).sum(1)
 
             self._potentials[key] = TorchPotential(phi, len(self.parameters), vmap_method=self.vmap_method,
-                                                   device=device)
+                                                   device=device, differentiable=self.differentiable)
         return self._potentials[key]
 
     def log_likelihood(self, theta, y, sigma):

@@ -1,4 +1,4 @@
-"""``calibrate``: the posterior of a few physical parameters by NumPyro's NUTS, as ArviZ ``InferenceData``.
+"""``calibrate``: the posterior of a few physical parameters by NumPyro's MCMC, as ArviZ ``InferenceData``.
 
 The posterior of the parameters ``theta`` (and, optionally, the noise level ``sigma``) given data ``y``,
 
@@ -10,7 +10,9 @@ adaptation steps (dual averaging of the step size to ``target_accept_prob``, dia
 matrix from windowed variance estimates; Stan's schedule), float64 throughout. Constrained
 parameters are sampled in an unconstrained space (:mod:`inverse.calibration.distributions`).
 Chains are vectorised (one ``vmap``: JAX models and the torch bridge evaluate all chains in one
-batch) unless the model says otherwise.
+batch) unless the model says otherwise. ``kernel="ess"`` or ``"aies"`` replaces NUTS by one of NumPyro's
+gradient-free ensemble kernels under the same driver (:mod:`inverse.calibration.gradient_free`): for
+models without gradients, such as a torch forward model without autograd.
 
 Diagnostics (Vehtari et al. 2021, "Rank-normalization, folding, and localization: an improved R-hat",
 Bayesian Analysis 16, 667-718): rank-normalised split R-hat and bulk ESS by ArviZ; divergent
@@ -35,10 +37,21 @@ import numpyro
 import numpyro.distributions as dist
 import xarray as xr
 from numpyro.infer import MCMC, NUTS, init_to_median
+from numpyro.infer.mcmc import MCMCKernel
 
 from forward_models.names import close_match_hint
 from inverse.calibration.bridge import TorchModel
 from inverse.calibration.distributions import check_noise_prior, check_prior, describe_distribution
+from inverse.calibration.gradient_free import (
+    GRADIENT_FREE,
+    KERNELS,
+    SAMPLER_NAMES,
+    acceptance_rate,
+    check_walkers,
+    default_walkers,
+    ensemble_kernel,
+    unconstrained_dim,
+)
 from inverse.calibration.laplace import laplace_approximation
 from inverse.calibration.model import CalibrationModel, JaxModel
 from inverse.errors import UserError
@@ -71,6 +84,12 @@ class CalibrationSetup:
     sigma: float | None
     sigma_prior: dist.Distribution | None
     y: np.ndarray
+
+    @property
+    def dim(self) -> int:
+        """Dimension of the unconstrained space that the kernels sample."""
+        noise = [self.sigma_prior] if self.sigma_prior is not None else []
+        return unconstrained_dim(list(self.priors.values()) + noise)
 
     @property
     def names(self) -> list[str]:
@@ -208,7 +227,8 @@ def _observed_group(setup: CalibrationSetup) -> tuple[xr.Dataset, xr.Dataset]:
 
 def diagnostics_attrs(idata: az.InferenceData, names) -> dict:
     """Divergences after warm-up, the largest R-hat and the smallest bulk ESS over ``names``."""
-    div = int(idata.sample_stats["diverging"].sum()) if "diverging" in idata.sample_stats else 0
+    stats = idata.sample_stats if "sample_stats" in idata.groups() else {}
+    div = int(stats["diverging"].sum()) if "diverging" in stats else 0
     post = idata.posterior[list(names)]
     if post.sizes["chain"] > 1:
         max_rhat = float(az.rhat(post).to_array().max())
@@ -218,12 +238,12 @@ def diagnostics_attrs(idata: az.InferenceData, names) -> dict:
     return {"divergences": div, "max_rhat": max_rhat, "min_ess_bulk": min_ess}
 
 
-def calibrate(model, data, priors: Mapping[str, dist.Distribution] | None = None, *, sigma=None,
-              num_chains: int = 4, num_warmup: int = 500, num_samples: int = 500, seed: int = 0,
+def calibrate(model, data, priors: Mapping[str, dist.Distribution] | None = None, *, sigma=None, kernel: str = "nuts",
+              num_chains: int | None = None, num_warmup: int = 500, num_samples: int = 500, seed: int = 0,
               chain_method: str = "vectorized", progress_bar: bool = False, target_accept_prob: float = 0.8,
               max_tree_depth: int = 10, dense_mass: bool = True, regularize_mass_matrix: bool = False,
               init: str = "auto", init_strategy=None) -> az.InferenceData:
-    """Sample ``p(theta, sigma | y)`` with NUTS (module docstring) and return ArviZ ``InferenceData``.
+    """Sample ``p(theta, sigma | y)`` with NUTS or a gradient-free kernel (module docstring); ArviZ ``InferenceData``.
 
     Parameters
     ----------
@@ -236,30 +256,36 @@ def calibrate(model, data, priors: Mapping[str, dist.Distribution] | None = None
     sigma : the Gaussian noise standard deviation: a number (known), a NumPyro distribution on
         positive values (unknown, sampled as ``sigma``), or None: ``priors["sigma"]`` if given, else the
         model's default noise prior (a plain function must be given sigma)
-    num_chains, num_warmup, num_samples : chains, adaptation steps and kept draws per chain
+    kernel : "nuts" (default; needs gradients), or a gradient-free ensemble kernel, "ess" (ensemble slice
+        sampling; the one to use for a model without gradients) or "aies" (affine-invariant ensemble
+        sampling): :mod:`inverse.calibration.gradient_free`
+    num_chains : chains; default 4 for NUTS and, for an ensemble kernel, ``max(8, 2 p)`` walkers (``p``
+        unconstrained parameters; an ensemble needs an even number, at least ``max(4, 2 p)``)
+    num_warmup, num_samples : adaptation (NUTS) or burn-in (ensembles) steps, and kept draws per chain
     seed : seed of ``jax.random.PRNGKey``
     chain_method : "vectorized" (default; one batch for all chains), "sequential" or "parallel"
     progress_bar : NumPyro's progress bar
-    target_accept_prob, max_tree_depth : NUTS settings
+    target_accept_prob, max_tree_depth : NUTS settings (the ensemble kernels have none)
     init : "laplace": chains start around the posterior mode with the inverse Hessian as the initial
         mass matrix (:mod:`inverse.calibration.laplace`; falls back to "prior" if the mode or a
         positive-definite Hessian cannot be found); "prior": every chain starts at the median of 15 prior
         draws with an identity mass matrix (NumPyro's ``init_to_median``), or at ``init_strategy`` if
         given; "auto" (default): "laplace" for torch models (far fewer solver runs in the warm-up:
         docs/calibration.md), "prior" for JAX models (there compiling the optimiser's gradient costs
-        more than the cheaper warm-up saves)
+        more than the cheaper warm-up saves), "prior" for the gradient-free kernels
     dense_mass, regularize_mass_matrix : a dense mass matrix (default; a few parameters are often
         strongly correlated, e.g. diffusivity and source, 0.994) estimated *without* Stan's shrinkage
         towards ``1e-3 I`` (default off: that shrinkage swamps any direction whose posterior standard
-        deviation is below ~0.01 in the unconstrained space: docs/calibration.md)
+        deviation is below ~0.01 in the unconstrained space: docs/calibration.md); NUTS only
 
     Returns
     -------
     ``arviz.InferenceData`` with groups ``posterior`` (one variable per parameter, dims ``chain, draw``),
     ``sample_stats`` (NumPyro's, ``diverging`` among them), ``observed_data`` (``y`` with the design
     as coordinates) and ``constant_data`` (fixed arrays of the design). ``posterior.attrs`` holds the
-    model and its configuration, the priors, the settings and the diagnostics: ``divergences``,
-    ``max_rhat``, ``min_ess_bulk``, ``wall_time_s``. Divergences raise a :class:`DivergenceWarning`.
+    model and its configuration, the priors, the ``kernel`` and its settings and the diagnostics:
+    ``divergences``, ``max_rhat``, ``min_ess_bulk``, ``wall_time_s`` (and ``acceptance_rate`` for "aies").
+    Divergences (NUTS) raise a :class:`DivergenceWarning`.
 
     Example::
 
@@ -270,15 +296,30 @@ def calibrate(model, data, priors: Mapping[str, dist.Distribution] | None = None
         y = m.simulate({"S0": 1.0, "T2": 80.0}, sigma=0.02, seed=0)
         idata = calibrate(m, y, {"T2": dist.Uniform(10, 300)}, sigma=dist.HalfNormal(0.1))
         idata.posterior["T2"].mean()
+        gf = calibrate(m, y, {"T2": dist.Uniform(10, 300)}, sigma=0.02, kernel="ess")  # no gradients
     """
     setup = prepare(model, data, priors, sigma)
+    if kernel not in KERNELS:
+        raise UserError(f"kernel must be one of {', '.join(KERNELS)}, got {kernel!r}")
+    if num_chains is None:
+        num_chains = 4 if kernel == "nuts" else default_walkers(setup.dim)
     check_run_settings(num_chains, num_warmup, num_samples, chain_method, target_accept_prob)
-    if chain_method == "vectorized" and not setup.model.vectorizable:
+    if kernel in GRADIENT_FREE:
+        check_walkers(kernel, int(num_chains), setup.dim)
+        if chain_method != "vectorized" or not setup.model.vectorizable:
+            raise UserError(f"kernel={kernel!r} runs an ensemble: it needs chain_method='vectorized' "
+                            f"and a vectorizable model")
+    elif chain_method == "vectorized" and not setup.model.vectorizable:
         chain_method = "sequential"
     if init not in ("auto", "laplace", "prior"):
         raise UserError(f"init must be 'auto', 'laplace' or 'prior', got {init!r}")
     if init == "auto":  # a torch model's warm-up costs solver runs; a JAX model's, mostly compilation
-        init = "laplace" if isinstance(setup.model, TorchModel) else "prior"
+        init = "laplace" if isinstance(setup.model, TorchModel) and kernel == "nuts" else "prior"
+    no_gradient = isinstance(setup.model, TorchModel) and not setup.model.differentiable
+    if no_gradient and (kernel == "nuts" or init == "laplace"):
+        raise UserError(f"{setup.model.name} is not differentiable: "
+                        f"{'NUTS' if kernel == 'nuts' else 'the Laplace start'} needs gradients "
+                        f"(use calibrate(..., kernel='ess'))")
     program = setup.numpyro_model()
     key_init, key_run = jax.random.split(jax.random.PRNGKey(int(seed)))
     evals0 = setup.model.evaluations if isinstance(setup.model, TorchModel) else 0
@@ -290,16 +331,20 @@ def calibrate(model, data, priors: Mapping[str, dist.Distribution] | None = None
         if int(num_chains) == 1:
             init_params = jax.tree_util.tree_map(lambda a: a[0], init_params)
         mass = {tuple(sorted(lap.z_map)): jnp.asarray(lap.cov if dense_mass else np.diag(lap.cov))}
-    kernel = NUTS(program, target_accept_prob=float(target_accept_prob), max_tree_depth=int(max_tree_depth),
-                  dense_mass=bool(dense_mass), inverse_mass_matrix=mass,
-                  regularize_mass_matrix=bool(regularize_mass_matrix),
-                  init_strategy=init_strategy or init_to_median(num_samples=15))
-    mcmc = MCMC(kernel, num_warmup=int(num_warmup), num_samples=int(num_samples), num_chains=int(num_chains),
+    strategy = init_strategy or init_to_median(num_samples=15)
+    if kernel == "nuts":
+        mcmc_kernel: MCMCKernel = NUTS(
+            program, target_accept_prob=float(target_accept_prob), max_tree_depth=int(max_tree_depth),
+            dense_mass=bool(dense_mass), inverse_mass_matrix=mass, regularize_mass_matrix=bool(regularize_mass_matrix),
+            init_strategy=strategy)
+    else:
+        mcmc_kernel = ensemble_kernel(kernel, program, strategy)
+    mcmc = MCMC(mcmc_kernel, num_warmup=int(num_warmup), num_samples=int(num_samples), num_chains=int(num_chains),
                 chain_method=chain_method, progress_bar=bool(progress_bar))
     with warnings.catch_warnings():
         # NumPyro warns that parallel chains fall back to sequential on one device; that is fine here
         warnings.filterwarnings("ignore", message="There are not enough devices")
-        mcmc.run(key_run, init_params=init_params, extra_fields=_EXTRA_FIELDS)
+        mcmc.run(key_run, init_params=init_params, extra_fields=_EXTRA_FIELDS if kernel == "nuts" else ())
     wall = time.perf_counter() - t0
     idata = az.from_numpyro(mcmc, log_likelihood=False)
     observed, const = _observed_group(setup)
@@ -311,14 +356,17 @@ def calibrate(model, data, priors: Mapping[str, dist.Distribution] | None = None
             delattr(idata, name)
     idata.add_groups(groups)
     diag = diagnostics_attrs(idata, setup.names)
-    attrs = {**setup.attrs(), "sampler": "NUTS (NumPyro)", "num_chains": int(num_chains),
+    attrs = {**setup.attrs(), "sampler": SAMPLER_NAMES[kernel], "kernel": kernel, "num_chains": int(num_chains),
              "num_warmup": int(num_warmup), "num_samples": int(num_samples), "seed": int(seed),
-             "chain_method": chain_method, "target_accept_prob": float(target_accept_prob),
-             "max_tree_depth": int(max_tree_depth), "dense_mass": int(bool(dense_mass)),
-             "regularize_mass_matrix": int(bool(regularize_mass_matrix)),
-             "init": "laplace" if lap is not None else "prior median", **diag,
-             "wall_time_s": wall, "numpyro_version": numpyro.__version__, "inverse_version": package_version(),
-             "calibrated_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
+             "chain_method": chain_method}
+    if kernel == "nuts":
+        attrs.update({"target_accept_prob": float(target_accept_prob), "max_tree_depth": int(max_tree_depth),
+                      "dense_mass": int(bool(dense_mass)), "regularize_mass_matrix": int(bool(regularize_mass_matrix))})
+    elif kernel == "aies":
+        attrs["acceptance_rate"] = acceptance_rate(np.stack([idata.posterior[k].values for k in setup.names], -1))
+    attrs.update({"init": "laplace" if lap is not None else "prior median", **diag,
+                  "wall_time_s": wall, "numpyro_version": numpyro.__version__, "inverse_version": package_version(),
+                  "calibrated_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")})
     if isinstance(setup.model, TorchModel):
         attrs["torch_evaluations"] = int(setup.model.evaluations - evals0)
     idata.posterior.attrs.update(attrs)
