@@ -32,19 +32,12 @@ Example::
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 
-from forward_models.errors import ForwardModelError
+from forward_models.errors import ForwardModelError, integer_at_least
 
 __all__ = ["synthetic_coil_maps"]
-
-
-def _positive_int(v, name: str) -> int:
-    if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
-        raise ForwardModelError(f"{name} must be a positive integer, got {v!r}")
-    return int(v)
 
 
 def synthetic_coil_maps(num_coils: int, H: int, W: int, seed: int | None = None, *, radius: float = 1.5,
@@ -64,9 +57,9 @@ def synthetic_coil_maps(num_coils: int, H: int, W: int, seed: int | None = None,
     References: Pruessmann et al., MRM 42:952 (1999); Guerquin-Kern et al., "Realistic analytical
     phantoms for parallel magnetic resonance imaging", IEEE TMI 31:626 (2012); sigpy.mri.birdcage_maps.
     """
-    C = _positive_int(num_coils, "num_coils")
-    H = _positive_int(H, "H")
-    W = _positive_int(W, "W")
+    C = integer_at_least(num_coils, "num_coils")
+    H = integer_at_least(H, "H")
+    W = integer_at_least(W, "W")
     try:
         radius = float(radius)
     except (TypeError, ValueError):

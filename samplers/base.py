@@ -29,6 +29,7 @@ from forward_models.problem import InverseProblem
 from priors.base import Prior
 from samplers.errors import SamplerConfigError, SamplerError
 from samplers.posterior import Posterior, package_versions
+from samplers.validation import positive_int
 
 __all__ = ["Counters", "State", "Sampler", "run", "make_generator", "SamplerError", "package_versions",
            "resolve_device"]
@@ -225,11 +226,11 @@ def run(sampler: Sampler, problem: InverseProblem, prior: Prior, num_samples: in
         raise TypeError(f"expected an InverseProblem, got {type(problem).__name__}")
     if not isinstance(prior, Prior):
         raise TypeError(f"expected a Prior, got {type(prior).__name__}")
-    num_samples = _positive_int(num_samples, "num_samples")
+    num_samples = positive_int(num_samples, "num_samples")
     if checkpoint is None and resume:
         raise SamplerConfigError("resume=True needs a checkpoint file (--checkpoint FILE)")
     if checkpoint is not None:
-        checkpoint_every = _positive_int(checkpoint_every, "checkpoint_every")
+        checkpoint_every = positive_int(checkpoint_every, "checkpoint_every")
     sampler.check(problem, prior)
     if device is not None:
         prior.to(resolve_device(device))
@@ -280,14 +281,3 @@ def run(sampler: Sampler, problem: InverseProblem, prior: Prior, num_samples: in
     post.config = {"sampler": sampler.config(), "prior": prior.config(), **problem.config(), "seed": int(seed),
                    "versions": package_versions()}
     return post
-
-
-def _positive_int(v, name: str) -> int:
-    """``v`` as an int >= 1, or a ValueError naming ``name``."""
-    try:
-        ok = not isinstance(v, bool) and int(v) == v and int(v) >= 1
-    except (TypeError, ValueError, OverflowError):
-        ok = False
-    if not ok:
-        raise SamplerConfigError(f"{name} must be a positive integer, got {v!r}")
-    return int(v)

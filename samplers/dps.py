@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import torch
 
 from samplers.base import Sampler, State
-from samplers.errors import SamplerConfigError
 from samplers.schedules import karras_sigmas
 from samplers.steps import ancestral_step, denoise_with_misfit_gradient
+from samplers.validation import non_negative_float, positive_float, positive_int
 
 __all__ = ["DPS", "DPSState"]
 
@@ -60,13 +60,9 @@ class DPS(Sampler):
     static_fields = ("sigmas",)
 
     def __init__(self, num_steps: int = 100, zeta: float = 1.0, rho: float = 7.0):
-        if int(num_steps) < 1:
-            raise SamplerConfigError(f"num_steps must be at least 1, got {num_steps}")
-        if not float(zeta) >= 0:
-            raise SamplerConfigError(f"zeta must be non-negative, got {zeta}")
-        self.steps = int(num_steps)
-        self.zeta = float(zeta)
-        self.rho = float(rho)
+        self.steps = positive_int(num_steps, "num_steps")
+        self.zeta = non_negative_float(zeta, "zeta")
+        self.rho = positive_float(rho, "rho")
 
     def num_steps(self) -> int:
         """One step per noise level."""

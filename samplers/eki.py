@@ -39,6 +39,7 @@ from samplers.base import Sampler, State
 from samplers.errors import SamplerConfigError
 from samplers.schedules import karras_sigmas
 from samplers.steps import ancestral_step, batched, denoise_batched, probability_flow_step, whitened_residuals
+from samplers.validation import positive_float, positive_int
 
 __all__ = ["EnsembleKalmanInversion", "EKIState", "kalman_coefficients"]
 
@@ -98,21 +99,14 @@ class EnsembleKalmanInversion(Sampler):
 
     def __init__(self, num_iterations: int = 10, prior_steps: int = 30, prior_sampler: str = "ode",
                  tempered: bool = True, rho: float = 7.0, batch_size: int | None = None):
-        for name, v in (("num_iterations", num_iterations), ("prior_steps", prior_steps)):
-            if int(v) != v or v < 1:
-                raise SamplerConfigError(f"{name} must be a positive integer, got {v}")
         if prior_sampler not in ("ode", "ancestral"):
             raise SamplerConfigError(f"prior_sampler must be 'ode' or 'ancestral', got {prior_sampler!r}")
-        if not float(rho) > 0:
-            raise SamplerConfigError(f"rho must be positive, got {rho}")
-        if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
-            raise SamplerConfigError(f"batch_size must be a positive integer or None, got {batch_size}")
-        self.num_iterations = int(num_iterations)
-        self.prior_steps = int(prior_steps)
+        self.num_iterations = positive_int(num_iterations, "num_iterations")
+        self.prior_steps = positive_int(prior_steps, "prior_steps")
         self.prior_sampler = prior_sampler
         self.tempered = bool(tempered)
-        self.rho = float(rho)
-        self.batch_size = None if batch_size is None else int(batch_size)
+        self.rho = positive_float(rho, "rho")
+        self.batch_size = None if batch_size is None else positive_int(batch_size, "batch_size")
 
     def num_steps(self) -> int:
         """``prior_steps`` prior-sampling steps, then ``num_iterations`` Kalman updates."""

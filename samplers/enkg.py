@@ -48,6 +48,7 @@ from samplers.base import Sampler, State
 from samplers.errors import SamplerConfigError
 from samplers.schedules import karras_sigmas
 from samplers.steps import batched, denoise_batched, probability_flow_step, whitened_residuals
+from samplers.validation import fraction_in, non_negative_float, non_negative_int, positive_float, positive_int
 
 __all__ = ["EnsembleKalmanGuidance", "EnKGState"]
 
@@ -98,12 +99,9 @@ class EnsembleKalmanGuidance(Sampler):
                  guidance_window: tuple[float, float] = (0.05, 0.95), gamma_final_ratio: float = 1.0,
                  x0_steps_divisor: int = 4, max_x0_steps: int = 20, solver: str = "euler", rho: float = 7.0,
                  batch_size: int | None = None):
-        if int(num_steps) != num_steps or num_steps < 1:
-            raise SamplerConfigError(f"num_steps must be a positive integer, got {num_steps}")
-        if not float(guidance_scale) >= 0:
-            raise SamplerConfigError(f"guidance_scale must be non-negative, got {guidance_scale}")
-        if int(num_updates) != num_updates or num_updates < 0:
-            raise SamplerConfigError(f"num_updates must be a non-negative integer, got {num_updates}")
+        self.steps = positive_int(num_steps, "num_steps")
+        self.guidance_scale = non_negative_float(guidance_scale, "guidance_scale")
+        self.num_updates = non_negative_int(num_updates, "num_updates")
         try:
             a, b = (float(v) for v in guidance_window)
         except (TypeError, ValueError):
@@ -111,26 +109,15 @@ class EnsembleKalmanGuidance(Sampler):
                                      f"{guidance_window!r}") from None
         if not 0.0 <= a < b <= 1.0:
             raise SamplerConfigError(f"guidance_window must satisfy 0 <= start < end <= 1, got ({a}, {b})")
-        if not 0.0 < float(gamma_final_ratio) <= 1.0:
-            raise SamplerConfigError(f"gamma_final_ratio must lie in (0, 1], got {gamma_final_ratio}")
-        for name, v in (("x0_steps_divisor", x0_steps_divisor), ("max_x0_steps", max_x0_steps)):
-            if int(v) != v or v < 1:
-                raise SamplerConfigError(f"{name} must be a positive integer, got {v}")
         if solver not in ("euler", "heun"):
             raise SamplerConfigError(f"solver must be 'euler' or 'heun', got {solver!r}")
-        if not float(rho) > 0:
-            raise SamplerConfigError(f"rho must be positive, got {rho}")
-        if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
-            raise SamplerConfigError(f"batch_size must be a positive integer or None, got {batch_size}")
-        self.steps = int(num_steps)
-        self.guidance_scale = float(guidance_scale)
-        self.num_updates = int(num_updates)
         self.window_start, self.window_end = a, b
-        self.gamma_final_ratio = float(gamma_final_ratio)
-        self.x0_steps_divisor, self.max_x0_steps = int(x0_steps_divisor), int(max_x0_steps)
+        self.gamma_final_ratio = fraction_in(gamma_final_ratio, "gamma_final_ratio", closed="right")
+        self.x0_steps_divisor = positive_int(x0_steps_divisor, "x0_steps_divisor")
+        self.max_x0_steps = positive_int(max_x0_steps, "max_x0_steps")
         self.solver = solver
-        self.rho = float(rho)
-        self.batch_size = None if batch_size is None else int(batch_size)
+        self.rho = positive_float(rho, "rho")
+        self.batch_size = None if batch_size is None else positive_int(batch_size, "batch_size")
 
     # ------------------------------------------------------------------------------ schedule
     def num_steps(self) -> int:

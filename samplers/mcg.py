@@ -33,6 +33,7 @@ from forward_models.noise import Gaussian
 from samplers.dps import DPS, DPSState
 from samplers.errors import SamplerConfigError
 from samplers.steps import ancestral_step, denoise_with_misfit_gradient
+from samplers.validation import non_negative_float
 
 __all__ = ["MCG"]
 
@@ -60,8 +61,8 @@ class MCG(DPS):
     needs_linear = True
 
     def __init__(self, num_steps: int = 100, alpha: float = 1.0, rho: float = 7.0, soft_projection: bool = True):
-        super().__init__(num_steps=num_steps, zeta=alpha, rho=rho)
-        self.alpha = float(alpha)
+        self.alpha = non_negative_float(alpha, "alpha")
+        super().__init__(num_steps=num_steps, zeta=self.alpha, rho=rho)
         self.soft_projection = bool(soft_projection)
 
     def check(self, problem, prior) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from samplers.errors import SamplerConfigError
+from samplers.validation import positive_int
 
 __all__ = ["karras_sigmas"]
 
@@ -19,8 +20,7 @@ def karras_sigmas(num_steps: int, sigma_min: float, sigma_max: float, rho: float
 
     Returns a tensor of length ``num_steps + 1``.
     """
-    if int(num_steps) < 1:
-        raise SamplerConfigError(f"num_steps must be at least 1, got {num_steps}")
+    num_steps = positive_int(num_steps, "num_steps")
     if not 0 < sigma_min < sigma_max:
         raise SamplerConfigError(f"need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
     if num_steps == 1:

@@ -32,6 +32,7 @@ from samplers.errors import SamplerConfigError
 from samplers.mcmc.kernel import MCMCKernel, MCMCState
 from samplers.mcmc.result import ChainResult, chain_diagnostics
 from samplers.posterior import Posterior
+from samplers.validation import fraction_in, non_negative_int, positive_int
 
 __all__ = ["MCMCSampler", "Chains", "MeasurePrior", "sample_chains"]
 
@@ -51,13 +52,10 @@ class MCMCSampler(Sampler):
 
     def __init__(self, num_steps: int = 1000, *, warmup: int = 0, target_acceptance: float | None = None,
                  adapt_every: int = 25):
-        if int(num_steps) < 1 or int(warmup) < 0 or int(adapt_every) < 1:
-            raise SamplerConfigError("num_steps must be >= 1, warmup >= 0, adapt_every >= 1")
-        if target_acceptance is not None and not 0 < target_acceptance < 1:
-            raise SamplerConfigError(f"target_acceptance must lie in (0, 1), got {target_acceptance}")
-        self.iterations, self.warmup = int(num_steps), int(warmup)
-        self.target_acceptance = None if target_acceptance is None else float(target_acceptance)
-        self.adapt_every = int(adapt_every)
+        self.iterations, self.warmup = positive_int(num_steps, "num_steps"), non_negative_int(warmup, "warmup")
+        self.target_acceptance = None if target_acceptance is None else \
+            fraction_in(target_acceptance, "target_acceptance", closed="neither")
+        self.adapt_every = positive_int(adapt_every, "adapt_every")
 
     def num_steps(self) -> int:
         return self.warmup + self.iterations
@@ -169,7 +167,7 @@ class Chains(MCMCSampler):
 
     def __init__(self, kernel: MCMCKernel, u0: torch.Tensor, num_steps: int = 1000, *, thin: int = 1, **settings):
         super().__init__(num_steps, **settings)
-        if not 1 <= int(thin) <= self.iterations:
+        if positive_int(thin, "thin") > self.iterations:
             raise SamplerConfigError(f"thin must lie in [1, num_steps], got {thin}")
         self.kernel, self.u0, self.thin = kernel, torch.as_tensor(u0, dtype=torch.float64), int(thin)
 
@@ -204,13 +202,11 @@ def sample_chains(kernel: MCMCKernel, u0: torch.Tensor, num_iterations: int, *, 
     interruption; ``resume`` (default: whether the file exists) continues from it, bit-identical to an
     uninterrupted run. The target level must be a :class:`~samplers.mcmc.potential.Potential`.
     """
-    if int(num_iterations) < 1 or int(thin) < 1 or int(checkpoint_every) < 1:
-        raise SamplerConfigError("num_iterations and thin must be >= 1, warmup >= 0, checkpoint_every and adapt_every "
-                                 ">= 1")
+    num_iterations = positive_int(num_iterations, "num_iterations")  # thin, warm-up, ...: Chains and run check them
     target = kernel.levels[-1]
     if not hasattr(target, "problem"):
         raise TypeError("sample_chains: the target level must be a Potential (it names the inverse problem)")
-    sampler = Chains(kernel, u0, int(num_iterations), warmup=warmup, thin=thin, target_acceptance=target_acceptance,
+    sampler = Chains(kernel, u0, num_iterations, warmup=warmup, thin=thin, target_acceptance=target_acceptance,
                      adapt_every=adapt_every)
     if resume is None:
         resume = checkpoint is not None and Path(checkpoint).is_file()

@@ -22,6 +22,7 @@ level in the :class:`~samplers.mcmc.kernel.MCMCState`.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 
 import torch
 
@@ -29,6 +30,7 @@ from priors import GaussianMeasure
 from samplers.errors import SamplerConfigError
 from samplers.mcmc.kernel import MCMCKernel, MCMCState, counted, metropolis
 from samplers.mcmc.pcn import _check_reference, pcn_proposal, reference_correction
+from samplers.validation import fraction_in, positive_int
 
 __all__ = ["MLDA", "DelayedAcceptance"]
 
@@ -71,18 +73,16 @@ class MLDA(MCMCKernel):
             raise TypeError("MLDA: every level must be a callable potential (u (C, d) -> Phi (C,))")
         if not isinstance(measure, GaussianMeasure):
             raise TypeError(f"MLDA: measure must be a GaussianMeasure, got {type(measure).__name__}")
-        if isinstance(subchain_lengths, int):
+        if isinstance(subchain_lengths, numbers.Number):  # one length for every coarser level
             subchain_lengths = [subchain_lengths] * (len(levels) - 1)
-        J = tuple(int(j) for j in subchain_lengths)
-        if len(J) != len(levels) - 1 or any(j < 1 for j in J) \
-                or any(j != s for j, s in zip(J, subchain_lengths, strict=False)):
+        if len(subchain_lengths) != len(levels) - 1:
             raise SamplerConfigError(f"MLDA: subchain_lengths must be {len(levels) - 1} integers >= 1, got "
                                      f"{subchain_lengths}")
-        if not 0 < beta <= 1:
-            raise SamplerConfigError(f"MLDA: beta must lie in (0, 1], got {beta}")
+        J = tuple(positive_int(j, "MLDA: subchain_lengths") for j in subchain_lengths)
+        self.beta = fraction_in(beta, "MLDA: beta", closed="right")
         _check_reference(measure, reference, "MLDA")
         self.levels, self.measure, self.reference = levels, measure, reference
-        self.subchain_lengths, self.beta, self.randomize = J, float(beta), bool(randomize)
+        self.subchain_lengths, self.randomize = J, bool(randomize)
 
     def step(self, state: MCMCState) -> MCMCState:
         """One transition on the finest level (which runs sub-chains on every coarser level)."""

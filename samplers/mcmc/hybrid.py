@@ -30,10 +30,10 @@ import numpy as np
 import torch
 
 from priors import GaussianMeasure
-from samplers.errors import SamplerConfigError
 from samplers.mcmc.chains import sample_chains
 from samplers.mcmc.kernel import metropolis
 from samplers.mcmc.pcn import PCN
+from samplers.validation import int_at_least, positive_int
 
 __all__ = ["HybridEstimate", "hybrid_two_level"]
 
@@ -107,18 +107,18 @@ def hybrid_two_level(surrogate: Callable, fine: Callable, measure: GaussianMeasu
                                base_iterations=2000, correction_steps=100)
         est.mean, est.variance.sqrt()
     """
-    if int(base_iterations) < 2 or int(correction_steps) < 2 or int(thin) < 1:
-        raise SamplerConfigError("base_iterations and correction_steps must be >= 2 and thin >= 1")
+    n_base = int_at_least(base_iterations, "base_iterations", 2)
+    n_corr = int_at_least(correction_steps, "correction_steps", 2)
+    thin = positive_int(thin, "thin")
     qoi = qoi if qoi is not None else (lambda u: u)
     t0 = time.perf_counter()
     u0 = torch.as_tensor(u0, dtype=torch.float64)
     C = u0.shape[0]
-    n_base, n_corr = int(base_iterations), int(correction_steps)
-    base = sample_chains(PCN(surrogate, measure, beta), u0, n_base + n_corr * int(thin), seed=seed, warmup=warmup,
+    base = sample_chains(PCN(surrogate, measure, beta), u0, n_base + n_corr * thin, seed=seed, warmup=warmup,
                          target_acceptance=target_acceptance)
     first = base.draws[:, :n_base]
-    props = base.draws[:, n_base + int(thin) - 1::int(thin)][:, :n_corr]          # (C, n_corr, d) ~ pi_s
-    phi_s_props = base.potentials[:, n_base + int(thin) - 1::int(thin)][:, :n_corr]   # Phi_s at the proposals
+    props = base.draws[:, n_base + thin - 1::thin][:, :n_corr]          # (C, n_corr, d) ~ pi_s
+    phi_s_props = base.potentials[:, n_base + thin - 1::thin][:, :n_corr]   # Phi_s at the proposals
     q_first = torch.as_tensor(qoi(first.reshape(-1, first.shape[-1])), dtype=torch.float64).reshape(C, n_base, -1)
 
     g = torch.Generator().manual_seed(int(seed) + 1)

@@ -24,6 +24,7 @@ from priors import StandardGaussian, latent_to_sample
 from priors.base import Prior
 from samplers.errors import SamplerConfigError
 from samplers.mcmc.potential import Potential
+from samplers.validation import int_at_least, positive_float
 
 __all__ = ["LatentMap", "latent_potential", "latent_measure"]
 
@@ -46,9 +47,9 @@ class LatentMap:
     def __init__(self, prior: Prior, num_steps: int = 18, rho: float = 7.0):
         if not isinstance(prior, Prior):
             raise TypeError(f"LatentMap: prior must be a Prior, got {type(prior).__name__}")
-        if int(num_steps) != num_steps or num_steps < 2:
-            raise SamplerConfigError(f"LatentMap: num_steps must be an integer >= 2, got {num_steps}")
-        self.prior, self.num_steps, self.rho = prior, int(num_steps), float(rho)
+        self.prior = prior
+        self.num_steps = int_at_least(num_steps, "LatentMap: num_steps", 2)
+        self.rho = positive_float(rho, "LatentMap: rho")
         self.dim = math.prod(prior.shape)
         self.nfe_per_sample = 2 * self.num_steps - 1
         self.nfe = 0

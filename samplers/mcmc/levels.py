@@ -28,6 +28,7 @@ from samplers.mcmc.delayed_acceptance import MLDA
 from samplers.mcmc.latent import latent_measure, latent_potential
 from samplers.mcmc.pcn import PCN
 from samplers.mcmc.potential import Potential
+from samplers.validation import fraction_in, int_at_least, positive_int
 
 __all__ = ["PCNSampler", "DelayedAcceptanceSampler", "MLDASampler", "gaussian_measure", "coarse_problems",
            "problem_levels"]
@@ -87,13 +88,10 @@ class _ProblemChains(MCMCSampler):
     def __init__(self, num_steps: int, *, num_chains: int, beta: float, warmup: int, target_acceptance: float | None,
                  adapt_every: int, ode_steps: int):
         super().__init__(num_steps, warmup=warmup, target_acceptance=target_acceptance, adapt_every=adapt_every)
-        if int(num_chains) < 1:
-            raise SamplerConfigError(f"{type(self).__name__}: num_chains must be at least 1, got {num_chains}")
-        if not 0 < beta <= 1:
-            raise SamplerConfigError(f"{type(self).__name__}: beta must lie in (0, 1], got {beta}")
-        if int(ode_steps) < 2:
-            raise SamplerConfigError(f"{type(self).__name__}: ode_steps must be at least 2, got {ode_steps}")
-        self.num_chains, self.beta, self.ode_steps = int(num_chains), float(beta), int(ode_steps)
+        who = type(self).__name__
+        self.num_chains = positive_int(num_chains, f"{who}: num_chains")
+        self.beta = fraction_in(beta, f"{who}: beta", closed="right")
+        self.ode_steps = int_at_least(ode_steps, f"{who}: ode_steps", 2)
 
     def check(self, problem, prior) -> None:
         if tuple(prior.shape) != tuple(problem.forward_model.input_shape):
@@ -160,10 +158,9 @@ class MLDASampler(_ProblemChains):
                  adapt_every: int = 25, ode_steps: int = 18):
         super().__init__(num_steps, num_chains=num_chains, beta=beta, warmup=warmup,
                          target_acceptance=target_acceptance, adapt_every=adapt_every, ode_steps=ode_steps)
-        if int(num_levels) < 2 or int(subchain_length) < 1:
-            raise SamplerConfigError(f"{type(self).__name__}: num_levels must be >= 2 and subchain_length >= 1, "
-                                     f"got {num_levels} and {subchain_length}")
-        self.depth, self.subchain_length, self.randomize = int(num_levels), int(subchain_length), bool(randomize)
+        self.depth = int_at_least(num_levels, f"{type(self).__name__}: num_levels", 2)
+        self.subchain_length = positive_int(subchain_length, f"{type(self).__name__}: subchain_length")
+        self.randomize = bool(randomize)
 
     def num_levels(self) -> int:
         return self.depth

@@ -41,6 +41,7 @@ import torch
 from priors import GaussianMeasure
 from samplers.errors import SamplerConfigError
 from samplers.mcmc.kernel import MCMCKernel, MCMCState, counted, metropolis
+from samplers.validation import fraction_in, positive_float, positive_int
 
 __all__ = ["PCN", "gaussian_reference", "pcn_proposal", "pilot_reference", "reference_correction"]
 
@@ -59,8 +60,7 @@ def pcn_proposal(measure: GaussianMeasure, u: torch.Tensor, beta: float, generat
         from samplers.mcmc.pcn import pcn_proposal
         v = pcn_proposal(StandardGaussian(3), torch.zeros(2, 3, dtype=torch.float64), 0.2, torch.Generator())
     """
-    if not 0 < beta <= 1:
-        raise SamplerConfigError(f"the pCN step size beta must lie in (0, 1], got {beta}")
+    beta = fraction_in(beta, "the pCN step size beta", closed="right")
     if reference is not None:
         measure = reference
     xi = measure.sample_centred(u.shape[0], generator)
@@ -102,8 +102,7 @@ def gaussian_reference(draws: torch.Tensor, *, inflate: float = 2.0, jitter: flo
         raise SamplerConfigError(f"gaussian_reference: need more draws than dimensions, got {n} draws of dimension {d}")
     if not bool(torch.isfinite(x).all()):
         raise SamplerConfigError("gaussian_reference: the draws contain NaN or Inf")
-    if not inflate > 0:
-        raise SamplerConfigError(f"gaussian_reference: inflate must be positive, got {inflate}")
+    inflate = positive_float(inflate, "gaussian_reference: inflate")
     cov = torch.cov(x.T).reshape(d, d)
     cov = 0.5 * (cov + cov.T) * float(inflate)
     cov = cov + float(jitter) * float(cov.diagonal().mean().clamp_min(1e-300)) * torch.eye(d, dtype=torch.float64)
@@ -141,11 +140,10 @@ class PCN(MCMCKernel):
             raise TypeError("PCN: potential must be callable (u (C, d) -> Phi (C,))")
         if not isinstance(measure, GaussianMeasure):
             raise TypeError(f"PCN: measure must be a GaussianMeasure, got {type(measure).__name__}")
-        if not 0 < beta <= 1:
-            raise SamplerConfigError(f"PCN: beta must lie in (0, 1], got {beta}")
+        self.beta = fraction_in(beta, "PCN: beta", closed="right")
         _check_reference(measure, reference, "PCN")
         self.levels, self.measure, self.reference = [potential], measure, reference
-        self.beta, self.centre_on_mean = float(beta), bool(centre_on_mean)
+        self.centre_on_mean = bool(centre_on_mean)
 
     def step(self, state: MCMCState) -> MCMCState:
         """Propose ``v`` for every chain, evaluate ``Phi(v)``, accept with ``min(1, exp(Phi(u) - Phi(v)))``
@@ -192,8 +190,7 @@ def pilot_reference(potential, measure: GaussianMeasure, u0: torch.Tensor, itera
     """
     from samplers.mcmc.chains import sample_chains
 
-    if int(rounds) < 1:
-        raise SamplerConfigError(f"pilot_reference: rounds must be at least 1, got {rounds}")
+    rounds = positive_int(rounds, "pilot_reference: rounds")
     ref, u, res = None, torch.as_tensor(u0, dtype=torch.float64), None
     for r in range(int(rounds)):
         kernel = PCN(potential, measure, 0.1) if ref is None else PCN(potential, measure, 0.5, reference=ref)

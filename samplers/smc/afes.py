@@ -41,7 +41,6 @@ of ``p(y)``. One NFE per particle and step, no gradients. Needs a linear model w
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -50,6 +49,7 @@ from samplers.errors import SamplerConfigError
 from samplers.smc.base import Move
 from samplers.smc.linear_twist import LinearTwistSMC, TwistPath
 from samplers.steps import ancestral_step, sigma_batch
+from samplers.validation import non_negative_float
 
 __all__ = ["ApproximationFreeEnsemble", "NoisedLikelihoodPath"]
 
@@ -101,10 +101,8 @@ class ApproximationFreeEnsemble(LinearTwistSMC):
         super().__init__(num_steps, resample_threshold, rho, reverse_variance)
         if proposal not in _PROPOSALS:
             raise SamplerConfigError(f"proposal must be one of {_PROPOSALS}, got {proposal!r}")
-        if not (math.isfinite(float(inflation)) and float(inflation) >= 0):
-            raise SamplerConfigError(f"inflation must be a finite number >= 0, got {inflation!r}")
         self.proposal = proposal
-        self.inflation = float(inflation)
+        self.inflation = non_negative_float(inflation, "inflation")
 
     def setup(self, problem, prior, sigmas) -> NoisedLikelihoodPath:
         """The singular basis and the path of noised likelihoods."""

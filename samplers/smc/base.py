@@ -40,6 +40,7 @@ from samplers.smc.resampling import (
     take,
 )
 from samplers.steps import analytic_variance, ancestral_variance
+from samplers.validation import fraction_in, positive_float, positive_int
 
 __all__ = ["Move", "SMCState", "SMCKernel", "smc_step", "SMCSampler", "WeightCollapseWarning", "REVERSE_VARIANCES"]
 
@@ -167,18 +168,12 @@ class SMCSampler(Sampler):
 
     def __init__(self, num_steps: int = 100, resample_threshold: float = 0.5, rho: float = 7.0,
                  reverse_variance: str = "analytic"):
-        if int(num_steps) < 1:
-            raise SamplerConfigError(f"num_steps must be at least 1, got {num_steps}")
+        self.steps = positive_int(num_steps, "num_steps")
         if reverse_variance not in REVERSE_VARIANCES:
             raise SamplerConfigError(f"reverse_variance must be one of {REVERSE_VARIANCES}, got {reverse_variance!r}")
         self.reverse_variance = reverse_variance
-        if not 0.0 <= float(resample_threshold) <= 1.0:
-            raise SamplerConfigError(f"resample_threshold must lie in [0, 1], got {resample_threshold}")
-        if not float(rho) > 0:
-            raise SamplerConfigError(f"rho must be positive, got {rho}")
-        self.steps = int(num_steps)
-        self.resample_threshold = float(resample_threshold)
-        self.rho = float(rho)
+        self.resample_threshold = fraction_in(resample_threshold, "resample_threshold")
+        self.rho = positive_float(rho, "rho")
 
     def num_steps(self) -> int:
         """Number of EDM levels."""

@@ -46,6 +46,7 @@ from samplers.errors import SamplerConfigError, SamplerError
 from samplers.smc.base import Move, SMCSampler
 from samplers.smc.linear_gaussian import LinearGaussian
 from samplers.steps import sigma_batch
+from samplers.validation import non_negative_float, positive_float
 
 __all__ = ["TwistedDiffusionSampler", "TwistModel", "estimate_operator_gain"]
 
@@ -139,13 +140,10 @@ class TwistedDiffusionSampler(SMCSampler):
     def __init__(self, num_steps: int = 100, kappa: float = 1.0, resample_threshold: float = 0.5, rho: float = 7.0,
                  reverse_variance: str = "analytic", operator_gain: float | str = "auto"):
         super().__init__(num_steps, resample_threshold, rho, reverse_variance)
-        if not (math.isfinite(float(kappa)) and float(kappa) >= 0):
-            raise SamplerConfigError(f"kappa must be finite and non-negative, got {kappa}")
-        if operator_gain != "auto" and not (isinstance(operator_gain, (int, float))
-                                            and math.isfinite(float(operator_gain)) and float(operator_gain) > 0):
+        self.kappa = non_negative_float(kappa, "kappa")
+        if isinstance(operator_gain, str) and operator_gain != "auto":
             raise SamplerConfigError(f"operator_gain must be 'auto' or a positive number, got {operator_gain!r}")
-        self.kappa = float(kappa)
-        self.operator_gain = operator_gain if operator_gain == "auto" else float(operator_gain)
+        self.operator_gain = "auto" if operator_gain == "auto" else positive_float(operator_gain, "operator_gain")
 
     def check(self, problem, prior) -> None:
         """Gaussian noise (the twist is Gaussian) and a differentiable model."""

@@ -43,7 +43,7 @@ def test_demo_writes_posterior_and_figure(tmp_path, capsys):
     (["demo", "--num-samples", "many"], "invalid int value"),
     (["demo", "--num-samples", "1"], "at least 2"),
     (["demo", "--toy", "--num-samples", "1"], "at least 2"),
-    (["demo", "--toy", "--steps", "0"], "num_steps must be at least 1"),
+    (["demo", "--toy", "--steps", "0"], "num_steps must be a positive integer, got 0"),
     (["frobnicate"], "invalid choice"),
     (["demo", "--bogus"], "unrecognized arguments"),
 ])
