@@ -23,10 +23,11 @@ simulated truth is not a training example).
 Noise: ``Gaussian(sigma)`` with ``sigma = noise_rel * rms(F(x_true))`` unless ``noise_std`` gives
 ``sigma`` directly (in the measurement's units); the file stores the absolute ``sigma``.
 
-Two problems with a known structure, built in code rather than through ``inverse simulate``:
+Three problems with a known structure, built in code rather than through ``inverse simulate``:
 :func:`gmm_case`, a Gaussian mixture whose posterior is exact (scored by :func:`evaluate_sampler` and
-:func:`averaged_sw_ratio`), and :func:`darcy_two_level_problem`, Darcy flow in Karhunen-Loeve coordinates
-with an accurate and a coarse-grid forward model (two-level MCMC).
+:func:`averaged_sw_ratio`), :func:`darcy_two_level_problem`, Darcy flow in Karhunen-Loeve coordinates
+with an accurate and a coarse-grid forward model (two-level MCMC), and :func:`linear_gaussian_problem`, a
+small linear-Gaussian problem with its exact Gaussian posterior.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
@@ -47,11 +48,11 @@ from inverse.metrics import mode_weight_tv, sliced_wasserstein
 from priors.gaussian_mixture import GaussianMixture, GaussianMixturePrior
 
 if TYPE_CHECKING:
-    from priors.function_space import MaternField
+    from priors.function_space import DenseGaussian, MaternField
 
 __all__ = ["ProblemSpec", "PROBLEMS", "get_problem", "build_forward_model", "problem_options", "draw_truth",
            "measurement_view", "GMM_SETTINGS", "GMMCase", "gmm_case", "evaluate_sampler", "averaged_sw_ratio",
-           "DarcyTwoLevel", "darcy_two_level_problem"]
+           "DarcyTwoLevel", "darcy_two_level_problem", "LinearGaussianCase", "linear_gaussian_problem"]
 
 TRUTH_SEED_OFFSET = 1_000_003
 
@@ -470,3 +471,56 @@ def darcy_two_level_problem(size: int, modes: int, noise: float, *, seed: int = 
     coarse = fine.coarse(int(size) // int(coarse_size))
     coarse.check_finite = check_finite
     return DarcyTwoLevel(prior, problem, InverseProblem(coarse, problem.y, problem.noise), xi_true)
+
+
+# ------------------------------------------------------------------ a linear-Gaussian problem with an exact posterior
+class LinearGaussianCase(NamedTuple):
+    """A linear-Gaussian problem and its exact posterior ``N(mean, covariance)`` (:func:`linear_gaussian_problem`)."""
+
+    problem: InverseProblem
+    biased: InverseProblem
+    prior: DenseGaussian
+    mean: torch.Tensor
+    covariance: torch.Tensor
+
+
+def linear_gaussian_problem(seed: int, *, nonzero_mean: bool = True) -> LinearGaussianCase:
+    """Three noisy linear measurements of ``u`` in ``R^4`` under a Gaussian prior: the posterior is known exactly.
+
+    With ``g`` a generator seeded ``seed``, drawn in this order: ``A ~ N(0, 1)^{3 x 4}``,
+    ``B ~ N(0, 1)^{4 x 4}`` and the truth ``u* ~ N(m_0, C_0)``, where ``C_0 = B B^T / 4 + I / 2`` and
+    ``m_0 = (2, -1.5, 0.5, 1.5)`` (``0`` without ``nonzero_mean``). ``y = A u* + eta``, ``eta ~ N(0, s^2 I)``,
+    ``s = 0.5`` (noise stream ``seed + 2``). The posterior is Gaussian with
+
+        C_post = (C_0^{-1} + A^T A / s^2)^{-1},    m_post = C_post (C_0^{-1} m_0 + A^T y / s^2)
+
+    (e.g. Stuart 2010, "Inverse problems: a Bayesian perspective", Acta Numerica 19, Theorem 6.20). The
+    problem tests function-space MCMC (pCN, delayed acceptance) for exactness; ``biased`` shares ``y`` and the
+    noise but uses the deliberately wrong model ``u -> (1.2 A + 0.15) u``, a cheap level whose error the
+    multilevel corrections must remove.
+
+    Returns ``(problem, biased, prior, mean, covariance)``, a named tuple; ``prior`` is the
+    :class:`~priors.function_space.DenseGaussian` ``N(m_0, C_0)``, float64 throughout.
+
+    Example::
+
+        from inverse.problems import linear_gaussian_problem
+        problem, biased, mu, m, P = linear_gaussian_problem(1)
+        print(m, P.diagonal().sqrt())
+    """
+    from forward_models import Gaussian, MatrixOperator
+    from priors.function_space import DenseGaussian
+
+    d, dy, s = 4, 3, 0.5
+    g = torch.Generator().manual_seed(seed)
+    A = torch.randn(dy, d, generator=g, dtype=torch.float64)
+    m0 = torch.tensor([2.0, -1.5, 0.5, 1.5], dtype=torch.float64) if nonzero_mean \
+        else torch.zeros(d, dtype=torch.float64)
+    B = torch.randn(d, d, generator=g, dtype=torch.float64)
+    C0 = B @ B.T / d + 0.5 * torch.eye(d, dtype=torch.float64)
+    mu = DenseGaussian(m0, C0)
+    problem = InverseProblem.simulate(MatrixOperator(A), Gaussian(s), mu.sample(1, g)[0], seed=seed + 2)
+    P = torch.linalg.inv(torch.linalg.inv(C0) + A.T @ A / s**2)
+    m = P @ (torch.linalg.solve(C0, m0) + A.T @ problem.y / s**2)
+    biased = InverseProblem(MatrixOperator(1.2 * A + 0.15), problem.y, problem.noise)
+    return LinearGaussianCase(problem, biased, mu, m, P)

@@ -1,6 +1,7 @@
 """pCN, delayed acceptance / MLDA, the hybrid two-level estimator, checkpoints and surrogates.
 
-Exactness is checked on linear-Gaussian problems whose posterior is known in closed form:
+Exactness is checked on linear-Gaussian problems (:func:`inverse.problems.linear_gaussian_problem`) whose
+posterior is known in closed form:
 ``C_post = (C_0^{-1} + A^T A / s^2)^{-1}``, ``m_post = C_post (C_0^{-1} m_0 + A^T y / s^2)``; Monte Carlo
 error from the bulk ESS (ArviZ).
 """
@@ -12,27 +13,13 @@ import pytest
 import torch
 
 from forward_models import Gaussian, InverseProblem, MatrixOperator
+from inverse.problems import linear_gaussian_problem
 from priors.function_space import DenseGaussian, MaternField, StandardGaussian
 from samplers.checkpoint import CheckpointError
 from samplers.mcmc import MLDA, PCN, DelayedAcceptance, Potential, hybrid_two_level, pcn_proposal, sample_chains
 
 torch.set_num_threads(1)
 D, DY, SIGMA = 4, 3, 0.5
-
-
-def _linear_gaussian(nonzero_mean: bool, seed: int = 1):
-    g = torch.Generator().manual_seed(seed)
-    A = torch.randn(DY, D, generator=g, dtype=torch.float64)
-    m0 = torch.tensor([2.0, -1.5, 0.5, 1.5], dtype=torch.float64) if nonzero_mean \
-        else torch.zeros(D, dtype=torch.float64)
-    B = torch.randn(D, D, generator=g, dtype=torch.float64)
-    C0 = B @ B.T / D + 0.5 * torch.eye(D, dtype=torch.float64)
-    mu = DenseGaussian(m0, C0)
-    problem = InverseProblem.simulate(MatrixOperator(A), Gaussian(SIGMA), mu.sample(1, g)[0], seed=seed + 2)
-    P = torch.linalg.inv(torch.linalg.inv(C0) + A.T @ A / SIGMA**2)
-    m = P @ (torch.linalg.solve(C0, m0) + A.T @ problem.y / SIGMA**2)
-    biased = InverseProblem(MatrixOperator(1.2 * A + 0.15), problem.y, problem.noise)  # deliberately wrong
-    return problem, biased, mu, m, P
 
 
 def _check_exact(result, m, P, z_max=4.5, cov_tol=0.2):
@@ -48,14 +35,14 @@ def _check_exact(result, m, P, z_max=4.5, cov_tol=0.2):
 
 @pytest.mark.parametrize("nonzero_mean", [False, True])
 def test_pcn_matches_exact_posterior(nonzero_mean):
-    problem, _, mu, m, P = _linear_gaussian(nonzero_mean)
+    problem, _, mu, m, P = linear_gaussian_problem(1, nonzero_mean=nonzero_mean)
     result = sample_chains(PCN(Potential(problem), mu, 0.5), mu.sample(4, torch.Generator().manual_seed(0)), 3000,
                         seed=0, warmup=300, target_acceptance=0.3)
     _check_exact(result, m, P)
 
 
 def test_zero_mean_pcn_is_detectably_wrong():
-    problem, _, mu, m, P = _linear_gaussian(True)
+    problem, _, mu, m, P = linear_gaussian_problem(1)
     result = sample_chains(PCN(Potential(problem), mu, 0.5, centre_on_mean=False),
                            mu.sample(4, torch.Generator().manual_seed(0)),
                         3000, seed=0, warmup=300, target_acceptance=0.3)
@@ -66,7 +53,7 @@ def test_zero_mean_pcn_is_detectably_wrong():
 
 @pytest.mark.parametrize("nonzero_mean", [False, True])
 def test_delayed_acceptance_exact_with_biased_coarse_model(nonzero_mean):
-    problem, biased, mu, m, P = _linear_gaussian(nonzero_mean)
+    problem, biased, mu, m, P = linear_gaussian_problem(1, nonzero_mean=nonzero_mean)
     kernel = MLDA([Potential(biased, name="coarse"), Potential(problem, name="fine")], mu, subchain_lengths=4,
                   beta=0.5, randomize=True)
     result = sample_chains(kernel, mu.sample(4, torch.Generator().manual_seed(0)), 2000, seed=1, warmup=200,
@@ -79,7 +66,7 @@ def test_delayed_acceptance_exact_with_biased_coarse_model(nonzero_mean):
 
 
 def test_three_level_mlda_exact():
-    problem, biased, mu, m, P = _linear_gaussian(True, seed=1)
+    problem, biased, mu, m, P = linear_gaussian_problem(1)
     coarser = InverseProblem(MatrixOperator(0.9 * problem.forward_model.A - 0.1), problem.y, problem.noise)
     kernel = MLDA([Potential(coarser, name="l0"), Potential(biased, name="l1"), Potential(problem, name="fine")], mu,
                   subchain_lengths=[3, 2], beta=0.5)
@@ -89,7 +76,7 @@ def test_three_level_mlda_exact():
 
 
 def test_delayed_acceptance_with_exact_coarse_accepts_everything_at_stage_two():
-    problem, _, mu, _, _ = _linear_gaussian(True)
+    problem, _, mu, _, _ = linear_gaussian_problem(1)
     kernel = DelayedAcceptance(Potential(problem, name="c"), Potential(problem, name="f"), mu, beta=0.5,
                                subchain_length=3)
     result = sample_chains(kernel, mu.sample(2, torch.Generator().manual_seed(0)), 50, seed=0)
@@ -97,7 +84,7 @@ def test_delayed_acceptance_with_exact_coarse_accepts_everything_at_stage_two():
 
 
 def test_resume_is_bit_identical(tmp_path):
-    problem, biased, mu, _, _ = _linear_gaussian(True)
+    problem, biased, mu, _, _ = linear_gaussian_problem(1)
     make = lambda: MLDA([Potential(biased, name="coarse"), Potential(problem, name="fine")], mu, 3, 0.5, randomize=True)  # noqa: E731
     u0 = mu.sample(3, torch.Generator().manual_seed(0))
     kw = dict(seed=7, warmup=40, target_acceptance=0.3, adapt_every=10)
@@ -120,7 +107,7 @@ def test_resume_is_bit_identical(tmp_path):
 
 
 def test_hybrid_estimator_within_reported_error():
-    problem, _, mu, m, _ = _linear_gaussian(False)
+    problem, _, mu, m, _ = linear_gaussian_problem(1, nonzero_mean=False)
     surrogate = InverseProblem(MatrixOperator(1.05 * problem.forward_model.A + 0.05), problem.y, problem.noise)
     est = hybrid_two_level(Potential(surrogate), Potential(problem), mu, mu.sample(4, torch.Generator().manual_seed(0)),
                            base_iterations=2000, correction_steps=250, thin=5, beta=0.5, warmup=200, seed=3)
@@ -145,7 +132,7 @@ def test_matern_field_whitening_and_covariance():
 
 
 def test_bad_arguments():
-    problem, _, mu, _, _ = _linear_gaussian(False)
+    problem, _, mu, _, _ = linear_gaussian_problem(1, nonzero_mean=False)
     with pytest.raises(ValueError, match="beta"):
         PCN(Potential(problem), mu, beta=1.5)
     with pytest.raises(ValueError, match="at least 2 levels"):
@@ -222,9 +209,9 @@ def test_generalised_pcn_exact_for_any_reference(good):
     """Generalised pCN targets the posterior whatever the reference (non-zero prior mean)."""
     from samplers.mcmc import gaussian_reference
 
-    problem, _, mu, m, P = _linear_gaussian(True)
+    problem, _, mu, m, P = linear_gaussian_problem(1)
     if good:  # fitted to a pilot chain on the deliberately biased model: the intended use
-        pilot = sample_chains(PCN(Potential(_linear_gaussian(True)[1]), mu, 0.5),
+        pilot = sample_chains(PCN(Potential(linear_gaussian_problem(1)[1]), mu, 0.5),
                               mu.sample(4, torch.Generator().manual_seed(3)),
                            500, seed=3, warmup=100, target_acceptance=0.3)
         ref = gaussian_reference(pilot.draws)  # inflate=2 by default: the biased pilot is too narrow
@@ -240,7 +227,7 @@ def test_delayed_acceptance_with_generalised_pcn_exact():
     """The intended use: a reference fitted on a pilot chain of the (biased) coarse level only."""
     from samplers.mcmc import gaussian_reference
 
-    problem, biased, mu, m, P = _linear_gaussian(True)
+    problem, biased, mu, m, P = linear_gaussian_problem(1)
     pilot = sample_chains(PCN(Potential(biased), mu, 0.5), mu.sample(4, torch.Generator().manual_seed(3)), 500, seed=3,
                        warmup=100, target_acceptance=0.3)
     kernel = MLDA([Potential(biased, name="coarse"), Potential(problem, name="fine")], mu, subchain_lengths=4,
@@ -276,7 +263,7 @@ def test_reference_validation_and_log_density():
     lp = mu.log_density(u)
     assert torch.allclose(lp - lp[0], exact - exact[0])
     assert torch.allclose(StandardGaussian(2).log_density(u), -0.5 * (u * u).sum(1))
-    problem, _, mu4, _, _ = _linear_gaussian(False)
+    problem, _, mu4, _, _ = linear_gaussian_problem(1, nonzero_mean=False)
     with pytest.raises(ValueError, match="dimension 2, the prior 4"):
         PCN(Potential(problem), mu4, 0.5, reference=mu)
     with pytest.raises(TypeError, match="GaussianMeasure"):
@@ -293,7 +280,7 @@ def test_pilot_reference_prepares_an_exact_fast_chain():
     """pilot_reference on a biased cheap level, then generalised-pCN delayed acceptance from its final states."""
     from samplers.mcmc import pilot_reference
 
-    problem, biased, mu, m, P = _linear_gaussian(True)
+    problem, biased, mu, m, P = linear_gaussian_problem(1)
     ref, u, res = pilot_reference(Potential(biased), mu, mu.sample(4, torch.Generator().manual_seed(0)), 400,
                                   warmup=100, seed=2)
     assert u.shape == (4, D) and res.draws.shape == (4, 400, D)
