@@ -50,6 +50,7 @@ from inverse.calibration.gradient_free import (
     check_walkers,
     default_walkers,
     ensemble_kernel,
+    mode_start,
     unconstrained_dim,
 )
 from inverse.calibration.laplace import laplace_approximation
@@ -270,9 +271,11 @@ def calibrate(model, data, priors: Mapping[str, dist.Distribution] | None = None
         mass matrix (:mod:`inverse.calibration.laplace`; falls back to "prior" if the mode or a
         positive-definite Hessian cannot be found); "prior": every chain starts at the median of 15 prior
         draws with an identity mass matrix (NumPyro's ``init_to_median``), or at ``init_strategy`` if
-        given; "auto" (default): "laplace" for torch models (far fewer solver runs in the warm-up:
-        docs/calibration.md), "prior" for JAX models (there compiling the optimiser's gradient costs
-        more than the cheaper warm-up saves), "prior" for the gradient-free kernels
+        given; "mode" (ensemble kernels only): walkers in a small ball around the posterior mode, found
+        from values only (:func:`~inverse.calibration.gradient_free.mode_start`); "auto" (default): for
+        NUTS, "laplace" for torch models (far fewer solver runs in the warm-up: docs/calibration.md) and
+        "prior" for JAX models (there compiling the optimiser's gradient costs more than the cheaper
+        warm-up saves); "mode" for the ensemble kernels
     dense_mass, regularize_mass_matrix : a dense mass matrix (default; a few parameters are often
         strongly correlated, e.g. diffusivity and source, 0.994) estimated *without* Stan's shrinkage
         towards ``1e-3 I`` (default off: that shrinkage swamps any direction whose posterior standard
@@ -311,10 +314,12 @@ def calibrate(model, data, priors: Mapping[str, dist.Distribution] | None = None
                             f"and a vectorizable model")
     elif chain_method == "vectorized" and not setup.model.vectorizable:
         chain_method = "sequential"
-    if init not in ("auto", "laplace", "prior"):
-        raise UserError(f"init must be 'auto', 'laplace' or 'prior', got {init!r}")
+    if init not in ("auto", "laplace", "mode", "prior"):
+        raise UserError(f"init must be 'auto', 'laplace', 'mode' or 'prior', got {init!r}")
+    if init == "mode" and kernel == "nuts":
+        raise UserError("init='mode' starts an ensemble (kernel='ess' or 'aies'); NUTS takes 'laplace' or 'prior'")
     if init == "auto":  # a torch model's warm-up costs solver runs; a JAX model's, mostly compilation
-        init = "laplace" if isinstance(setup.model, TorchModel) and kernel == "nuts" else "prior"
+        init = ("laplace" if isinstance(setup.model, TorchModel) else "prior") if kernel == "nuts" else "mode"
     no_gradient = isinstance(setup.model, TorchModel) and not setup.model.differentiable
     if no_gradient and (kernel == "nuts" or init == "laplace"):
         raise UserError(f"{setup.model.name} is not differentiable: "
@@ -326,12 +331,14 @@ def calibrate(model, data, priors: Mapping[str, dist.Distribution] | None = None
     t0 = time.perf_counter()
     lap = laplace_approximation(program, key_init) if init == "laplace" and init_strategy is None else None
     init_params, mass = None, None
+    strategy = init_strategy or init_to_median(num_samples=15)
+    if init == "mode":
+        init_params = mode_start(program, key_init, int(num_chains), init_strategy=strategy)
     if lap is not None:
         init_params = lap.chain_starts(int(num_chains), key_init)
         if int(num_chains) == 1:
             init_params = jax.tree_util.tree_map(lambda a: a[0], init_params)
         mass = {tuple(sorted(lap.z_map)): jnp.asarray(lap.cov if dense_mass else np.diag(lap.cov))}
-    strategy = init_strategy or init_to_median(num_samples=15)
     if kernel == "nuts":
         mcmc_kernel: MCMCKernel = NUTS(
             program, target_accept_prob=float(target_accept_prob), max_tree_depth=int(max_tree_depth),
@@ -364,7 +371,8 @@ def calibrate(model, data, priors: Mapping[str, dist.Distribution] | None = None
                       "dense_mass": int(bool(dense_mass)), "regularize_mass_matrix": int(bool(regularize_mass_matrix))})
     elif kernel == "aies":
         attrs["acceptance_rate"] = acceptance_rate(np.stack([idata.posterior[k].values for k in setup.names], -1))
-    attrs.update({"init": "laplace" if lap is not None else "prior median", **diag,
+    started = "mode" if init == "mode" and init_params is not None else "prior median"
+    attrs.update({"init": "laplace" if lap is not None else started, **diag,
                   "wall_time_s": wall, "numpyro_version": numpyro.__version__, "inverse_version": package_version(),
                   "calibrated_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")})
     if isinstance(setup.model, TorchModel):

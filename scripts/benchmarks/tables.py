@@ -1,7 +1,7 @@
 """Sub-benchmark 6: the two-level MCMC and calibration tables, re-run through their own scripts.
 
-``bench_calibration.py`` (NUTS, NUTS through the torch bridge, random-walk Metropolis; ESS per
-second) and ``bench_mcmc_darcy.py`` (pCN vs delayed acceptance on Darcy flow; ESS per fine
+``bench_calibration.py`` (NUTS and ensemble slice sampling, in JAX and through the torch bridge; ESS
+per second) and ``bench_mcmc_darcy.py`` (pCN vs delayed acceptance on Darcy flow; ESS per fine
 solve) keep their command lines, outputs and BENCHMARKS.md blocks; the suite calls their ``main``
 with its own output paths. A finished run is not repeated (its JSON output is reused). Quick runs
 shrink both (one calibration model, short chains; a 32 x 32 Darcy grid, short chains, no tinyDA).
@@ -16,7 +16,7 @@ from common import BenchSettings
 
 __all__ = ["CALIBRATION_BLOCK", "MCMC_BLOCK", "MCMC_FULL_ARGS", "run", "run_calibration", "run_mcmc", "table"]
 
-CALIBRATION_BLOCK = ("calibration-table", "Calibration: NUTS, torch bridge, random-walk Metropolis")
+CALIBRATION_BLOCK = ("calibration-table", "Calibration: NUTS and ensemble slice sampling, JAX and the torch bridge")
 MCMC_BLOCK = ("mcmc-darcy-table", "Two-level MCMC on Darcy flow")
 
 #: the command line of the two-level MCMC table in BENCHMARKS.md (the suite re-runs exactly that table)
@@ -33,7 +33,7 @@ def _suffix(settings: BenchSettings) -> str:
 def run_calibration(settings: BenchSettings) -> dict:
     """Run ``bench_calibration.py`` unless its JSON output exists; returns a status record."""
     path = Path(settings.out_dir) / f"calibration{_suffix(settings)}.json"
-    args = ["--models", "mri-t2", "--nuts", "50", "50", "--rwm", "100", "100"] if settings.quick else []
+    args = ["--models", "mri-t2", "--nuts", "50", "50", "--ess", "50", "100"] if settings.quick else []
     args += ["--threads", str(settings.threads), "--json", str(path)]
     if path.exists():
         return {"table": "calibration", "status": "reused", "path": str(path)}

@@ -73,8 +73,10 @@ def test_torch_model_refuses_what_it_cannot_bridge():
         def forward(self, x):
             return x
 
-    with pytest.raises(ValueError, match="not differentiable"):
-        TorchModel(BlackBox(), ("a", "b"))
+    black_box = TorchModel(BlackBox(), ("a", "b"), priors={"a": dist.Normal(0, 1), "b": dist.Normal(0, 1)})
+    for kw in ({}, {"kernel": "ess", "init": "laplace"}):  # NUTS and the Laplace start need gradients
+        with pytest.raises(ValueError, match="not differentiable"):
+            calibrate(black_box, np.zeros(2), sigma=0.1, **kw)
     with pytest.raises(ValueError, match="3 parameter names"):
         TorchModel(T2Relaxation().torch_model(), ("a", "b", "c"))
     tm = TorchModel(T2Relaxation().torch_model(), ("S0", "T2"))
