@@ -1,11 +1,13 @@
-"""Parameter calibration: the posterior of a few physical parameters by NumPyro's NUTS, as ArviZ InferenceData.
+"""Parameter calibration: the posterior of a few physical parameters by NumPyro's MCMC, as ArviZ InferenceData.
 
-- :func:`calibrate` -- NUTS, several (vectorised) chains, float64, divergences counted and warned about;
+- :func:`calibrate` -- NUTS, several (vectorised) chains, float64, divergences counted and warned about; or,
+  for a model without gradients, ``kernel="ess"`` (NumPyro's ensemble slice sampling, same driver:
+  :mod:`~inverse.calibration.gradient_free`);
 - :mod:`~inverse.calibration.models` -- example models to copy: heat equation, layered earth,
   Navier-Stokes (torch, through the bridge), MRI T2 relaxation;
-- :class:`TorchModel` / :class:`TorchPotential` -- the bridge for differentiable torch forward models;
+- :class:`TorchModel` / :class:`TorchPotential` -- the bridge for torch forward models (differentiable ones for NUTS);
 - :func:`gibbs` -- semi-blind problems: a field sampler alternating with NUTS on the parameters;
-- :func:`random_walk_metropolis`, :func:`simulation_based_calibration` -- baseline and validation;
+- :func:`simulation_based_calibration` -- validation;
 - :mod:`~inverse.calibration.io`, :mod:`~inverse.calibration.plots`, :mod:`inverse.commands.calibrate` --
   NetCDF files, trace / pair plots, the ``inverse calibrate`` command.
 
@@ -23,7 +25,7 @@ _EXPORTS = {
     "CalibrationModel": "model", "JaxModel": "model", "TorchModel": "bridge", "TorchPotential": "bridge",
     "MODELS": "models", "get_model_class": "models", "gibbs": "semiblind", "gaussian_field_step": "semiblind",
     "sampler_field_step": "semiblind", "linear_gaussian_log_likelihood": "semiblind",
-    "random_walk_metropolis": "rwm", "simulation_based_calibration": "sbc", "SBCResult": "sbc",
+    "KERNELS": "gradient_free", "simulation_based_calibration": "sbc", "SBCResult": "sbc",
     "summary": "diagnostics", "format_summary": "diagnostics", "divergences": "diagnostics",
     "read_data": "io", "write_data": "io", "read_inference_data": "io", "write_inference_data": "io",
 }

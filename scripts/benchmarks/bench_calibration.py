@@ -47,39 +47,9 @@ from inverse.calibration import TorchModel, calibrate
 from inverse.calibration.model import CalibrationModel
 from inverse.calibration.models import HeatEquation1D, LayeredEarth, T2Relaxation
 
-KERNELS = ("nuts", "ess", "aies", "sa", "rwm")
-LABELS = {"nuts": "NUTS", "ess": "ensemble slice (ESS)", "aies": "affine-invariant ensemble (AIES)",
-          "sa": "sample adaptive (SA)", "rwm": "adaptive random-walk Metropolis (removed)"}
-DEFAULT_BUDGETS = {"nuts": (500, 1000), "ess": (500, 1000), "aies": (2000, 4000), "sa": (4000, 8000),
-                   "rwm": (2000, 4000)}
-
-
-def _run(kernel, model, y, sigma, warmup, samples, seed):
-    """calibrate(); the baselines that calibrate() does not offer (measured once for docs/calibration.md)."""
-    if kernel == "rwm":
-        from inverse.calibration.rwm import random_walk_metropolis
-
-        return random_walk_metropolis(model, y, sigma=sigma, num_chains=4, num_warmup=warmup, num_samples=samples,
-                                      seed=seed)
-    if kernel == "sa":
-        import arviz as az
-        import jax
-        from numpyro.infer import MCMC, SA, init_to_median
-
-        from inverse.calibration.core import diagnostics_attrs, prepare
-
-        setup = prepare(model, y, None, sigma)
-        evals0 = setup.model.evaluations if isinstance(setup.model, TorchModel) else 0
-        mcmc = MCMC(SA(setup.numpyro_model(), init_strategy=init_to_median(num_samples=15)), num_warmup=warmup,
-                    num_samples=samples, num_chains=4, chain_method="sequential", progress_bar=False)
-        mcmc.run(jax.random.PRNGKey(seed))
-        idata = az.from_numpyro(mcmc)
-        idata.posterior.attrs.update({"sampler": "SA (NumPyro)", "num_chains": 4,
-                                      **diagnostics_attrs(idata, setup.names)})
-        if isinstance(setup.model, TorchModel):
-            idata.posterior.attrs["torch_evaluations"] = setup.model.evaluations - evals0
-        return idata
-    return calibrate(model, y, sigma=sigma, kernel=kernel, num_warmup=warmup, num_samples=samples, seed=seed)
+KERNELS = ("nuts", "ess", "aies")
+LABELS = {"nuts": "NUTS", "ess": "ensemble slice (ESS)", "aies": "affine-invariant ensemble (AIES)"}
+DEFAULT_BUDGETS = {"nuts": (500, 1000), "ess": (500, 1000), "aies": (2000, 4000)}
 
 
 class Line(CalibrationModel):
@@ -150,7 +120,8 @@ def bench(name: str, language: str, kernel: str, warmup: int, samples: int, seed
         warnings.simplefilter("ignore")
         clock.total()
         t0 = time.perf_counter()
-        idata = _run(kernel, model, y, jax_model.sigma_scale, warmup, samples, seed)
+        idata = calibrate(model, y, sigma=jax_model.sigma_scale, kernel=kernel, num_warmup=warmup,
+                          num_samples=samples, seed=seed)
         wall = time.perf_counter() - t0
         compile_s = clock.total()
     attrs = idata.posterior.attrs
@@ -164,8 +135,7 @@ def bench(name: str, language: str, kernel: str, warmup: int, samples: int, seed
     sampling = wall - compile_s
     row = {"model": name, "language": language, "kernel": kernel, "sampler": attrs["sampler"], "seed": seed,
            "warmup": warmup, "samples": samples, "chains": chains, "min_ess_bulk": attrs["min_ess_bulk"],
-           "max_rhat": attrs["max_rhat"], "divergences": int(attrs.get("divergences", 0)) if kernel == "nuts" else 0,
-           "wall_s": wall,
+           "max_rhat": attrs["max_rhat"], "divergences": int(attrs.get("divergences", 0)), "wall_s": wall,
            "compile_s": compile_s, "sampling_s": sampling, "ess_per_s": attrs["min_ess_bulk"] / sampling,
            "ess_per_s_end_to_end": attrs["min_ess_bulk"] / wall, "evals_per_iteration": evals,
            "torch_evaluations": attrs.get("torch_evaluations"), "init": attrs.get("init", "prior median"),
