@@ -15,13 +15,14 @@ Samplers work in the prior's *model space* (for example [-1, 1]); ``to_physical`
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import torch
 
 from priors.errors import PriorError
 
-__all__ = ["Prior", "check_denoise_input"]
+__all__ = ["Prior", "check_denoise_input", "sample_arguments"]
 
 
 def check_denoise_input(x: torch.Tensor, sigma: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
@@ -44,6 +45,27 @@ def check_denoise_input(x: torch.Tensor, sigma: torch.Tensor, shape: Sequence[in
     if bool((sigma < 0).any()):
         raise PriorError("sigma must be non-negative")
     return sigma
+
+
+def sample_arguments(n, generator, num_steps, steps, seed) -> tuple[int, torch.Generator | None, int]:
+    """Check the arguments of :meth:`Prior.sample`; returns ``(n, generator, num_steps)``, with ``steps``
+    taking precedence over ``num_steps`` and a CPU generator seeded with ``seed`` where one is given."""
+
+    def _integer(v) -> bool:
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+    if not _integer(n) or int(n) < 1:
+        raise PriorError(f"the number of samples must be a positive integer, got {n!r}")
+    num_steps = num_steps if steps is None else steps
+    if num_steps is not None and (not _integer(num_steps) or int(num_steps) < 1):
+        raise PriorError(f"steps must be a positive integer, got {num_steps!r}")
+    if seed is not None:
+        if generator is not None:
+            raise PriorError("pass a generator or a seed, not both")
+        if not _integer(seed) or not 0 <= int(seed) < 2**63:
+            raise PriorError(f"seed must be an integer in 0 .. 2**63 - 1, got {seed!r}")
+        generator = torch.Generator().manual_seed(int(seed))
+    return int(n), generator, None if num_steps is None else int(num_steps)
 
 
 class Prior(torch.nn.Module):
@@ -91,24 +113,42 @@ class Prior(torch.nn.Module):
         s2 = sigma.reshape(-1, *([1] * len(self.shape))) ** 2
         return (self.denoise(x, sigma) - x) / s2
 
-    def sample(self, n: int, generator: torch.Generator | None = None, *, num_steps: int = 18) -> torch.Tensor:
-        """Draw ``n`` samples ``(n, *shape)`` of the prior in model space, in its dtype and on its device.
+    def sample(self, n: int, generator: torch.Generator | None = None, *, num_steps: int = 18,
+               steps: int | None = None, seed: int | None = None, physical: bool = False) -> torch.Tensor:
+        """Draw ``n`` samples ``(n, *shape)`` of the prior, in its dtype and on its device.
 
         The base class integrates the probability-flow ODE ``dx/dsigma = (x - D(x, sigma)) / sigma`` from
         ``x = sigma_max z``, ``z ~ N(0, I)`` (drawn with ``generator``, on its device), down to ``sigma = 0``
         by ``num_steps`` Heun steps of the EDM schedule (:func:`priors.ode.latent_to_sample`; Karras et al.
-        2022, Algorithm 1 without churn): exact up to the discretisation and the denoiser's own error.
-        Priors with an exact sampler (Gaussian, Gaussian mixture) override this and ignore ``num_steps``.
+        2022, Algorithm 1 without churn): deterministic given ``z``, exact up to the discretisation and the
+        denoiser's own error. Priors with an exact sampler (Gaussian, Gaussian mixture, Gaussian field)
+        override this and ignore the number of steps.
+
+        Arguments
+        ---------
+        n : number of samples (a positive integer).
+        generator : the random stream of ``z``; or ``seed`` (0 .. 2**63 - 1), a CPU stream seeded with it, so
+            that a seed gives the same draws on every device (up to the device's arithmetic).
+        num_steps, steps : ODE steps (``steps`` is the short name; at least 2).
+        physical : return physical units (:meth:`to_physical`) instead of model space.
+
+        Example::
+
+            import torch
+            from priors import GaussianPrior
+            prior = GaussianPrior(torch.zeros(3), std=2.0)
+            assert torch.equal(prior.sample(4, seed=1), prior.sample(4, seed=1))
         """
         from priors.ode import latent_to_sample  # priors.ode imports this module
 
-        if isinstance(n, bool) or int(n) != n or n < 1:
-            raise PriorError(f"the number of samples must be a positive integer, got {n}")
+        n, generator, num_steps = sample_arguments(n, generator, num_steps, steps, seed)
+        if num_steps < 2:
+            raise PriorError(f"the probability-flow ODE needs at least 2 steps, got {num_steps}")
         where = generator.device if generator is not None else self.device
-        z = torch.randn(int(n), *self.shape, generator=generator, dtype=self.dtype, device=where)
+        z = torch.randn(n, *self.shape, generator=generator, dtype=self.dtype, device=where)
         with torch.no_grad():
             x, _ = latent_to_sample(self, z.to(self.device), num_steps)
-        return x
+        return self.to_physical(x) if physical else x
 
     def to_physical(self, x: torch.Tensor) -> torch.Tensor:
         """Map model-space samples to physical units (identity unless a subclass overrides it)."""

@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from priors.base import Prior, check_denoise_input
-from priors.errors import PriorError
+from priors.base import Prior, check_denoise_input, sample_arguments
 from priors.normalisation import Normalisation
 
 __all__ = ["GaussianFieldPrior"]
@@ -81,15 +80,16 @@ class GaussianFieldPrior(Prior):
         out = torch.fft.irfft2(self.power / (self.power + s2) * z, s=self.shape[-2:], norm="ortho")
         return (out + self.mean_field).to(x.dtype)
 
-    def sample(self, n: int, generator: torch.Generator | None = None, *, num_steps: int | None = None) -> torch.Tensor:
-        """``n`` exact draws ``m + F^* sqrt(P) F eps`` in model space, ``(n, C, H, W)`` (``num_steps``, of the base
-        class's ODE sampler, is unused)."""
-        if isinstance(n, bool) or int(n) != n or n < 1:
-            raise PriorError(f"the number of samples must be a positive integer, got {n}")
+    def sample(self, n: int, generator: torch.Generator | None = None, *, num_steps: int | None = None,
+               steps: int | None = None, seed: int | None = None, physical: bool = False) -> torch.Tensor:
+        """``n`` exact draws ``m + F^* sqrt(P) F eps``, ``(n, C, H, W)`` (arguments of :meth:`priors.Prior.sample`;
+        the number of steps, of the base class's ODE sampler, is checked and unused)."""
+        n, generator, _ = sample_arguments(n, generator, num_steps, steps, seed)
         where = generator.device if generator is not None else self.device
-        eps = torch.randn(int(n), *self.shape, generator=generator, dtype=self.power.dtype, device=where)
+        eps = torch.randn(n, *self.shape, generator=generator, dtype=self.power.dtype, device=where)
         z = torch.fft.rfft2(eps.to(self.power.device), norm="ortho") * self.power.sqrt()
-        return torch.fft.irfft2(z, s=self.shape[-2:], norm="ortho") + self.mean_field
+        x = torch.fft.irfft2(z, s=self.shape[-2:], norm="ortho") + self.mean_field
+        return self.to_physical(x) if physical else x
 
     def to_physical(self, x):
         """``offset + scale * x``."""

@@ -22,7 +22,7 @@ import math
 
 import torch
 
-from priors.base import Prior, check_denoise_input
+from priors.base import Prior, check_denoise_input, sample_arguments
 from priors.errors import PriorError
 
 __all__ = ["GaussianMixture", "GaussianMixturePrior"]
@@ -265,8 +265,16 @@ class GaussianMixturePrior(Prior):
         logn, _ = self._component_terms(xf, sigma.to(self.means.dtype))
         return torch.logsumexp(logn + torch.log(self.weights)[None], dim=1)
 
-    def sample(self, n: int, generator: torch.Generator | None = None, *, num_steps: int | None = None) -> torch.Tensor:
-        """Draw ``n`` exact prior samples, shape ``(n, *shape)`` (``num_steps``, of the base class's ODE, is unused)."""
+    def sample(self, n: int, generator: torch.Generator | None = None, *, num_steps: int | None = None,
+               steps: int | None = None, seed: int | None = None, physical: bool = False) -> torch.Tensor:
+        """Draw ``n`` exact prior samples, shape ``(n, *shape)``: a component ``k ~ Categorical(w)``, then
+        ``m_k + L_k z`` (arguments of :meth:`priors.Prior.sample`; the number of steps, of the base class's ODE,
+        is checked and unused)."""
+        n, generator, _ = sample_arguments(n, generator, num_steps, steps, seed)
+        x = self._draw(n, generator)
+        return self.to_physical(x) if physical else x
+
+    def _draw(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
         if self.isotropic:  # no dense d x d matrix: m_k + sqrt(v) z
             dev = self.means.device
             k = torch.multinomial(self.weights.to(torch.float64).cpu(), int(n), replacement=True, generator=generator)

@@ -11,16 +11,19 @@ scheduler class decides the conversion to the sigma-space contract:
   (``alphas_cumprod`` and ``prediction_type`` from the config);
 - ``FlowMatch*`` or a card with ``"kind": "flow"`` -> :class:`priors.FlowMatchingPrior`.
 
-Weights are read only from safetensors (never pickle). Shipped priors live in ``data/priors/<name>``
-of the repository and install as the package data of ``priors.shipped`` (setup.py); they are found
-through ``importlib.resources``, so they load by name from any working directory, in an editable or a
-regular install.
+Weights are read only from safetensors (never pickle): :func:`priors.folder_check.check_prior_folder`
+refuses a folder holding or naming any other weight format before diffusers sees it. Shipped priors live
+in ``data/priors/<name>`` of the repository and install as the package data of ``priors.shipped``
+(setup.py); they are found through ``importlib.resources``, so they load by name from any working
+directory, in an editable or a regular install.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+import math
+import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -28,6 +31,7 @@ from priors.base import Prior
 from priors.edm import EDMPrior
 from priors.errors import PriorError
 from priors.flow import FlowMatchingPrior
+from priors.folder_check import check_prior_folder
 from priors.normalisation import Normalisation
 from priors.vp import VPDiffusionPrior
 
@@ -81,6 +85,8 @@ def _read_json(path: Path) -> dict:
         value = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise PriorLoadError(f"{path} is not valid JSON ({e})") from None
+    except RecursionError:
+        raise PriorLoadError(f"{path} is nested too deeply") from None
     except OSError as e:
         raise PriorLoadError(f"{path} cannot be read ({type(e).__name__})") from None
     if not isinstance(value, dict):
@@ -154,11 +160,91 @@ def _validate_card(card, shape: tuple, path: Path, unit: int = 1) -> None:
         raise PriorLoadError(f"{path}: sigma_min must be below sigma_max")
 
 
-def load_prior(name_or_path, *, device=None, dtype=None) -> Prior:
-    """Load a prior by shipped name, directory path or cached hub id (module docstring)."""
+def _normalisation(card: dict, data_range, normalisation, units, directory: Path) -> Normalisation:
+    """The model-space -> physical map: the arguments where given, else the card's, else identity with a warning."""
+    if data_range is not None and normalisation is not None:
+        raise PriorLoadError("pass data_range or normalisation, not both")
+    if data_range is not None:
+        try:
+            lo, hi = (float(v) for v in data_range)
+        except (TypeError, ValueError):
+            raise PriorLoadError(f"data_range must be two numbers (low, high), got {data_range!r}") from None
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise PriorLoadError(f"data_range must be finite with low < high, got {data_range!r}")
+        norm = Normalisation((hi - lo) / 2, (hi + lo) / 2)
+    elif isinstance(normalisation, Normalisation):
+        norm = normalisation
+    elif normalisation is not None:
+        if not isinstance(normalisation, dict):
+            raise PriorLoadError(f"normalisation must be a priors.Normalisation or a dict, "
+                                 f"got {type(normalisation).__name__}")
+        try:
+            norm = Normalisation.from_dict(normalisation)
+        except (TypeError, ValueError) as e:
+            raise PriorLoadError(f"bad normalisation {normalisation!r} ({e})") from None
+    elif "normalisation" in card:
+        norm = Normalisation.from_dict(card["normalisation"])
+    else:
+        norm = Normalisation()
+        if not (directory / "prior.json").is_file():
+            warnings.warn(f"{directory} has no prior.json: assuming the model's space is the data's own units "
+                          "(identity normalisation, no units); most diffusers models are trained on [-1, 1]: pass "
+                          "data_range=(low, high) or normalisation=, or write prior.json (see load_prior)",
+                          UserWarning, stacklevel=3)
+    if units is not None:
+        if not isinstance(units, str) or len(units) > 200:
+            raise PriorLoadError(f"units must be a string of at most 200 characters, got {units!r:.60}")
+        norm = Normalisation(norm.scale, norm.offset, units)
+    elif not norm.units and isinstance(card.get("units"), str):
+        norm = Normalisation(norm.scale, norm.offset, card["units"])
+    return norm
+
+
+def load_prior(name_or_path, *, device=None, dtype=None, data_range=None, normalisation=None,
+               units: str | None = None) -> Prior:
+    """Load a prior by shipped name, directory path or cached hub id (module docstring).
+
+    Arguments
+    ---------
+    name_or_path : a shipped prior's name (:func:`shipped_priors`), a diffusers model directory, or a hub id
+        already in the local cache.
+    device, dtype : where and in which precision the network runs.
+    data_range : ``(low, high)`` of the training data in physical units: the model's space ``[-1, 1]`` (the
+        diffusers convention) maps onto it, ``physical = (high + low) / 2 + (high - low) / 2 * x``.
+    normalisation : a :class:`priors.Normalisation` (or its dict) instead of ``data_range``.
+    units : the physical unit's name (overrides the card's).
+
+    The arguments override the model card. A directory without ``prior.json`` and without these arguments
+    loads with the identity map and no units, and warns (a ``UserWarning``).
+
+    The folder is checked first (:func:`priors.folder_check.check_prior_folder`): any weight file that is
+    not safetensors (``.bin``, ``.pt``, ``.ckpt``, pickle, ...), an index naming one, or a link leaving the
+    folder refuses it before diffusers reads anything.
+
+    Writing a model card for a downloaded model: put ``prior.json`` next to ``config.json``, e.g. for a model
+    trained on images scaled to [-1, 1] from [0, 1]::
+
+        {"kind": "vp",
+         "normalisation": {"scale": 0.5, "offset": 0.5, "units": "intensity"},
+         "dims": ["channel", "y", "x"],
+         "data": {"description": "what the model was trained on"}}
+
+    Fields (all optional): ``kind`` (``edm``, ``vp`` or ``flow``; the scheduler configuration decides when
+    absent), ``normalisation`` (``physical = offset + scale * model``, and ``units``), ``units``, ``shape``
+    (``[C, H, W]`` of one sample, smaller than the network's for a padded network), ``dims`` (dimension names
+    of one sample), ``sigma_min`` / ``sigma_max`` (flow priors), and free-form ``data``, ``training``,
+    ``quality`` records.
+
+    Example::
+
+        from priors import load_prior
+        prior = load_prior("phantoms-64")
+        x = prior.sample(2, steps=4, seed=0, physical=True)   # (2, 1, 64, 64) in the card's units
+    """
     from diffusers import UNet2DModel
 
     directory = _resolve(name_or_path)
+    check_prior_folder(directory)
     cfg_path = _find(directory, "config.json", "unet")
     if cfg_path is None:
         raise PriorLoadError(f"{directory} is not a diffusers model: no config.json (or unet/config.json)")
@@ -183,7 +269,7 @@ def load_prior(name_or_path, *, device=None, dtype=None) -> Prior:
             _dlog.set_verbosity(level)
     except Exception as e:  # diffusers raises many types for bad directories
         raise PriorLoadError(f"could not load the UNet in {cfg_path.parent}: "
-                             f"{type(e).__name__}: {str(e).splitlines()[0]}") from None
+                             f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
     unet.eval().requires_grad_(False)
     size = unet.config.sample_size
     size = (size, size) if isinstance(size, int) else tuple(size)
@@ -191,7 +277,7 @@ def load_prior(name_or_path, *, device=None, dtype=None) -> Prior:
     _validate_card(card, shape, directory / "prior.json", 2 ** (len(unet.config.block_out_channels) - 1))
     if "shape" in card:  # a padded network samples fields smaller than its native size
         shape = tuple(card["shape"])
-    norm = Normalisation.from_dict(card.get("normalisation"))
+    norm = _normalisation(card, data_range, normalisation, units, directory)
     dims = tuple(card["dims"]) if "dims" in card else None
     cls = sched.get("_class_name", "")
     card = {"name": directory.name, **card}
@@ -205,7 +291,8 @@ def load_prior(name_or_path, *, device=None, dtype=None) -> Prior:
         import diffusers
 
         try:
-            scheduler = getattr(diffusers, cls, diffusers.DDPMScheduler).from_config(sched)
+            known = cls.endswith("Scheduler") and hasattr(diffusers, cls)  # a class name from the file: schedulers only
+            scheduler = (getattr(diffusers, cls) if known else diffusers.DDPMScheduler).from_config(sched)
         except Exception as e:
             raise PriorLoadError(f"bad scheduler config in {sched_path}: {e}") from None
         prior = VPDiffusionPrior(unet, scheduler.alphas_cumprod, sched.get("prediction_type", "epsilon"), shape,
