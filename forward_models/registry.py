@@ -75,6 +75,7 @@ def _register_module(entries: dict) -> None:
 from forward_models import (  # noqa: E402
     adapters,
     darcy,
+    fanbeam,
     mri,
     navier_stokes,
     seismic,
@@ -82,5 +83,5 @@ from forward_models import (  # noqa: E402
     trace_interpolation,
 )
 
-for _module in (mri, tomography, navier_stokes, darcy, seismic, trace_interpolation, adapters):
+for _module in (mri, tomography, fanbeam, navier_stokes, darcy, seismic, trace_interpolation, adapters):
     _register_module(_module.REGISTRY_ENTRIES)
