@@ -83,6 +83,7 @@ class DeepInvForwardModel(ForwardModel):
             raise ForwardModelError(f"DeepInvForwardModel: {type(physics).__name__}.A must return one tensor with the "
                                     f"batch dimension first, got {type(probe).__name__}")
         self.output_shape = tuple(probe.shape[1:])
+        self.complex_output = bool(probe.is_complex())  # InverseProblem accepts a complex y only then
 
     def _floating_tensors(self):
         return [t for t in list(self.physics.parameters()) + list(self.physics.buffers())

@@ -21,9 +21,11 @@ class InverseProblem:
     Parameters
     ----------
     forward_model : ForwardModel
-    y : tensor of shape ``forward_model.output_shape`` (one measurement, no batch dimension)
+    y : tensor of shape ``forward_model.output_shape`` (one measurement, no batch dimension), finite; real
+        unless the forward model declares ``complex_output = True`` (a complex ``y`` for a real-valued model is
+        refused rather than cast, which would drop its imaginary part)
     noise : NoiseModel, e.g. ``Gaussian(0.05)``
-    truth : optional ground truth of shape ``forward_model.input_shape`` (for scores and figures)
+    truth : optional ground truth of shape ``forward_model.input_shape`` (for scores and figures), real and finite
 
     Example::
 
@@ -40,6 +42,10 @@ class InverseProblem:
         if not isinstance(noise, NoiseModel):
             raise TypeError(f"noise must be a NoiseModel such as Gaussian(sigma), got {type(noise).__name__}")
         y = torch.as_tensor(y)
+        if y.is_complex() and not getattr(forward_model, "complex_output", False):
+            raise ForwardModelError(f"the measurement is complex ({y.dtype}) but {type(forward_model).__name__} "
+                                    "produces real data: pass real and imaginary parts as the model lays them out "
+                                    "(e.g. a leading axis of 2 for MRI k-space), not a complex array")
         if tuple(y.shape) != tuple(forward_model.output_shape):
             raise ForwardModelError(f"the measurement has shape {tuple(y.shape)} but {type(forward_model).__name__} "
                                     f"produces {tuple(forward_model.output_shape)}")
@@ -50,6 +56,10 @@ class InverseProblem:
             if tuple(truth.shape) != tuple(forward_model.input_shape):
                 raise ForwardModelError(f"the truth has shape {tuple(truth.shape)}, expected "
                                         f"{tuple(forward_model.input_shape)}")
+            if truth.is_complex() or not bool(torch.isfinite(truth).all()):
+                raise ForwardModelError("the truth must be real and finite: it contains "
+                                        + ("complex values" if truth.is_complex() else
+                                           f"{int((~torch.isfinite(truth)).sum())} NaN or Inf values"))
         self.forward_model = forward_model
         self.y = y
         self.noise = noise

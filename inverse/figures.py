@@ -95,6 +95,7 @@ def plot_image_posterior(posterior, *, title: str = "", max_samples: int = 3):
     measurement itself from ``extras["measurement_image"]`` on its own colour scale and units (shot
     gathers: the first shot). Samples after the first channel are not shown (shot gathers show the
     first shot).
+    Samples holding NaN or Inf are named in a red note under the title.
     """
     mean, std = _image(posterior.mean()), _image(posterior.std())
     truth = None if posterior.truth is None else _image(posterior.truth)
@@ -102,8 +103,8 @@ def plot_image_posterior(posterior, *, title: str = "", max_samples: int = 3):
     view = None if view is None else _image(view)
     units = posterior.units or "a.u."
     ref = truth if truth is not None else mean
-    vmin, vmax = float(np.min(ref)), float(np.max(ref))
-    if vmax <= vmin:
+    vmin, vmax = _finite_min(ref), _finite_max(ref)
+    if not vmax > vmin:
         vmax = vmin + 1.0
     signed = vmin < 0 < vmax and min(-vmin, vmax) > 0.05 * max(-vmin, vmax)
     if signed:  # vorticity, pressure: a diverging map centred on zero
@@ -131,7 +132,7 @@ def plot_image_posterior(posterior, *, title: str = "", max_samples: int = 3):
     ncol = min(4, len(panels))
     nrow = -(-len(panels) // ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.3 * ncol, 3.1 * nrow), squeeze=False)
-    umax = max(float(np.max(std)), float(np.max(np.abs(mean - truth))) if truth is not None else 0.0) or 1.0
+    umax = max(_finite_max(std), _finite_max(np.abs(mean - truth)) if truth is not None else 0.0) or 1.0
     shape = mean.shape
     aspect = "equal" if max(shape) / max(1, min(shape)) < 4 else "auto"
     for ax, (name, a, kind) in zip(axes.flat, panels, strict=False):
@@ -169,6 +170,30 @@ def plot_image_posterior(posterior, *, title: str = "", max_samples: int = 3):
             title += f", rel. L2 {d['relative_l2']:.3f}"
             if "coverage_90" in d:
                 title += f", 90% interval coverage {100 * d['coverage_90']:.0f}%"
-    fig.suptitle(title, fontsize=10)
+    note = _non_finite_note(posterior)
+    fig.suptitle(title + (f"\n{note}" if note else ""), fontsize=10, color="firebrick" if note else "black")
     fig.tight_layout()
     return fig
+
+
+def _finite_min(a) -> float:
+    """Smallest finite entry (0 when there is none: an all-NaN panel still gets a colour scale)."""
+    f = np.asarray(a)[np.isfinite(a)]
+    return float(f.min()) if f.size else 0.0
+
+
+def _finite_max(a) -> float:
+    """Largest finite entry (0 when there is none)."""
+    f = np.asarray(a)[np.isfinite(a)]
+    return float(f.max()) if f.size else 0.0
+
+
+def _non_finite_note(posterior) -> str:
+    """A line for the title when samples hold NaN or Inf (the mean, std and errors are then NaN there), else ''."""
+    x = torch.as_tensor(posterior.samples)
+    bad = ~torch.isfinite(x.reshape(x.shape[0], -1))
+    if not bool(bad.any()):
+        return ""
+    k, px = int(bad.any(1).sum()), int(bad.any(0).sum())
+    return (f"note: {k} of {x.shape[0]} samples contain NaN or Inf ({px} pixels): the mean, std and errors are "
+            "undefined there (blank)")

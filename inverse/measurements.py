@@ -1,15 +1,28 @@
-"""Measurement files: simulate a named problem, write and read it as NetCDF, load ground truths.
+"""Measurement files: simulate a named problem or wrap measured arrays, write and read them as NetCDF.
 
-A measurement file (format ``inverse-measurements/1``) is an xarray Dataset with
+A measurement file (format ``inverse-measurements/2``) is an xarray Dataset with
 
-- ``y``: the noisy measurement, named dimensions (e.g. ``angle, detector``), ``units`` attribute;
+- ``measurements``: the noisy measurement, named dimensions (e.g. ``channel, angle, detector``), ``units``;
 - ``truth`` (optional): the ground truth in physical units, named dimensions (``channel, y, x``);
+- operator arrays (optional, :mod:`inverse.importers.geometry`): recorded geometry that no recipe
+  reproduces (a k-space ``mask``, ``coil_maps``, sensor positions), listed in the ``operator_arrays`` attribute;
+- one coordinate variable per dimension, in physical units with ``units`` and ``long_name``
+  (:mod:`inverse.coordinates`: pixel positions, angles in degrees, k-space frequencies, time, receiver
+  positions, depth), as the CF conventions ask;
 - attributes: ``problem`` (name), ``options`` (JSON recipe), ``noise`` (JSON noise model),
-  ``forward_model`` (JSON ``config()`` of the operator), ``seed``, ``package_version``, ``created``.
+  ``forward_model`` (JSON ``config()`` of the operator), ``seed``, ``package_version``, ``created``, and the
+  provenance of imported data: ``source_file``, ``importer``, ``command_line``, ``noise_estimate`` (how the
+  noise level was obtained), ``preprocessing`` (a crop, a slice, a mask inference).
 
-``open_measurements`` rebuilds the forward model from the recipe alone and checks its ``config()``
-against the stored one, so a file from an incompatible version fails with a clear message instead
-of silently using a different operator.
+Format ``inverse-measurements/1`` (written before the rename) named the measurement variable ``y``, which
+collides with the image dimension ``y`` (xarray then lists it as a coordinate); it is still read.
+
+``open_measurements`` rebuilds the forward model from the recipe (and the operator arrays) alone and checks
+its ``config()`` against the stored one, so a file from an incompatible version fails with a clear message
+instead of silently using a different operator.
+
+:func:`from_arrays` wraps measured arrays of any problem into the same :class:`Measurements`; the importers
+of :mod:`inverse.importers` (``inverse import``) read foreign formats through it.
 
 Truth files (``--truth``): NetCDF (a variable ``truth``, or the only data variable), ``.npy``, or
 an image (PNG / JPEG). Images are converted to grey levels in [0, 1], resized to the problem's
@@ -23,7 +36,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,9 +50,14 @@ from inverse.problems import build_forward_model, draw_truth, get_problem, probl
 from samplers.atomic import atomic_output
 from samplers.posterior import package_version
 
-__all__ = ["Measurements", "simulate", "open_measurements", "load_truth", "TRUTH_RANGES"]
+__all__ = ["Measurements", "simulate", "from_arrays", "open_measurements", "load_truth", "TRUTH_RANGES",
+           "PROVENANCE_KEYS"]
 
-_FORMAT = "inverse-measurements/1"
+_FORMAT = "inverse-measurements/2"
+_OLD_FORMATS = ("inverse-measurements/1",)  # the measurement variable was called ``y``
+
+#: provenance attributes of a measurement file (all strings; absent when unknown)
+PROVENANCE_KEYS = ("source_file", "importer", "command_line", "noise_estimate", "preprocessing")
 
 #: physical range an image (grey levels 0..1) is mapped onto, per problem
 TRUTH_RANGES = {"ct": (0.0, 1.0), "mri": (0.0, 1.0), "mri-multicoil": (0.0, 1.0), "navier-stokes": (-10.0, 10.0),
@@ -50,7 +69,8 @@ class Measurements:
     """A simulated or recorded measurement with everything needed to rebuild its forward model.
 
     Attributes: ``problem`` name, ``options`` recipe, ``y`` (one measurement, float64), ``noise``
-    model, ``forward_model``, optional ``truth`` ``(*input_shape)``, ``seed``.
+    model, ``forward_model``, optional ``truth`` ``(*input_shape)``, ``seed``, ``arrays`` (recorded
+    geometry, :mod:`inverse.importers.geometry`) and ``provenance`` (strings, :data:`PROVENANCE_KEYS`).
     """
 
     problem: str
@@ -60,27 +80,49 @@ class Measurements:
     forward_model: ForwardModel
     truth: torch.Tensor | None = None
     seed: int | None = None
+    arrays: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
 
     def inverse_problem(self) -> InverseProblem:
         """The :class:`forward_models.InverseProblem` (y, forward model, noise, truth)."""
         return InverseProblem(self.forward_model, self.y, self.noise, truth=self.truth)
 
+    def fresh_forward_model(self) -> ForwardModel:
+        """A new copy of the forward model, rebuilt from the options and the recorded arrays."""
+        from inverse.importers.geometry import build_with_arrays
+
+        return build_with_arrays(self.problem, self.options, self.arrays)
+
     def to_xarray(self):
         """The NetCDF layout of the module docstring as an ``xarray.Dataset``."""
         import xarray as xr
 
+        from inverse.coordinates import dimension_coords
+        from inverse.importers.geometry import array_dims
+
         spec = get_problem(self.problem)
-        data = {"y": (spec.y_dims, self.y.detach().cpu().numpy(), {"units": spec.y_units,
-                                                                   "long_name": "noisy measurement"})}
+        y = self.y.detach().cpu().numpy()
+        data = {"measurements": (spec.y_dims, y, {"units": spec.y_units, "long_name": "noisy measurement"})}
         if self.truth is not None:
             data["truth"] = (spec.x_dims, self.truth.detach().cpu().numpy(), {"units": spec.x_units,
                                                                               "long_name": "ground truth"})
-        attrs = {"format": _FORMAT, "problem": self.problem, "description": spec.description,
-                 "options": json.dumps(self.options), "noise": json.dumps(self.noise.config()),
-                 "forward_model": json.dumps(self.forward_model.config()),
+        for name in sorted(self.arrays):
+            a = np.asarray(self.arrays[name], dtype=np.float64)
+            data[name] = (array_dims(self.problem, name, a), a, {"long_name": f"recorded {name.replace('_', ' ')}",
+                                                                  "units": "1"})
+        coords = {}
+        for dims, values in [(v[0], v[1]) for v in data.values()]:
+            for dim, (c, attrs) in dimension_coords(self.forward_model, dims, np.shape(values)).items():
+                coords.setdefault(dim, (dim, c, attrs))
+        attrs = {"format": _FORMAT, "Conventions": "CF-1.10", "problem": self.problem,
+                 "description": spec.description, "options": json.dumps(self.options),
+                 "noise": json.dumps(self.noise.config()), "forward_model": json.dumps(self.forward_model.config()),
                  "seed": -1 if self.seed is None else int(self.seed), "package_version": package_version(),
                  "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
-        return xr.Dataset(data, attrs=attrs)
+        if self.arrays:
+            attrs["operator_arrays"] = json.dumps(sorted(self.arrays))
+        attrs.update({k: str(v) for k, v in self.provenance.items() if k in PROVENANCE_KEYS and v is not None})
+        return xr.Dataset(data, coords=coords, attrs=attrs)
 
     def to_netcdf(self, path, *, overwrite: bool = False) -> Path:
         """Write atomically (temporary file, then rename); refuses to replace a file unless asked."""
@@ -200,7 +242,11 @@ def load_truth(path, problem: str, shape: tuple) -> torch.Tensor:
 
 
 def open_measurements(path) -> Measurements:
-    """Read a measurement file and rebuild its forward model from the recipe (clear errors otherwise)."""
+    """Read a measurement file and rebuild its forward model from the recipe (clear errors otherwise).
+
+    Reads the current format and ``inverse-measurements/1`` (measurement variable ``y``).
+    """
+    from inverse.importers.geometry import build_with_arrays
     from samplers.netcdf import load_dataset
 
     path = Path(path)
@@ -209,32 +255,155 @@ def open_measurements(path) -> Measurements:
     if path.is_dir():
         raise UserError(f"measurement file {path} is a directory")
     ds = load_dataset(path, "measurement file")
-    if ds.attrs.get("format") != _FORMAT or "y" not in ds:
+    fmt = ds.attrs.get("format")
+    var = "measurements" if fmt == _FORMAT else "y" if fmt in _OLD_FORMATS else None
+    if var is None or var not in ds.variables:
         hint = " (it is a posterior: plot it with 'inverse plot')" if "samples" in ds else ""
-        raise UserError(f"{path} is not a measurement file written by 'inverse simulate'{hint}")
+        raise UserError(f"{path} is not a measurement file written by 'inverse simulate' or 'inverse import'{hint}")
     try:
         options = json.loads(ds.attrs["options"])
         noise = noise_from_config(json.loads(ds.attrs["noise"]))
         stored = json.loads(ds.attrs["forward_model"])
+        names = json.loads(ds.attrs.get("operator_arrays", "[]"))
     except (KeyError, TypeError, ValueError) as e:
         raise UserError(f"corrupt measurement file {path}: bad attribute ({type(e).__name__}: "
                         f"{str(e).splitlines()[0] if str(e) else ''})") from None
     if not isinstance(options, dict) or not isinstance(stored, dict):
         raise UserError(f"corrupt measurement file {path}: the options and forward_model attributes must be "
                         "JSON objects")
+    if not isinstance(names, list) or not all(isinstance(n, str) and n in ds.variables for n in names):
+        raise UserError(f"corrupt measurement file {path}: the operator_arrays attribute names missing variables")
     problem = str(ds.attrs.get("problem", ""))
-    fm = build_forward_model(problem, options)
+    get_problem(problem)
+    try:
+        arrays = {n: np.asarray(ds[n].values, dtype=np.float64).copy() for n in names}
+    except (TypeError, ValueError) as e:
+        raise UserError(f"corrupt measurement file {path}: {type(e).__name__} reading the operator arrays") from None
+    fm = build_with_arrays(problem, options, arrays)
     rebuilt = json.loads(json.dumps(fm.config()))
     if rebuilt != stored:
         diff = sorted(k for k in set(rebuilt) | set(stored) if rebuilt.get(k) != stored.get(k))
         raise UserError(f"{path}: the forward model rebuilt from the recipe differs from the stored one in "
                         f"{diff} (file written by version {ds.attrs.get('package_version', '?')})")
     try:
-        y = torch.from_numpy(np.asarray(ds["y"].values, dtype=np.float64).copy())
+        y = torch.from_numpy(np.asarray(ds[var].values, dtype=np.float64).copy())
         truth = torch.from_numpy(np.asarray(ds["truth"].values, dtype=np.float64).copy()) if "truth" in ds else None
         seed = int(ds.attrs.get("seed", -1))
     except (TypeError, ValueError, OverflowError) as e:
-        raise UserError(f"corrupt measurement file {path}: {type(e).__name__} reading y, truth or seed") from None
-    m = Measurements(problem, options, y, noise, fm, truth, None if seed < 0 else seed)
+        raise UserError(f"corrupt measurement file {path}: {type(e).__name__} reading {var}, truth or seed") from None
+    provenance = {k: str(ds.attrs[k]) for k in PROVENANCE_KEYS if k in ds.attrs}
+    m = Measurements(problem, options, y, noise, fm, truth, None if seed < 0 else seed, arrays, provenance)
     m.inverse_problem()  # shape / NaN checks, with their messages
     return m
+
+
+# ------------------------------------------------------------------ measured arrays
+def _as_numpy(a, what: str) -> np.ndarray:
+    if isinstance(a, torch.Tensor):
+        a = a.detach().cpu().numpy()
+    a = np.asarray(a)
+    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+        raise UserError(f"{what} is not numeric (dtype {a.dtype})")
+    return a
+
+
+def _measurement_layout(problem: str, a: np.ndarray, shape: tuple) -> np.ndarray:
+    """``a`` in the operator's real layout ``shape``: complex k-space becomes (real, imaginary) on a leading axis,
+    a leading batch axis of 1 and a missing channel axis of 1 are accepted."""
+    complex_layout = get_problem(problem).y_dims[:1] == ("complex",)
+    given = tuple(a.shape)
+    if np.iscomplexobj(a):
+        if not complex_layout:
+            raise UserError(f"problem {problem!r} needs real measurements, got a complex array of shape {given}")
+        a = np.stack([a.real, a.imag], 0)
+    elif complex_layout and (a.ndim != len(shape) or a.shape[0] != 2):
+        raise UserError(f"problem {problem!r} needs complex k-space of shape {tuple(shape[1:])} (or its real layout "
+                        f"{tuple(shape)}, real and imaginary parts first), got a real array of shape {given}")
+    if a.ndim == len(shape) + 1 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim == len(shape) - 1 and shape[0] == 1:
+        a = a[None]
+    if tuple(a.shape) != tuple(shape):
+        raise UserError(f"problem {problem!r}: the measurements have shape {given}, the forward model gives "
+                        f"{tuple(shape)}" + (" (complex: the last dimensions)" if complex_layout else ""))
+    return a.astype(np.float64)
+
+
+def from_arrays(problem: str, y, options: dict | None = None, *, noise_std: float | None = None, mask=None,
+                geometry: dict | None = None, truth=None, provenance: dict | None = None) -> Measurements:
+    """Wrap measured arrays of a named problem into :class:`Measurements` (then ``to_netcdf`` for ``reconstruct``).
+
+    The forward model is rebuilt from ``options`` (the problem's defaults filled in,
+    :func:`inverse.problems.problem_options`) and the recorded geometry, and ``y`` is checked against its
+    output shape. Per problem family:
+
+    | problem | ``y`` | ``mask`` / ``geometry`` |
+    |---|---|---|
+    | ``ct`` (``ct-fanbeam``) | sinogram ``(angles, detectors)`` | the geometry is in ``options`` |
+    | ``mri`` | complex k-space ``(ky, kx)`` (or real ``(2, ky, kx)``) | ``mask`` ``(ky, kx)`` or ``(kx,)`` |
+    | ``mri-multicoil`` | complex ``(coils, ky, kx)`` | ``mask``; ``geometry={"coil_maps": (C, H, W) complex}`` |
+    | ``navier-stokes`` | vorticity ``(N / factor, N / factor)`` | ``options``: ``size``, ``factor`` |
+    | ``darcy`` | pressures ``(S,)`` | ``geometry={"sensors": (S, 2)}`` (x, y in [0, 1]), or ``sensors=n`` |
+    | ``fwi`` | shot gathers ``(shots, time, receivers)`` | ``options`` (``nt``, ``shots``, ...) |
+    | ``seismic-interp`` | shot gathers ``(shots, time, receivers)`` | ``mask`` ``(receivers,)``, 1 = recorded |
+
+    Args:
+        problem: a name of :data:`inverse.problems.PROBLEMS`.
+        y: the measurement (numpy or torch); complex only for MRI.
+        options: problem options; an option that a recorded array replaces is set to a marker
+            (:data:`inverse.importers.geometry.GIVEN_MARKERS`).
+        noise_std: standard deviation of the Gaussian noise (per real and imaginary part for k-space);
+            None estimates it (:func:`inverse.importers.noise.estimate_noise`) and records how.
+        mask: the sampling mask (MRI: 0/1 k-space, seismic-interp: recorded traces).
+        geometry: other recorded operator arrays (``coil_maps``, ``sensors``).
+        truth: optional ground truth of the forward model's input shape.
+        provenance: strings recorded as file attributes (:data:`PROVENANCE_KEYS`).
+
+    Errors (wrong shape, complex where real is needed and vice versa, NaN or Inf, an unknown option) are one
+    :class:`UserError` line naming the problem.
+
+    Example::
+
+        import numpy as np
+        from inverse.measurements import from_arrays
+        k = np.fft.fftshift(np.fft.fft2(np.random.rand(64, 64), norm="ortho")) * np.r_[:64] % 4 == 0
+        m = from_arrays("mri", k, mask=(np.arange(64) % 4 == 0).astype(float), noise_std=0.01)
+        m.to_netcdf("y.nc")
+    """
+    from inverse.importers.geometry import build_with_arrays, options_with_arrays
+    from inverse.importers.noise import estimate_noise
+
+    get_problem(problem)
+    arrays = {}
+    for name, a in {**(geometry or {}), **({} if mask is None else {"mask": mask})}.items():
+        a = _as_numpy(a, f"problem {problem!r}: the {name}")
+        if name == "coil_maps" and np.iscomplexobj(a):
+            a = np.stack([a.real, a.imag], 0)
+        if name == "mask" and problem.startswith("mri") and a.ndim == 1:
+            a = np.broadcast_to(a[None, :], (np.shape(y)[-2], a.shape[0]))
+        arrays[name] = np.ascontiguousarray(a, dtype=np.float64)
+    opts = problem_options(problem, **options_with_arrays(problem, dict(options or {}), arrays))
+    fm = build_with_arrays(problem, opts, arrays)
+    a = _as_numpy(y, f"problem {problem!r}: the measurements")
+    a = _measurement_layout(problem, a, tuple(fm.output_shape))
+    if not np.isfinite(a).all():
+        raise UserError(f"problem {problem!r}: the measurements contain {int((~np.isfinite(a)).sum())} NaN or Inf "
+                        "values")
+    yt = torch.from_numpy(np.ascontiguousarray(a))
+    prov = {k: str(v) for k, v in (provenance or {}).items() if v is not None}
+    if noise_std is None:
+        sigma, method = estimate_noise(problem, yt, fm)
+        prov["noise_estimate"] = f"{method}: {sigma:.6g}"
+    else:
+        sigma = float(noise_std)
+        if not (math.isfinite(sigma) and sigma > 0):
+            raise UserError(f"problem {problem!r}: the noise standard deviation must be positive and finite, "
+                            f"got {noise_std}")
+        prov.setdefault("noise_estimate", "given")
+    x = None
+    if truth is not None:
+        x = _check_truth_array(_as_numpy(truth, "truth"), tuple(fm.input_shape), f"problem {problem!r}: truth")
+    m = Measurements(problem, opts, yt, Gaussian(sigma), fm, x, None, arrays, prov)
+    m.inverse_problem()
+    return m
+

@@ -23,7 +23,7 @@ from forward_models import InverseProblem
 from inverse.errors import UserError
 from inverse.measurements import Measurements, open_measurements
 from inverse.metrics import psnr, relative_l2, ssim
-from inverse.problems import build_forward_model, get_problem, measurement_view
+from inverse.problems import get_problem, measurement_view
 from priors.base import Prior
 from samplers import Posterior, get_sampler
 from samplers.base import resolve_device
@@ -149,12 +149,13 @@ def reconstruct(measurements, prior=None, sampler: str | None = None, *, num_sam
     sampler = sampler or DEFAULT_SAMPLER.get(m.problem, "dps")
     smp = get_sampler(sampler, **_settings(sampler, m.problem, steps, sampler_options))
     pr = _load_prior(prior, spec, device, m)
-    fm = build_forward_model(m.problem, m.options)   # a fresh copy, run in the prior's precision
+    fm = m.fresh_forward_model()   # a fresh copy (recipe and recorded arrays), run in the prior's precision
     if tuple(pr.shape) != tuple(fm.input_shape):
         raise UserError(f"the prior's samples have shape {tuple(pr.shape)} but problem {m.problem!r} needs "
                         f"{tuple(fm.input_shape)}: choose a prior trained at that size")
     fm = fm.to(pr.dtype)
     fm = _clamped(fm)
+    InverseProblem(fm, m.y, m.noise)  # refuses a complex or non-finite y before the cast below could drop parts
     problem = InverseProblem(fm, m.y.to(pr.dtype), m.noise, truth=None)
     post = smp.sample(problem, pr, int(num_samples), seed=int(seed), device=device, progress=progress,
                       checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
@@ -162,6 +163,11 @@ def reconstruct(measurements, prior=None, sampler: str | None = None, *, num_sam
     post.truth = None if m.truth is None else m.truth.to(post.samples.dtype)
     post.units = spec.x_units
     post.dims = spec.x_dims
+    from inverse.coordinates import dimension_coords  # physical coordinates of every image axis (CF units)
+
+    axes = dimension_coords(m.forward_model, spec.x_dims, tuple(post.samples.shape[1:]))
+    post.coords = {k: v for k, (v, _) in axes.items()}
+    post.coord_attrs = {k: a for k, (_, a) in axes.items()}
     view = measurement_view(m.problem, m.forward_model, m.y[None])
     if view is not None:
         post.extras["measurement_view"] = view[0].to(post.samples.dtype)
@@ -173,23 +179,43 @@ def reconstruct(measurements, prior=None, sampler: str | None = None, *, num_sam
     return post
 
 
+def _prior_range(post: Posterior, m: Measurements) -> tuple[float, float] | None:
+    """The prior's data range in physical units: its normalisation's image of ``[-1, 1]`` (network priors, from
+    the configuration the posterior records), else the problem's physical range."""
+    from inverse.measurements import TRUTH_RANGES
+
+    norm = post.config.get("prior", {}).get("normalisation") if isinstance(post.config.get("prior"), dict) else None
+    if isinstance(norm, dict):
+        try:
+            a, b = (float(norm.get("offset", 0.0)) + s * float(norm.get("scale", 1.0)) for s in (-1.0, 1.0))
+            if math.isfinite(a) and math.isfinite(b) and a != b:
+                return min(a, b), max(a, b)
+        except (TypeError, ValueError):
+            pass
+    return TRUTH_RANGES.get(m.problem)
+
+
 def summarize(post: Posterior, m: Measurements) -> dict:
-    """Closing numbers of a reconstruction (module docstring): misfit, and errors when the truth is known."""
-    mean = post.mean().to(torch.float64)
-    fm = _clamped(m.forward_model)
-    with torch.no_grad():
-        r = (m.y - fm(mean[None])[0]).to(torch.float64)
-    sigma = float(m.noise.config().get("sigma", float("nan")))
-    out = {"misfit": float(r.norm() / (sigma * math.sqrt(r.numel())))}
-    if m.truth is not None:
-        t = m.truth.to(torch.float64)
+    """Closing numbers of a reconstruction (module docstring): misfit, and errors when the truth is known.
+
+    Also the checks of :func:`inverse.diagnostics.check_posterior`: the misfit's expected range, the
+    per-sample misfits, the data-space coverage of the ensemble, the samples' range against the prior's,
+    and ``warnings`` (prior mismatch, collapsed ensemble, diverged sampler). Raises
+    :class:`samplers.SamplerError` when the samples are certainly meaningless (non-finite, or far outside
+    the prior's range).
+    """
+    from inverse.diagnostics import check_posterior
+
+    truth = m.truth
+    out = check_posterior(post, _clamped(m.forward_model), m.y, m.noise, prior_range=_prior_range(post, m),
+                          truth=truth)
+    if truth is not None and bool(torch.isfinite(truth).all()):
+        mean = post.mean().to(torch.float64)
+        t = truth.to(torch.float64)
         out["relative_l2"] = relative_l2(mean, t)
         out["psnr"] = psnr(mean, t)
         if t.ndim == 3 and t.shape[0] == 1 and min(t.shape[-2:]) >= 11:
             out["ssim"] = ssim(mean, t)
-        if post.num_samples >= 2:
-            q = post.quantile([0.05, 0.95]).to(torch.float64)
-            out["coverage_90"] = float(((t >= q[0]) & (t <= q[1])).double().mean())
         view = post.extras.get("measurement_view")
         if view is not None:
             out["view_relative_l2"] = relative_l2(view.to(torch.float64), t)
@@ -198,24 +224,37 @@ def summarize(post: Posterior, m: Measurements) -> dict:
 
 
 def format_summary(post: Posterior) -> str:
-    """The closing summary printed by ``inverse reconstruct`` (one line per topic)."""
+    """The closing summary printed by ``inverse reconstruct`` (one line per topic, then one line per warning)."""
     d = post.diagnostics
     n = d.get("num_samples", post.num_samples)
+    misfit = f"{d.get('misfit', float('nan')):.3f}"
+    exp = d.get("misfit_expected")
+    expected = (f"expected {exp[0]:.2f}-{exp[1]:.2f} under the noise model (1%-99%); the mean may sit below"
+                if isinstance(exp, list) and len(exp) == 2 else "about 1 when it fits to the noise level")
     lines = [f"{post.config.get('sampler', {}).get('class', '?')}: {n} samples in {d.get('wall_time_s', 0):.1f} s; "
              f"{d.get('nfe', 0)} network evaluations, {d.get('forward_evals', 0)} forward-model evaluations, "
              f"{d.get('grad_evals', 0)} gradients",
-             "data misfit of the posterior mean ||y - F(mean)|| / (sigma sqrt(m)) = "
-             f"{d.get('misfit', float('nan')):.3f} (about 1 when it fits to the noise level)"]
+             f"data misfit of the posterior mean ||y - F(mean)|| / (sigma sqrt(m)) = {misfit} ({expected})"]
+    per = d.get("misfit_samples")
+    if isinstance(per, list) and len(per) == 3:
+        s = f"misfit per sample: median {per[1]:.3f} (5%-95%: {per[0]:.3f}-{per[2]:.3f})"
+        if "data_coverage_90" in d:
+            s += (f"; {100 * d['data_coverage_90']:.1f}% of the measurements lie in the ensemble's 90% predictive "
+                  "intervals")
+        lines.append(s)
     if "relative_l2" in d:
         s = f"posterior mean vs truth: relative L2 {d['relative_l2']:.4f}, PSNR {d['psnr']:.2f} dB"
         if "ssim" in d:
             s += f", SSIM {d['ssim']:.4f}"
         if "coverage_90" in d:
             s += f"; 90% pixel intervals cover {100 * d['coverage_90']:.1f}% of the truth"
+            if "coverage_90_nominal" in d:
+                s += f" (about {100 * d['coverage_90_nominal']:.0f}% expected)"
         lines.append(s)
         if "view_relative_l2" in d:
             view = post.config.get("measurements", {}).get("view") or "direct reconstruction"
             lines.append(f"{view} vs truth: relative L2 {d['view_relative_l2']:.4f}, PSNR {d['view_psnr']:.2f} dB")
+    lines += [f"warning: {w}" for w in d.get("warnings", []) if isinstance(w, str)]
     return "\n".join(lines)
 
 

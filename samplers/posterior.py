@@ -26,6 +26,8 @@ from samplers.errors import SamplerConfigError
 __all__ = ["Posterior", "open_posterior", "default_dims", "package_version", "package_versions"]
 
 _FORMAT = "inverse-posterior/1"
+#: dimensions whose index is a pixel position (units ``pixel`` when no physical coordinate is given)
+_IMAGE_AXES = ("y", "x", "z", "depth")
 
 
 def package_version() -> str:
@@ -66,7 +68,10 @@ class Posterior:
     config : dict of JSON values (sampler, prior, forward model, seed)
     truth : optional tensor of one sample's shape
     dims : names of one sample's dimensions (NetCDF)
-    coords : optional coordinates per dimension, in physical units
+    coords : optional coordinates per dimension (name -> values), in physical units
+    coord_attrs : optional attributes per coordinate (name -> ``{"units": ..., "long_name": ...}``, CF
+        conventions); a dimension without a coordinate is written with its index (units ``pixel`` for the
+        image axes ``y``, ``x``, ``z``, ``depth``, else ``1``), so every dimension of the file has one
     units : physical units of the samples
     extras : named real tensors stored beside the samples: of one sample's shape (e.g. the direct
         reconstruction ``measurement_view`` that figures show next to the posterior mean, stored with
@@ -91,6 +96,7 @@ class Posterior:
     coords: dict | None = None
     units: str = ""
     extras: dict = field(default_factory=dict)
+    coord_attrs: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.samples = torch.as_tensor(self.samples)
@@ -204,7 +210,7 @@ class Posterior:
                 data[name] = (self.dims, t.detach().cpu().numpy(), {"units": self.units, "role": "extra"})
             else:  # another shape (the measurement itself): dimensions of its own
                 data[name] = (tuple(f"{name}_{i}" for i in range(t.ndim)), t.detach().cpu().numpy(), {"role": "extra"})
-        coords = {k: np.asarray(v) for k, v in (self.coords or {}).items()}
+        coords = self._coordinates(data)
         attrs = {"format": _FORMAT, "config": json.dumps(self.config), "diagnostics": json.dumps(self.diagnostics),
                  "package_version": package_version(), "units": self.units,
                  "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
@@ -229,7 +235,11 @@ class Posterior:
         dims = tuple(samples.dims[1:])
         lw = torch.from_numpy(ds["log_weights"].values.copy()) if "log_weights" in ds else None
         truth = torch.from_numpy(ds["truth"].values.copy()) if "truth" in ds else None
-        coords = {k: ds.coords[k].values.copy() for k in ds.coords} or None
+        generated = {"sample"} | {d for k in ds.data_vars if ds[k].attrs.get("role") == "extra" for d in ds[k].dims
+                                  if d not in dims}
+        coords = {k: ds.coords[k].values.copy() for k in ds.coords if k not in generated} or None
+        coord_attrs = {k: {a: str(v) for a, v in ds.coords[k].attrs.items() if a in ("units", "long_name")}
+                       for k in (coords or {}) if ds.coords[k].attrs}
         try:
             config = json.loads(ds.attrs.get("config", "{}"))
             diagnostics = json.loads(ds.attrs.get("diagnostics", "{}"))
@@ -241,7 +251,7 @@ class Posterior:
         extras = {k: torch.from_numpy(ds[k].values.copy()) for k in ds.data_vars
                   if ds[k].attrs.get("role") == "extra"}
         return cls(torch.from_numpy(samples.values.copy()), lw, diagnostics, config, truth, dims, coords,
-                   str(ds.attrs.get("units", "")), extras)
+                   str(ds.attrs.get("units", "")), extras, coord_attrs)
 
 
 def open_posterior(path) -> Posterior:

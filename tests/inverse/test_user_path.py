@@ -58,8 +58,10 @@ def test_simulate_round_trip_rebuilds_the_operator(tmp_path, name):
     import xarray as xr
 
     with xr.open_dataset(path, engine="h5netcdf") as ds:
-        assert ds["y"].dims == PROBLEMS[name].y_dims and ds["truth"].dims == PROBLEMS[name].x_dims
-        assert ds["y"].attrs["units"] and ds["truth"].attrs["units"] == PROBLEMS[name].x_units
+        assert ds["measurements"].dims == PROBLEMS[name].y_dims and ds["truth"].dims == PROBLEMS[name].x_dims
+        assert ds["measurements"].attrs["units"] and ds["truth"].attrs["units"] == PROBLEMS[name].x_units
+        assert set(ds.data_vars) == {"measurements", "truth"}  # no variable hidden as a coordinate
+        assert all(ds[d].attrs["units"] for d in ds["measurements"].dims + ds["truth"].dims)
         assert json.loads(ds.attrs["forward_model"])["class"] == type(m.forward_model).__name__
 
 
