@@ -162,6 +162,8 @@ def _validate_card(card, shape: tuple, path: Path, unit: int = 1) -> None:
 
 def _normalisation(card: dict, data_range, normalisation, units, directory: Path) -> Normalisation:
     """The model-space -> physical map: the arguments where given, else the card's, else identity with a warning."""
+    if units is not None and (not isinstance(units, str) or len(units) > 200):
+        raise PriorLoadError(f"units must be a string of at most 200 characters, got {units!r:.60}")
     if data_range is not None and normalisation is not None:
         raise PriorLoadError("pass data_range or normalisation, not both")
     if data_range is not None:
@@ -192,11 +194,12 @@ def _normalisation(card: dict, data_range, normalisation, units, directory: Path
                           "data_range=(low, high) or normalisation=, or write prior.json (see load_prior)",
                           UserWarning, stacklevel=3)
     if units is not None:
-        if not isinstance(units, str) or len(units) > 200:
-            raise PriorLoadError(f"units must be a string of at most 200 characters, got {units!r:.60}")
         norm = Normalisation(norm.scale, norm.offset, units)
-    elif not norm.units and isinstance(card.get("units"), str):
-        norm = Normalisation(norm.scale, norm.offset, card["units"])
+    elif not norm.units:  # data_range gives no units: the card's, if it names them
+        card_norm = card.get("normalisation") if isinstance(card.get("normalisation"), dict) else {}
+        named = card_norm.get("units") or card.get("units")
+        if isinstance(named, str) and named:
+            norm = Normalisation(norm.scale, norm.offset, named)
     return norm
 
 
