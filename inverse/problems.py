@@ -50,7 +50,8 @@ from priors.gaussian_mixture import GaussianMixture, GaussianMixturePrior
 if TYPE_CHECKING:
     from priors.function_space import DenseGaussian, MaternField
 
-__all__ = ["ProblemSpec", "PROBLEMS", "get_problem", "build_forward_model", "problem_options", "draw_truth",
+__all__ = ["ProblemSpec", "PROBLEMS", "OPTION_LIMITS", "MAX_TIME_STEPS", "get_problem", "build_forward_model",
+           "problem_options", "draw_truth",
            "measurement_view", "GMM_SETTINGS", "GMMCase", "gmm_case", "evaluate_sampler", "averaged_sw_ratio",
            "DarcyTwoLevel", "darcy_two_level_problem", "LinearGaussianCase", "linear_gaussian_problem"]
 
@@ -64,6 +65,8 @@ class ProblemSpec:
     ``build(options) -> ForwardModel``; ``truth(options, seed) -> (1, *input_shape)`` in physical units;
     ``view(forward_model, y) -> (1, *input_shape)`` a direct reconstruction (FBP, zero-filled, adjoint)
     or None; ``y_dims`` names the measurement axes; ``prior`` the shipped prior that fits, if any.
+    ``limits`` maps an option to its accepted ``(low, high)`` (on top of :data:`OPTION_LIMITS`);
+    ``footprint(options)`` estimates the bytes that building the operator and one evaluation allocate.
     """
 
     name: str
@@ -80,6 +83,18 @@ class ProblemSpec:
     view_name: str | None = None
     view: Callable | None = None
     help: dict = field(default_factory=dict)
+    limits: dict = field(default_factory=dict)
+    footprint: Callable[[dict], float] | None = None
+
+
+#: accepted range of the options that set an array's size, for every problem that has them (a problem's
+#: ``limits`` override them); on top of these, :func:`problem_options` refuses options whose estimated
+#: memory (``ProblemSpec.footprint``) exceeds half of this machine's memory
+OPTION_LIMITS = {"size": (1, 4096), "angles": (1, 10_000), "coils": (1, 256), "sensors": (1, 1024),
+                 "nt": (1, 100_000), "shots": (1, 1000), "receivers": (1, 10_000), "factor": (1, 4096),
+                 "mask_seed": (0, 2**63 - 1)}
+#: most time steps ``T / dt`` of the Navier-Stokes solver
+MAX_TIME_STEPS = 100_000
 
 
 def _g(seed: int) -> int:
@@ -184,46 +199,73 @@ def _truth_gathers(o, seed):
         return op(v)
 
 
+# ------------------------------------------------------------------ memory estimates (bytes, upper bounds)
+def _footprint_ct(o):
+    # the CSR projector and its transpose (about 2.2 entries per pixel and angle), and the build's work arrays
+    return 200.0 * o["angles"] * o["size"] ** 2 + 400.0 * min(o["angles"], 16) * o["size"] ** 2
+
+
+def _footprint_mri(o):
+    return 1024.0 * o.get("coils", 1) * o["size"] ** 2  # a few complex128 copies of the (coil) k-space
+
+
+def _footprint_ns(o):
+    return 1024.0 * o["size"] ** 2  # the pseudo-spectral solver's complex work arrays
+
+
+def _footprint_darcy(o):
+    return 64.0 * o["size"] ** 3  # sparse LU factors of the size^2 x size^2 system, with fill-in
+
+
+def _footprint_wave(o):
+    # the wavefields of every time step and shot (kept for the adjoint), and the shot gathers
+    return 8.0 * o["nt"] * o["shots"] * (o["size"] ** 2 + 4 * o["receivers"])
+
+
 PROBLEMS: dict[str, ProblemSpec] = {
     "ct": ProblemSpec(
         "ct", "sparse-view parallel-beam CT of an ellipse phantom", {"size": 64, "angles": 30},
         _build_ct, _truth_phantom, ("channel", "y", "x"), ("channel", "angle", "detector"), "attenuation (a.u.)",
         "line integral (a.u. x pixel)", "phantoms-64", 0.02, "filtered back-projection", _view_ct,
-        {"size": "image size N", "angles": "number of projection angles in [0, 180) degrees"}),
+        {"size": "image size N", "angles": "number of projection angles in [0, 180) degrees"},
+        footprint=_footprint_ct),
     "mri": ProblemSpec(
         "mri", "single-coil Cartesian MRI of a real phantom",
         {"size": 64, "acceleration": 4.0, "center_fraction": 0.08, "mask": "random", "mask_seed": 0},
         _build_mri, _truth_phantom, ("channel", "y", "x"), ("complex", "ky", "kx"), "intensity (a.u.)",
         "k-space (a.u.)", "phantoms-64", 0.02, "zero-filled inverse FFT", _view_adjoint,
-        {"acceleration": "undersampling factor", "mask": "random, equispaced or gaussian columns"}),
+        {"acceleration": "undersampling factor", "mask": "random, equispaced or gaussian columns"},
+        footprint=_footprint_mri),
     "mri-multicoil": ProblemSpec(
         "mri-multicoil", "multi-coil (SENSE) Cartesian MRI of a real phantom",
         {"size": 64, "acceleration": 4.0, "center_fraction": 0.08, "mask": "random", "mask_seed": 0, "coils": 8},
         _build_mri_multicoil, _truth_phantom, ("channel", "y", "x"), ("complex", "coil", "ky", "kx"),
         "intensity (a.u.)", "k-space (a.u.)", "phantoms-64", 0.02, "coil-combined zero-filled (adjoint)",
-        _view_adjoint, {"coils": "number of birdcage coils"}),
+        _view_adjoint, {"coils": "number of birdcage coils"}, footprint=_footprint_mri),
     "navier-stokes": ProblemSpec(
         "navier-stokes", "initial vorticity from the subsampled vorticity at time T (Re 200)",
         {"size": 64, "factor": 4, "T": 1.0, "dt": 1e-2},
         _build_ns, _truth_ns, ("channel", "y", "x"), ("channel", "y_obs", "x_obs"), "vorticity (1/s)",
         "vorticity (1/s)", "ns-vorticity-64", 0.05, None, None,
-        {"factor": "observe every factor-th grid point", "T": "final time"}),
+        {"factor": "observe every factor-th grid point", "T": "final time"}, footprint=_footprint_ns),
     "darcy": ProblemSpec(
         "darcy", "permeability from pressure sensors (Darcy flow, unit square)",
         {"size": 32, "sensors": 7},
         _build_darcy, _truth_darcy, ("channel", "y", "x"), ("sensor",), "permeability (a.u.)",
-        "pressure (a.u.)", "darcy-perm-32", 0.01, None, None, {"sensors": "n for an n x n sensor grid"}),
+        "pressure (a.u.)", "darcy-perm-32", 0.01, None, None, {"sensors": "n for an n x n sensor grid"},
+        limits={"size": (2, 1024)}, footprint=_footprint_darcy),
     "fwi": ProblemSpec(
         "fwi", "acoustic full-waveform inversion of a layered velocity model (OpenFWI geometry)",
         {"size": 70, "nt": 1000, "shots": 5, "receivers": 70, "freq": 15.0},
         _build_fwi, _truth_velocity, ("channel", "depth", "x"), ("shot", "time", "receiver"), "velocity (m/s)",
-        "pressure (a.u.)", "seismic-velocity-70", 0.01, None, None, {"nt": "time samples (1 ms)"}),
+        "pressure (a.u.)", "seismic-velocity-70", 0.01, None, None, {"nt": "time samples (1 ms)"},
+        footprint=_footprint_wave),
     "seismic-interp": ProblemSpec(
         "seismic-interp", "missing-trace interpolation of shot gathers",
         {"size": 70, "nt": 1000, "shots": 5, "receivers": 70, "freq": 15.0, "missing": 0.5, "mask_seed": 0},
         _build_interp, _truth_gathers, ("shot", "time", "receiver"), ("shot", "time", "receiver"),
         "pressure (a.u.)", "pressure (a.u.)", None, 0.01, "recorded traces (missing = 0)", _view_adjoint,
-        {"missing": "fraction of missing traces"}),
+        {"missing": "fraction of missing traces"}, footprint=_footprint_wave),
 }
 
 
@@ -235,9 +277,13 @@ def get_problem(name: str) -> ProblemSpec:
 
 
 def problem_options(name: str, **overrides) -> dict:
-    """The problem's default options updated by ``overrides`` (None values ignored), type-checked.
+    """The problem's default options updated by ``overrides`` (None values ignored), type-checked and bounded.
 
-    Unknown option names and values of the wrong type are a ``ValueError`` naming them.
+    Unknown option names and values of the wrong type are a ``ValueError`` naming them. Sizes are bounded
+    before anything is allocated: each option within its range (:data:`OPTION_LIMITS`, the problem's
+    ``limits``; at most :data:`MAX_TIME_STEPS` solver steps ``T / dt``), and the estimated memory of the
+    operator (``ProblemSpec.footprint``) within half of this machine's memory. This holds for options read
+    from a measurement file too (:func:`build_forward_model`).
     """
     spec = get_problem(name)
     opts = dict(spec.defaults)
@@ -255,7 +301,27 @@ def problem_options(name: str, **overrides) -> dict:
             raise UserError(f"option {k!r} of problem {name!r} must be a {type(default).__name__}, got {v!r}") from None
         if isinstance(default, int) and opts[k] != float(v):
             raise UserError(f"option {k!r} of problem {name!r} must be an integer, got {v!r}")
+    _check_size(spec, opts)
     return opts
+
+
+def _check_size(spec: ProblemSpec, opts: dict) -> None:
+    """Refuse options beyond their range or whose operator would not fit in memory (:func:`problem_options`)."""
+    from inverse.validation import format_bytes, memory_limit_bytes
+
+    for k, v in opts.items():
+        low, high = spec.limits.get(k, OPTION_LIMITS.get(k, (None, None)))
+        if low is not None and not (low <= v <= high):
+            raise UserError(f"option {k!r} of problem {spec.name!r} must lie in {low}..{high}, got {v}")
+    if "T" in opts and "dt" in opts and opts["dt"] > 0 and opts["T"] / opts["dt"] > MAX_TIME_STEPS:
+        raise UserError(f"problem {spec.name!r}: T / dt = {opts['T'] / opts['dt']:.3g} solver steps; at most "
+                        f"{MAX_TIME_STEPS} are allowed (raise dt or lower T)")
+    if spec.footprint is not None:
+        need, limit = float(spec.footprint(opts)), memory_limit_bytes()
+        if need > limit:
+            sized = ", ".join(f"{k}={opts[k]}" for k in opts if k in OPTION_LIMITS and k != "mask_seed")
+            raise UserError(f"problem {spec.name!r} with {sized} needs about {format_bytes(need)} of memory, more "
+                            f"than half of this machine's ({format_bytes(limit)} allowed): choose smaller sizes")
 
 
 def build_forward_model(name: str, options: dict | None = None) -> ForwardModel:
