@@ -3,7 +3,9 @@
 Each subcommand is a module of :mod:`inverse.commands` with ``add_parser(subparsers)`` and
 ``run(args) -> int``; :func:`main` calls the chosen one. A user error (bad arguments, missing files,
 existing outputs, invalid values: :mod:`inverse.errors`) ends with one line on stderr and exit code 2,
-never a traceback; any other exception is a bug and keeps its traceback. Outputs are written atomically.
+never a traceback. An environment failure (a full disk, a quota, a read-only or failing device: an
+``OSError`` whose errno is in :data:`samplers.atomic.ENVIRONMENT_ERRNOS`) ends with one line and exit
+code 1. Any other exception is a bug and keeps its traceback. Outputs are written atomically.
 """
 
 from __future__ import annotations
@@ -67,6 +69,12 @@ def parse_key_values(items, what: str) -> dict:
     return out
 
 
+def _one_line(e: BaseException) -> str:
+    """The first line of an error message (HDF5 errors carry several)."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 def main(argv=None) -> int:
     """Entry point of the ``inverse`` command."""
     parser = build_parser()
@@ -79,12 +87,19 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("inverse: interrupted", file=sys.stderr)
         return 130
-    except _ENVIRONMENT_ERRORS as e:
-        print(f"inverse {args.command}: error: {e}", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # e.g. 'inverse reconstruct ... | head': the reader went away
         sys.stderr.close()
         return 0
+    except OSError as e:
+        from samplers.atomic import ENVIRONMENT_ERRNOS, OutputWriteError
+
+        if e.errno in ENVIRONMENT_ERRNOS:  # full disk, quota, read-only or failing device: not the user's input
+            print(f"inverse {args.command}: error: {_one_line(e)}", file=sys.stderr)
+            return 1
+        if not isinstance(e, (*_ENVIRONMENT_ERRORS, OutputWriteError)):
+            raise  # a bug: the traceback says where
+        print(f"inverse {args.command}: error: {_one_line(e)}", file=sys.stderr)
+        return 2
     except Exception as e:
         from inverse.errors import is_user_error
 

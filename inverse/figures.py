@@ -11,17 +11,22 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from samplers.atomic import atomic_output  # noqa: E402
+from samplers.atomic import check_output_path, write_bytes_atomic  # noqa: E402
 
 __all__ = ["save_figure", "plot_mixture_posterior_2d", "plot_image_posterior"]
 
 
 def save_figure(fig, path, *, overwrite: bool = False, dpi: int = 120) -> Path:
-    """Save ``fig`` atomically as PNG (temporary file, then rename) and close it."""
-    with atomic_output(path, overwrite=overwrite, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
-    plt.close(fig)
-    return Path(path)
+    """Save ``fig`` atomically as PNG (rendered in memory, then a temporary file and a rename) and close it."""
+    import io
+
+    try:
+        check_output_path(path, overwrite)
+        buf = io.BytesIO()
+        fig.savefig(buf, dpi=dpi, bbox_inches="tight", format="png")
+    finally:
+        plt.close(fig)
+    return write_bytes_atomic(path, buf.getbuffer(), overwrite=overwrite)
 
 
 def plot_mixture_posterior_2d(posterior, exact, *, truth=None, y=None, A=None, title: str = "",

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from samplers.atomic import atomic_output
+from samplers.atomic import write_bytes_atomic
 from samplers.errors import SamplerConfigError
 
 __all__ = ["CheckpointError", "fingerprint", "save_state", "load_state", "read_checkpoint_info", "FORMAT"]
@@ -132,7 +132,7 @@ def _dynamic_fields(sampler, state) -> list[str]:
 def save_state(path, sampler, state, fingerprint_: dict, generator_state: torch.Tensor | None = None) -> Path:
     """Write ``state`` to ``path`` atomically (module docstring); ``generator_state`` defaults to the
     generator's current state (pass a snapshot taken right after the step that produced ``state``)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     who = type(sampler).__name__
     tensors: dict = {}
@@ -144,10 +144,8 @@ def save_state(path, sampler, state, fingerprint_: dict, generator_state: torch.
             "num_steps": int(sampler.num_steps()), "fields": schema,
             "static": sorted(getattr(sampler, "static_fields", ())), "fingerprint": fingerprint_}
     out = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    path = Path(path)
-    with atomic_output(path, overwrite=True, suffix=".tmp") as tmp:
-        save_file(out, str(tmp), metadata={"inverse": json.dumps(meta)})
-    return path
+    # built in memory, then one plain write: a full disk is one OutputWriteError naming the checkpoint
+    return write_bytes_atomic(path, save(out, metadata={"inverse": json.dumps(meta)}), overwrite=True)
 
 
 def read_checkpoint_info(path) -> tuple[dict, dict]:
@@ -155,9 +153,9 @@ def read_checkpoint_info(path) -> tuple[dict, dict]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file, safe_open
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    from samplers.netcdf import check_input_file
+
+    path = check_input_file(path, "checkpoint")
     try:
         with safe_open(str(path), framework="pt") as f:
             raw = (f.metadata() or {}).get("inverse")

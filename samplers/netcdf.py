@@ -1,23 +1,35 @@
-"""Reading NetCDF-4 files that may be missing, truncated, corrupt or not NetCDF at all.
+"""Reading NetCDF-4 files that may be missing, truncated, corrupt or not NetCDF at all; writing them safely.
 
 Every reader of this library (posteriors, measurements, calibration data) opens files through
 :func:`load_dataset`, which turns every failure of the HDF5 stack into one clean error:
 ``FileNotFoundError`` for a missing path, ``IsADirectoryError`` for a directory, and a one-line
 ``ValueError`` for anything else. A corrupt HDF5 file makes h5py raise almost any exception type
 (``OSError``, ``KeyError``, ``RuntimeError``, ...) and leaves h5netcdf printing "Exception ignored"
-noise when its half-built file object is collected; both are contained here. Nothing is unpickled.
+noise when its half-built file object is collected; both are contained here, and so are the
+warnings h5netcdf prints for plain HDF5 files (``phony_dims``). Nothing is unpickled.
+
+:func:`check_input_file` is the check every reader runs before opening a path: a FIFO, a device
+(``/dev/zero``) or a socket is refused with one line instead of blocking or reading forever.
+
+:func:`write_netcdf` builds the whole file in memory and writes it with
+:func:`samplers.atomic.write_bytes_atomic`: no HDF5 handle ever points at the disk, so a full disk is
+one clean ``OutputWriteError`` (no "Can't close file" noise, no crash while an h5py object is freed).
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import os
+import stat
 import sys
+import warnings
 from pathlib import Path
 
+from samplers.atomic import check_output_path, write_bytes_atomic
 from samplers.errors import SamplerConfigError
 
-__all__ = ["load_dataset", "HDF5_SIGNATURE"]
+__all__ = ["load_dataset", "write_netcdf", "check_input_file", "HDF5_SIGNATURE"]
 
 #: the first bytes of every NetCDF-4 (HDF5) file this library writes
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -35,6 +47,47 @@ def _quiet_unraisable():
         sys.unraisablehook = old
 
 
+def check_input_file(path, what: str = "input file") -> Path:
+    """``Path(path)`` if it names a regular file (symbolic links followed), else a one-line error.
+
+    ``FileNotFoundError`` for a missing file (or a broken link), ``IsADirectoryError`` for a directory,
+    :class:`~samplers.errors.SamplerConfigError` for an empty path, a FIFO, a device or a socket
+    ("is not a regular file") and a path that cannot be looked at (too long, permission). Nothing is opened.
+    """
+    if path is None or not str(os.fspath(path)).strip():
+        raise SamplerConfigError(f"empty {what} path")
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        broken = " (a broken symbolic link)" if path.is_symlink() else ""
+        raise FileNotFoundError(f"{what} {path} does not exist{broken}") from None
+    except OSError as e:
+        raise SamplerConfigError(f"{what} {path} cannot be read ({e.strerror or type(e).__name__})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(f"{what} {path} is a directory, not a file")
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode)
+                or stat.S_ISBLK(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "special")
+        raise SamplerConfigError(f"{what} {path} is not a regular file ({kind})")
+    return path
+
+
+def write_netcdf(data, path, *, overwrite: bool = False) -> Path:
+    """Write an ``xarray.Dataset`` or ``DataTree`` (h5netcdf engine) to ``path`` atomically (module docstring).
+
+    The target is checked first (:func:`samplers.atomic.check_output_path`), so a refusal costs no
+    serialisation. Example::
+
+        import numpy as np, xarray as xr
+        from samplers.netcdf import write_netcdf, load_dataset
+        write_netcdf(xr.Dataset({"a": ("x", np.arange(3.0))}), "a.nc", overwrite=True)
+        assert float(load_dataset("a.nc")["a"].sum()) == 3.0
+    """
+    check_output_path(path, overwrite)
+    return write_bytes_atomic(path, data.to_netcdf(None, engine="h5netcdf"), overwrite=overwrite)
+
+
 def load_dataset(path, what: str = "NetCDF file"):
     """The whole ``xarray.Dataset`` in ``path`` (read into memory, file closed), or a clean error.
 
@@ -42,11 +95,7 @@ def load_dataset(path, what: str = "NetCDF file"):
     """
     import xarray as xr
 
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{what} {path} does not exist")
-    if path.is_dir():
-        raise IsADirectoryError(f"{what} {path} is a directory, not a NetCDF file")
+    path = check_input_file(path, what)
     try:
         with path.open("rb") as f:
             head = f.read(len(HDF5_SIGNATURE))
@@ -58,10 +107,12 @@ def load_dataset(path, what: str = "NetCDF file"):
     try:
         import h5py
 
-        with h5py.File(path, "r") as f:  # fails cleanly where h5netcdf would leave a half-built object behind
-            dict(f.attrs)
-        with xr.open_dataset(path, engine="h5netcdf", cache=False) as ds:
-            return ds.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # h5netcdf's phony_dims notice for plain HDF5 files
+            with h5py.File(path, "r") as f:  # fails cleanly where h5netcdf would leave a half-built object behind
+                dict(f.attrs)
+            with xr.open_dataset(path, engine="h5netcdf", cache=False, phony_dims="access") as ds:
+                return ds.load()
     except Exception as e:  # noqa: BLE001 - corrupt HDF5 raises many types; all mean 'unreadable'
         error = type(e).__name__
     with _quiet_unraisable():

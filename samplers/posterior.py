@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from samplers.atomic import atomic_output
 from samplers.errors import SamplerConfigError
+from samplers.netcdf import write_netcdf
 
 __all__ = ["Posterior", "open_posterior", "default_dims", "package_version", "package_versions"]
 
@@ -216,12 +216,25 @@ class Posterior:
                  "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
         return xr.Dataset(data, coords=coords, attrs=attrs)
 
+    def _coordinates(self, data: dict) -> dict:
+        """``{dim: (dim, values, attrs)}`` for every dimension of ``data``: the given coordinates with their
+        attributes, else the index (units ``pixel`` on image axes, ``1`` elsewhere)."""
+        sizes = {d: n for _, (dims, a, *_) in data.items() for d, n in zip(dims, np.shape(a), strict=True)}
+        out = {}
+        for dim, n in sizes.items():
+            given = (self.coords or {}).get(dim)
+            values = np.arange(n) if given is None else np.asarray(given)
+            attrs = dict((self.coord_attrs or {}).get(dim) or {})
+            if given is None or "units" not in attrs:
+                pixel = given is None and dim in _IMAGE_AXES
+                attrs.setdefault("units", "pixel" if pixel else "1")
+                attrs.setdefault("long_name", f"{dim} index" if given is None else dim)
+            out[dim] = ((dim,), values, attrs)
+        return out
+
     def to_netcdf(self, path, *, overwrite: bool = False) -> Path:
         """Write atomically to a NetCDF-4 file (h5netcdf engine); refuses to overwrite unless asked."""
-        ds = self.to_xarray()
-        with atomic_output(path, overwrite=overwrite) as tmp:
-            ds.to_netcdf(tmp, engine="h5netcdf")
-        return Path(path)
+        return write_netcdf(self.to_xarray(), path, overwrite=overwrite)
 
     @classmethod
     def from_xarray(cls, ds) -> Posterior:

@@ -11,7 +11,7 @@ A *data file* holds
   deviation, optional), ``truth`` (JSON parameter values of simulated data, optional).
 
 A file with only ``y``, its coordinates and ``model`` is enough, so measured data need no JSON.
-Every file is written to a temporary file and renamed (:func:`samplers.atomic.atomic_output`);
+Every file is written to a temporary file and renamed (:func:`samplers.netcdf.write_netcdf`);
 an existing file is replaced only when asked.
 """
 
@@ -30,7 +30,7 @@ import xarray as xr
 from inverse.calibration.model import CalibrationModel
 from inverse.calibration.models import get_model_class
 from inverse.errors import UserError
-from samplers.atomic import atomic_output
+from samplers.netcdf import write_netcdf
 from samplers.posterior import package_version
 
 __all__ = ["CalibrationData", "write_data", "read_data", "write_inference_data", "read_inference_data"]
@@ -88,9 +88,7 @@ def write_data(path, model: CalibrationModel, y, *, sigma: float | None = None, 
         ds.attrs["truth"] = json.dumps({k: float(v) for k, v in truth.items()}, sort_keys=True)
     if seed is not None:
         ds.attrs["simulation_seed"] = int(seed)
-    with atomic_output(path, overwrite=overwrite, suffix=".nc") as tmp:
-        ds.to_netcdf(tmp, engine="h5netcdf")
-    return Path(path)
+    return write_netcdf(ds, path, overwrite=overwrite)
 
 
 def _open(path, what: str) -> xr.Dataset:
@@ -153,9 +151,7 @@ def write_inference_data(idata: az.InferenceData, path, *, overwrite: bool = Fal
     """Write ``InferenceData`` as NetCDF-4 (one group per ArviZ group), atomically."""
     if not isinstance(idata, az.InferenceData):
         raise TypeError(f"expected arviz.InferenceData, got {type(idata).__name__}")
-    with atomic_output(path, overwrite=overwrite, suffix=".nc") as tmp:
-        idata.to_netcdf(str(tmp), engine="h5netcdf")
-    return Path(path)
+    return write_netcdf(idata.to_datatree(), path, overwrite=overwrite)
 
 
 def read_inference_data(path) -> az.InferenceData:
