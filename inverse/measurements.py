@@ -47,7 +47,7 @@ from forward_models import Gaussian, InverseProblem, noise_from_config
 from forward_models.base import ForwardModel
 from inverse.errors import UserError
 from inverse.problems import build_forward_model, draw_truth, get_problem, problem_options
-from samplers.atomic import atomic_output
+from samplers.netcdf import write_netcdf
 from samplers.posterior import package_version
 
 __all__ = ["Measurements", "simulate", "from_arrays", "open_measurements", "load_truth", "TRUTH_RANGES",
@@ -126,10 +126,7 @@ class Measurements:
 
     def to_netcdf(self, path, *, overwrite: bool = False) -> Path:
         """Write atomically (temporary file, then rename); refuses to replace a file unless asked."""
-        ds = self.to_xarray()
-        with atomic_output(path, overwrite=overwrite) as tmp:
-            ds.to_netcdf(tmp, engine="h5netcdf")
-        return Path(path)
+        return write_netcdf(self.to_xarray(), path, overwrite=overwrite)
 
 
 def _noise_sigma(y_clean: torch.Tensor, noise_rel: float | None, noise_std: float | None, default_rel: float) -> float:
@@ -204,9 +201,9 @@ def _check_truth_array(a: np.ndarray, shape: tuple, what: str) -> torch.Tensor:
 
 def load_truth(path, problem: str, shape: tuple) -> torch.Tensor:
     """A ground truth of ``shape`` from a NetCDF, ``.npy`` or image file (rules in the module docstring)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"truth file {path} does not exist")
+    from samplers.netcdf import check_input_file
+
+    path = check_input_file(path, "truth file")  # a directory, a FIFO or a device: one line, nothing opened
     suffix = path.suffix.lower()
     if suffix == ".npy":
         try:
@@ -273,7 +270,9 @@ def open_measurements(path) -> Measurements:
                         "JSON objects")
     if not isinstance(names, list) or not all(isinstance(n, str) and n in ds.variables for n in names):
         raise UserError(f"corrupt measurement file {path}: the operator_arrays attribute names missing variables")
-    problem = str(ds.attrs.get("problem", ""))
+    if "problem" not in ds.attrs:
+        raise UserError(f"corrupt measurement file {path}: it has no 'problem' attribute")
+    problem = str(ds.attrs["problem"])
     get_problem(problem)
     try:
         arrays = {n: np.asarray(ds[n].values, dtype=np.float64).copy() for n in names}
