@@ -52,15 +52,15 @@ def _check_flags(args):
     from pathlib import Path
 
     from inverse.errors import UserError
-    from samplers.atomic import OutputExistsError
+    from samplers.atomic import OutputExistsError, check_output_path
 
-    for p in [Path(args.out)] + ([Path(args.figure)] if args.figure else []):
-        if p.exists() and not args.overwrite:
-            raise OutputExistsError(f"{p} already exists (pass --overwrite to replace it)")
+    for p in [args.out] + ([args.figure] if args.figure else []):
+        check_output_path(p, args.overwrite)  # empty, too long, a directory, no directory, existing, read-only
     ckpt = Path(args.checkpoint) if args.checkpoint else None
     if args.resume and ckpt is None:
         raise UserError("--resume needs --checkpoint FILE")
     if ckpt is not None:
+        check_output_path(ckpt, overwrite=True)  # a name the file system takes, in a writable directory
         if args.checkpoint_every < 1:
             raise UserError(f"--checkpoint-every must be at least 1, got {args.checkpoint_every}")
         if ckpt.exists() and not (args.resume or args.overwrite):
@@ -71,6 +71,34 @@ def _check_flags(args):
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads must be at least 1, got {args.threads}")
     return ckpt
+
+
+def _write_posterior(post, out, overwrite: bool, ckpt) -> None:
+    """Write the finished posterior to ``out``; if that fails (a full disk, a file that appeared meanwhile),
+    save it beside the checkpoint or in the temporary directory and name that file in the one-line error."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from samplers.atomic import OutputExistsError, OutputWriteError
+
+    try:
+        post.to_netcdf(out, overwrite=overwrite)
+        return
+    except OSError as e:
+        error = e
+    rescue = None
+    for d in ([ckpt.parent] if ckpt is not None else []) + [Path(tempfile.gettempdir())]:
+        try:
+            rescue = post.to_netcdf(d / f"{out.stem}-rescued-{os.getpid()}{out.suffix or '.nc'}")
+            break
+        except OSError:
+            continue
+    note = (f"the posterior is saved in {rescue}: move it to {out} when the problem is fixed" if rescue else
+            "the posterior could not be saved anywhere else either")
+    if isinstance(error, OutputExistsError):
+        raise OutputExistsError(f"{error}; {note}") from error
+    raise OutputWriteError(error.errno, f"{error.strerror or error}; {note}", str(out)) from error
 
 
 def run(args) -> int:
@@ -91,12 +119,13 @@ def run(args) -> int:
                            device=args.device, progress=not args.quiet, checkpoint=ckpt,
                            checkpoint_every=args.checkpoint_every, resume=args.resume)
     except KeyboardInterrupt:
-        if ckpt is not None and ckpt.is_file():
+        if ckpt is not None and ckpt.is_file():  # one line, instead of main's "interrupted"
             print(f"inverse reconstruct: interrupted; the state is saved in {ckpt}: rerun with --resume",
                   file=sys.stderr)
+            return 130
         raise
     out = Path(args.out)
-    post.to_netcdf(out, overwrite=args.overwrite)
+    _write_posterior(post, out, args.overwrite, ckpt)
     print(format_summary(post))
     if post.diagnostics.get("weight_collapse"):
         print(f"warning: the SMC weights collapsed (smallest ESS {post.diagnostics.get('min_ess', 0):.2f} of "
