@@ -28,7 +28,8 @@ from priors.base import Prior
 from samplers import Posterior, get_sampler
 from samplers.base import resolve_device
 
-__all__ = ["reconstruct", "summarize", "DEFAULT_SETTINGS", "DEFAULT_SAMPLER", "format_summary"]
+__all__ = ["reconstruct", "summarize", "DEFAULT_SETTINGS", "DEFAULT_SAMPLER", "format_summary", "STEPS_SETTING",
+           "steps_setting", "sampler_for", "check_num_samples"]
 
 #: sampler settings per (sampler, problem); DPS's guidance scale was chosen by posterior-mean relative
 #: L2 on seeds 0-1 of each problem with its shipped prior at 50 steps (``scripts/tune_reconstruct.py``,
@@ -55,13 +56,75 @@ DEFAULT_SETTINGS = {
 }
 
 
+#: the sampler setting that ``--steps`` / ``steps=`` sets, where it is not ``num_steps``: EKI's natural step
+#: count is its number of Kalman iterations (its prior-sampling ODE steps are ``prior_steps``)
+STEPS_SETTING = {"eki": "num_iterations"}
+
+
+def steps_setting(sampler: str) -> str:
+    """The name of ``sampler``'s setting that ``--steps`` sets: ``num_steps``, or :data:`STEPS_SETTING`'s entry.
+
+    A sampler with neither is refused with a message naming its integer settings.
+    """
+    import inspect
+
+    from samplers import SAMPLERS
+
+    name = STEPS_SETTING.get(sampler, "num_steps")
+    if sampler not in SAMPLERS:
+        return name  # get_sampler names the unknown sampler
+    params = inspect.signature(SAMPLERS[sampler].__init__).parameters
+    if name not in params:
+        ints = [k for k, v in params.items() if isinstance(v.default, int) and not isinstance(v.default, bool)]
+        raise UserError(f"sampler {sampler!r} has no step count for --steps; set one of its settings with "
+                        f"-s KEY=VALUE ({', '.join(ints) or 'none'})")
+    return name
+
+
 def _settings(sampler: str, problem: str, steps: int | None, options: dict | None) -> dict:
     table = DEFAULT_SETTINGS.get(sampler, {})
     s = dict(table.get(problem, table.get("*", {})))
     if steps is not None:
-        s["num_steps"] = int(steps)
+        key = steps_setting(sampler)
+        if key in (options or {}):
+            raise UserError(f"--steps and -s {key}=... both set {sampler}'s {key}: give one of them")
+        s[key] = steps
     s.update(options or {})
     return s
+
+
+def sampler_for(sampler: str, problem: str, steps: int | None = None, options: dict | None = None):
+    """The sampler ``sampler`` with its default settings for ``problem`` (``"*"``: any problem), ``steps``
+    (its natural step count, :func:`steps_setting`) and ``options``; its schedule exponent is checked here
+    too, so that every setting is refused before a prior is loaded."""
+    from samplers.schedules import check_rho
+
+    smp = get_sampler(sampler, **_settings(sampler, problem, steps, options))
+    if getattr(smp, "rho", None) is not None:
+        check_rho(smp.rho)
+    return smp
+
+
+#: bytes per sample and per element of ``x`` and ``y`` that a sampler's working arrays take (particles,
+#: denoised estimates, gradients, float64 copies): the estimate behind the ``num_samples`` bound
+_BYTES_PER_ELEMENT = 256
+
+
+def check_num_samples(num_samples, forward_model) -> int:
+    """``num_samples`` as an integer >= 1 whose working arrays fit in half of this machine's memory."""
+    import numbers
+
+    from inverse.validation import format_bytes, memory_limit_bytes
+
+    if isinstance(num_samples, bool) or not isinstance(num_samples, numbers.Integral) or int(num_samples) < 1:
+        raise UserError(f"--num-samples must be an integer >= 1, got {num_samples!r}")
+    n = int(num_samples)
+    per = _BYTES_PER_ELEMENT * (math.prod(forward_model.input_shape) + math.prod(forward_model.output_shape))
+    need, limit = float(n) * per, memory_limit_bytes()
+    if need > limit:
+        raise UserError(f"--num-samples {n} needs about {format_bytes(need)} of memory for this problem, more than "
+                        f"half of this machine's ({format_bytes(limit)} allowed): at most {max(1, limit // per)}")
+    return n
 
 
 def _gaussian_prior(name: str, m: Measurements):
@@ -138,17 +201,22 @@ def reconstruct(measurements, prior=None, sampler: str | None = None, *, num_sam
         post = inverse.reconstruct("y.nc", prior="phantoms-64", sampler="dps", num_samples=4)
         post.mean(), post.std()
     """
+    from inverse.validation import check_device, check_seed
+
     m = measurements if isinstance(measurements, Measurements) else open_measurements(measurements)
     spec = get_problem(m.problem)
-    if int(num_samples) < 1:
-        raise UserError(f"--num-samples must be at least 1, got {num_samples}")
-    if device is not None and str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {device}: CUDA is not available on this machine")
+    num_samples = check_num_samples(num_samples, m.forward_model)
+    seed = check_seed(seed, "seed")
     if device is not None:
+        check_device(device, "device")
         resolve_device(device)  # an unknown device fails here, before the prior is loaded
     sampler = sampler or DEFAULT_SAMPLER.get(m.problem, "dps")
-    smp = get_sampler(sampler, **_settings(sampler, m.problem, steps, sampler_options))
+    smp = sampler_for(sampler, m.problem, steps, sampler_options)
     pr = _load_prior(prior, spec, device, m)
+    if getattr(smp, "rho", None) is not None and getattr(pr, "sigma_max", None) is not None:
+        from samplers.schedules import karras_sigmas
+
+        karras_sigmas(2, pr.sigma_min, pr.sigma_max, smp.rho)  # a schedule this prior's noise range cannot take
     fm = m.fresh_forward_model()   # a fresh copy (recipe and recorded arrays), run in the prior's precision
     if tuple(pr.shape) != tuple(fm.input_shape):
         raise UserError(f"the prior's samples have shape {tuple(pr.shape)} but problem {m.problem!r} needs "
