@@ -47,7 +47,7 @@ def check_denoise_input(x: torch.Tensor, sigma: torch.Tensor, shape: Sequence[in
     return sigma
 
 
-def sample_arguments(n, generator, num_steps, steps, seed) -> tuple[int, torch.Generator | None, int]:
+def sample_arguments(n, generator, num_steps, steps, seed, batch_size=None) -> tuple[int, torch.Generator | None, int]:
     """Check the arguments of :meth:`Prior.sample`; returns ``(n, generator, num_steps)``, with ``steps``
     taking precedence over ``num_steps`` and a CPU generator seeded with ``seed`` where one is given."""
 
@@ -59,6 +59,8 @@ def sample_arguments(n, generator, num_steps, steps, seed) -> tuple[int, torch.G
     num_steps = num_steps if steps is None else steps
     if num_steps is not None and (not _integer(num_steps) or int(num_steps) < 1):
         raise PriorError(f"steps must be a positive integer, got {num_steps!r}")
+    if batch_size is not None and (not _integer(batch_size) or int(batch_size) < 1):
+        raise PriorError(f"batch_size must be a positive integer, got {batch_size!r}")
     if seed is not None:
         if generator is not None:
             raise PriorError("pass a generator or a seed, not both")
@@ -114,7 +116,8 @@ class Prior(torch.nn.Module):
         return (self.denoise(x, sigma) - x) / s2
 
     def sample(self, n: int, generator: torch.Generator | None = None, *, num_steps: int = 18,
-               steps: int | None = None, seed: int | None = None, physical: bool = False) -> torch.Tensor:
+               steps: int | None = None, seed: int | None = None, physical: bool = False,
+               batch_size: int | None = None) -> torch.Tensor:
         """Draw ``n`` samples ``(n, *shape)`` of the prior, in its dtype and on its device.
 
         The base class integrates the probability-flow ODE ``dx/dsigma = (x - D(x, sigma)) / sigma`` from
@@ -131,6 +134,8 @@ class Prior(torch.nn.Module):
             that a seed gives the same draws on every device (up to the device's arithmetic).
         num_steps, steps : ODE steps (``steps`` is the short name; at least 2).
         physical : return physical units (:meth:`to_physical`) instead of model space.
+        batch_size : integrate the ODE on this many samples at a time (all of them by default); the latents are
+            drawn at once first, so the samples do not depend on it.
 
         Example::
 
@@ -141,13 +146,14 @@ class Prior(torch.nn.Module):
         """
         from priors.ode import latent_to_sample  # priors.ode imports this module
 
-        n, generator, num_steps = sample_arguments(n, generator, num_steps, steps, seed)
+        n, generator, num_steps = sample_arguments(n, generator, num_steps, steps, seed, batch_size)
         if num_steps < 2:
             raise PriorError(f"the probability-flow ODE needs at least 2 steps, got {num_steps}")
         where = generator.device if generator is not None else self.device
         z = torch.randn(n, *self.shape, generator=generator, dtype=self.dtype, device=where)
+        chunk = n if batch_size is None else int(batch_size)
         with torch.no_grad():
-            x, _ = latent_to_sample(self, z.to(self.device), num_steps)
+            x = torch.cat([latent_to_sample(self, zi.to(self.device), num_steps)[0] for zi in z.split(chunk)])
         return self.to_physical(x) if physical else x
 
     def to_physical(self, x: torch.Tensor) -> torch.Tensor:

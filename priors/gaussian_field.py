@@ -81,10 +81,11 @@ class GaussianFieldPrior(Prior):
         return (out + self.mean_field).to(x.dtype)
 
     def sample(self, n: int, generator: torch.Generator | None = None, *, num_steps: int | None = None,
-               steps: int | None = None, seed: int | None = None, physical: bool = False) -> torch.Tensor:
+               steps: int | None = None, seed: int | None = None, physical: bool = False,
+               batch_size: int | None = None) -> torch.Tensor:
         """``n`` exact draws ``m + F^* sqrt(P) F eps``, ``(n, C, H, W)`` (arguments of :meth:`priors.Prior.sample`;
-        the number of steps, of the base class's ODE sampler, is checked and unused)."""
-        n, generator, _ = sample_arguments(n, generator, num_steps, steps, seed)
+        the number of steps and the batch size, of the base class's ODE, are checked and unused)."""
+        n, generator, _ = sample_arguments(n, generator, num_steps, steps, seed, batch_size)
         where = generator.device if generator is not None else self.device
         eps = torch.randn(n, *self.shape, generator=generator, dtype=self.power.dtype, device=where)
         z = torch.fft.rfft2(eps.to(self.power.device), norm="ortho") * self.power.sqrt()

@@ -266,11 +266,12 @@ class GaussianMixturePrior(Prior):
         return torch.logsumexp(logn + torch.log(self.weights)[None], dim=1)
 
     def sample(self, n: int, generator: torch.Generator | None = None, *, num_steps: int | None = None,
-               steps: int | None = None, seed: int | None = None, physical: bool = False) -> torch.Tensor:
+               steps: int | None = None, seed: int | None = None, physical: bool = False,
+               batch_size: int | None = None) -> torch.Tensor:
         """Draw ``n`` exact prior samples, shape ``(n, *shape)``: a component ``k ~ Categorical(w)``, then
-        ``m_k + L_k z`` (arguments of :meth:`priors.Prior.sample`; the number of steps, of the base class's ODE,
-        is checked and unused)."""
-        n, generator, _ = sample_arguments(n, generator, num_steps, steps, seed)
+        ``m_k + L_k z`` (arguments of :meth:`priors.Prior.sample`; the number of steps and the batch size, of the base
+        class's ODE, are checked and unused)."""
+        n, generator, _ = sample_arguments(n, generator, num_steps, steps, seed, batch_size)
         x = self._draw(n, generator)
         return self.to_physical(x) if physical else x
 

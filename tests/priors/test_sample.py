@@ -80,3 +80,11 @@ def test_ode_sample_is_close_to_exact_for_a_gaussian():
     x = Prior.sample(prior, 20_000, steps=40, seed=6)
     torch.testing.assert_close(x.mean(0), torch.tensor([2.0, -1.0], dtype=F64), atol=0.05, rtol=0)
     torch.testing.assert_close(x.std(0), torch.tensor([0.5, 2.0], dtype=F64), atol=0.05, rtol=0)
+
+
+def test_batch_size_does_not_change_the_samples():
+    prior = _prior("edm")
+    x = prior.sample(5, steps=3, seed=9)
+    torch.testing.assert_close(prior.sample(5, steps=3, seed=9, batch_size=2), x, rtol=0, atol=1e-3)  # float32 convs
+    with pytest.raises(PriorError, match="batch_size"):
+        prior.sample(5, steps=3, seed=9, batch_size=0)
