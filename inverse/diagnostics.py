@@ -138,10 +138,13 @@ def _forward(fm, x: torch.Tensor, batch: int = 8) -> torch.Tensor:
 
 
 def _wquantile(v: torch.Tensor, w: torch.Tensor, qs) -> list[float]:
-    order = torch.argsort(v)
-    cw = torch.cumsum(w[order], 0) - 0.5 * w[order]
+    """Weighted quantiles with mid-point plotting positions (as :meth:`Posterior.quantile`); zero weights skipped."""
     import numpy as np
 
+    keep = w > 0
+    v, w = v[keep], w[keep] / w[keep].sum()
+    order = torch.argsort(v)
+    cw = torch.cumsum(w[order], 0) - 0.5 * w[order]
     return [float(np.interp(q, cw.numpy(), v[order].numpy())) for q in qs]
 
 
