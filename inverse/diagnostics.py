@@ -249,7 +249,8 @@ def check_posterior(post: Posterior, forward_model, y: torch.Tensor, noise, *, p
 
     Keys: ``misfit``, ``misfit_expected`` (1%/99% range), ``misfit_samples`` (5/50/95% quantiles of the
     per-sample misfits), ``data_coverage_90``, ``sample_range``, ``prior_range``, ``prior_ranges_outside``,
-    ``coverage_90`` and ``coverage_90_nominal`` (truth known), ``warnings``.
+    ``coverage_90`` and ``coverage_90_nominal`` (truth known), ``warnings`` (also naming collapsed SMC weights
+    that the sampler recorded as ``diagnostics["weight_collapse"]``).
 
     Raises:
         SamplerError: non-finite samples, or samples more than :data:`RANGE_ERROR` prior ranges outside
@@ -257,6 +258,9 @@ def check_posterior(post: Posterior, forward_model, y: torch.Tensor, noise, *, p
     """
     out: dict = {"warnings": []}
     _range_check(post, prior_range, out)
+    if post.diagnostics.get("weight_collapse"):
+        out["warnings"].append(f"the SMC weights collapsed (smallest ESS {post.diagnostics.get('min_ess', 0):.2f} "
+                               f"of {post.num_samples} particles): use more particles or steps")
     _misfit_checks(post, forward_model, torch.as_tensor(y), noise, out)
     if truth is not None:
         _truth_checks(post, torch.as_tensor(truth), out)

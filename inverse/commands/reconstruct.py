@@ -126,10 +126,7 @@ def run(args) -> int:
         raise
     out = Path(args.out)
     _write_posterior(post, out, args.overwrite, ckpt)
-    print(format_summary(post))
-    if post.diagnostics.get("weight_collapse"):
-        print(f"warning: the SMC weights collapsed (smallest ESS {post.diagnostics.get('min_ess', 0):.2f} of "
-              f"{post.num_samples} particles): use more particles or steps")
+    print(format_summary(post))  # ends with one 'warning:' line per failed check (inverse.diagnostics)
     print(f"posterior: {out}")
     if args.figure:
         save_figure(plot_image_posterior(post), args.figure, overwrite=args.overwrite)

@@ -212,3 +212,10 @@ def test_posterior_file_has_a_coordinate_with_units_for_every_dimension(tmp_path
     assert again.coords is None
     assert again.to_xarray().coords["y"].attrs["units"] == "pixel"
     np.testing.assert_array_equal(again.samples.numpy(), ds["samples"].values)
+
+
+def test_collapsed_smc_weights_are_a_warning_of_the_summary():
+    problem, prior, post = _case(n=16)
+    post.diagnostics.update({"weight_collapse": True, "min_ess": 1.02})
+    d = diagnose(post, problem, prior=prior)
+    assert "the SMC weights collapsed (smallest ESS 1.02 of 16 particles): use more particles or steps" in d["warnings"]
