@@ -118,9 +118,9 @@ def cached_dataset(name: str, n: int, size: int, seed: int = 0, cache=None, devi
     import time
 
     from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file, save
 
-    from samplers.atomic import atomic_output
+    from samplers.atomic import write_bytes_atomic
 
     key = {"dataset": str(name), "num_examples": int(n), "size": int(size), "seed": int(seed)}
     if cache is not None and Path(cache).is_file():
@@ -136,7 +136,7 @@ def cached_dataset(name: str, n: int, size: int, seed: int = 0, cache=None, devi
     gen_time = time.time() - t0
     if cache is not None:
         Path(cache).parent.mkdir(parents=True, exist_ok=True)
-        with atomic_output(cache, overwrite=True, suffix=".safetensors") as tmp:
-            save_file({"data": data.contiguous()}, str(tmp),
-                      metadata={"key": json.dumps(key), "generation_time_s": repr(gen_time)})
+        write_bytes_atomic(cache, save({"data": data.contiguous()},  # one plain write: a full disk is one line
+                                       metadata={"key": json.dumps(key), "generation_time_s": repr(gen_time)}),
+                           overwrite=True)
     return data, norm, desc, gen_time
