@@ -78,10 +78,11 @@ from forward_models import (  # noqa: E402
     fanbeam,
     mri,
     navier_stokes,
+    radial_mri,
     seismic,
     tomography,
     trace_interpolation,
 )
 
-for _module in (mri, tomography, fanbeam, navier_stokes, darcy, seismic, trace_interpolation, adapters):
+for _module in (mri, radial_mri, tomography, fanbeam, navier_stokes, darcy, seismic, trace_interpolation, adapters):
     _register_module(_module.REGISTRY_ENTRIES)
