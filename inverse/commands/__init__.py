@@ -20,6 +20,7 @@ A new command, e.g. ``inverse/commands/hello.py``, is added to :data:`COMMANDS`:
 from inverse.commands import (
     calibrate,
     demo,
+    import_data,
     plot,
     priors,
     reconstruct,
@@ -33,5 +34,5 @@ from inverse.commands import (
 __all__ = ["COMMANDS"]
 
 #: the command modules, in the order ``inverse --help`` lists them
-COMMANDS = (demo, train_prior, simulate, reconstruct, calibrate, train_surrogate, reconstruct_batch, plot, priors,
-            version)
+COMMANDS = (demo, train_prior, simulate, import_data, reconstruct, calibrate, train_surrogate, reconstruct_batch, plot,
+            priors, version)
