@@ -195,12 +195,14 @@ def _misfit_checks(post, fm, y, noise, out: dict) -> None:
     if post.num_samples > MAX_FORWARD_SAMPLES:
         idx = torch.multinomial(w, MAX_FORWARD_SAMPLES, replacement=True, generator=torch.Generator().manual_seed(0))
         x, w = x[idx], torch.full((MAX_FORWARD_SAMPLES,), 1.0 / MAX_FORWARD_SAMPLES, dtype=torch.float64)
-    f = _forward(fm, x.to(torch.float64))
-    per = torch.stack([(((y - fs) / _noise_std(noise, fs)).norm() / math.sqrt(m)) for fs in f]).cpu()
-    out["misfit_samples"] = _wquantile(per, w, (0.05, 0.5, 0.95))
-    wf = w.reshape(-1, *([1] * (f.ndim - 1))).to(f.device)
+    per, spread = [], torch.zeros_like(f_mean)
+    for i in range(0, len(x), 8):  # streamed: one batch of F(x_s) in memory at a time
+        for j, fs in enumerate(_forward(fm, x[i:i + 8].to(torch.float64)), start=i):
+            per.append(float(((y - fs) / _noise_std(noise, fs)).norm()) / math.sqrt(m))
+            spread += float(w[j]) * (fs - f_mean) ** 2
+    out["misfit_samples"] = _wquantile(torch.tensor(per, dtype=torch.float64), w, (0.05, 0.5, 0.95))
     denom = 1.0 - float((w**2).sum())
-    v = (wf * (f - f_mean) ** 2).sum(0) / denom if denom > 0 else torch.zeros_like(f_mean)
+    v = spread / denom if denom > 0 else torch.zeros_like(f_mean)
     inside = (y - f_mean).abs() <= _Z95 * (v + s**2).sqrt()
     out["data_coverage_90"] = float(inside.double().mean())
     if misfit > NOISE_FACTOR:
