@@ -75,6 +75,11 @@ def _one_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
+def _warning_line(command: str, message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` of the command line: one line, ``inverse CMD: warning: ...``."""
+    print(f"inverse {command}: warning: {_one_line(Warning(str(message)))[:2000]}", file=file or sys.stderr)
+
+
 def main(argv=None) -> int:
     """Entry point of the ``inverse`` command."""
     parser = build_parser()
@@ -82,8 +87,13 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    import functools
+    import warnings
+
     try:
-        return args.func(args)
+        with warnings.catch_warnings():  # a warning is one line too (restored on return: main may run in-process)
+            warnings.showwarning = functools.partial(_warning_line, args.command)
+            return args.func(args)
     except KeyboardInterrupt:
         print("inverse: interrupted", file=sys.stderr)
         return 130

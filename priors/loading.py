@@ -190,9 +190,9 @@ def _normalisation(card: dict, data_range, normalisation, units, directory: Path
         norm = Normalisation()
         if not (directory / "prior.json").is_file():
             warnings.warn(f"{directory} has no prior.json: assuming the model's space is the data's own units "
-                          "(identity normalisation, no units); most diffusers models are trained on [-1, 1]: pass "
-                          "data_range=(low, high) or normalisation=, or write prior.json (see load_prior)",
-                          UserWarning, stacklevel=3)
+                          "(identity normalisation, no units), but most diffusers models are trained on [-1, 1]; "
+                          "write prior.json next to config.json (fields: see priors.load_prior) or pass "
+                          "load_prior(..., data_range=(low, high))", UserWarning, stacklevel=3)
     if units is not None:
         norm = Normalisation(norm.scale, norm.offset, units)
     elif not norm.units:  # data_range gives no units: the card's, if it names them

@@ -25,6 +25,7 @@ from inverse.commands import (
     priors,
     reconstruct,
     reconstruct_batch,
+    sample_prior,
     simulate,
     train_prior,
     train_surrogate,
@@ -35,4 +36,4 @@ __all__ = ["COMMANDS"]
 
 #: the command modules, in the order ``inverse --help`` lists them
 COMMANDS = (demo, train_prior, simulate, import_data, reconstruct, calibrate, train_surrogate, reconstruct_batch, plot,
-            priors, version)
+            priors, sample_prior, version)
