@@ -381,7 +381,7 @@ def from_arrays(problem: str, y, options: dict | None = None, *, noise_std: floa
         if name == "mask" and problem.startswith("mri") and a.ndim == 1:
             a = np.broadcast_to(a[None, :], (np.shape(y)[-2], a.shape[0]))
         arrays[name] = np.ascontiguousarray(a, dtype=np.float64)
-    opts = problem_options(problem, **options_with_arrays(problem, dict(options or {}), arrays))
+    opts = options_with_arrays(problem, dict(options or {}), arrays)
     fm = build_with_arrays(problem, opts, arrays)
     a = _as_numpy(y, f"problem {problem!r}: the measurements")
     a = _measurement_layout(problem, a, tuple(fm.output_shape))

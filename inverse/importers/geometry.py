@@ -87,12 +87,18 @@ def array_dims(problem: str, name: str, a: np.ndarray) -> tuple[str, ...]:
     return ARRAY_DIMS[name]
 
 
+def _markers(problem: str, arrays: dict) -> dict:
+    return {k: v for name in arrays for k, v in GIVEN_MARKERS.get(problem, {}).get(name, {}).items()}
+
+
 def options_with_arrays(problem: str, options: dict, arrays: dict) -> dict:
-    """``options`` with the markers of :data:`GIVEN_MARKERS` for the recorded ``arrays`` and the sizes they fix
-    (MRI: ``size`` from the mask, ``coils`` from the coil maps; seismic-interp: ``receivers``)."""
+    """The problem's options (defaults filled in, checked) for recorded ``arrays``: the sizes the arrays fix
+    (MRI: ``size`` from the mask, ``coils`` from the coil maps; seismic-interp: ``receivers``), then the
+    markers of :data:`GIVEN_MARKERS` (set after the check: a marker is deliberately not a valid recipe)."""
+    from inverse.problems import problem_options
+
     opts = dict(options)
     for name, a in arrays.items():
-        opts.update(GIVEN_MARKERS.get(problem, {}).get(name, {}))
         shape = np.shape(a)
         if problem.startswith("mri") and name == "mask" and len(shape) == 2 and shape[0] == shape[1]:
             opts["size"] = int(shape[0])
@@ -100,7 +106,9 @@ def options_with_arrays(problem: str, options: dict, arrays: dict) -> dict:
             opts["coils"] = int(shape[1])
         if problem == "seismic-interp" and name == "mask":
             opts["receivers"] = int(shape[-1])
-    return opts
+    markers = _markers(problem, arrays)
+    opts = problem_options(problem, **{k: v for k, v in opts.items() if k not in markers})
+    return {**opts, **markers}
 
 
 def build_with_arrays(problem: str, options: dict, arrays: dict) -> ForwardModel:
@@ -118,7 +126,8 @@ def build_with_arrays(problem: str, options: dict, arrays: dict) -> ForwardModel
     if extra:
         known = ", ".join(sorted(allowed)) or "none"
         raise UserError(f"problem {problem!r} takes no recorded {', '.join(extra)} (it takes: {known})")
-    opts = problem_options(problem, **options)
+    markers = _markers(problem, arrays)
+    opts = {**problem_options(problem, **{k: v for k, v in options.items() if k not in markers}), **markers}
     for name, a in arrays.items():
         a = np.asarray(a)
         if not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a) or not np.isfinite(a).all():
