@@ -61,7 +61,8 @@ def test_mri_fastmri_hdf5_single_coil_with_mask_dataset(tmp_path):
     assert _run("import", tmp_path / "f.h5", "--problem", "mri", "--size", 16, "--noise-std", repr(orig.noise.sigma),
                 "--out", tmp_path / "y.nc") == 0
     m = _check(tmp_path / "y.nc", orig)
-    assert m.provenance["importer"].startswith("inverse.importers.mri") and "slice 2 of 4" in m.provenance["preprocessing"]
+    assert m.provenance["importer"].startswith("inverse.importers.mri")
+    assert "slice 2 of 4" in m.provenance["preprocessing"]
     assert "--slice" not in m.provenance["command_line"] and m.provenance["source_file"].endswith("f.h5")
 
 
