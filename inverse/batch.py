@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -174,8 +175,13 @@ def reconstruct_batch(measurements, out_dir, prior=None, sampler: str | None = N
 
     Runs ``Trainer(accelerator, devices, num_nodes, strategy).predict`` over :class:`MeasurementFiles`
     with :class:`BatchReconstruction` (module docstring). Every process returns ``{"outputs": [paths of
-    all posteriors, in file order], "results": [this process's step results], "missing": [files without
-    a posterior at the end]}``; ``missing`` is complete on rank 0 only after the final barrier.
+    all posteriors, in file order], "results": [this process's step results], "totals": {status: count
+    over all processes}, "processes": N, "rank": r, "missing": [files without a posterior at the end]}``;
+    ``missing`` is complete on rank 0 only after the final barrier.
+
+    Every argument (sampler and its settings, prior name, seed, sample count, Lightning's accelerator,
+    devices, nodes and strategy) is checked before the output directory is created or any process starts;
+    a bad one raises a one-line user error (:mod:`inverse.errors`).
 
     Example::
 
@@ -185,19 +191,123 @@ def reconstruct_batch(measurements, out_dir, prior=None, sampler: str | None = N
             simulate("ct", options={"size": 16, "angles": 8}, seed=i).to_netcdf(f"ys/y{i}.nc")
         reconstruct_batch("ys", "posteriors", prior="gaussian", num_samples=4, steps=10)
     """
+    from inverse.validation import check_seed
+
     files = MeasurementFiles(measurements)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"--out-dir {out_dir} exists and is not a directory")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    seed = check_seed(seed)
+    _check_settings(sampler, steps, sampler_options)
+    _check_prior(prior)
+    _check_num_samples(num_samples, files)
     module = BatchReconstruction(out_dir, prior, sampler, num_samples=num_samples, seed=seed, steps=steps,
                                  sampler_options=sampler_options, overwrite=overwrite)
-    trainer = pl.Trainer(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy,
-                         logger=False, enable_checkpointing=False, enable_progress_bar=progress,
-                         enable_model_summary=False, inference_mode=False)
+    trainer = _trainer(accelerator, devices, num_nodes, strategy, progress)
+    out_dir.mkdir(parents=True, exist_ok=True)  # only once every argument has been checked
     loader = DataLoader(files, batch_size=1, shuffle=False, collate_fn=_single, num_workers=0)
-    results = trainer.predict(module, loader, return_predictions=True) or []
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*LeafSpec.*")  # Lightning's own deprecation, not the user's
+        results = list(trainer.predict(module, loader, return_predictions=True) or [])
     trainer.strategy.barrier()  # every rank has written its share before rank 0 looks
+    every, processes = _gather(results)
+    totals: dict[str, int] = {}
+    for r in every:
+        totals[r["status"]] = totals.get(r["status"], 0) + 1
     outputs = [output_path(out_dir, p.stem) for p in files.paths]
-    return {"outputs": outputs, "results": list(results), "rank": int(trainer.global_rank),
+    return {"outputs": outputs, "results": results, "rank": int(trainer.global_rank), "totals": totals,
+            "processes": processes,
             "missing": [str(p) for p, o in zip(files.paths, outputs, strict=False) if not o.exists()]}
+
+
+def _gather(results: list) -> tuple[list, int]:
+    """Every process's step results (in rank order) and the number of processes."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return results, 1
+    parts = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, results)
+    return [r for part in parts for r in (part or [])], len(parts)
+
+
+def _check_settings(sampler: str | None, steps, sampler_options: dict | None) -> None:
+    """The sampler name, ``steps`` and ``sampler_options`` as :func:`inverse.reconstruct` will take them.
+
+    Without a sampler name each problem gets its default sampler: the settings must suit one of those.
+    """
+    from inverse.reconstruction import DEFAULT_SAMPLER, sampler_for
+
+    if sampler is not None:
+        sampler_for(sampler, "*", steps, sampler_options)
+        return
+    first = None
+    for name in ["dps"] + sorted(set(DEFAULT_SAMPLER.values()) - {"dps"}):
+        try:
+            sampler_for(name, "*", steps, sampler_options)
+            return
+        except ValueError as e:
+            first = first or e
+    raise first
+
+
+def _check_prior(prior) -> None:
+    """A prior name that no measurement could load fails here, before any process starts."""
+    from priors.base import Prior
+
+    if prior is None or isinstance(prior, Prior):
+        return
+    name = str(prior)
+    if name == "gaussian" or name.startswith("gaussian:"):
+        if ":" in name:
+            try:
+                std = float(name.split(":", 1)[1])
+            except ValueError:
+                raise UserError(f"--prior {name!r}: the standard deviation after ':' must be a number") from None
+            if not (std > 0 and std < float("inf")):
+                raise UserError(f"--prior {name!r}: the standard deviation must be positive and finite")
+        return
+    from priors import load_prior, shipped_priors
+
+    if name in shipped_priors():
+        return
+    load_prior(name)  # a directory or a cached hub id loads; anything else is a one-line PriorLoadError
+
+
+def _check_num_samples(num_samples, files: MeasurementFiles) -> None:
+    """``num_samples`` as a positive integer, and within memory for the first readable measurement."""
+    from inverse.measurements import open_measurements
+    from inverse.reconstruction import check_num_samples
+    from samplers.validation import positive_int
+
+    try:
+        positive_int(num_samples, "--num-samples")
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    try:
+        m = open_measurements(files.paths[0])
+    except (ValueError, OSError):
+        return  # that file is reported as failed in the run; the others still run
+    check_num_samples(num_samples, m.forward_model)
+
+
+def _trainer(accelerator: str, devices, num_nodes: int, strategy: str, progress: bool) -> pl.Trainer:
+    """The Lightning trainer of the batch; arguments it refuses are a one-line user error."""
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+
+    if isinstance(devices, str) and devices.lstrip("-").isdigit():
+        devices = int(devices)
+    if isinstance(devices, bool) or (isinstance(devices, int) and devices < 1 and devices != -1):
+        raise UserError(f"--devices must be a positive number of processes, -1 or auto, got {devices}")
+    if isinstance(num_nodes, bool) or not isinstance(num_nodes, int) or num_nodes < 1:
+        raise UserError(f"--num-nodes must be an integer >= 1, got {num_nodes!r}")
+    flags = f"--accelerator {accelerator} --devices {devices} --strategy {strategy} --num-nodes {num_nodes}"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return pl.Trainer(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy,
+                              logger=False, enable_checkpointing=False, enable_progress_bar=progress,
+                              enable_model_summary=False, inference_mode=False)
+    except (MisconfigurationException, ValueError, TypeError, RuntimeError) as e:
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"Lightning refuses {flags}: {why}") from None

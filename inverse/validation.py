@@ -7,8 +7,8 @@ naming the flag, the value and the accepted range; ``inverse`` prints it and exi
 - :func:`check_seed`: an integer in ``0 .. 2**63 - 1`` (what ``torch.Generator.manual_seed`` and JAX keys take).
 - :func:`check_threads`: an integer in ``1 .. MAX_THREADS`` (``torch.set_num_threads`` takes a C int).
 - :func:`check_device`: ``cpu``, ``cuda`` / ``cuda:N`` (present on this machine) or ``mps`` (present).
-- :func:`check_output_path`: a file name the file system accepts (with room for the temporary file written
-  beside it), in an existing directory, not a directory, not an existing file unless ``overwrite``.
+- :func:`check_output_path`: a file name the file system accepts, in an existing writable directory, not a
+  directory, not an existing file unless ``overwrite`` (:func:`samplers.atomic.check_output_path`).
 - :func:`check_distinct_paths`: no two outputs (or an output and an input) are the same file.
 
 Example::
@@ -26,15 +26,13 @@ from pathlib import Path
 
 from inverse.errors import UserError
 
-__all__ = ["MAX_SEED", "MAX_THREADS", "TEMP_NAME_ROOM", "check_seed", "check_threads", "check_device",
+__all__ = ["MAX_SEED", "MAX_THREADS", "check_seed", "check_threads", "check_device",
            "check_output_path", "check_distinct_paths", "memory_limit_bytes", "format_bytes"]
 
 #: largest seed: torch generators take unsigned 64-bit seeds, JAX keys signed 64-bit ones
 MAX_SEED = 2**63 - 1
 #: most CPU threads a command accepts (beyond a few per core, threads only slow a run down)
 MAX_THREADS = 4096
-#: bytes a file name leaves free for the temporary file written beside it (``.NAME.XXXXXXXX.SUFFIX.tmp``)
-TEMP_NAME_ROOM = 32
 
 
 def _integer(value, flag: str, low: int, high: int) -> int:
@@ -88,48 +86,15 @@ def check_device(device, flag: str = "--device") -> str | None:
     raise UserError(f"{flag} {device!r}: not a device the samplers run on ({accepted})")
 
 
-def _name_max(directory: Path) -> int:
-    try:
-        return int(os.pathconf(directory, "PC_NAME_MAX"))
-    except (OSError, ValueError, AttributeError):
-        return 255
-
-
 def check_output_path(path, flag: str, *, overwrite: bool = False) -> Path:
-    """``path`` as a :class:`~pathlib.Path` that an atomic write can create (module docstring).
+    """``path`` as a :class:`~pathlib.Path` that an atomic write can create: a name the file system takes, in
+    an existing writable directory, not a directory, not an existing file unless ``overwrite``
+    (:func:`samplers.atomic.check_output_path`); an empty name is refused naming ``flag``."""
+    from samplers.atomic import check_output_path as atomic_check
 
-    Prefers :func:`samplers.atomic.check_output_path` where the atomic writer provides one.
-    """
-    try:
-        from samplers.atomic import check_output_path as atomic_check
-    except ImportError:
-        atomic_check = None
-    text = os.fspath(path)
-    if text == "":
+    if path is None or not str(os.fspath(path)).strip():
         raise UserError(f"{flag}: the file name is empty")
-    p = Path(text)
-    parent = p.parent if str(p.parent) else Path(".")
-    limit = _name_max(parent if parent.is_dir() else Path("."))
-    for part in p.parts:
-        n = len(os.fsencode(part))
-        room = TEMP_NAME_ROOM if part == p.name else 0
-        if n + room > limit:
-            raise UserError(f"{flag}: the name {part[:24]}... is {n} bytes long; this file system allows "
-                            f"{limit - room} here{' (the temporary file beside it needs the rest)' if room else ''}")
-    if len(os.fsencode(text)) >= 4096:
-        raise UserError(f"{flag}: the path is {len(os.fsencode(text))} bytes long; at most 4095 are allowed")
-    if atomic_check is not None:
-        atomic_check(p, overwrite=overwrite)
-        return p
-    if not parent.is_dir():
-        raise FileNotFoundError(f"{flag} {p}: the directory {parent} does not exist")
-    if p.is_dir():
-        raise IsADirectoryError(f"{flag} {p} is a directory, not a file")
-    if p.exists() and not overwrite:
-        from samplers.atomic import OutputExistsError
-
-        raise OutputExistsError(f"{p} already exists (pass --overwrite to replace it)")
-    return p
+    return atomic_check(Path(path), overwrite=overwrite)
 
 
 def check_distinct_paths(items) -> None:

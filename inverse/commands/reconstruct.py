@@ -68,8 +68,13 @@ def _check_flags(args):
                                     "or --overwrite to start afresh)")
         if ckpt.is_dir() or not (ckpt.parent if str(ckpt.parent) else Path(".")).is_dir():
             raise FileNotFoundError(f"--checkpoint {ckpt}: not a file in an existing directory")
-    if args.threads is not None and args.threads < 1:
-        raise UserError(f"--threads must be at least 1, got {args.threads}")
+    from inverse.validation import check_device, check_distinct_paths, check_seed, check_threads
+
+    check_distinct_paths([("measurements", args.measurements), ("--out", args.out), ("--figure", args.figure),
+                          ("--checkpoint", args.checkpoint)])
+    check_seed(args.seed)
+    check_threads(args.threads)
+    check_device(args.device)
     return ckpt
 
 

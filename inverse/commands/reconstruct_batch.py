@@ -43,16 +43,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    """Run the batch; rank 0 prints what was done, skipped and failed."""
+    """Run the batch; rank 0 prints what all processes did, skipped and failed (one line)."""
     import torch
 
     from inverse.batch import reconstruct_batch
     from inverse.cli import parse_key_values
-    from inverse.errors import UserError
+    from inverse.validation import check_seed, check_threads
 
-    if args.threads is not None:
-        if args.threads < 1:
-            raise UserError(f"--threads must be at least 1, got {args.threads}")
+    check_seed(args.seed)
+    if check_threads(args.threads) is not None:
         torch.set_num_threads(args.threads)
     devices = int(args.devices) if str(args.devices).lstrip("-").isdigit() else args.devices
     source = args.measurements[0] if len(args.measurements) == 1 and not args.measurements[0].endswith(".nc") \
@@ -66,11 +65,9 @@ def run(args) -> int:
                             num_nodes=args.num_nodes, strategy=args.strategy, progress=not args.quiet)
     if res["rank"] != 0:
         return 0
-    counts = {}
-    for r in res["results"]:
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
-    print(f"{len(res['outputs'])} measurements; this process: "
-          + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + f"; posteriors in {args.out_dir}")
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(res["totals"].items())) or "nothing to do"
+    procs = f" by {res['processes']} processes" if res["processes"] > 1 else ""
+    print(f"{len(res['outputs'])} measurements: {counts}{procs}; posteriors in {args.out_dir}")
     if res["missing"]:
         print(f"inverse reconstruct-batch: {len(res['missing'])} without a posterior: {', '.join(res['missing'])}",
               file=sys.stderr)
