@@ -36,7 +36,7 @@ import math
 
 import numpy as np
 
-__all__ = ["dimension_coords", "model_angles_deg"]
+__all__ = ["dimension_coords", "auxiliary_coords", "model_angles_deg"]
 
 
 def model_angles_deg(fm) -> np.ndarray | None:
@@ -109,3 +109,16 @@ def dimension_coords(fm, dims, shape) -> dict:
             values, units, long_name = np.arange(int(n)), "1", f"{dim} index"
         out[dim] = (np.asarray(values), {"units": units, "long_name": long_name})
     return out
+
+
+def auxiliary_coords(fm, dims) -> dict:
+    """Non-dimension coordinates: the sensor positions ``sensor_x``, ``sensor_y`` along ``sensor`` (Darcy flow).
+
+    Returns ``{name: (dims, values, attrs)}`` (CF auxiliary coordinate variables).
+    """
+    sensors = getattr(fm, "sensors", None)
+    if "sensor" not in dims or sensors is None or getattr(sensors, "ndim", 0) != 2:
+        return {}
+    xy = sensors.detach().cpu().numpy().astype(np.float64)
+    return {f"sensor_{c}": (("sensor",), xy[:, i], {"units": "1", "long_name": f"sensor {c} (unit square; x along "
+                                                    "the first grid axis)"}) for i, c in enumerate("xy")}

@@ -97,7 +97,7 @@ class Measurements:
         """The NetCDF layout of the module docstring as an ``xarray.Dataset``."""
         import xarray as xr
 
-        from inverse.coordinates import dimension_coords
+        from inverse.coordinates import auxiliary_coords, dimension_coords
         from inverse.importers.geometry import array_dims
 
         spec = get_problem(self.problem)
@@ -114,6 +114,7 @@ class Measurements:
         for dims, values in [(v[0], v[1]) for v in data.values()]:
             for dim, (c, attrs) in dimension_coords(self.forward_model, dims, np.shape(values)).items():
                 coords.setdefault(dim, (dim, c, attrs))
+        coords.update(auxiliary_coords(self.forward_model, spec.y_dims))
         attrs = {"format": _FORMAT, "Conventions": "CF-1.10", "problem": self.problem,
                  "description": spec.description, "options": json.dumps(self.options),
                  "noise": json.dumps(self.noise.config()), "forward_model": json.dumps(self.forward_model.config()),
