@@ -11,6 +11,7 @@ code 1. Any other exception is a bug and keeps its traceback. Outputs are writte
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 
@@ -18,6 +19,9 @@ __all__ = ["main", "build_parser", "parse_key_values"]
 
 #: file-system errors a user causes (a missing input, an existing output, a directory for a file): exit 2
 _ENVIRONMENT_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)
+
+#: errno of a path the user gave that no file system takes (a 300-character name, a symbolic-link loop): exit 2
+_PATH_ERRNOS = (errno.ENAMETOOLONG, errno.ELOOP)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -106,7 +110,7 @@ def main(argv=None) -> int:
         if e.errno in ENVIRONMENT_ERRNOS:  # full disk, quota, read-only or failing device: not the user's input
             print(f"inverse {args.command}: error: {_one_line(e)}", file=sys.stderr)
             return 1
-        if not isinstance(e, (*_ENVIRONMENT_ERRORS, OutputWriteError)):
+        if not isinstance(e, (*_ENVIRONMENT_ERRORS, OutputWriteError)) and e.errno not in _PATH_ERRNOS:
             raise  # a bug: the traceback says where
         print(f"inverse {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2

@@ -42,11 +42,15 @@ def _plot_calibration(path, out, png_out, overwrite: bool) -> int:
 
 def run(args) -> int:
     """Draw the figures of ``args.file``; prints their paths (and a calibration's summary)."""
+    import warnings
     from pathlib import Path
 
-    path = Path(args.file)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
+    from samplers.atomic import check_output_path
+    from samplers.netcdf import check_input_file
+
+    path = check_input_file(args.file, "result file")  # a directory, a FIFO or a device: one line, nothing opened
+    if args.out is not None and not args.out.strip():
+        check_output_path(args.out)  # raises "empty output path"
     out = Path(args.out) if args.out else path.parent
     png_out = None  # --out fig.png names the figure itself (image posteriors; one figure)
     if out.suffix.lower() == ".png":
@@ -56,8 +60,11 @@ def run(args) -> int:
     import xarray as xr
 
     try:
-        groups = set(xr.open_datatree(path, engine="h5netcdf").children)
-    except Exception:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # h5netcdf's phony_dims notice for plain HDF5 files
+            with xr.open_datatree(path, engine="h5netcdf", phony_dims="access") as tree:
+                groups = set(tree.children)
+    except Exception:  # noqa: BLE001 - unreadable here: open_posterior below says why in one line
         groups = set()
     if "posterior" in groups:  # ArviZ InferenceData from 'inverse calibrate'
         return _plot_calibration(path, out, png_out, args.overwrite)
@@ -70,6 +77,8 @@ def run(args) -> int:
         raise UserError(f"{path} holds vector samples of shape {tuple(post.samples.shape[1:])}: "
                         "'inverse plot' draws image posteriors (use Posterior.mean() / quantile() in Python)")
     png = png_out or out / f"{path.stem}.png"
+    if out.is_dir():
+        check_output_path(png, args.overwrite)  # before drawing
     out.mkdir(parents=True, exist_ok=True)
     save_figure(plot_image_posterior(post), png, overwrite=args.overwrite)
     print(f"figure: {png}")
