@@ -46,7 +46,9 @@ def run_demo(out_dir, *, sampler: str = "dps", num_samples: int = 1000, steps: i
         raise UserError(f"--num-samples must be at least 2, got {num_samples}")
     case = gmm_case(2, 1, seed)
     kwargs = {"zeta": 0.3} if sampler == "dps" else {"alpha": 0.3} if sampler == "mcg" else {}
-    smp = get_sampler(sampler, num_steps=steps, **kwargs)
+    from inverse.reconstruction import steps_setting
+
+    smp = get_sampler(sampler, **{steps_setting(sampler): steps}, **kwargs)
     post = smp.sample(case.problem, case.prior, num_samples, seed=seed, progress=progress)
     post.diagnostics["exact_log_evidence"] = case.log_evidence
     g = torch.Generator().manual_seed(seed + 1)

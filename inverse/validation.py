@@ -9,6 +9,7 @@ naming the flag, the value and the accepted range; ``inverse`` prints it and exi
 - :func:`check_device`: ``cpu``, ``cuda`` / ``cuda:N`` (present on this machine) or ``mps`` (present).
 - :func:`check_output_path`: a file name the file system accepts, in an existing writable directory, not a
   directory, not an existing file unless ``overwrite`` (:func:`samplers.atomic.check_output_path`).
+- :func:`check_output_dir`: a directory that exists or can be created (names within the file system's limits).
 - :func:`check_distinct_paths`: no two outputs (or an output and an input) are the same file.
 
 Example::
@@ -27,7 +28,7 @@ from pathlib import Path
 from inverse.errors import UserError
 
 __all__ = ["MAX_SEED", "MAX_THREADS", "check_seed", "check_threads", "check_device",
-           "check_output_path", "check_distinct_paths", "memory_limit_bytes", "format_bytes"]
+           "check_output_path", "check_output_dir", "check_distinct_paths", "memory_limit_bytes", "format_bytes"]
 
 #: largest seed: torch generators take unsigned 64-bit seeds, JAX keys signed 64-bit ones
 MAX_SEED = 2**63 - 1
@@ -94,7 +95,43 @@ def check_output_path(path, flag: str, *, overwrite: bool = False) -> Path:
 
     if path is None or not str(os.fspath(path)).strip():
         raise UserError(f"{flag}: the file name is empty")
+    _check_names(Path(path), flag)
     return atomic_check(Path(path), overwrite=overwrite)
+
+
+def _is_dir(p: Path) -> bool:
+    try:
+        return p.is_dir()
+    except OSError:  # a name too long for the file system
+        return False
+
+
+def _check_names(p: Path, flag: str) -> None:
+    """Each name of ``p`` within the file system's ``NAME_MAX`` (checked before any ``stat``, which fails on
+    such a name), the whole path under 4000 bytes."""
+    existing = next((a for a in p.parents if _is_dir(a)), Path("."))
+    try:
+        name_max = int(os.pathconf(existing, "PC_NAME_MAX"))
+    except (OSError, ValueError):
+        name_max = 255
+    for part in p.parts:
+        if len(os.fsencode(part)) > name_max:
+            raise UserError(f"{flag}: the name {part[:24]}... is {len(os.fsencode(part))} bytes long; this file "
+                            f"system allows {name_max}")
+    if len(os.fsencode(os.path.abspath(p))) >= 4000:
+        raise UserError(f"{flag}: the path is too long ({len(os.fsencode(os.path.abspath(p)))} bytes)")
+
+
+def check_output_dir(path, flag: str) -> Path:
+    """``path`` as a directory that exists or can be created: not empty, not a file, each name within the
+    file system's limit (``NAME_MAX``, usually 255 bytes), the whole path under 4096 bytes."""
+    if path is None or not str(os.fspath(path)).strip():
+        raise UserError(f"{flag}: the directory name is empty")
+    p = Path(path)
+    _check_names(p, flag)
+    if p.exists() and not p.is_dir():
+        raise NotADirectoryError(f"{flag} {p} exists and is not a directory")
+    return p
 
 
 def check_distinct_paths(items) -> None:

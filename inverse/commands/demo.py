@@ -24,10 +24,21 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     """Run the demo; prints the paths written and the closing numbers."""
-    from inverse.demo import run_ct_demo, run_demo
-    from samplers import get_sampler
+    from types import SimpleNamespace
 
-    get_sampler(args.sampler)  # an unknown name fails here, before any work
+    from inverse.demo import CT_DEMO, run_ct_demo, run_demo
+    from inverse.reconstruction import check_num_samples, sampler_for
+    from inverse.validation import check_output_dir, check_seed
+
+    # every argument fails here, before any work: sampler name and steps, seed, sample count, output directory
+    sampler_for(args.sampler, "*", args.steps if args.steps is not None else (100 if args.toy else None))
+    check_seed(args.seed)
+    size = CT_DEMO["options"]["size"]
+    shapes = SimpleNamespace(input_shape=(2,), output_shape=(1,)) if args.toy else \
+        SimpleNamespace(input_shape=(1, size, size), output_shape=(1, CT_DEMO["options"]["angles"], 2 * size))
+    if args.num_samples is not None:
+        check_num_samples(args.num_samples, shapes)
+    check_output_dir(args.out, "--out")
     if not args.toy:
         s = run_ct_demo(args.out, sampler=args.sampler, num_samples=args.num_samples, steps=args.steps,
                         seed=args.seed, overwrite=args.overwrite, progress=not args.quiet)

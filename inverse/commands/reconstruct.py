@@ -52,15 +52,17 @@ def _check_flags(args):
     from pathlib import Path
 
     from inverse.errors import UserError
-    from samplers.atomic import OutputExistsError, check_output_path
+    from inverse.validation import check_output_path
+    from samplers.atomic import OutputExistsError
 
-    for p in [args.out] + ([args.figure] if args.figure else []):
-        check_output_path(p, args.overwrite)  # empty, too long, a directory, no directory, existing, read-only
+    for flag, p in (("--out", args.out), ("--figure", args.figure)):
+        if p is not None:  # empty, too long, a directory, no directory, existing, read-only
+            check_output_path(p, flag, overwrite=args.overwrite)
     ckpt = Path(args.checkpoint) if args.checkpoint else None
     if args.resume and ckpt is None:
         raise UserError("--resume needs --checkpoint FILE")
     if ckpt is not None:
-        check_output_path(ckpt, overwrite=True)  # a name the file system takes, in a writable directory
+        check_output_path(ckpt, "--checkpoint", overwrite=True)  # a name the file system takes, in a writable dir
         if args.checkpoint_every < 1:
             raise UserError(f"--checkpoint-every must be at least 1, got {args.checkpoint_every}")
         if ckpt.exists() and not (args.resume or args.overwrite):

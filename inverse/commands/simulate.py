@@ -45,17 +45,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     """Simulate and write the measurement file; prints its path, shape and noise level."""
-    from pathlib import Path
-
     from inverse.measurements import simulate
-    from inverse.problems import get_problem
-    from samplers.atomic import OutputExistsError
+    from inverse.problems import get_problem, problem_options
+    from inverse.validation import check_distinct_paths, check_output_path, check_seed
 
     get_problem(args.problem)
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise OutputExistsError(f"{out} already exists (pass --overwrite to replace it)")
-    m = simulate(args.problem, options=parse_key_values(args.option, "-o"), truth=args.truth, seed=args.seed,
+    out = check_output_path(args.out, "--out", overwrite=args.overwrite)
+    check_distinct_paths([("--truth", args.truth), ("--out", out)])
+    check_seed(args.seed)
+    options = parse_key_values(args.option, "-o")
+    problem_options(args.problem, **options)  # names, types and sizes, before anything is allocated
+    m = simulate(args.problem, options=options, truth=args.truth, seed=args.seed,
                  noise_rel=args.noise_rel, noise_std=args.noise_std)
     m.to_netcdf(out, overwrite=args.overwrite)
     print(f"measurements: {out}  ({args.problem}, y of shape {tuple(m.y.shape)}, noise sigma {m.noise.sigma:.4g})")
