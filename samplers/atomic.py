@@ -86,6 +86,7 @@ def check_output_path(path, overwrite: bool = False) -> Path:
     if path is None or not str(os.fspath(path)).strip():
         raise SamplerConfigError("empty output path: name the output file")
     p = Path(path)
+    _check_lengths(p)  # first: stat() itself fails on an over-long name
     if p.name in ("", ".", "..") or p.is_dir():
         raise IsADirectoryError(f"{p} is a directory, not a file")
     parent = p.parent
@@ -97,13 +98,6 @@ def check_output_path(path, overwrite: bool = False) -> Path:
         raise _write_error(p, e) from None
     if not stat.S_ISDIR(pst.st_mode):
         raise NotADirectoryError(f"{parent} is not a directory (output {p})")
-    name_max = _pathconf(parent, "PC_NAME_MAX", 255)
-    if len(os.fsencode(p.name)) > name_max:
-        raise SamplerConfigError(f"output file name too long ({len(os.fsencode(p.name))} bytes; this file system "
-                                 f"allows {name_max}): {p.name[:40]}...")
-    path_max = _pathconf(parent, "PC_PATH_MAX", 4096)
-    if len(os.fsencode(os.path.abspath(p))) >= path_max:
-        raise SamplerConfigError(f"output path too long (at most {path_max - 1} bytes): {str(p)[:60]}...")
     if os.path.lexists(p) and not overwrite:
         raise OutputExistsError(f"{p} already exists (pass --overwrite / overwrite=True to replace it)")
     with contextlib.suppress(OSError, AttributeError):
@@ -112,6 +106,25 @@ def check_output_path(path, overwrite: bool = False) -> Path:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise _write_error(p, OSError(errno.EACCES, os.strerror(errno.EACCES)))
     return p
+
+
+def _check_lengths(p: Path) -> None:
+    """Each name in ``p`` within the file system's ``NAME_MAX``, the whole path within ``PATH_MAX``."""
+    limit = next((a for a in p.parents if _is_dir(a)), Path("."))
+    name_max, path_max = _pathconf(limit, "PC_NAME_MAX", 255), _pathconf(limit, "PC_PATH_MAX", 4096)
+    for part in p.parts:
+        if len(os.fsencode(part)) > name_max:
+            raise SamplerConfigError(f"output file name too long ({len(os.fsencode(part))} bytes; this file "
+                                     f"system allows {name_max}): {part[:40]}...")
+    if len(os.fsencode(os.path.abspath(p))) >= path_max:
+        raise SamplerConfigError(f"output path too long (at most {path_max - 1} bytes): {str(p)[:60]}...")
+
+
+def _is_dir(p: Path) -> bool:
+    try:
+        return p.is_dir()
+    except OSError:
+        return False
 
 
 def _pathconf(path, name: str, default: int) -> int:
@@ -259,13 +272,16 @@ def write_bytes_atomic(path, data, *, overwrite: bool = False) -> Path:
     Writers that build a whole file in memory (NetCDF, safetensors, PNG) use this, so that a full disk
     surfaces as one :class:`OutputWriteError` from a plain ``write`` and no library handle is left open.
     """
-    view = memoryview(data).cast("B")
     with atomic_output(path, overwrite=overwrite) as tmp:
-        fd = os.open(tmp, os.O_WRONLY | os.O_TRUNC)
-        try:
-            done = 0
-            while done < len(view):
-                done += os.write(fd, view[done:done + (1 << 24)])
-        finally:
-            os.close(fd)
+        _write_all(tmp, memoryview(data).cast("B"))
     return Path(path)
+
+
+def _write_all(tmp: Path, view: memoryview) -> None:
+    fd = os.open(tmp, os.O_WRONLY | os.O_TRUNC)
+    try:
+        done = 0
+        while done < len(view):
+            done += os.write(fd, view[done:done + (1 << 24)])
+    finally:
+        os.close(fd)
