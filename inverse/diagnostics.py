@@ -13,10 +13,15 @@ well-specified model are exchangeable with the truth given ``y``, so the per-sam
 ``r(x_s)`` follow the same law (their distribution is reported as the 5%, 50% and 95% weighted
 quantiles). The posterior mean fits better than any one sample: for a linear-Gaussian problem
 ``E r(mean)^2 = 1 - tr(H) / m`` with ``H`` the hat matrix, so a mean misfit slightly *below* the
-range is expected and never warned about. A mean misfit above both :data:`MISFIT_FLOOR` and the 99%
-quantile means the posterior does not explain the data: the prior does not fit these measurements
-(a warning, with what to try); above :data:`NOISE_FACTOR` it is orders of magnitude above the noise
-level, which points at the noise sigma or the units of ``y`` instead.
+range is expected and never warned about. Approximate samplers (DPS at a few dozen steps) leave the
+mean above the range even where the prior fits, with samples spread widely enough in data space to
+account for it. The posterior does not explain the data, and the prior probably does not fit these
+measurements (a warning, with what to try), when the mean misfit is above the 99% quantile and either
+above :data:`MISFIT_HIGH`, or above :data:`MISFIT_FLOOR` while the ensemble's predictive intervals
+(below) hold fewer than :data:`DATA_COVERAGE_NOMINAL` of the measurements. (These thresholds were set
+on simulated CT and MRI measurements of phantoms, which the shipped prior fits, and of real images,
+which it does not: docs/diagnostics.md.) Above :data:`NOISE_FACTOR` the misfit is orders of magnitude
+above the noise level, which points at the noise sigma or the units of ``y`` instead.
 
 **Prior range.** Samples further than :data:`RANGE_WARN` prior ranges outside the prior's data range
 ``[lo, hi]`` (its normalisation: model space ``[-1, 1]``, or the means of an analytic prior
@@ -63,12 +68,17 @@ from forward_models.noise import Gaussian, Poisson
 from samplers import Posterior
 from samplers.errors import SamplerError
 
-__all__ = ["MISFIT_FLOOR", "NOISE_FACTOR", "RANGE_WARN", "RANGE_ERROR", "DATA_COVERAGE_FLOOR",
-           "PIXEL_COVERAGE_FRACTION", "misfit_range", "nominal_coverage", "prior_data_range", "check_posterior",
-           "diagnose"]
+__all__ = ["MISFIT_FLOOR", "MISFIT_HIGH", "DATA_COVERAGE_NOMINAL", "NOISE_FACTOR", "RANGE_WARN", "RANGE_ERROR",
+           "DATA_COVERAGE_FLOOR", "PIXEL_COVERAGE_FRACTION", "misfit_range", "nominal_coverage", "prior_data_range",
+           "check_posterior", "diagnose"]
 
-#: a mean misfit above this (and above the 99% chi-square quantile) means the prior does not fit the data
+#: a mean misfit above this (and above the 99% chi-square quantile) that the ensemble's predictive intervals do not
+#: account for (data coverage below DATA_COVERAGE_NOMINAL) means the prior does not fit the data
 MISFIT_FLOOR = 1.5
+#: a mean misfit above this means the prior does not fit the data, however widely the samples spread
+MISFIT_HIGH = 3.0
+#: the data coverage a well-specified posterior reaches at least (module docstring)
+DATA_COVERAGE_NOMINAL = 0.9
 #: a mean misfit above this is orders of magnitude above the noise level: a wrong sigma or wrong units of y
 NOISE_FACTOR = 1e3
 #: samples further than this many prior ranges outside the prior's data range: a warning
@@ -209,7 +219,7 @@ def _misfit_checks(post, fm, y, noise, out: dict) -> None:
         sig = f" {noise.sigma:.3g}" if isinstance(noise, Gaussian) else ""
         out["warnings"].append(f"the data misfit {_fmt(misfit)} is orders of magnitude above the noise level "
                                f"(expected {lo:.2f}-{hi:.2f}): check the noise sigma{sig} and the units of y")
-    elif misfit > max(MISFIT_FLOOR, hi):
+    elif misfit > max(MISFIT_FLOOR, hi) and (out["data_coverage_90"] < DATA_COVERAGE_NOMINAL or misfit > MISFIT_HIGH):
         out["warnings"].append(f"the posterior does not explain the data (misfit {misfit:.2f}, expected "
                                f"{lo:.2f}-{hi:.2f}): the prior may not fit these measurements; try --sampler mcg "
                                "or a prior trained on similar data")
