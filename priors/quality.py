@@ -9,6 +9,9 @@
 - Denoising PSNR: ``PSNR(D(x + sigma eps, sigma), x)`` at several ``sigma`` against a classical
   baseline, the best Gaussian-blur denoiser (blur width chosen per sigma on the same truths), with
   the data range taken as the truths' max - min.
+
+:data:`QUALITY_FLOORS` are the floors every shipped prior's card meets (checked by
+``tests/priors/test_shipped_priors.py``); :func:`quality_failures` lists the ones a report misses.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ import torch
 from priors.base import Prior
 from priors.ode import latent_to_sample
 
-__all__ = ["SPECTRUM_REL_FLOOR", "pixel_histogram_distance", "radial_power_spectrum", "spectrum_radii",
-           "spectrum_error", "denoising_psnr", "unconditional_samples", "quality_report"]
+__all__ = ["QUALITY_FLOORS", "quality_failures", "SPECTRUM_REL_FLOOR", "pixel_histogram_distance",
+           "radial_power_spectrum", "spectrum_radii", "spectrum_error", "denoising_psnr", "unconditional_samples",
+           "quality_report"]
 
 
 def pixel_histogram_distance(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -135,3 +139,26 @@ def quality_report(prior: Prior, truths: torch.Tensor, num_samples: int = 64, nu
             "spectrum_log10_error_truths": spectrum_error(truths[num_samples:2 * num_samples], ref)
             if len(truths) >= 2 * num_samples else None,
             "denoising": denoising_psnr(prior, ref, seed=seed)}
+
+
+#: the floors a prior's quality report must meet: spectrum error below ``spectrum_log10_error_max``, the samples'
+#: pixel W1 below ``pixel_w1_ratio_max`` times the held-out truths' own, and the denoiser above the best blur
+QUALITY_FLOORS = {"spectrum_log10_error_max": 0.15, "pixel_w1_ratio_max": 3.0}
+
+
+def quality_failures(report: dict, floors: dict | None = None) -> list[str]:
+    """The floors of :data:`QUALITY_FLOORS` (or ``floors``) that ``report`` (:func:`quality_report`) misses,
+    one short sentence each; an empty list when it passes them all."""
+    f = {**QUALITY_FLOORS, **(floors or {})}
+    out = []
+    if not report["spectrum_log10_error"] < f["spectrum_log10_error_max"]:
+        out.append(f"spectrum log10 error {report['spectrum_log10_error']:.3f} >= {f['spectrum_log10_error_max']}")
+    ref = report.get("pixel_w1_truths_vs_truths")
+    if ref is not None and not report["pixel_w1_samples_vs_truths"] < f["pixel_w1_ratio_max"] * ref:
+        out.append(f"pixel W1 {report['pixel_w1_samples_vs_truths']:.4f} >= {f['pixel_w1_ratio_max']} x the "
+                   f"held-out truths' own {ref:.4f}")
+    for r in report["denoising"]:
+        if not r["psnr_prior"] > r["psnr_best_blur"]:
+            out.append(f"denoising at sigma {r['sigma']}: {r['psnr_prior']:.2f} dB <= best blur "
+                       f"{r['psnr_best_blur']:.2f} dB")
+    return out

@@ -218,23 +218,36 @@ class SeededBatchSampler(torch.utils.data.Sampler):
 
 
 class TensorDataModule(pl.LightningDataModule):
-    """Shuffled mini-batches of a model-space tensor ``(N, C, H, W)`` (seeded, resumable mid-epoch).
+    """Shuffled mini-batches of a model-space tensor ``(N, C, H, W)`` or a map-style dataset of ``(x,)`` items
+    (seeded, resumable mid-epoch).
 
-    The batches come from :class:`SeededBatchSampler` (``batch_size`` global, split over the ranks
-    under DDP); the step reached is stored in Lightning checkpoints (:meth:`state_dict`) so that a
-    resumed run continues the same batch order. The trainer must not replace the sampler
-    (``Trainer(use_distributed_sampler=False)``, as :func:`train_prior` does).
+    A dataset (e.g. :class:`priors.user_data.ExampleDataset`) is read per batch, so data that do not fit in
+    memory stream from disk; ``num_workers`` DataLoader processes read ahead. The batches come from
+    :class:`SeededBatchSampler` (``batch_size`` global, split over the ranks under DDP), which depends only on
+    the number of examples, so a tensor and a dataset of the same examples give the same batches. The step
+    reached is stored in Lightning checkpoints (:meth:`state_dict`) so that a resumed run continues the same
+    batch order. The trainer must not replace the sampler (``Trainer(use_distributed_sampler=False)``, as
+    :func:`train_prior` does).
     """
 
-    def __init__(self, data: torch.Tensor, batch_size: int = 16, seed: int = 0):
+    def __init__(self, data, batch_size: int = 16, seed: int = 0, num_workers: int = 0):
         super().__init__()
-        if data.ndim != 4 or len(data) < 1:
-            raise PriorError(f"training data must have shape (N, C, H, W), got {tuple(data.shape)}")
-        if not bool(torch.isfinite(data).all()):
-            raise PriorError("training data contain NaN or Inf")
-        self.data, self.batch_size, self.seed = data.float(), int(batch_size), int(seed)
-
+        if isinstance(data, torch.Tensor):
+            if data.ndim != 4 or len(data) < 1:
+                raise PriorError(f"training data must have shape (N, C, H, W), got {tuple(data.shape)}")
+            if not bool(torch.isfinite(data).all()):
+                raise PriorError("training data contain NaN or Inf")
+            data = TensorDataset(data.float())
+        elif len(data) < 1:
+            raise PriorError("the training data set is empty")
+        self.dataset, self.batch_size, self.seed = data, int(batch_size), int(seed)
+        self.num_workers = int(num_workers)
         self._start = 0
+
+    @property
+    def data(self) -> torch.Tensor:
+        """The training tensor (tensor data only)."""
+        return self.dataset.tensors[0]
 
     def state_dict(self) -> dict:
         """The optimiser step reached (saved in every Lightning checkpoint)."""
@@ -249,8 +262,9 @@ class TensorDataModule(pl.LightningDataModule):
         """Seeded, resumable batches: this rank's slice of every global batch."""
         trainer = getattr(self, "trainer", None)
         world, rank = (int(trainer.world_size), int(trainer.global_rank)) if trainer is not None else (1, 0)
-        sampler = SeededBatchSampler(len(self.data), self.batch_size, self.seed, self._start, world, rank)
-        return DataLoader(TensorDataset(self.data), batch_sampler=sampler, num_workers=0)
+        sampler = SeededBatchSampler(len(self.dataset), self.batch_size, self.seed, self._start, world, rank)
+        return DataLoader(self.dataset, batch_sampler=sampler, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
 
 
 class _RunTimer(pl.callbacks.Timer):
@@ -269,13 +283,53 @@ def _accelerator_name(trainer) -> str:
     return root.type
 
 
-def train_prior(data: torch.Tensor, out_dir, *, kind: str = "edm", steps: int = 1000, batch_size: int = 16,
+def _example_shape(data) -> tuple:
+    """``(C, H, W)`` of one training example of a tensor ``(N, C, H, W)`` or a dataset of ``(x,)`` items."""
+    if isinstance(data, torch.Tensor):
+        return tuple(data.shape[1:])
+    shape = getattr(data, "example_shape", None)
+    return tuple(shape) if shape is not None else tuple(data[0][0].shape)
+
+
+def _init_network(init, kind: str, channels: int):
+    """The UNet of the prior ``init`` (a name or directory, :func:`priors.load_prior`) to fine-tune: same kind
+    (EDM / flow) and channel count as the run asks, else :class:`PriorError`."""
+    from priors.loading import load_prior
+
+    prior = init if isinstance(init, (EDMPrior, FlowMatchingPrior)) else load_prior(init)
+    if not isinstance(prior, (EDMPrior, FlowMatchingPrior)):
+        raise PriorError(f"--init: {init} is a {type(prior).__name__}; only EDM and flow-matching priors are "
+                         "fine-tuned")
+    have = "edm" if isinstance(prior, EDMPrior) else "flow"
+    if have != kind:
+        raise PriorError(f"--init: {init} is a {have} prior; train it with kind={have!r}, not {kind!r}")
+    if int(prior.network.config.in_channels) != int(channels):
+        raise PriorError(f"--init: {init} takes {prior.network.config.in_channels} channel(s), the data have "
+                         f"{channels}")
+    return prior.network
+
+
+def _init_label(init) -> str:
+    """The card's name for the prior a run fine-tuned: its name, or the path given."""
+    if isinstance(init, (EDMPrior, FlowMatchingPrior)):
+        return str(init.card.get("name", type(init).__name__))
+    return str(init)
+
+
+def train_prior(data, out_dir, *, kind: str = "edm", steps: int = 1000, batch_size: int = 16,
                 widths=(32, 64, 64), layers_per_block: int = 1, lr: float = 2e-4, seed: int = 0,
                 normalisation: Normalisation | None = None, card: dict | None = None, resume: bool = False,
                 checkpoint_every: int = 200, devices: int = 1, num_nodes: int = 1, strategy: str = "auto",
                 accelerator: str = "cpu", overwrite: bool = False, progress: bool = False,
-                max_minutes: float | None = None) -> Path:
+                max_minutes: float | None = None, init=None, num_workers: int = 0) -> Path:
     """Train an EDM or flow-matching prior on ``data`` and export it (diffusers layout + card) to ``out_dir``.
+
+    ``data`` is a model-space tensor ``(N, C, H, W)`` or a map-style dataset of ``(x,)`` items read per batch
+    (:class:`priors.user_data.ExampleDataset`, streamed from disk; ``num_workers`` DataLoader processes).
+
+    ``init`` (a prior's name or directory, or a loaded EDM / flow prior) fine-tunes that prior: its network's
+    architecture and weights (the EMA copy starts from them too) replace ``widths`` and ``layers_per_block``;
+    a resumed run continues from the checkpoint as usual.
 
     Lightning checkpoints and CSV logs go to ``out_dir.with_name(out_dir.name + "-work")``; ``resume``
     continues from its ``last.ckpt``. Returns the exported prior directory.
@@ -309,12 +363,21 @@ def train_prior(data: torch.Tensor, out_dir, *, kind: str = "edm", steps: int = 
         raise PriorError(f"the global batch size {batch_size} must be divisible by devices x nodes = "
                          f"{devices * int(num_nodes)} processes")
     pl.seed_everything(seed, workers=True, verbose=False)
-    size = data.shape[-1]
+    shape = _example_shape(data)
+    size = shape[-1]
+    init_net = _init_network(init, kind, shape[0]) if init is not None else None
+    if init_net is not None:
+        widths = tuple(init_net.config.block_out_channels)
+        layers_per_block = int(init_net.config.layers_per_block)
     unit = 2 ** (len(tuple(widths)) - 1)
     net_size = -(-size // unit) * unit  # a size the UNet's levels divide: padded by network_call if larger
-    unet_config = dict(build_unet(net_size, data.shape[1], widths, layers_per_block).config)
+    unet_config = (dict(init_net.config, sample_size=net_size) if init_net is not None
+                   else dict(build_unet(net_size, shape[0], widths, layers_per_block).config))
     module = (EDMDenoiserModule(unet_config, lr=lr, seed=seed) if kind == "edm"
               else FlowMatchingModule(unet_config, lr=lr, seed=seed))
+    if init_net is not None:
+        module.net.load_state_dict(init_net.state_dict())
+        module.ema.load_state_dict(init_net.state_dict())
     ckpt = pl.callbacks.ModelCheckpoint(dirpath=work / "checkpoints", save_last=True,
                                         every_n_train_steps=checkpoint_every, save_top_k=0)
     logger = pl.loggers.CSVLogger(work, name="logs")
@@ -328,14 +391,13 @@ def train_prior(data: torch.Tensor, out_dir, *, kind: str = "edm", steps: int = 
     t0 = time.time()
     with warnings.catch_warnings():  # the batch order does resume mid-epoch (TensorDataModule.state_dict)
         warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
-        trainer.fit(module, datamodule=TensorDataModule(data, batch_size, seed),
+        trainer.fit(module, datamodule=TensorDataModule(data, batch_size, seed, num_workers),
                     ckpt_path=str(last) if resume else None, weights_only=True)
     train_time = time.time() - t0
     if trainer.global_rank != 0:
         return out_dir
     final_loss = float(trainer.callback_metrics.get("train_loss", float("nan")))
     net = module.ema.cpu().eval().requires_grad_(False)  # exported on the CPU, wherever it trained
-    shape = tuple(data.shape[1:])
     prior = EDMPrior(net, shape, normalisation=normalisation) if kind == "edm" else \
         FlowMatchingPrior(net, shape, normalisation=normalisation)
     n_params = sum(p.numel() for p in net.parameters())
@@ -343,6 +405,7 @@ def train_prior(data: torch.Tensor, out_dir, *, kind: str = "edm", steps: int = 
                                             "seed": seed, "final_loss": final_loss, "train_time_s": train_time,
                                             "num_train_examples": int(len(data)), "widths": list(widths),
                                             "layers_per_block": layers_per_block, "parameters": int(n_params),
+                                            **({"init": _init_label(init)} if init is not None else {}),
                                             "network_size": int(net_size),
                                             "resumed": bool(resume), "accelerator": _accelerator_name(trainer)},
                  **(card or {})}
