@@ -120,8 +120,8 @@ def test_every_command_dispatches_to_its_module():
 
     parser = build_parser()
     names = parser._subparsers._group_actions[0].choices
-    assert list(names) == ["demo", "train-prior", "simulate", "reconstruct", "calibrate", "train-surrogate",
-                           "reconstruct-batch", "plot", "priors", "version"]
+    assert list(names) == ["demo", "train-prior", "simulate", "import", "reconstruct", "calibrate", "train-surrogate",
+                           "reconstruct-batch", "plot", "priors", "sample-prior", "version"]
     for command, name in zip(COMMANDS, names, strict=True):
         assert names[name].get_default("func") is command.run
 
