@@ -7,9 +7,12 @@ default settings (:data:`DEFAULT_SETTINGS`, overridable), and returns a :class:`
 whose ``config`` holds the measurement recipe and whose ``extras`` hold the direct reconstruction
 (FBP / zero-filled / adjoint) for figures. :func:`summarize` gives the numbers printed at the end:
 time, NFE, forward evaluations, normalised data misfit of the posterior mean
-``||y - F(mean)|| / (sigma sqrt(m))`` (about 1 when the mean fits the data to the noise level), and
-against the truth when known: relative L2, PSNR and SSIM of the posterior mean, and the coverage
-of the pixel-wise 90% interval.
+``||y - F(mean)|| / (sigma sqrt(m))`` with its 1%-99% range under the noise model, the per-sample
+misfits and the ensemble's data-space coverage, and against the truth when known: relative L2, PSNR
+and SSIM of the posterior mean, and the coverage of the pixel-wise 90% interval; then one warning per
+failed check of :mod:`inverse.diagnostics` (the prior does not fit the data, a collapsed ensemble, a
+diverged sampler). The posterior's dimensions carry coordinates in physical units
+(:mod:`inverse.coordinates`).
 """
 
 from __future__ import annotations
