@@ -182,7 +182,7 @@ class ArraySource:
 
     def read(self, i: int) -> np.ndarray:
         """Item ``i`` as a ``(C, H, W)`` float32 array (only this item is read)."""
-        a = np.asarray(self._get()[int(i)], dtype=np.float32)
+        a = np.array(self._get()[int(i)], dtype=np.float32)  # a copy: the memory map stays read-only
         return a[None] if a.ndim == 2 else a
 
     def describe(self) -> dict:

@@ -42,6 +42,35 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def _check_arguments(args) -> None:
+    """Every setting and the output directory, before any solve: one-line :class:`UserError`."""
+    import math
+    from pathlib import Path
+
+    from inverse.errors import UserError
+
+    bounds = {"--resolution": (args.resolution, 4, 4096), "--sensors": (args.sensors, 1, 4096),
+              "--modes": (args.modes, 1, 10**6), "--num-examples": (args.num_examples, 20, 10**8),
+              "--steps": (args.steps, 1, 10**9), "--threads": (args.threads, 1, 4096),
+              "--seed": (args.seed, 0, 2**32 - 1)}
+    for flag, (value, low, high) in bounds.items():
+        if not low <= int(value) <= high:
+            raise UserError(f"{flag} must be an integer in {low}..{high}, got {value}")
+    if not args.hidden or any(not 1 <= h <= 65536 for h in args.hidden):
+        raise UserError(f"--hidden needs widths in 1..65536, got {args.hidden}")
+    for flag, value in (("--lr", args.lr), ("--prior-sigma", args.prior_sigma)):
+        if not (math.isfinite(value) and value > 0):
+            raise UserError(f"{flag} must be a finite number > 0, got {value}")
+    out = Path(args.out)
+    if not str(args.out).strip():
+        raise UserError("--out must name a directory")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out: {out} exists and is not a directory")
+    held = [f.name for f in (out / "surrogate.safetensors", out / "surrogate.json") if f.exists()]
+    if held and not args.overwrite:
+        raise UserError(f"{out} already holds a surrogate ({', '.join(held)}; pass --overwrite to replace it)")
+
+
 def run(args) -> int:
     """Generate the training data, train, save; prints one summary line."""
     import torch
@@ -53,8 +82,7 @@ def run(args) -> int:
 
     if args.problem not in _PROBLEMS:
         raise UserError(f"unknown problem {args.problem!r} (known: {', '.join(_PROBLEMS)})")
-    if args.num_examples < 20 or args.steps < 1 or args.threads < 1:
-        raise UserError("--num-examples must be >= 20, --steps and --threads >= 1")
+    _check_arguments(args)
     torch.set_num_threads(int(args.threads))
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     prior = MaternField(args.resolution, args.modes, sigma=args.prior_sigma)
