@@ -227,16 +227,15 @@ def _observed_group(setup: CalibrationSetup) -> tuple[xr.Dataset, xr.Dataset]:
 
 
 def diagnostics_attrs(idata: az.InferenceData, names) -> dict:
-    """Divergences after warm-up, the largest R-hat and the smallest bulk ESS over ``names``."""
+    """Divergences after warm-up, the largest R-hat (``max_rhat_note`` instead for one chain) and the smallest
+    bulk ESS over ``names``."""
     stats = idata.sample_stats if "sample_stats" in idata.groups() else {}
     div = int(stats["diverging"].sum()) if "diverging" in stats else 0
     post = idata.posterior[list(names)]
-    if post.sizes["chain"] > 1:
-        max_rhat = float(az.rhat(post).to_array().max())
-    else:
-        max_rhat = float("nan")
     min_ess = float(az.ess(post, method="bulk").to_array().min())
-    return {"divergences": div, "max_rhat": max_rhat, "min_ess_bulk": min_ess}
+    if post.sizes["chain"] < 2:  # no NaN: R-hat compares chains
+        return {"divergences": div, "max_rhat_note": "R-hat needs >= 2 chains", "min_ess_bulk": min_ess}
+    return {"divergences": div, "max_rhat": float(az.rhat(post).to_array().max()), "min_ess_bulk": min_ess}
 
 
 def calibrate(model, data, priors: Mapping[str, dist.Distribution] | None = None, *, sigma=None, kernel: str = "nuts",
@@ -287,7 +286,8 @@ def calibrate(model, data, priors: Mapping[str, dist.Distribution] | None = None
     ``sample_stats`` (NumPyro's, ``diverging`` among them), ``observed_data`` (``y`` with the design
     as coordinates) and ``constant_data`` (fixed arrays of the design). ``posterior.attrs`` holds the
     model and its configuration, the priors, the ``kernel`` and its settings and the diagnostics:
-    ``divergences``, ``max_rhat``, ``min_ess_bulk``, ``wall_time_s`` (and ``acceptance_rate`` for "aies").
+    ``divergences``, ``max_rhat`` (``max_rhat_note`` for one chain), ``min_ess_bulk``, ``wall_time_s`` (and
+    ``acceptance_rate`` for "aies").
     Divergences (NUTS) raise a :class:`DivergenceWarning`.
 
     Example::

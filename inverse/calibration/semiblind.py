@@ -76,8 +76,9 @@ def gibbs(field_step: FieldStep, log_likelihood: Callable, priors: Mapping[str, 
     progress_bar : a tqdm bar over Gibbs iterations
 
     Returns ``InferenceData``: posterior (the parameters, and ``field`` if kept), sample_stats
-    (``diverging``, ``acceptance_rate``, ``n_steps`` of the last NUTS transition per iteration), and the
-    diagnostics in ``posterior.attrs``.
+    (``diverging``, ``acceptance_rate``, ``n_steps`` of the last NUTS transition per iteration),
+    observed_data (``y``, dimensions ``obs_dim_0, ...``), and the diagnostics in ``posterior.attrs``
+    (``max_rhat``, or ``max_rhat_note`` = "R-hat needs >= 2 chains" for one chain).
 
     Example (unknown noise level under a Gaussian field prior, exact field step)::
 
@@ -170,7 +171,8 @@ def gibbs(field_step: FieldStep, log_likelihood: Callable, priors: Mapping[str, 
     posterior = dict(draws)
     if keep_field:
         posterior["field"] = fields
-    idata = az.from_dict(posterior=posterior, sample_stats=stats)
+    obs_dims = [f"obs_dim_{i}" for i in range(y_np.ndim)]  # the fallback names of calibrate's observed_data
+    idata = az.from_dict(posterior=posterior, sample_stats=stats, observed_data={"y": y_np}, dims={"y": obs_dims})
     diag = diagnostics_attrs(idata, names)
     idata.posterior.attrs.update({
         "sampler": "Gibbs: field step + NUTS (NumPyro)",
