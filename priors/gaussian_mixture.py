@@ -282,8 +282,10 @@ class GaussianMixturePrior(Prior):
             z = torch.randn(int(n), self.dim, generator=generator, dtype=torch.float64)
             x = self.means.to(torch.float64).cpu()[k] + self.isotropic_variance ** 0.5 * z
             return x.reshape(int(n), *self.shape).to(device=dev, dtype=self.means.dtype)
-        mix = GaussianMixture(self.weights, self.means, self._full_covariances())
-        return mix.sample(n, generator).reshape(n, *self.shape).to(self.means.dtype)
+        dev = self.means.device
+        where = generator.device if generator is not None else dev  # draw where the generator lives (a seed: CPU)
+        mix = GaussianMixture(self.weights.to(where), self.means.to(where), self._full_covariances().to(where))
+        return mix.sample(n, generator).reshape(n, *self.shape).to(device=dev, dtype=self.means.dtype)
 
     def _linear_gaussian(self, A, y, sigma_y):
         d = self.dim
