@@ -7,6 +7,7 @@ depends on the problem's *family*; which reader opens it depends on its *format*
 | family | problems | formats | module |
 |---|---|---|---|
 | ``kspace`` | ``mri``, ``mri-multicoil`` | ``hdf5`` (fastMRI), ``npy``, ``mat`` | :mod:`inverse.importers.mri` |
+| ``radial-kspace`` | ``mri-radial``, ``mri-radial-multicoil`` | ``hdf5``, ``npy``, ``mat`` | same |
 | ``sinogram`` | ``ct`` (parallel), ``ct-fanbeam`` (fan) | ``npy``, ``tiff`` | :mod:`inverse.importers.ct` |
 | ``shot-gathers`` | ``fwi``, ``seismic-interp`` | ``segy`` | :mod:`inverse.importers.seismic` |
 | ``sensors`` | ``darcy``, ``navier-stokes`` | ``csv``, ``netcdf`` | :mod:`inverse.importers.sensors` |
@@ -32,11 +33,13 @@ from inverse.importers.settings import ImportSettings
 __all__ = ["FAMILIES", "FORMATS", "SUFFIXES", "ImportSettings", "import_file", "family_of", "format_of"]
 
 #: problem -> family of its measured data
-FAMILIES = {"mri": "kspace", "mri-multicoil": "kspace", "ct": "sinogram", "ct-fanbeam": "sinogram",
+FAMILIES = {"mri": "kspace", "mri-multicoil": "kspace", "mri-radial": "radial-kspace",
+            "mri-radial-multicoil": "radial-kspace", "ct": "sinogram", "ct-fanbeam": "sinogram",
             "fwi": "shot-gathers", "seismic-interp": "shot-gathers", "darcy": "sensors", "navier-stokes": "sensors"}
 
 #: family -> (module:function, formats it reads)
 FORMATS = {"kspace": ("mri:import_kspace", ("hdf5", "npy", "mat")),
+           "radial-kspace": ("mri:import_radial", ("hdf5", "npy", "mat")),
            "sinogram": ("ct:import_sinogram", ("npy", "tiff")),
            "shot-gathers": ("seismic:import_segy", ("segy",)),
            "sensors": ("sensors:import_sensors", ("csv", "netcdf"))}

@@ -20,6 +20,11 @@ Steps:
 
 Entries outside the mask are kept as recorded (zeros in scanner data); they do not enter the
 likelihood's dependence on the image.
+
+Radial k-space (``mri-radial``, ``mri-radial-multicoil``): the same files with ``spokes x samples`` in
+place of ``ky x kx``. The trajectory is not read from the file: the samples must follow the problem's own
+(``-o trajectory=golden|uniform``, ``--size``; spokes and samples per spoke are taken from the array's
+shape), and the shape is checked against the operator built from them.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from inverse.errors import UserError
 from inverse.importers.readers import read_hdf5, read_mat, read_npy
 from inverse.importers.settings import ImportSettings
 
-__all__ = ["import_kspace"]
+__all__ = ["import_kspace", "import_radial"]
 
 
 def _read(path: Path, fmt: str, s: ImportSettings) -> tuple[np.ndarray, np.ndarray | None]:
@@ -46,7 +51,7 @@ def _read(path: Path, fmt: str, s: ImportSettings) -> tuple[np.ndarray, np.ndarr
 
 def _one_slice(problem: str, k: np.ndarray, s: ImportSettings, path: Path) -> tuple[np.ndarray, str]:
     """``(coils, ky, kx)`` complex of the chosen slice, and a note for the provenance."""
-    multi = problem == "mri-multicoil"
+    multi = problem.endswith("-multicoil")
     if not np.iscomplexobj(k):
         raise UserError(f"{path}: k-space must be complex, got a real array ({k.dtype}) of shape {k.shape}")
     stack_dims = {(False, 2): 0, (False, 3): 1, (False, 4): 1, (True, 3): 0, (True, 4): 1}
@@ -65,7 +70,7 @@ def _one_slice(problem: str, k: np.ndarray, s: ImportSettings, path: Path) -> tu
     if k.ndim == 2:
         k = k[None]
     if not multi and k.shape[0] != 1:
-        raise UserError(f"{path}: {k.shape[0]}-coil k-space: use --problem mri-multicoil")
+        raise UserError(f"{path}: {k.shape[0]}-coil k-space: use --problem {problem}-multicoil")
     return np.ascontiguousarray(k, dtype=np.complex128), note
 
 
@@ -127,3 +132,19 @@ def import_kspace(problem: str, path: Path, fmt: str, s: ImportSettings):
     prov = {"source_file": str(path), "importer": f"inverse.importers.mri ({fmt})", "command_line": s.command_line,
             "preprocessing": "; ".join(notes)}
     return from_arrays(problem, y, options, noise_std=noise_std, mask=mask, geometry=geometry, provenance=prov)
+
+
+def import_radial(problem: str, path: Path, fmt: str, s: ImportSettings):
+    """Measurements of ``mri-radial`` / ``mri-radial-multicoil`` from a radial k-space file (module docstring)."""
+    from inverse.measurements import from_arrays
+
+    k, _ = _read(path, fmt, s)
+    k, note = _one_slice(problem, k, s, path)
+    spokes, samples = k.shape[-2:]
+    options = {**s.options, "spokes": spokes, "samples": samples}
+    if s.size is not None:
+        options["size"] = int(s.size)
+    prov = {"source_file": str(path), "importer": f"inverse.importers.mri ({fmt}, radial)",
+            "command_line": s.command_line, "preprocessing": note or None}
+    y = k if problem.endswith("-multicoil") else k[0]
+    return from_arrays(problem, y, options, noise_std=s.noise_std, provenance=prov)

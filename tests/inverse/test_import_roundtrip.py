@@ -236,3 +236,24 @@ def test_imported_file_reconstructs_to_the_bit_identical_posterior(tmp_path):
     a = reconstruct(tmp_path / "orig.nc", **kw)
     b = reconstruct(tmp_path / "imp.nc", **kw)
     assert torch.isfinite(a.samples).all() and torch.equal(a.samples, b.samples)
+
+
+def test_fan_beam_sinogram_through_geometry_fan(tmp_path):
+    orig = simulate("ct-fanbeam", options={"size": 64, "angles": 10}, seed=0)
+    np.save(tmp_path / "fan.npy", orig.y.numpy()[0])
+    assert _run("import", tmp_path / "fan.npy", "--problem", "ct", "--geometry", "fan", "--angles", "0:360:36",
+                "--noise-std", repr(orig.noise.sigma), "--out", tmp_path / "y.nc") == 0
+    m = _check(tmp_path / "y.nc", orig)
+    assert m.problem == "ct-fanbeam" and m.options == orig.options
+    assert _run("import", tmp_path / "fan.npy", "--problem", "ct", "--geometry", "fan", "--angles", "0:180:18",
+                "--out", tmp_path / "z.nc") == 2  # angles the model does not use
+    assert not (tmp_path / "z.nc").exists()
+
+
+@pytest.mark.parametrize("problem", ["mri-radial", "mri-radial-multicoil"])
+def test_radial_kspace_npy(tmp_path, problem):
+    orig = simulate(problem, options={"size": 16, "spokes": 8}, seed=0)
+    np.save(tmp_path / "k.npy", _kspace(orig))
+    assert _run("import", tmp_path / "k.npy", "--problem", problem, "--size", 16, "--noise-std",
+                repr(orig.noise.sigma), "--out", tmp_path / "y.nc") == 0
+    _check(tmp_path / "y.nc", orig)
