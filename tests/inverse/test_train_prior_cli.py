@@ -125,3 +125,20 @@ def test_train_surrogate_existing_out_refused_before_training(tmp_path, capsys, 
     assert os.listdir(tmp_path / "s") == ["surrogate.json"]
     code, _, err = _run(["train-surrogate", "--out", "t", "--threads", 10**12], capsys)
     assert code == 2 and "--threads" in err and not (tmp_path / "t").exists()
+
+
+@pytest.mark.slow  # three processes: the command and its two DDP ranks
+def test_ddp_prints_once_from_rank_zero(tmp_path):
+    import subprocess
+    import sys
+
+    _pngs(tmp_path / "imgs")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    env.pop("MASTER_PORT", None)
+    argv = ["train-prior", "--data", "imgs", "--out", "p", *TINY, "--steps", 2, "--devices", 2, "--strategy", "ddp",
+            "--quality-samples", 1, "--val-fraction", 0.2]
+    r = subprocess.run([sys.executable, "-m", "inverse.cli", *map(str, argv)], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=300, check=False)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count("prior written to") == 1 and r.stdout.count("held-out examples") == 1, r.stdout
+    assert json.loads((tmp_path / "p" / "prior.json").read_text())["training"]["steps"] == 2
