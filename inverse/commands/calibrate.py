@@ -20,8 +20,12 @@ import warnings
 from pathlib import Path
 
 from inverse.errors import UserError
+from inverse.validation import MAX_SEED, check_distinct_paths, check_output_path, check_seed, check_threads
 
 __all__ = ["add_parser", "run"]
+
+#: most chains, and most warm-up or kept draws per chain (and kept draws in all)
+MAX_CHAINS, MAX_DRAWS = 4096, 10_000_000
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -85,6 +89,13 @@ def _number(text: str, what: str) -> float:
     return v
 
 
+def _check_common(args) -> None:
+    """The flags both modes share: the output path, seed and thread count (before any work)."""
+    check_output_path(args.out, "--out", overwrite=args.overwrite)
+    check_seed(args.seed)
+    check_threads(args.threads)
+
+
 def _check_names(names, model) -> None:
     from forward_models.names import close_match_hint
 
@@ -103,6 +114,7 @@ def _simulate(args) -> int:
         raise UserError("--simulate needs --model (heat, layered-earth, navier-stokes, mri-t2)")
     if args.data is not None:
         raise UserError("--simulate writes a data file; do not pass --data")
+    _check_common(args)
     cls = get_model_class(args.model)
     config = {}
     if args.model_config:
@@ -153,16 +165,21 @@ def _calibrate(args) -> int:
         raise UserError("--ray-address needs --backend ray")
     if args.truth or args.model_config:
         raise UserError("--truth and --model-config belong to --simulate")
-    for what, v, low in (("--chains", args.chains, 1), ("--warmup", args.warmup, 0), ("--samples", args.samples, 1)):
-        if v < low:
-            raise UserError(f"{what} must be at least {low}, got {v}")
+    for what, v, low, high in (("--chains", args.chains, 1, MAX_CHAINS), ("--warmup", args.warmup, 0, MAX_DRAWS),
+                               ("--samples", args.samples, 1, MAX_DRAWS)):
+        if not low <= v <= high:
+            raise UserError(f"{what} must lie in {low}..{high}, got {v}")
+    if args.chains * args.samples > MAX_DRAWS:
+        raise UserError(f"--chains x --samples = {args.chains * args.samples} draws; at most {MAX_DRAWS} are kept")
+    _check_common(args)
+    check_distinct_paths([("--data", args.data), ("--out", args.out)])
+    if args.seed + args.chains - 1 > MAX_SEED:
+        raise UserError(f"--seed {args.seed}: chain i uses seed + i, which must stay at most {MAX_SEED}")
     if not 0 < args.target_accept < 1:
         raise UserError(f"--target-accept must lie in (0, 1), got {args.target_accept}")
     if args.model is not None:
         get_model_class(args.model)
     out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise FileExistsError(f"{out} already exists (pass --overwrite to replace it)")
     if args.threads:
         import torch
 
