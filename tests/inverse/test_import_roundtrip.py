@@ -257,3 +257,18 @@ def test_radial_kspace_npy(tmp_path, problem):
     assert _run("import", tmp_path / "k.npy", "--problem", problem, "--size", 16, "--noise-std",
                 repr(orig.noise.sigma), "--out", tmp_path / "y.nc") == 0
     _check(tmp_path / "y.nc", orig)
+
+
+def test_seismic_interp_segy_dead_traces_are_the_mask(tmp_path, fwi_original):
+    fm = fwi_original.forward_model
+    sx = fm.source_locations[:, 0, 1].numpy() * fm.dx
+    gx = fm.receiver_locations[0, :, 1].numpy() * fm.dx
+    mask = np.ones((2, 10))
+    mask[0, [1, 4]] = mask[1, 7] = 0.0
+    y = fwi_original.y.numpy() * mask[:, None, :]
+    _write_segy(tmp_path / "s.sgy", y, sx, gx)
+    assert _run("import", tmp_path / "s.sgy", "--problem", "seismic-interp", "-o", "freq=15", "--noise-std", "0.01",
+                "--out", tmp_path / "y.nc") == 0
+    orig = from_arrays("seismic-interp", y, dict(FWI_SMALL), noise_std=0.01, mask=mask)
+    m = _check(tmp_path / "y.nc", orig)
+    assert np.array_equal(m.arrays["mask"], mask) and m.options["missing"] == -1.0
