@@ -27,8 +27,8 @@ from pathlib import Path
 
 from inverse.errors import UserError
 
-__all__ = ["MAX_SEED", "MAX_THREADS", "check_seed", "check_threads", "check_device",
-           "check_output_path", "check_output_dir", "check_distinct_paths", "memory_limit_bytes", "format_bytes"]
+__all__ = ["MAX_SEED", "MAX_THREADS", "check_seed", "check_threads", "check_device", "check_output_path",
+           "check_output_dir", "check_path_names", "check_distinct_paths", "memory_limit_bytes", "format_bytes"]
 
 #: largest seed: torch generators take unsigned 64-bit seeds, JAX keys signed 64-bit ones
 MAX_SEED = 2**63 - 1
@@ -95,7 +95,7 @@ def check_output_path(path, flag: str, *, overwrite: bool = False) -> Path:
 
     if path is None or not str(os.fspath(path)).strip():
         raise UserError(f"{flag}: the file name is empty")
-    _check_names(Path(path), flag)
+    check_path_names(Path(path), flag)
     return atomic_check(Path(path), overwrite=overwrite)
 
 
@@ -106,9 +106,10 @@ def _is_dir(p: Path) -> bool:
         return False
 
 
-def _check_names(p: Path, flag: str) -> None:
+def check_path_names(p, flag: str) -> None:
     """Each name of ``p`` within the file system's ``NAME_MAX`` (checked before any ``stat``, which fails on
     such a name), the whole path under 4000 bytes."""
+    p = Path(p)
     existing = next((a for a in p.parents if _is_dir(a)), Path("."))
     try:
         name_max = int(os.pathconf(existing, "PC_NAME_MAX"))
@@ -128,7 +129,7 @@ def check_output_dir(path, flag: str) -> Path:
     if path is None or not str(os.fspath(path)).strip():
         raise UserError(f"{flag}: the directory name is empty")
     p = Path(path)
-    _check_names(p, flag)
+    check_path_names(p, flag)
     if p.exists() and not p.is_dir():
         raise NotADirectoryError(f"{flag} {p} exists and is not a directory")
     return p

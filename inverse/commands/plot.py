@@ -55,6 +55,9 @@ def run(args) -> int:
     png_out = None  # --out fig.png names the figure itself (image posteriors; one figure)
     if out.suffix.lower() == ".png":
         png_out, out = out, out.parent
+    from inverse.validation import check_path_names
+
+    check_path_names(png_out or out, "--out")  # names the file system takes, before any stat or drawing
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} exists and is not a directory")
     import xarray as xr
