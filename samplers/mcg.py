@@ -67,9 +67,13 @@ class MCG(DPS):
 
     def check(self, problem, prior) -> None:
         """MCG's projection step needs a linear model and Gaussian noise."""
-        if not problem.forward_model.linear:
+        fm = problem.forward_model
+        if not fm.linear:
+            # DPS needs gradients too: a black-box model goes to the derivative-free samplers
+            other = "DPS (or the derivative-free EnKG / EKI)" if getattr(fm, "differentiable", True) else \
+                "the derivative-free samplers EnKG or EKI (--sampler enkg / eki)"
             raise SamplerConfigError(f"MCG's projection step needs a linear forward model, but "
-                                     f"{type(problem.forward_model).__name__} is not linear; use DPS instead")
+                                     f"{type(fm).__name__} is not linear; use {other} instead")
         if not isinstance(problem.noise, Gaussian):
             raise SamplerConfigError(f"MCG's projection assumes Gaussian noise, got {type(problem.noise).__name__}; "
                                      "use DPS")
