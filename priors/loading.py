@@ -95,6 +95,8 @@ def _read_json(path: Path) -> dict:
 
 
 def _resolve(name_or_path) -> Path:
+    if not str(name_or_path).strip():
+        raise PriorLoadError("empty prior name: give a shipped prior's name or a prior directory")
     p = Path(name_or_path)
     if p.is_dir():
         return p
@@ -247,10 +249,10 @@ def load_prior(name_or_path, *, device=None, dtype=None, data_range=None, normal
     from diffusers import UNet2DModel
 
     directory = _resolve(name_or_path)
-    check_prior_folder(directory)
     cfg_path = _find(directory, "config.json", "unet")
     if cfg_path is None:
         raise PriorLoadError(f"{directory} is not a diffusers model: no config.json (or unet/config.json)")
+    check_prior_folder(directory)  # before anything in it is read
     weights = cfg_path.parent / "diffusion_pytorch_model.safetensors"
     if not weights.is_file():
         raise PriorLoadError(f"{cfg_path.parent} has no diffusion_pytorch_model.safetensors "

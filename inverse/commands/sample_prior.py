@@ -13,14 +13,17 @@ on failure.
 from __future__ import annotations
 
 import argparse
+import inspect
 import math
 
-__all__ = ["add_parser", "run", "MAX_SAMPLES", "MAX_STEPS", "BATCH_SIZE"]
+__all__ = ["add_parser", "run", "MAX_SAMPLES", "MAX_STEPS", "MAX_EVALUATIONS", "BATCH_SIZE"]
 
 #: most samples one call draws
 MAX_SAMPLES = 100_000
 #: most ODE steps (the shipped priors use 18 to 64)
 MAX_STEPS = 10_000
+#: most network evaluations one call makes (samples x (2 steps - 1) for the ODE): a runaway guard
+MAX_EVALUATIONS = 10_000_000
 #: samples integrated at a time (the latents are drawn at once, so the result does not depend on it)
 BATCH_SIZE = 64
 #: most samples shown in the figure's grid
@@ -109,9 +112,19 @@ def _load(args, data_range):
     return load_prior(args.name, device=args.device, data_range=data_range, units=args.units)
 
 
-def _check_memory(prior, n: int) -> None:
+def _check_cost(prior, n: int, steps: int | None) -> None:
+    """Refuse a draw that would not fit in memory, or run for days (before any sampling)."""
     from inverse.errors import UserError
     from inverse.validation import format_bytes, memory_limit_bytes
+    from priors import Prior
+
+    if type(prior).sample is Prior.sample:  # the ODE sampler: 2 steps - 1 network evaluations per sample
+        steps = steps if steps is not None else inspect.signature(Prior.sample).parameters["num_steps"].default
+        evaluations = n * (2 * steps - 1)
+        if evaluations > MAX_EVALUATIONS:
+            raise UserError(f"--num-samples {n} with --steps {steps} needs {evaluations:.3g} network evaluations; "
+                            f"one call makes at most {MAX_EVALUATIONS:.0e}: draw fewer samples per call, with other "
+                            "seeds")
 
     need = 3 * n * math.prod(prior.shape) * 8  # latents, samples, and their float64 copy for the file
     limit = memory_limit_bytes(0.5)
@@ -152,8 +165,6 @@ def _figure(samples, prior_name: str, units: str):
 
 def run(args) -> int:
     """Draw the samples, write the NetCDF (and the figure); prints the path, shape, units and range."""
-    import inspect
-
     import torch
 
     from priors import Prior
@@ -162,7 +173,7 @@ def run(args) -> int:
 
     out, figure, steps, data_range = _check(args)
     prior = _load(args, data_range)
-    _check_memory(prior, args.num_samples)
+    _check_cost(prior, args.num_samples, steps)
     x = prior.sample(args.num_samples, steps=steps, seed=args.seed, physical=True, batch_size=BATCH_SIZE)
     units = getattr(getattr(prior, "normalisation", None), "units", "") or ""
     name = str(getattr(prior, "card", {}).get("name") or args.name)

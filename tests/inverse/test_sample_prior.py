@@ -134,3 +134,27 @@ def test_listed_in_help(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "sample-prior" in capsys.readouterr().out
+
+
+def test_runaway_ode_work_is_refused(tiny_dir, tmp_path, capsys):
+    code, _, err = _run(capsys, tiny_dir, "--num-samples", 100_000, "--steps", 100, "--out", tmp_path / "o.nc")
+    assert code == 2 and "network evaluations" in err and len(err.strip().splitlines()) == 1, err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name, message", [("gaussian:inf", "positive"), ("gaussian:nan", "positive"),
+                                           ("", "empty prior name"), (" ", "empty prior name")])
+def test_odd_names(tmp_path, capsys, name, message):
+    import re
+
+    code, _, err = _run(capsys, name, "--out", tmp_path / "o.nc")
+    assert code == 2 and re.search(message, err) and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_file_or_an_empty_folder_is_not_a_prior(tmp_path, capsys):
+    (tmp_path / "f").write_text("x")
+    (tmp_path / "empty").mkdir()
+    for name, message in ((tmp_path / "f", "is a file"), (tmp_path / "empty", "no config.json")):
+        code, _, err = _run(capsys, name, "--out", tmp_path / "o.nc")
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o.nc").exists()
