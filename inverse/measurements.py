@@ -61,7 +61,8 @@ PROVENANCE_KEYS = ("source_file", "importer", "command_line", "noise_estimate", 
 
 #: physical range an image (grey levels 0..1) is mapped onto, per problem
 TRUTH_RANGES = {"ct": (0.0, 1.0), "mri": (0.0, 1.0), "mri-multicoil": (0.0, 1.0), "navier-stokes": (-10.0, 10.0),
-                "darcy": (3.0, 12.0), "fwi": (1500.0, 4500.0), "seismic-interp": (-1.0, 1.0)}
+                "darcy": (3.0, 12.0), "fwi": (1500.0, 4500.0), "seismic-interp": (-1.0, 1.0),
+                "ct-fanbeam": (0.0, 1.0), "mri-radial": (0.0, 1.0), "mri-radial-multicoil": (0.0, 1.0)}
 
 
 @dataclass

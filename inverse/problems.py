@@ -11,6 +11,9 @@ checks the rebuilt operator against it.
 | ``ct`` | attenuation image (1, N, N), a.u. | parallel-beam sinogram (angle, detector) | ``phantoms-64`` |
 | ``mri`` | real image (1, N, N), a.u. | single-coil k-space (complex, ky, kx), Cartesian mask | ``phantoms-64`` |
 | ``mri-multicoil`` | real image (1, N, N), a.u. | k-space (complex, coil, ky, kx), birdcage coils | ``phantoms-64`` |
+| ``ct-fanbeam`` | attenuation image (1, N, N), a.u. | fan-beam sinogram (angle, detector), flat | ``phantoms-64`` |
+| ``mri-radial`` | real image (1, N, N), a.u. | single-coil radial k-space (complex, spoke, sample) | ``phantoms-64`` |
+| ``mri-radial-multicoil`` | real image (1, N, N), a.u. | k-space (complex, coil, spoke, sample) | ``phantoms-64`` |
 | ``navier-stokes`` | initial vorticity (1, N, N), 1/s | vorticity at T, every factor-th point | ``ns-vorticity-64`` |
 | ``darcy`` | permeability (1, N, N), a.u. | pressure at an n x n sensor grid | ``darcy-perm-32`` |
 | ``fwi`` | velocity (1, H, W), m/s | shot gathers (shot, time, receiver) | ``seismic-velocity-70`` |
@@ -139,6 +142,35 @@ def _view_adjoint(fm, y):
     return fm.adjoint(y)
 
 
+# ------------------------------------------------------------------ fan-beam CT and radial MRI
+def _build_ct_fanbeam(o):
+    from forward_models.fanbeam import FanBeamCT
+
+    return FanBeamCT(o["size"], o["angles"], source_distance=o["source_distance"] * o["size"],
+                     detector_distance=o["detector_distance"] * o["size"])
+
+
+def _radial_args(o):
+    return {"img_size": o["size"], "spokes": o["spokes"], "samples_per_spoke": o["samples"] or 2 * o["size"],
+            "trajectory": o["trajectory"], "real_image": True}
+
+
+def _build_mri_radial(o):
+    from forward_models.radial_mri import RadialMRI
+
+    return RadialMRI(**_radial_args(o))
+
+
+def _build_mri_radial_multicoil(o):
+    from forward_models.radial_mri import RadialMRI
+
+    return RadialMRI.with_coils(**_radial_args(o), num_coils=o["coils"], coil_seed=o["coil_seed"])
+
+
+def _view_gridding(fm, y):
+    return fm.gridding(y)
+
+
 # ------------------------------------------------------------------ PDEs
 def _build_ns(o):
     from forward_models.navier_stokes import NavierStokes2D
@@ -209,6 +241,17 @@ def _footprint_mri(o):
     return 1024.0 * o.get("coils", 1) * o["size"] ** 2  # a few complex128 copies of the (coil) k-space
 
 
+def _footprint_fanbeam(o):
+    # the CSR projector and its transpose (about 5 entries per pixel and angle at the default geometry, 24 bytes
+    # each), and the build's work arrays (8 angles at a time)
+    return 300.0 * o["angles"] * o["size"] ** 2 + 3000.0 * o["size"] ** 2
+
+
+def _footprint_radial(o):
+    samples = o["samples"] or 2 * o["size"]
+    return 1024.0 * o.get("coils", 1) * (o["size"] ** 2 + o["spokes"] * samples)  # complex128 copies, NUFFT grids
+
+
 def _footprint_ns(o):
     return 1024.0 * o["size"] ** 2  # the pseudo-spectral solver's complex work arrays
 
@@ -242,6 +285,32 @@ PROBLEMS: dict[str, ProblemSpec] = {
         _build_mri_multicoil, _truth_phantom, ("channel", "y", "x"), ("complex", "coil", "ky", "kx"),
         "intensity (a.u.)", "k-space (a.u.)", "phantoms-64", 0.02, "coil-combined zero-filled (adjoint)",
         _view_adjoint, {"coils": "number of birdcage coils"}, footprint=_footprint_mri),
+    "ct-fanbeam": ProblemSpec(
+        "ct-fanbeam", "sparse-view fan-beam CT (flat detector, full turn) of an ellipse phantom",
+        {"size": 64, "angles": 30, "source_distance": 2.0, "detector_distance": 4.0},
+        _build_ct_fanbeam, _truth_phantom, ("channel", "y", "x"), ("channel", "angle", "detector"),
+        "attenuation (a.u.)", "line integral (a.u. x pixel)", "phantoms-64", 0.02,
+        "weighted fan-beam filtered back-projection", _view_ct,
+        {"angles": "number of source angles in [0, 360) degrees",
+         "source_distance": "source-to-isocentre distance in image widths (> 0.71 + 1 pixel)",
+         "detector_distance": "source-to-detector distance in image widths"},
+        limits={"source_distance": (0.75, 100.0), "detector_distance": (0.75, 200.0)}, footprint=_footprint_fanbeam),
+    "mri-radial": ProblemSpec(
+        "mri-radial", "single-coil radial (golden-angle) MRI of a real phantom",
+        {"size": 64, "spokes": 32, "samples": 0, "trajectory": "golden"},
+        _build_mri_radial, _truth_phantom, ("channel", "y", "x"), ("complex", "spoke", "sample"), "intensity (a.u.)",
+        "k-space (a.u.)", "phantoms-64", 0.02, "density-compensated gridding", _view_gridding,
+        {"spokes": "number of radial spokes", "samples": "samples per spoke over [-pi, pi) (0: twice the size)",
+         "trajectory": "golden or uniform spoke angles"},
+        limits={"size": (4, 4096), "spokes": (1, 100_000), "samples": (0, 65_536)}, footprint=_footprint_radial),
+    "mri-radial-multicoil": ProblemSpec(
+        "mri-radial-multicoil", "multi-coil radial (golden-angle) MRI of a real phantom",
+        {"size": 64, "spokes": 32, "samples": 0, "trajectory": "golden", "coils": 8, "coil_seed": 0},
+        _build_mri_radial_multicoil, _truth_phantom, ("channel", "y", "x"), ("complex", "coil", "spoke", "sample"),
+        "intensity (a.u.)", "k-space (a.u.)", "phantoms-64", 0.02, "coil-combined density-compensated gridding",
+        _view_gridding, {"coils": "number of birdcage coils", "coil_seed": "seed of the coil maps' jitter"},
+        limits={"size": (4, 4096), "spokes": (1, 100_000), "samples": (0, 65_536), "coil_seed": (0, 2**63 - 1)},
+        footprint=_footprint_radial),
     "navier-stokes": ProblemSpec(
         "navier-stokes", "initial vorticity from the subsampled vorticity at time T (Re 200)",
         {"size": 64, "factor": 4, "T": 1.0, "dt": 1e-2},
