@@ -158,3 +158,21 @@ def test_a_file_or_an_empty_folder_is_not_a_prior(tmp_path, capsys):
         code, _, err = _run(capsys, name, "--out", tmp_path / "o.nc")
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "o.nc").exists()
+
+
+def test_reconstruct_with_a_cardless_prior_folder_warns_in_one_line(tiny_dir, tmp_path, capsys):
+    """``inverse reconstruct --prior DIR`` of a folder without prior.json: the assumption is one warning line."""
+    import shutil
+
+    bare = tmp_path / "bare"
+    shutil.copytree(tiny_dir, bare)
+    (bare / "prior.json").unlink()
+    assert main(["simulate", "--problem", "ct", "-o", "size=8", "-o", "angles=4", "--out", str(tmp_path / "y.nc")]) == 0
+    capsys.readouterr()
+    code = main(["reconstruct", str(tmp_path / "y.nc"), "--prior", str(bare), "--steps", "2", "--num-samples", "1",
+                 "--out", str(tmp_path / "p.nc"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 0
+    lines = [line for line in err.splitlines() if "prior.json" in line]
+    assert len(lines) == 1 and lines[0].startswith("inverse reconstruct: warning:"), err
+    assert "UserWarning" not in err and "warnings.warn" not in err
