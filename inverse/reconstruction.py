@@ -298,7 +298,8 @@ def format_summary(post: Posterior) -> str:
     """The closing summary printed by ``inverse reconstruct`` (one line per topic, then one line per warning)."""
     d = post.diagnostics
     n = d.get("num_samples", post.num_samples)
-    misfit = f"{d.get('misfit', float('nan')):.3f}"
+    num = lambda v: f"{v:.3f}" if abs(v) < 1e4 else f"{v:.3g}"  # noqa: E731 - 1.6e30, not 31 digits
+    misfit = num(d.get("misfit", float("nan")))
     exp = d.get("misfit_expected")
     expected = (f"expected {exp[0]:.2f}-{exp[1]:.2f} under the noise model (1%-99%); the mean may sit below"
                 if isinstance(exp, list) and len(exp) == 2 else "about 1 when it fits to the noise level")
@@ -308,7 +309,7 @@ def format_summary(post: Posterior) -> str:
              f"data misfit of the posterior mean ||y - F(mean)|| / (sigma sqrt(m)) = {misfit} ({expected})"]
     per = d.get("misfit_samples")
     if isinstance(per, list) and len(per) == 3:
-        s = f"misfit per sample: median {per[1]:.3f} (5%-95%: {per[0]:.3f}-{per[2]:.3f})"
+        s = f"misfit per sample: median {num(per[1])} (5%-95%: {num(per[0])}-{num(per[2])})"
         if "data_coverage_90" in d:
             s += (f"; {100 * d['data_coverage_90']:.1f}% of the measurements lie in the ensemble's 90% predictive "
                   "intervals")
