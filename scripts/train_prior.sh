@@ -17,6 +17,12 @@
 #     diffusers wheel travels in .whl/ where the machine lacks it; ACCEL=cpu DATADEV=cpu run it without a GPU.
 #       bash scripts/train_prior.sh --gpu 7 .gpu "$OUT" ns-vorticity-64 seismic-velocity-70 phantoms-64-flow  # lease 1
 #       bash scripts/train_prior.sh --gpu 7 .gpu "$OUT" seismic-velocity-70 phantoms-64-flow                  # lease 2
+#
+#   bash scripts/train_prior.sh --user real-patches-64 [STEPS] [MINUTES]
+#     The prior trained on user data (`inverse train-prior --data`): 500 64 x 64 greyscale PNGs cut from the real
+#     images scikit-image and pydicom ship (scripts/make_user_images.py; the standard test images camera, moon,
+#     coins, ... are held out), 10% of them held out for the card's quality report, UNet widths 16 32 32, batch 16,
+#     one thread, up to STEPS (default 3000) or MINUTES of fitting (default 55), whichever comes first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -93,7 +99,23 @@ train_gpu() {  # train_gpu MINUTES ROOT OUTDIR NAME...: side by side, time-boxed
   ls -la "$outdir"
 }
 
-if [ "${1:-}" = "--gpu" ]; then
+train_user() {  # train_user NAME [STEPS] [MINUTES]: the user-data recipe (header)
+  local name=$1 steps=${2:-3000} minutes=${3:-55}
+  if [ "$name" != real-patches-64 ]; then
+    echo "train_prior.sh: --user knows real-patches-64, not '$name'" >&2
+    exit 2
+  fi
+  local images=data/priors/$name-work/images
+  [ -d "$images" ] || python scripts/make_user_images.py --out "$images" --num 500 --size 64 --seed 0
+  python -m inverse.cli train-prior --data "$images" --size 64 --widths 16 32 32 --steps "$steps" --batch-size 16 \
+    --lr 2e-4 --seed 0 --checkpoint-every 250 --threads 1 --max-minutes "$minutes" --quality-samples 32 \
+    --units "grey level (0-255)" --name "$name" --out "data/priors/$name" --overwrite --quiet
+}
+
+if [ "${1:-}" = "--user" ]; then
+  shift
+  train_user "$@"
+elif [ "${1:-}" = "--gpu" ]; then
   shift
   if [ $# -lt 4 ]; then
     echo "usage: bash scripts/train_prior.sh --gpu MINUTES ROOT OUTDIR NAME..." >&2

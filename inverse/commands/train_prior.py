@@ -173,7 +173,9 @@ def _user_data(args, seed: int):
             source.read(i)
     method = (f"{args.patches} random {args.size}x{args.size} crops per item at native resolution "
               f"(seeded by seed, item, crop)" if args.patches else RESIZE_METHOD)
-    data = {"dataset": "user", "source": source.describe(), "num_items": len(source),
+    desc = source.describe()
+    data = {"dataset": "user", "description": f"{desc['kind']} {desc['path']} ({len(source)} items)", "source": desc,
+            "num_items": len(source),
             "num_train_items": len(train_items), "num_val_items": len(val_items), "val_fraction": args.val_fraction,
             "split_seed": seed, "num_examples": len(train), "size": args.size, "resize": method,
             "statistics": stats, "normalise": args.normalise, "seed": seed}
