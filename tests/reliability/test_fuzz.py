@@ -1,8 +1,10 @@
 """Fuzzing: hypothesis-generated bad inputs against the command line and the NetCDF readers.
 
-Every input must end cleanly: the command line with exit code 2, one line on stderr, no traceback
-and no output file; the readers with a ``ValueError`` or ``FileNotFoundError`` (or a subclass) whose
-message is one line. Each test counts the inputs it ran; together they run at least :data:`MIN_TOTAL`.
+Every input must end cleanly: the command line with exit code 2 (1 for an environment failure), one
+line on stderr, no traceback and no output file; the readers with a ``ValueError`` or
+``FileNotFoundError`` (or a subclass) whose message is one line. Each test counts the inputs it ran;
+together they run at least :data:`MIN_TOTAL`. The per-subcommand cases come from
+:mod:`tests.reliability.fuzz_cases`, which ``scripts/fuzz.py`` runs standalone.
 """
 
 import contextlib
@@ -16,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
 from inverse.calibration.io import read_data, write_data
@@ -26,12 +28,15 @@ from inverse.measurements import open_measurements
 from inverse.problems import PROBLEMS
 from samplers import SAMPLERS, Posterior, open_posterior
 
+from . import fuzz_cases
+
 # a reader that leaves "Exception ignored in ..." noise behind (a traceback on stderr) fails the test
 pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
 
-#: inputs each fuzz test must run, and their sum (the issue asks for at least 200)
-QUOTA = {"readers": 160, "command_line": 140}
-MIN_TOTAL = 200
+#: inputs each fuzz test must run, and their sum (at least 500 per run)
+SUBCOMMAND_CASES = 400
+QUOTA = {"readers": 160, "command_line": 140, "subcommands": SUBCOMMAND_CASES}
+MIN_TOTAL = 500
 COUNTS: dict[str, int] = {}
 
 _BASE = settings(deadline=None, derandomize=True, database=None, print_blob=True,
@@ -79,6 +84,10 @@ JSONISH = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() |
                        max_leaves=6)
 
 
+#: HDF5 attributes cannot hold NUL characters (the writer, not the reader, would fail)
+NO_NUL_TEXT = st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=12)
+
+
 class Blob(bytes):
     """File contents that print as their length (hypothesis reports stay readable)."""
 
@@ -113,7 +122,7 @@ def corrupted(draw, valid: tuple):
     ds = dataset.copy(deep=True)
     if kind == "attribute":
         key = draw(st.sampled_from(sorted(ds.attrs) + ["format", "problem", "model"]))
-        value = draw(st.one_of(st.text(max_size=12), JSONISH.map(json.dumps), st.integers(-5, 5)))
+        value = draw(st.one_of(NO_NUL_TEXT, JSONISH.map(json.dumps), st.integers(-5, 5)))
         ds.attrs[key] = value
     else:
         var = draw(st.sampled_from(sorted(ds.data_vars)))
@@ -292,8 +301,63 @@ def test_command_line_refuses_bad_input_cleanly(valid, tmp_path):
     assert count >= QUOTA["command_line"]
 
 
-def test_the_fuzz_tests_run_at_least_200_inputs():
-    """The quotas add up to the issue's 200; when the whole module ran, so did the inputs."""
+# ------------------------------------------------------------------ every subcommand (fuzz_cases)
+#: what fails the subcommand fuzz: fuzz_cases.FAILURE_CLASSES and a file mode that ignores the umask
+STRICT = fuzz_cases.FAILURE_CLASSES + ("mode",)
+SUBCOMMAND_QUOTA = fuzz_cases.quotas(SUBCOMMAND_CASES)
+
+
+@pytest.fixture(scope="module")
+def fx(tmp_path_factory):
+    """The valid files the generated cases refer to (``{Y}``, ``{PRIOR}``, ...), built once."""
+    fuzz_cases.preload()
+    return fuzz_cases.build_fixtures(tmp_path_factory.mktemp("fuzz-fixtures"))
+
+
+def _report(bad) -> str:
+    """One example per (failure class, kind of defect), with a shell reproducer."""
+    seen, lines = set(), []
+    for case, cls, detail in bad:
+        if (cls, case.kind) not in seen:
+            seen.add((cls, case.kind))
+            lines.append(f"{cls}: {case!r}\n    {detail[:300]}\n    {fuzz_cases.reproducer(case)[:400]}")
+    return "\n".join(lines[:12])
+
+
+@pytest.mark.parametrize("command", sorted(SUBCOMMAND_QUOTA))
+def test_every_subcommand_refuses_generated_bad_input(command, fx, tmp_path):
+    """Each subcommand (and unknown ones) on its share of SUBCOMMAND_CASES generated command lines: no
+    traceback or hang, exit 2 (1 for an environment failure), one line on stderr, nothing left in the
+    working directory, fixtures untouched, no pickle run; all failures are listed, not just the first."""
+    bad, count = [], 0
+
+    @settings(_BASE, max_examples=SUBCOMMAND_QUOTA[command], phases=[Phase.generate])
+    @given(case=fuzz_cases.command_cases(command, fx))
+    def one(case):
+        nonlocal count
+        o = fuzz_cases.run_case(case, fx, tmp_path / f"c{count}", timeout=20)
+        shutil.rmtree(tmp_path / f"c{count}", ignore_errors=True)
+        count += 1
+        bad.extend((case, cls, detail) for cls, detail in fuzz_cases.failures(case, o).items() if cls in STRICT)
+
+    one()
+    COUNTS["subcommands"] = COUNTS.get("subcommands", 0) + count
+    assert not bad, f"{len(bad)} failures in {count} cases of {command}:\n{_report(bad)}"
+    # hypothesis stops early only when a command has fewer distinct cases than its share
+    assert count >= min(SUBCOMMAND_QUOTA[command], 8)
+
+
+@pytest.mark.parametrize("case", fuzz_cases.valid_cases(), ids=lambda c: " ".join(c.argv[:2]))
+def test_cheap_valid_runs_succeed(case, fx, tmp_path):
+    """The bases the fuzz mutates run: exit 0, no traceback, outputs readable by others (umask 022)."""
+    o = fuzz_cases.run_case(case, fx, tmp_path / "w", timeout=60)
+    bad = {k: v for k, v in fuzz_cases.failures(case, o).items() if k in STRICT}
+    assert o.code == 0 and not bad, (o.code, bad, o.stderr[-2000:], o.exception[-3000:])
+
+
+def test_the_fuzz_tests_run_at_least_500_inputs():
+    """The quotas add up to at least 500 generated inputs; when the whole module ran, so did the inputs."""
     assert sum(QUOTA.values()) >= MIN_TOTAL
+    assert sum(SUBCOMMAND_QUOTA.values()) >= SUBCOMMAND_CASES
     if set(COUNTS) == set(QUOTA):
         assert sum(COUNTS.values()) >= MIN_TOTAL
