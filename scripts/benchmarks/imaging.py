@@ -6,6 +6,10 @@ Problems (:mod:`inverse.problems`, truths are held-out ellipse phantoms, seeds 0
   clean sinogram (``noise_rel = 0.02``);
 - ``mri-x4`` / ``mri-x8``: single-coil Cartesian MRI, random columns, 8% centre, x4 / x8, same noise rule;
 - ``mri-mc-x4`` / ``mri-mc-x8``: 8 birdcage coils, otherwise the same.
+- ``ct-fan-30``: fan-beam CT (flat detector, source 2 and detector 4 image widths from the isocentre), 30
+  source angles over [0, 360), same noise rule; baseline: weighted fan-beam FBP;
+- ``mri-radial-32`` / ``mri-radial-mc-32``: radial MRI, 32 golden-angle spokes of 128 samples (FINUFFT),
+  single-coil / 8 birdcage coils, same noise rule; baseline: density-compensated gridding.
 
 Methods, each scored on its posterior mean (PSNR and SSIM against the truth, data range of the
 truth), the coverage of its pixel-wise 90% interval (5%-95% quantiles over the samples), time per
@@ -87,6 +91,9 @@ PROBLEMS = {
     "mri-x8": ("mri", {"acceleration": 8.0}),
     "mri-mc-x4": ("mri-multicoil", {"acceleration": 4.0}),
     "mri-mc-x8": ("mri-multicoil", {"acceleration": 8.0}),
+    "ct-fan-30": ("ct-fanbeam", {"angles": 30}),
+    "mri-radial-32": ("mri-radial", {"spokes": 32}),
+    "mri-radial-mc-32": ("mri-radial-multicoil", {"spokes": 32}),
 }
 TV_HELD_OUT = (10_000, 10_001)
 #: deepinv DPS guidance weights tried on the held-out phantoms (deepinv's docs: the "norm" guidance's
