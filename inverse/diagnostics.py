@@ -234,8 +234,8 @@ def _misfit_checks(post, fm, y, noise, out: dict) -> None:
                                f"(expected {lo:.2f}-{hi:.2f}): check the noise sigma{sig} and the units of y")
     elif misfit > max(MISFIT_FLOOR, hi) and (unexplained or misfit > MISFIT_HIGH):
         out["warnings"].append(f"the posterior does not explain the data (misfit {misfit:.2f}, expected "
-                               f"{lo:.2f}-{hi:.2f}): the prior may not fit these measurements; try --sampler mcg "
-                               "or a prior trained on similar data")
+                               f"{lo:.2f}-{hi:.2f}): the prior may not fit these measurements (or the sampler did not "
+                               "converge); try --sampler mcg or a prior trained on similar data")
     if out["data_coverage_90"] < DATA_COVERAGE_FLOOR:
         out["warnings"].append(f"the ensemble's spread is far below its error against the data: "
                                f"{100 * out['data_coverage_90']:.1f}% of the measurements lie in its 90% predictive "
