@@ -236,3 +236,19 @@ def test_a_misfit_the_ensemble_spread_accounts_for_is_not_a_mismatch(shift, spre
     assert any("does not explain the data" in w for w in out["warnings"]) is warns
     assert (out["misfit"] ** 2 - 1 > MISFIT_SPREAD_RATIO * out["data_spread"] ** 2) is (spread < 1)
     assert (out["misfit"] > MISFIT_HIGH) is (shift > 3)
+
+
+def test_reconstruct_gives_posterior_dimensions_physical_coordinates(tmp_path):
+    import inverse
+    from inverse.measurements import simulate
+    from samplers import open_posterior
+
+    m = simulate("ct", options={"angles": 8}, seed=0)
+    post = inverse.reconstruct(m, prior=GaussianPrior(torch.full((1, 64, 64), 0.5), std=0.3, dtype=torch.float32),
+                               num_samples=2, steps=2)
+    assert set(post.coord_attrs) == {"channel", "y", "x"} and post.coord_attrs["x"]["units"] == "pixel"
+    np.testing.assert_array_equal(post.coords["x"], np.arange(64) - 32)  # pixel centres about the rotation centre
+    assert "misfit_expected" in post.diagnostics and "data_coverage_90" in post.diagnostics
+    post.to_netcdf(tmp_path / "p.nc")
+    ds = open_posterior(tmp_path / "p.nc").to_xarray()
+    assert all(ds.coords[d].attrs.get("units") for d in ds.dims)
