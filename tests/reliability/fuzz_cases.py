@@ -135,7 +135,8 @@ KV_BAD = ["novalue", "=1", "bogus=1", "size=-1", "size=0", "size=100000", "angle
           "angles=1e999", f"size={2**70}", "rho=0", "zeta=nan", "num_steps=0", "num_steps=1e999", "angles=0"]
 #: flags that a command may ignore in this base (an MRI-only flag of a CT import): success is fine too
 CONTEXT = {("import", "slice"), ("import", "size"), ("import", "mask"), ("import", "coil_maps"),
-           ("import", "variable"), ("import", "geometry")}
+           ("import", "variable"), ("import", "geometry"), ("reconstruct", "checkpoint_every"),
+           ("sample-prior", "shape"), ("sample-prior", "data_range")}
 #: which fixture file a command's input flag expects (corruptions start from it)
 INPUT_FIXTURE = {("reconstruct", "measurements"): "Y", ("reconstruct-batch", "measurements"): "Y",
                  ("plot", "file"): "POST", ("calibrate", "data"): "CAL", ("simulate", "truth"): "TRUTH",
@@ -189,7 +190,7 @@ def _set(argv: list, flag: str, values: list) -> list:
     if flag in argv and flag not in ("-o", "-s"):  # repeatable KEY=VALUE flags are appended
         i = argv.index(flag) + 1
         j = i
-        while j < len(argv) and not (argv[j].startswith("-") and argv[j][1:2].isalpha()):
+        while j < len(argv) and not (argv[j].startswith("--") or argv[j].startswith("-") and argv[j][1:2].isalpha()):
             j += 1
         return argv[:i] + values + argv[j:]
     return argv + [flag] + values
