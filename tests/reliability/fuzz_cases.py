@@ -94,7 +94,7 @@ BASES = {
     "reconstruct": ["reconstruct", "{Y}", "--prior", "{PRIOR}", "--steps", "1", "--num-samples", "1", "--out",
                     "o.nc", "--quiet"],
     "calibrate": ["calibrate", "--data", "{CAL}", "--chains", "1", "--warmup", "2", "--samples", "2", "--out", "o.nc",
-                  "--quiet"],
+                  "--quiet"],  # calibration data, not a posterior
     "train-surrogate": ["train-surrogate", "--resolution", "8", "--sensors", "2", "--modes", "4", "--num-examples",
                         "8", "--steps", "1", "--hidden", "4", "--out", "s", "--quiet"],
     "reconstruct-batch": ["reconstruct-batch", "{Y}", "--prior", "{PRIOR}", "--steps", "1", "--num-samples", "1",
@@ -117,7 +117,8 @@ TEXT_BAD = {"angles": (["0:180:0", "abc", "180:0:6", "nan", "", "0:1e9:1e-9", "0
 SKIP_FLAGS = {"--name", "--ray-address", "--help", "-h"}
 
 NAME = st.text(alphabet=string.ascii_letters + string.digits + "-_.", min_size=1, max_size=12)
-INT_BAD = ["-1", "-7", "2.5", "nan", "inf", "", "abc", "0x10", "1e3", "[1]", str(2**70), str(-2**70)]
+INT_BAD = ["-1", "-7", str(2**70), str(-2**70)]  # parsed as integers: the command itself must refuse them
+INT_UNPARSEABLE = ["2.5", "nan", "inf", "", "abc", "0x10", "1e3", "[1]"]  # argparse refuses these
 ZERO_OK = {"seed", "warmup"}  # 0 may be legitimate
 HUGE_BAD = {"num_samples", "size", "num_examples", "threads", "devices", "num_nodes", "batch_size", "widths", "hidden",
             "resolution", "sensors", "modes", "chains", "samples"}  # 10**12 must be refused, not allocated
@@ -334,7 +335,7 @@ def _bad_value(draw, command: str, action, fx: Fixtures):
         return f"{flag}=1", [], inputs, codes
     if kind == "int":
         pool = INT_BAD + ([] if d in ZERO_OK else ["0"]) + (["1000000000000"] if d in HUGE_BAD else [])
-        v = draw(st.sampled_from(pool))
+        v = draw(st.sampled_from(INT_UNPARSEABLE if draw(st.integers(0, 3)) == 0 else pool))
         if d == "seed" and v in ("-1", "-7"):
             codes = frozenset({0, 2})  # a negative seed may be accepted; it must not crash
         return flag, ["8", v] if action.nargs == "+" else [v], inputs, codes
@@ -394,6 +395,11 @@ def _structural(draw, command: str, base: list, actions, fx: Fixtures):
         return draw(st.sampled_from([base + ["--checkpoint", "o.nc"], base + ["--figure", "o.nc"],
                                      base + ["--figure", "nodir/f.png"], base + ["--resume"],
                                      base + ["--checkpoint", "c.st", "--checkpoint-every", "0"]])), (), frozenset({2})
+    if how == "two-outputs" and command in ("reconstruct", "calibrate") and draw(st.booleans()):
+        # the output is the input itself, even with --overwrite
+        key, name = ("Y", "y.nc") if command == "reconstruct" else ("CAL", "cal.nc")
+        argv = [name if a == "{" + key + "}" else a for a in base]
+        return _set(argv, "--out", [name]) + ["--overwrite"], ((name, "copy", key),), frozenset({2})
     if how == "checkpoint" and command == "reconstruct":  # resume from a corrupted checkpoint of this run
         blob = draw(corrupt_bytes(fx.data["CKPT"]))
         return base + ["--checkpoint", "ck.st", "--resume"], (("ck.st", "file", blob),), frozenset({0, 2})
@@ -413,6 +419,7 @@ def case_of(draw, command: str, fx: Fixtures):
     inputs = list(BASE_INPUTS.get(command, ()))
     mutable = [a for d, a in sorted(actions.items()) if not (set(a.option_strings) & SKIP_FLAGS)
                and d not in ("help",) and _dest_kind(a) != "text"]
+    mutable = [a for a in mutable for _ in range(1 if _dest_kind(a) == "flag" else 3)]  # '--quiet=1' is argparse's
     kinds, all_codes = [], {}  # a later value of the same flag replaces the earlier one, and its codes
     argv = base
     for _ in range(draw(st.integers(1, 2))):
