@@ -82,6 +82,8 @@ def _sinogram(path: Path, fmt: str, s: ImportSettings) -> tuple[np.ndarray, str]
         if not 0 <= i < n:
             raise UserError(f"{path}: --slice {s.slice} is out of range: the stack has {n} sinograms (0..{n - 1})")
         a, note = a[i], f"slice {i} of {n}"
+    elif s.slice not in (None, 0):
+        raise UserError(f"{path}: the file holds one sinogram (shape {a.shape}); --slice must be 0")
     if a.ndim != 2 or min(a.shape) < 1:
         raise UserError(f"{path}: a sinogram must be (angles, detectors) or a stack of them, got shape {a.shape}")
     return np.asarray(a, dtype=np.float64), note

@@ -94,15 +94,17 @@ def _mask(k: np.ndarray, file_mask, s: ImportSettings, path: Path) -> tuple[np.n
 def import_kspace(problem: str, path: Path, fmt: str, s: ImportSettings):
     """Measurements of ``mri`` / ``mri-multicoil`` from a k-space file (module docstring)."""
     from inverse.importers.coil_maps import estimate_coil_maps
-    from inverse.importers.resize import crop_kspace
+    from inverse.importers.resize import check_prior_size, crop_kspace
     from inverse.measurements import from_arrays
-    from inverse.problems import get_problem
+    from inverse.problems import get_problem, problem_options
 
+    size = int(s.size if s.size is not None else s.options.get("size", get_problem(problem).defaults["size"]))
+    size = problem_options(problem, **{**s.options, "size": size})["size"]  # range and memory checked up front
+    check_prior_size(problem, (1, size, size), s.any_size, "choose --size (k-space is cropped to it)")
     k, file_mask = _read(path, fmt, s)
     k, note = _one_slice(problem, k, s, path)
     mask, how = _mask(k, file_mask, s, path)
     notes = [n for n in (note, how) if n]
-    size = int(s.size or s.options.get("size", get_problem(problem).defaults["size"]))
     noise_std = s.noise_std
     H, W = k.shape[-2:]
     if (H, W) != (size, size):
@@ -136,7 +138,9 @@ def import_kspace(problem: str, path: Path, fmt: str, s: ImportSettings):
 
 def import_radial(problem: str, path: Path, fmt: str, s: ImportSettings):
     """Measurements of ``mri-radial`` / ``mri-radial-multicoil`` from a radial k-space file (module docstring)."""
+    from inverse.importers.resize import check_prior_size
     from inverse.measurements import from_arrays
+    from inverse.problems import get_problem
 
     k, _ = _read(path, fmt, s)
     k, note = _one_slice(problem, k, s, path)
@@ -144,6 +148,8 @@ def import_radial(problem: str, path: Path, fmt: str, s: ImportSettings):
     options = {**s.options, "spokes": spokes, "samples": samples}
     if s.size is not None:
         options["size"] = int(s.size)
+    size = int(options.get("size", get_problem(problem).defaults["size"]))
+    check_prior_size(problem, (1, size, size), s.any_size, "choose --size")
     prov = {"source_file": str(path), "importer": f"inverse.importers.mri ({fmt}, radial)",
             "command_line": s.command_line, "preprocessing": note or None}
     y = k if problem.endswith("-multicoil") else k[0]

@@ -58,8 +58,8 @@ def test_mri_fastmri_hdf5_single_coil_with_mask_dataset(tmp_path):
     with h5py.File(tmp_path / "f.h5", "w") as f:
         f["kspace"] = np.stack([np.zeros_like(k), np.zeros_like(k), k, np.zeros_like(k)])  # slices x ky x kx
         f["mask"] = orig.forward_model.operator.mask[0].numpy()
-    assert _run("import", tmp_path / "f.h5", "--problem", "mri", "--size", 16, "--noise-std", repr(orig.noise.sigma),
-                "--out", tmp_path / "y.nc") == 0
+    assert _run("import", tmp_path / "f.h5", "--problem", "mri", "--size", 16, "--any-size",
+                "--noise-std", repr(orig.noise.sigma), "--out", tmp_path / "y.nc") == 0
     m = _check(tmp_path / "y.nc", orig)
     assert m.provenance["importer"].startswith("inverse.importers.mri")
     assert "slice 2 of 4" in m.provenance["preprocessing"]
@@ -72,11 +72,11 @@ def test_mri_npy_with_mask_file_and_mat_with_inferred_mask(tmp_path):
     np.save(tmp_path / "mask.npy", orig.forward_model.operator.mask[0].numpy())
     sigma = repr(orig.noise.sigma)
     assert _run("import", tmp_path / "k.npy", "--problem", "mri", "--mask", tmp_path / "mask.npy", "--size", 16,
-                "--noise-std", sigma, "--out", tmp_path / "a.nc") == 0
+                "--any-size", "--noise-std", sigma, "--out", tmp_path / "a.nc") == 0
     _check(tmp_path / "a.nc", orig)
     zeroed = _masked(orig)
     scipy.io.savemat(tmp_path / "k.mat", {"kspace": _kspace(zeroed)})
-    assert _run("import", tmp_path / "k.mat", "--problem", "mri", "--size", 16, "--noise-std", sigma,
+    assert _run("import", tmp_path / "k.mat", "--problem", "mri", "--size", 16, "--any-size", "--noise-std", sigma,
                 "--out", tmp_path / "b.nc") == 0
     m = _check(tmp_path / "b.nc", zeroed)
     assert "inferred from zero columns" in m.provenance["preprocessing"]
@@ -89,7 +89,7 @@ def test_mri_mat_v73_is_read_through_hdf5(tmp_path):
     rec["real"], rec["imag"] = k.T.real, k.T.imag
     with h5py.File(tmp_path / "k.mat", "w", userblock_size=512) as f:
         f["kspace"] = rec
-    assert _run("import", tmp_path / "k.mat", "--problem", "mri", "--size", 16, "--noise-std",
+    assert _run("import", tmp_path / "k.mat", "--problem", "mri", "--size", 16, "--any-size", "--noise-std",
                 repr(orig.noise.sigma), "--out", tmp_path / "y.nc") == 0
     _check(tmp_path / "y.nc", orig)
 
@@ -103,7 +103,7 @@ def test_mri_multicoil_fastmri_hdf5_with_coil_maps(tmp_path):
         f["kspace"] = np.stack([k, k, k])  # slices x coils x ky x kx
         f["mask"] = orig.forward_model.operator.mask[0].numpy()
     assert _run("import", tmp_path / "f.h5", "--problem", "mri-multicoil", "--coil-maps", tmp_path / "maps.npy",
-                "--size", 16, "--noise-std", repr(orig.noise.sigma), "--out", tmp_path / "y.nc") == 0
+                "--size", 16, "--any-size", "--noise-std", repr(orig.noise.sigma), "--out", tmp_path / "y.nc") == 0
     m = _check(tmp_path / "y.nc", orig)
     assert m.options["coils"] == 4 and m.options["mask"] == "given"
 
@@ -231,7 +231,7 @@ def test_imported_file_reconstructs_to_the_bit_identical_posterior(tmp_path):
     np.save(tmp_path / "k.npy", _kspace(orig))
     np.save(tmp_path / "mask.npy", orig.forward_model.operator.mask[0].numpy())
     assert _run("import", tmp_path / "k.npy", "--problem", "mri", "--mask", tmp_path / "mask.npy", "--size", 16,
-                "--noise-std", repr(orig.noise.sigma), "--out", tmp_path / "imp.nc") == 0
+                "--any-size", "--noise-std", repr(orig.noise.sigma), "--out", tmp_path / "imp.nc") == 0
     kw = {"prior": "gaussian", "sampler": "dps", "num_samples": 3, "seed": 7, "steps": 4}
     a = reconstruct(tmp_path / "orig.nc", **kw)
     b = reconstruct(tmp_path / "imp.nc", **kw)
@@ -254,7 +254,7 @@ def test_fan_beam_sinogram_through_geometry_fan(tmp_path):
 def test_radial_kspace_npy(tmp_path, problem):
     orig = simulate(problem, options={"size": 16, "spokes": 8}, seed=0)
     np.save(tmp_path / "k.npy", _kspace(orig))
-    assert _run("import", tmp_path / "k.npy", "--problem", problem, "--size", 16, "--noise-std",
+    assert _run("import", tmp_path / "k.npy", "--problem", problem, "--size", 16, "--any-size", "--noise-std",
                 repr(orig.noise.sigma), "--out", tmp_path / "y.nc") == 0
     _check(tmp_path / "y.nc", orig)
 

@@ -246,3 +246,12 @@ def test_import_refuses_an_existing_output_and_a_problem_without_importer(tmp_pa
     assert main(["import", str(tmp_path / "s.npy"), "--problem", "ct", "--format", "segy", "--out",
                  str(tmp_path / "z.nc")]) == 2
     assert "not read for sinogram" in capsys.readouterr().err
+
+
+def test_mri_size_no_prior_takes_is_refused_before_reading(tmp_path, capsys):
+    np.save(tmp_path / "k.npy", np.ones((16, 16), complex))
+    assert main(["import", str(tmp_path / "k.npy"), "--problem", "mri", "--size", "16", "--noise-std", "0.1",
+                 "--out", str(tmp_path / "y.nc")]) == 2
+    assert "phantoms-64 64x64" in capsys.readouterr().err and not (tmp_path / "y.nc").exists()
+    assert main(["import", str(tmp_path / "k.npy"), "--problem", "mri", "--size", "0", "--out",
+                 str(tmp_path / "y.nc")]) == 2
