@@ -94,6 +94,21 @@ def _int_in(value, flag: str, low: int, high: int) -> int:
     return int(value)
 
 
+def _check_lightning_names(accelerator: str, strategy: str) -> None:
+    """``--accelerator`` and ``--strategy`` among pytorch-lightning's registered names (or ``auto`` / ``gpu``)."""
+    from pytorch_lightning.accelerators import AcceleratorRegistry
+    from pytorch_lightning.strategies import StrategyRegistry
+
+    from inverse.errors import UserError
+
+    accelerators = sorted({"auto", "gpu", *AcceleratorRegistry.available_accelerators()})
+    if accelerator not in accelerators:
+        raise UserError(f"--accelerator {accelerator[:40]!r} is not one of {', '.join(accelerators)}")
+    strategies = ["auto", *StrategyRegistry.available_strategies()]
+    if strategy not in strategies:
+        raise UserError(f"--strategy {strategy[:40]!r} is not a Lightning strategy (e.g. auto, ddp, ddp_spawn, fsdp)")
+
+
 def _check_arguments(args) -> None:
     """Every numeric setting, the output path and the resume state: one-line :class:`UserError` before any work."""
     import math
@@ -129,6 +144,7 @@ def _check_arguments(args) -> None:
     if args.batch_size % (args.devices * args.num_nodes):
         raise UserError(f"--batch-size {args.batch_size} must be divisible by devices x nodes = "
                         f"{args.devices * args.num_nodes} processes")
+    _check_lightning_names(args.accelerator, args.strategy)
     out = Path(args.out)
     if not str(args.out).strip() or out.name in ("", ".", ".."):
         raise UserError(f"--out {args.out!r} must name a new directory")

@@ -79,6 +79,8 @@ def test_npy_patches_and_init_fine_tunes(tmp_path, capsys, monkeypatch):
     (["--patches", "-1"], "--patches"),
     (["--init", "no-such-prior"], "unknown prior"),
     (["--out", "x" * 300], "too long"),
+    (["--accelerator", "zz0"], "--accelerator"),
+    (["--strategy", "n" * 300], "--strategy"),
 ])
 def test_bad_arguments_refused_before_any_output(tmp_path, capsys, monkeypatch, extra, message):
     monkeypatch.chdir(tmp_path)
