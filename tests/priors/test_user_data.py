@@ -224,3 +224,17 @@ def test_streamed_training_resumes_bit_identical_and_matches_the_tensor_run(tmp_
     train_prior(materialise(ds), tmp_path / "tensor", steps=6, **kw)
     w = [load_file(str(tmp_path / d / "diffusion_pytorch_model.safetensors")) for d in ("full", "cut", "tensor")]
     assert all(torch.equal(w[0][k], w[1][k]) and torch.equal(w[0][k], w[2][k]) for k in w[0])
+
+
+def test_quality_floors_are_the_shipped_priors_floors():
+    from priors.quality import QUALITY_FLOORS, quality_failures
+    from tests.priors.test_shipped_priors import PIXEL_W1_RATIO_MAX, SPECTRUM_LOG10_ERROR_MAX
+
+    assert QUALITY_FLOORS == {"spectrum_log10_error_max": SPECTRUM_LOG10_ERROR_MAX,
+                              "pixel_w1_ratio_max": PIXEL_W1_RATIO_MAX}
+    good = {"spectrum_log10_error": 0.1, "pixel_w1_samples_vs_truths": 0.05, "pixel_w1_truths_vs_truths": 0.02,
+            "denoising": [{"sigma": 0.1, "psnr_prior": 30.0, "psnr_best_blur": 28.0}]}
+    assert quality_failures(good) == []
+    bad = {**good, "spectrum_log10_error": 0.2, "pixel_w1_samples_vs_truths": 0.07,
+           "denoising": [{"sigma": 0.1, "psnr_prior": 27.0, "psnr_best_blur": 28.0}]}
+    assert [f.split()[0] for f in quality_failures(bad)] == ["spectrum", "pixel", "denoising"]
