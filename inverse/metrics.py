@@ -9,7 +9,8 @@
 - Mode-weight total variation: ``0.5 * sum_k |p_k - q_k|`` between exact mixture-component
   weights ``p`` and the sampler's component frequencies ``q`` (each sample assigned to its most
   probable posterior component).
-- Image metrics: relative L2, PSNR, SSIM (Wang et al. 2004).
+- Image metrics: relative L2, PSNR, SSIM (Wang et al. 2004); a reference (truth) holding NaN or Inf is
+  refused (:class:`inverse.errors.UserError`) rather than scored ``nan``.
 """
 
 from __future__ import annotations
@@ -76,11 +77,19 @@ def mode_weight_tv(samples: torch.Tensor, mixture, weights: torch.Tensor | None 
     return float(0.5 * (freq - mixture.weights.to(freq.device)).abs().sum())
 
 
+def _finite_reference(ref: torch.Tensor, name: str) -> None:
+    """A reference (truth) with NaN or Inf gives meaningless scores ("relative L2 nan"): refuse it in one line."""
+    if not bool(torch.isfinite(ref).all()):
+        raise UserError(f"{name}: the reference (truth) contains {int((~torch.isfinite(ref)).sum())} NaN or Inf "
+                        "values")
+
+
 def relative_l2(x: torch.Tensor, ref: torch.Tensor) -> float:
     """Relative error ``||x - ref||_2 / ||ref||_2`` over all entries."""
     x, ref = torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(ref, dtype=torch.float64)
     if x.shape != ref.shape:
         raise UserError(f"relative_l2: shapes differ, {tuple(x.shape)} vs {tuple(ref.shape)}")
+    _finite_reference(ref, "relative_l2")
     return float((x - ref).norm() / ref.norm().clamp_min(1e-300))
 
 
@@ -89,6 +98,7 @@ def psnr(x: torch.Tensor, ref: torch.Tensor, data_range: float | None = None) ->
     x, ref = torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(ref, dtype=torch.float64)
     if x.shape != ref.shape:
         raise UserError(f"psnr: shapes differ, {tuple(x.shape)} vs {tuple(ref.shape)}")
+    _finite_reference(ref, "psnr")
     r = float(ref.max() - ref.min()) if data_range is None else float(data_range)
     mse = float((x - ref).square().mean())
     return float("inf") if mse == 0 else 10.0 * math.log10(r * r / mse)
@@ -106,6 +116,7 @@ def ssim(x: torch.Tensor, ref: torch.Tensor, data_range: float | None = None, *,
     if x.shape != ref.shape or x.ndim not in (2, 3):
         raise UserError(f"ssim: need two images of the same shape (H, W) or (C, H, W), got {tuple(x.shape)}, "
                         f"{tuple(ref.shape)}")
+    _finite_reference(ref, "ssim")
     if x.ndim == 2:
         x, ref = x[None], ref[None]
     if min(x.shape[-2:]) < window:

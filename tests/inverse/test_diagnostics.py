@@ -252,3 +252,16 @@ def test_reconstruct_gives_posterior_dimensions_physical_coordinates(tmp_path):
     post.to_netcdf(tmp_path / "p.nc")
     ds = open_posterior(tmp_path / "p.nc").to_xarray()
     assert all(ds.coords[d].attrs.get("units") for d in ds.dims)
+
+
+def test_image_metrics_refuse_a_nan_reference():
+    from inverse.errors import UserError
+    from inverse.metrics import psnr, relative_l2, ssim
+
+    ref = torch.rand(1, 16, 16, generator=torch.Generator().manual_seed(0), dtype=F64)
+    bad = ref.clone()
+    bad[0, 2, 2] = float("nan")
+    for f in (relative_l2, psnr, ssim):
+        assert math.isfinite(f(ref * 0.9, ref))
+        with pytest.raises(UserError, match="the reference \\(truth\\) contains 1 NaN or Inf values"):
+            f(ref, bad)
