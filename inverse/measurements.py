@@ -286,6 +286,9 @@ def open_measurements(path) -> Measurements:
         diff = sorted(k for k in set(rebuilt) | set(stored) if rebuilt.get(k) != stored.get(k))
         raise UserError(f"{path}: the forward model rebuilt from the recipe differs from the stored one in "
                         f"{diff} (file written by version {ds.attrs.get('package_version', '?')})")
+    if any(np.iscomplexobj(ds[k].values) for k in (var, "truth") if k in ds):  # a cast would drop the imaginary part
+        raise UserError(f"{path}: the measurement or truth is complex; store k-space as (real, imaginary) on a leading "
+                        "axis of length 2, as 'inverse simulate' and 'inverse import' write it")
     try:
         y = torch.from_numpy(np.asarray(ds[var].values, dtype=np.float64).copy())
         truth = torch.from_numpy(np.asarray(ds["truth"].values, dtype=np.float64).copy()) if "truth" in ds else None

@@ -265,3 +265,22 @@ def test_image_metrics_refuse_a_nan_reference():
         assert math.isfinite(f(ref * 0.9, ref))
         with pytest.raises(UserError, match="the reference \\(truth\\) contains 1 NaN or Inf values"):
             f(ref, bad)
+
+
+def test_measurement_file_with_complex_data_is_refused(tmp_path):
+    import warnings
+
+    from inverse.errors import UserError
+    from inverse.measurements import open_measurements, simulate
+
+    simulate("ct", options={"angles": 8}, seed=0).to_netcdf(tmp_path / "y.nc")
+    from samplers.netcdf import load_dataset
+
+    ds = load_dataset(tmp_path / "y.nc", "measurement file")
+    var = "measurements" if "measurements" in ds else "y"
+    ds[var] = ds[var].astype(np.complex128) * (1 + 1j)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # h5netcdf: complex is an invalid NetCDF feature
+        ds.to_netcdf(tmp_path / "c.nc", engine="h5netcdf", invalid_netcdf=True)
+    with pytest.raises(UserError, match="the measurement or truth is complex"):
+        open_measurements(tmp_path / "c.nc")
