@@ -492,7 +492,10 @@ def valid_cases() -> list[Case]:
            Case("valid", ("version",), codes=frozenset({0})), Case("valid", ("priors",), codes=frozenset({0})),
            Case("valid", tuple(BASES["reconstruct"]), codes=frozenset({0})),
            Case("valid", ("calibrate", "--model", "mri-t2", "--simulate", "--out", "c.nc"), codes=frozenset({0})),
-           Case("valid", tuple(BASES["plot"]), BASE_INPUTS["plot"], codes=frozenset({0}))]
+           Case("valid", tuple(BASES["plot"]), BASE_INPUTS["plot"], codes=frozenset({0})),
+           Case("valid", tuple(BASES["import"]), BASE_INPUTS["import"], codes=frozenset({0})),
+           Case("valid", tuple(BASES["sample-prior"]), codes=frozenset({0})),
+           Case("valid", tuple(BASES["demo"]), codes=frozenset({0}))]
     return out
 
 
