@@ -127,9 +127,10 @@ def prior_data_range(prior) -> tuple[float, float] | None:
         a, b = float(norm.to_physical(-1.0)), float(norm.to_physical(1.0))
         return min(a, b), max(a, b)
     means = getattr(prior, "means", None)
-    if isinstance(means, torch.Tensor) and hasattr(prior, "_full_covariances"):
-        cov = prior._full_covariances()
-        sd = 3.0 * float(cov.diagonal(dim1=-2, dim2=-1).max().sqrt())
+    if isinstance(means, torch.Tensor) and hasattr(prior, "isotropic_variance"):
+        cov = None if getattr(prior, "isotropic", True) else getattr(prior, "covariances", None)
+        var = prior.isotropic_variance if cov is None else float(cov.diagonal(dim1=-2, dim2=-1).max())
+        sd = 3.0 * math.sqrt(var)
         lo, hi = float(means.min()) - sd, float(means.max()) + sd
         lo, hi = float(prior.to_physical(torch.tensor(lo))), float(prior.to_physical(torch.tensor(hi)))
         return min(lo, hi), max(lo, hi)

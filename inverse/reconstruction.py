@@ -246,15 +246,17 @@ def reconstruct(measurements, prior=None, sampler: str | None = None, *, num_sam
         post.extras["measurement_image"] = m.y.detach().cpu().to(post.samples.dtype)
     post.config["measurements"] = {"problem": m.problem, "options": m.options, "seed": m.seed,
                                    "view": spec.view_name, "y_units": spec.y_units}
-    post.diagnostics.update(summarize(post, m))
+    post.diagnostics.update(summarize(post, m, pr))
     return post
 
 
-def _prior_range(post: Posterior, m: Measurements) -> tuple[float, float] | None:
-    """The prior's data range in physical units: its normalisation's image of ``[-1, 1]`` (network priors, from
-    the configuration the posterior records), else the problem's physical range."""
-    from inverse.measurements import TRUTH_RANGES
+def _prior_range(post: Posterior, prior=None) -> tuple[float, float] | None:
+    """The prior's data range in physical units (:func:`inverse.diagnostics.prior_data_range`), or from the
+    normalisation the posterior's configuration records (network priors); None when unknown."""
+    from inverse.diagnostics import prior_data_range
 
+    if prior is not None:
+        return prior_data_range(prior)
     norm = post.config.get("prior", {}).get("normalisation") if isinstance(post.config.get("prior"), dict) else None
     if isinstance(norm, dict):
         try:
@@ -263,22 +265,22 @@ def _prior_range(post: Posterior, m: Measurements) -> tuple[float, float] | None
                 return min(a, b), max(a, b)
         except (TypeError, ValueError):
             pass
-    return TRUTH_RANGES.get(m.problem)
+    return None
 
 
-def summarize(post: Posterior, m: Measurements) -> dict:
+def summarize(post: Posterior, m: Measurements, prior=None) -> dict:
     """Closing numbers of a reconstruction (module docstring): misfit, and errors when the truth is known.
 
     Also the checks of :func:`inverse.diagnostics.check_posterior`: the misfit's expected range, the
     per-sample misfits, the data-space coverage of the ensemble, the samples' range against the prior's,
     and ``warnings`` (prior mismatch, collapsed ensemble, diverged sampler). Raises
     :class:`samplers.SamplerError` when the samples are certainly meaningless (non-finite, or far outside
-    the prior's range).
+    the prior's range). ``prior``: the prior that produced the posterior (its data range), if at hand.
     """
     from inverse.diagnostics import check_posterior
 
     truth = m.truth
-    out = check_posterior(post, _clamped(m.forward_model), m.y, m.noise, prior_range=_prior_range(post, m),
+    out = check_posterior(post, _clamped(m.forward_model), m.y, m.noise, prior_range=_prior_range(post, prior),
                           truth=truth)
     if truth is not None and bool(torch.isfinite(truth).all()):
         mean = post.mean().to(torch.float64)
