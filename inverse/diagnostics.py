@@ -74,8 +74,8 @@ from samplers import Posterior
 from samplers.errors import SamplerError
 
 __all__ = ["MISFIT_FLOOR", "MISFIT_SPREAD_RATIO", "MISFIT_HIGH", "NOISE_FACTOR", "RANGE_WARN", "RANGE_ERROR",
-           "DATA_COVERAGE_FLOOR", "PIXEL_COVERAGE_FRACTION", "misfit_range", "nominal_coverage", "prior_data_range",
-           "check_posterior", "diagnose"]
+           "DATA_COVERAGE_FLOOR", "PIXEL_COVERAGE_FRACTION", "MAX_FORWARD_SAMPLES", "misfit_range",
+           "nominal_coverage", "prior_data_range", "check_posterior", "diagnose"]
 
 #: a mean misfit above this (and above the 99% chi-square quantile) that the ensemble's spread does not account
 #: for (excess ``r^2 - 1`` above MISFIT_SPREAD_RATIO times the data-space spread ``d^2``) means the prior does not fit
