@@ -46,7 +46,8 @@ from pathlib import Path
 from hypothesis import strategies as st
 
 __all__ = ["Case", "Outcome", "Fixtures", "build_fixtures", "cases", "command_cases", "quotas", "UNKNOWN",
-           "valid_cases", "run_case", "failures", "FAILURE_CLASSES", "reproducer", "preload", "command_names"]
+           "valid_cases", "regression_cases", "run_case", "failures", "FAILURE_CLASSES", "reproducer", "preload",
+           "command_names"]
 
 #: failure classes that make a run fail (``slow`` and ``mode`` are reported only)
 FAILURE_CLASSES = ("traceback", "hang", "wrong_exit_code", "stderr_not_one_line", "leftover_files",
@@ -495,8 +496,44 @@ def valid_cases() -> list[Case]:
            Case("valid", tuple(BASES["plot"]), BASE_INPUTS["plot"], codes=frozenset({0})),
            Case("valid", tuple(BASES["import"]), BASE_INPUTS["import"], codes=frozenset({0})),
            Case("valid", tuple(BASES["sample-prior"]), codes=frozenset({0})),
-           Case("valid", tuple(BASES["demo"]), codes=frozenset({0}))]
+           Case("valid", tuple(BASES["demo"]), codes=frozenset({0})),
+           Case("valid", tuple(BASES["train-prior"]), codes=frozenset({0}))]
     return out
+
+
+def regression_cases() -> list[Case]:
+    """Command lines that once ended badly (a traceback, a leftover folder, an accepted bad value,
+    two lines): each must now be refused in one line with exit 2 and leave nothing."""
+    tp, rb, rc = BASES["train-prior"], BASES["reconstruct-batch"], BASES["reconstruct"]
+    huge = "1000000000000"
+    return [Case("regression", tuple(argv), tuple(inputs)) for argv, inputs in [
+        (tp + ["--strategy", "bogus"], ()),
+        (tp + ["--accelerator", "bogus"], ()),
+        (tp + ["--data-cache", "x.st"], (("x.st", "file", Blob(b"keep")),)),
+        (tp + ["--data-device", "zz0"], ()),
+        (rb + ["--devices", huge], ()),
+        (rb + ["--num-nodes", huge], ()),
+        (rb + ["--strategy", "a\nb"], ()),
+        (rb[:9] + ["", "--quiet"], ()),
+        (rb + ["--sampler", "bogus"], ()),
+        (rb + ["--steps", "0"], ()),
+        (rc + ["--checkpoint", ""], ()),
+        (rc + ["--sampler", ""], ()),
+        (rc + ["--device", "meta"], ()),
+        (rc + ["--num-samples", huge], ()),
+        (rc + ["--seed", str(2**70)], ()),
+        (rc + ["--threads", huge], ()),
+        (rc + ["-s", "rho=0"], ()),
+        (rc + ["--figure", "nodir/f.png"], ()),
+        (rc + ["--checkpoint", "o.nc"], ()),
+        (rc + ["--out", LONG + ".nc"], ()),
+        (["simulate", "--problem", "ct", "-o", "size=100000", "--out", "o.nc"], ()),
+        (["simulate", "--problem", "ct", "-o", "angles=100000000", "--out", "o.nc"], ()),
+        (tp + ["--num-nodes", "0"], ()),
+        (tp + ["--threads", "-1"], ()),
+        (tp + ["--lr", "nan"], ()),
+        (["calibrate", "--data", "fifo.nc", "--out", "o.nc"], (("fifo.nc", "fifo", None),)),
+    ]]
 
 
 # ------------------------------------------------------------------ fixtures

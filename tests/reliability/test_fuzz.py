@@ -355,6 +355,14 @@ def test_cheap_valid_runs_succeed(case, fx, tmp_path):
     assert o.code == 0 and not bad, (o.code, bad, o.stderr[-2000:], o.exception[-3000:])
 
 
+@pytest.mark.parametrize("case", fuzz_cases.regression_cases(), ids=lambda c: " ".join(c.argv[-2:])[:40])
+def test_regression_cases_are_refused_cleanly(case, fx, tmp_path):
+    """Command lines that once gave a traceback, a leftover folder, an accepted bad value or two lines."""
+    o = fuzz_cases.run_case(case, fx, tmp_path / "w", timeout=60)
+    bad = {k: v for k, v in fuzz_cases.failures(case, o).items() if k in STRICT}
+    assert not bad, (bad, fuzz_cases.reproducer(case), o.exception[-2000:])
+
+
 def test_the_fuzz_tests_run_at_least_500_inputs():
     """The quotas add up to at least 500 generated inputs; when the whole module ran, so did the inputs."""
     assert sum(QUOTA.values()) >= MIN_TOTAL
