@@ -648,6 +648,13 @@ def _snapshot(root: Path) -> dict:
     return out
 
 
+class _Buffer(io.StringIO):
+    """A text buffer that survives ``close()`` (the command closes stderr on a broken pipe)."""
+
+    def close(self):
+        pass
+
+
 @contextlib.contextmanager
 def _captured():
     """Capture fds 1 and 2 (C libraries, subprocesses) and ``sys.stdout``/``sys.stderr`` (Python, warnings,
@@ -658,7 +665,7 @@ def _captured():
     for f in old:
         with contextlib.suppress(Exception):
             f.flush()
-    bufs = [io.StringIO(), io.StringIO()]
+    bufs = [_Buffer(), _Buffer()]
     handlers = []
     for lg in [logging.getLogger()] + [v for v in logging.Logger.manager.loggerDict.values()
                                        if isinstance(v, logging.Logger)]:
@@ -766,6 +773,7 @@ def run_case(case: Case, fx: Fixtures, work: Path, timeout: float = 20.0) -> Out
     _materialize(case, fx, work)
     before, fx_before = _snapshot(work), fx.snapshot()
     cwd, old_umask = os.getcwd(), os.umask(0o022)
+    threads = _torch_threads()
     os.chdir(work)
     t0 = time.perf_counter()
     try:
@@ -774,6 +782,7 @@ def run_case(case: Case, fx: Fixtures, work: Path, timeout: float = 20.0) -> Out
         seconds = time.perf_counter() - t0
         os.chdir(cwd)
         os.umask(old_umask)
+        _torch_threads(threads)  # a case's --threads must not slow the next ones
     after = _snapshot(work)
     created = sorted(set(after) - set(before))
     changed = sorted(k for k in before if k in after and after[k][1:] != before[k][1:]
@@ -782,6 +791,14 @@ def run_case(case: Case, fx: Fixtures, work: Path, timeout: float = 20.0) -> Out
     fx_after = fx.snapshot()
     fx_changed = sorted(k for k in set(fx_before) | set(fx_after) if fx_before.get(k) != fx_after.get(k))
     return Outcome(code, out, err, exc, seconds, created, changed, modes, fx_changed, code == "timeout")
+
+
+def _torch_threads(n: int | None = None) -> int:
+    import torch
+
+    if n is not None and n != torch.get_num_threads():
+        torch.set_num_threads(n)
+    return torch.get_num_threads()
 
 
 def _lines(text: str) -> list[str]:
