@@ -120,7 +120,7 @@ SKIP_FLAGS = {"--name", "--ray-address", "--help", "-h"}
 NAME = st.text(alphabet=string.ascii_letters + string.digits + "-_.", min_size=1, max_size=12)
 INT_BAD = ["-1", "-7", str(2**70), str(-2**70)]  # parsed as integers: the command itself must refuse them
 INT_UNPARSEABLE = ["2.5", "nan", "inf", "", "abc", "0x10", "1e3", "[1]"]  # argparse refuses these
-ZERO_OK = {"seed", "warmup"}  # 0 may be legitimate
+ZERO_OK = {"seed", "warmup", "quality_samples"}  # 0 may be legitimate
 HUGE_BAD = {"num_samples", "size", "num_examples", "threads", "devices", "num_nodes", "batch_size", "widths", "hidden",
             "resolution", "sensors", "modes", "chains", "samples"}  # 10**12 must be refused, not allocated
 FLOAT_BAD = ["nan", "inf", "-inf", "1e999", "", "abc", "[1]", "-1"]
@@ -506,7 +506,8 @@ def regression_cases() -> list[Case]:
     two lines): each must now be refused in one line with exit 2 and leave nothing."""
     tp, rb, rc = BASES["train-prior"], BASES["reconstruct-batch"], BASES["reconstruct"]
     huge = "1000000000000"
-    return [Case("regression", tuple(argv), tuple(inputs)) for argv, inputs in [
+    out = [Case("regression", tuple(rc + ["--figure", "/proc/f.png"]), (), frozenset({1, 2}))]  # no o.nc left
+    return out + [Case("regression", tuple(argv), tuple(inputs)) for argv, inputs in [
         (tp + ["--strategy", "bogus"], ()),
         (tp + ["--accelerator", "bogus"], ()),
         (tp + ["--data-cache", "x.st"], (("x.st", "file", Blob(b"keep")),)),
