@@ -100,9 +100,11 @@ def check_output_path(path, overwrite: bool = False) -> Path:
         raise NotADirectoryError(f"{parent} is not a directory (output {p})")
     if os.path.lexists(p) and not overwrite:
         raise OutputExistsError(f"{p} already exists (pass --overwrite / overwrite=True to replace it)")
+    read_only = False
     with contextlib.suppress(OSError, AttributeError):
-        if os.statvfs(parent).f_flag & os.ST_RDONLY:
-            raise _write_error(p, OSError(errno.EROFS, os.strerror(errno.EROFS)))
+        read_only = bool(os.statvfs(parent).f_flag & os.ST_RDONLY)
+    if read_only:
+        raise _write_error(p, OSError(errno.EROFS, os.strerror(errno.EROFS)))
     if not os.access(parent, os.W_OK | os.X_OK):
         raise _write_error(p, OSError(errno.EACCES, os.strerror(errno.EACCES)))
     return p

@@ -191,3 +191,25 @@ def test_environment_errnos_exit_1(tmp_path, capsys, monkeypatch, code):
     err = capsys.readouterr().err.strip()
     assert err == f"inverse simulate: error: cannot write {target}: [Errno {number}] {os.strerror(number)}"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_read_only_directory_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    """A read-only file system (EROFS): one line, exit 1, checked before the simulation."""
+    import inverse.measurements
+
+    real = os.statvfs
+
+    class ReadOnly:
+        def __init__(self, st):
+            self.st = st
+
+        def __getattr__(self, name):
+            return os.ST_RDONLY | self.st.f_flag if name == "f_flag" else getattr(self.st, name)
+
+    monkeypatch.setattr(os, "statvfs", lambda p: ReadOnly(real(p)) if os.path.abspath(p) == str(tmp_path) else real(p))
+    monkeypatch.setattr(inverse.measurements, "simulate", lambda *a, **k: pytest.fail("simulated before the check"))
+    target = tmp_path / "y.nc"
+    assert main(["simulate", "--problem", "ct", "--out", str(target)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"inverse simulate: error: cannot write {target}: [Errno {errno.EROFS}] {os.strerror(errno.EROFS)}"
+    assert list(tmp_path.iterdir()) == []
