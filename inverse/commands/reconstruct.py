@@ -4,7 +4,10 @@
 
 Writes the posterior NetCDF (and the figure) atomically and prints the closing summary
 (:func:`inverse.reconstruction.format_summary`). With ``--checkpoint FILE`` the sampler state is saved
-every ``--checkpoint-every`` steps and on Ctrl-C; ``--resume`` continues from it.
+every ``--checkpoint-every`` steps and on Ctrl-C; ``--resume`` continues from it. If the posterior cannot
+be written when sampling has finished (a full disk, a file that appeared meanwhile), it is saved as
+``STEM-rescued-PID.nc`` beside the checkpoint or in the temporary directory (``$TMPDIR``), and the
+one-line error names that file.
 """
 
 from __future__ import annotations
