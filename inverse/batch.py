@@ -23,6 +23,7 @@ measurement (``inverse simulate`` writes one per call).
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 import time
 import warnings
@@ -34,9 +35,15 @@ from torch.utils.data import DataLoader, Dataset
 
 from inverse.errors import UserError
 
-__all__ = ["MeasurementFiles", "BatchReconstruction", "reconstruct_batch", "measurement_seed", "output_path"]
+__all__ = ["MeasurementFiles", "BatchReconstruction", "reconstruct_batch", "measurement_seed", "output_path",
+           "MAX_DEVICES", "MAX_NODES"]
 
 _SUFFIX = "-posterior.nc"
+#: most processes per node and most nodes a batch accepts
+MAX_DEVICES, MAX_NODES = 1024, 100_000
+#: environment variables of the launchers that start one process per node (torchrun, SLURM, LSF, MPI)
+_CLUSTER_VARIABLES = ("MASTER_ADDR", "NODE_RANK", "WORLD_SIZE", "TORCHELASTIC_RUN_ID", "SLURM_NTASKS", "LSB_JOBID",
+                      "OMPI_COMM_WORLD_SIZE")
 
 
 def measurement_seed(seed: int, stem: str) -> int:
@@ -297,10 +304,14 @@ def _trainer(accelerator: str, devices, num_nodes: int, strategy: str, progress:
 
     if isinstance(devices, str) and devices.lstrip("-").isdigit():
         devices = int(devices)
-    if isinstance(devices, bool) or (isinstance(devices, int) and devices < 1 and devices != -1):
-        raise UserError(f"--devices must be a positive number of processes, -1 or auto, got {devices}")
-    if isinstance(num_nodes, bool) or not isinstance(num_nodes, int) or num_nodes < 1:
-        raise UserError(f"--num-nodes must be an integer >= 1, got {num_nodes!r}")
+    if isinstance(devices, bool) or (isinstance(devices, int) and not (1 <= devices <= MAX_DEVICES or devices == -1)):
+        raise UserError(f"--devices must be a number of processes in 1..{MAX_DEVICES}, -1 or auto, got {devices}")
+    if isinstance(num_nodes, bool) or not isinstance(num_nodes, int) or not 1 <= num_nodes <= MAX_NODES:
+        raise UserError(f"--num-nodes must be an integer in 1..{MAX_NODES}, got {num_nodes!r}")
+    if num_nodes > 1 and not any(v in os.environ for v in _CLUSTER_VARIABLES):
+        raise UserError(f"--num-nodes {num_nodes} needs a cluster launcher (srun, torchrun, or MASTER_ADDR and "
+                        "NODE_RANK set on every node); without one the run would wait for the other nodes forever. "
+                        "On one machine use --devices N")
     flags = f"--accelerator {accelerator} --devices {devices} --strategy {strategy} --num-nodes {num_nodes}"
     try:
         with warnings.catch_warnings():

@@ -124,6 +124,8 @@ def test_simulate_refuses_before_work(refuse, extra, fragments):
     (["--strategy", "bogus"], ["Lightning refuses", "bogus"]),
     (["--accelerator", "bogus"], ["Lightning refuses"]),
     (["--num-nodes", 0], ["--num-nodes"]),
+    (["--num-nodes", 2**70], ["--num-nodes"]),
+    (["--devices", 10**12], ["--devices", "1..1024"]),
     (["--sampler", "bogus"], ["unknown sampler 'bogus'"]),
     (["--prior", "bogus"], ["unknown prior 'bogus'"]),
     (["--prior", "gaussian:-1"], ["gaussian:-1"]),
@@ -139,6 +141,14 @@ def test_reconstruct_batch_refuses_before_work(inputs, refuse, extra, fragments)
     if "--prior" not in extra:
         argv += ["--prior", "gaussian"]
     refuse(argv + extra, *fragments)
+
+
+def test_reconstruct_batch_refuses_several_nodes_without_a_launcher(inputs, refuse, monkeypatch):
+    for v in ("MASTER_ADDR", "NODE_RANK", "WORLD_SIZE", "TORCHELASTIC_RUN_ID", "SLURM_NTASKS", "LSB_JOBID",
+              "OMPI_COMM_WORLD_SIZE"):
+        monkeypatch.delenv(v, raising=False)
+    refuse(["reconstruct-batch", inputs / "ys", "--out-dir", "out", "--prior", "gaussian", "--num-nodes", 2],
+           "cluster launcher")
 
 
 def test_reconstruct_batch_prints_one_line_of_totals(inputs, tmp_path, capsys):
