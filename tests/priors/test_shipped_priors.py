@@ -23,6 +23,8 @@ def test_shipped_prior_loads_anywhere_and_denoises(name, tmp_path, monkeypatch):
     card = prior.card
     assert list(prior.shape) == card["shape"]
     data = card["data"]
+    if data["dataset"] == "user":  # trained on files (train-prior --data): held out in its card's quality report
+        pytest.skip("trained on user files; its held-out check is the card's quality report (next test)")
     truths, norm, _ = make_dataset(data["dataset"], 16, data["size"], seed=1000)
     assert norm.to_dict() == card["normalisation"]
     rows = denoising_psnr(prior, truths, sigmas=(0.1, 0.5))
