@@ -325,8 +325,7 @@ class FanBeamCT(ForwardModel):
         """Eigenpairs ``(U, lam)`` of ``A A^T`` (pixel size 1, float64, descending), kept per device."""
         key = str(device)
         if key not in self._basis_cache:
-            M, _ = self._mats(torch.float64, torch.device("cpu")) if self.A_val.device.type != "cpu" else \
-                self._mats(torch.float64, self.A_val.device)
+            M, _ = self._mats(torch.float64, self.A_val.device)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 At = M.to_dense().T.contiguous()
