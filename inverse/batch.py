@@ -312,7 +312,7 @@ def _trainer(accelerator: str, devices, num_nodes: int, strategy: str, progress:
         raise UserError(f"--num-nodes {num_nodes} needs a cluster launcher (srun, torchrun, or MASTER_ADDR and "
                         "NODE_RANK set on every node); without one the run would wait for the other nodes forever. "
                         "On one machine use --devices N")
-    flags = f"--accelerator {accelerator} --devices {devices} --strategy {strategy} --num-nodes {num_nodes}"
+    flags = f"--accelerator {accelerator!r} --devices {devices!r} --strategy {strategy!r} --num-nodes {num_nodes}"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -320,5 +320,5 @@ def _trainer(accelerator: str, devices, num_nodes: int, strategy: str, progress:
                               logger=False, enable_checkpointing=False, enable_progress_bar=progress,
                               enable_model_summary=False, inference_mode=False)
     except (MisconfigurationException, ValueError, TypeError, RuntimeError) as e:
-        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        why = " ".join(str(e).split()) or type(e).__name__  # one line, whatever the value held
         raise UserError(f"Lightning refuses {flags}: {why}") from None

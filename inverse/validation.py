@@ -96,7 +96,25 @@ def check_output_path(path, flag: str, *, overwrite: bool = False) -> Path:
     if path is None or not str(os.fspath(path)).strip():
         raise UserError(f"{flag}: the file name is empty")
     check_path_names(Path(path), flag)
-    return atomic_check(Path(path), overwrite=overwrite)
+    p = atomic_check(Path(path), overwrite=overwrite)
+    _probe_directory(p)
+    return p
+
+
+def _probe_directory(p: Path) -> None:
+    """Create and remove an empty file beside ``p``: some directories pass every permission check and still
+    refuse new files (``/proc``, a full quota, a read-only bind mount seen as writable)."""
+    from samplers.atomic import OutputWriteError
+
+    parent = p.parent if str(p.parent) else Path(".")
+    try:
+        fd = os.open(parent / f".{os.getpid()}.inverse-probe", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return  # our own probe from a moment ago: the directory takes files
+    except OSError as e:
+        raise OutputWriteError(e.errno, e.strerror or str(e), str(p)) from None
+    os.close(fd)
+    os.unlink(parent / f".{os.getpid()}.inverse-probe")
 
 
 def _is_dir(p: Path) -> bool:

@@ -75,6 +75,10 @@ def _check_flags(args):
             raise FileNotFoundError(f"--checkpoint {ckpt}: not a file in an existing directory")
     from inverse.validation import check_device, check_distinct_paths, check_seed, check_threads
 
+    for flag, value in (("--sampler", args.sampler), ("--prior", args.prior), ("--checkpoint", args.checkpoint),
+                        ("--figure", args.figure), ("--device", args.device)):
+        if value is not None and not value.strip():  # an empty value is not the default
+            raise UserError(f"{flag}: the value is empty")
     check_distinct_paths([("measurements", args.measurements), ("--out", args.out), ("--figure", args.figure),
                           ("--checkpoint", args.checkpoint)])
     check_seed(args.seed)

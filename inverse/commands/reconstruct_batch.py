@@ -48,8 +48,14 @@ def run(args) -> int:
 
     from inverse.batch import reconstruct_batch
     from inverse.cli import parse_key_values
+    from inverse.errors import UserError
     from inverse.validation import check_seed, check_threads
 
+    for flag, value in (("--out-dir", args.out_dir), ("--sampler", args.sampler), ("--prior", args.prior),
+                        ("--devices", args.devices), ("--strategy", args.strategy),
+                        ("--accelerator", args.accelerator)):
+        if value is not None and not str(value).strip():  # an empty value is not the default
+            raise UserError(f"{flag}: the value is empty")
     check_seed(args.seed)
     if check_threads(args.threads) is not None:
         torch.set_num_threads(args.threads)

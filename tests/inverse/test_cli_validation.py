@@ -79,6 +79,9 @@ def _rec(inputs, *extra):
     (["--checkpoint", "o.nc"], ["same file"]),
     (["--checkpoint", "./sub/../o.nc"], ["directory"]),
     (["--figure", "o.nc"], ["same file"]),
+    (["--figure", "/proc/f.png"], ["/proc/f.png"]),
+    (["--sampler", ""], ["--sampler", "empty"]),
+    (["--checkpoint", ""], ["--checkpoint", "empty"]),
     (["--sampler", "eki", "-s", "num_iterations=2"], ["--steps", "num_iterations"]),
 ])
 def test_reconstruct_refuses_before_work(inputs, refuse, extra, fragments):
@@ -126,6 +129,8 @@ def test_simulate_refuses_before_work(refuse, extra, fragments):
     (["--num-nodes", 0], ["--num-nodes"]),
     (["--num-nodes", 2**70], ["--num-nodes"]),
     (["--devices", 10**12], ["--devices", "1..1024"]),
+    (["--strategy", "a\nb"], ["Lightning refuses"]),
+    (["--sampler", ""], ["--sampler", "empty"]),
     (["--sampler", "bogus"], ["unknown sampler 'bogus'"]),
     (["--prior", "bogus"], ["unknown prior 'bogus'"]),
     (["--prior", "gaussian:-1"], ["gaussian:-1"]),
