@@ -236,6 +236,44 @@ def corrupt_bytes(draw, valid: bytes):
     return Blob(b)
 
 
+#: measurement-file attributes and values a command must refuse (``None``: delete the attribute)
+Y_ATTRS = {
+    "options": ['{"size": 16, "angles": 1000000000}', '{"size": 100000, "angles": 8}', '{"size": -1, "angles": 8}',
+                "not json", "[]", '{"size": 16, "angles": 8, "bogus": 1}', '{"size": 16, "angles": NaN}'],
+    "problem": ["", "bogus", "mri", None],
+    "noise": ['{"class": "Gaussian", "sigma": 0}', '{"class": "Gaussian", "sigma": -1}',
+              '{"class": "Gaussian", "sigma": NaN}', '{"class": "Bogus", "sigma": 1}', "{}", None],
+    "format": ["inverse-measurements/99", "bogus", None],
+}
+
+
+@st.composite
+def semantic_measurements(draw, valid: bytes):
+    """A well-formed measurement file with one wrong attribute or a non-finite measurement."""
+    import h5py
+    import numpy as np
+
+    d = Path(tempfile.mkdtemp())
+    try:
+        path = d / "y.nc"
+        path.write_bytes(valid)
+        with h5py.File(path, "r+") as f:
+            if draw(st.integers(0, 4)) == 0:
+                a = f["measurements"][...]
+                a.reshape(-1)[draw(st.integers(0, a.size - 1))] = draw(st.sampled_from([np.nan, np.inf, -np.inf]))
+                f["measurements"][...] = a
+            else:
+                key = draw(st.sampled_from(sorted(Y_ATTRS)))
+                value = draw(st.sampled_from(Y_ATTRS[key]))
+                if value is None:
+                    del f.attrs[key]
+                else:
+                    f.attrs[key] = value
+        return Blob(path.read_bytes())
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 class _Evil:
     """Unpickling it opens ``MARKER`` for writing (creating the file): the proof that pickle ran."""
 
@@ -295,6 +333,8 @@ def _bad_input_path(draw, command: str, dest: str, fx: Fixtures):
         return "/dev/null", (), frozenset({2})
     if how == "long":
         return LONG + ".nc", (), frozenset({2})
+    if key == "Y" and draw(st.booleans()):  # a readable file whose content is wrong
+        return "in.nc", (("in.nc", "file", draw(semantic_measurements(fx.data["Y"]))),), frozenset({2})
     valid = fx.data[key] if key else b""
     suffix = ".npy" if key in ("TRUTH", "SINO") or dest in ("mask", "coil_maps") else ".nc"
     # a flipped byte may hit tensor data and leave a valid file: then success is fine too
@@ -420,7 +460,9 @@ def case_of(draw, command: str, fx: Fixtures):
     inputs = list(BASE_INPUTS.get(command, ()))
     mutable = [a for d, a in sorted(actions.items()) if not (set(a.option_strings) & SKIP_FLAGS)
                and d not in ("help",) and _dest_kind(a) != "text"]
-    mutable = [a for a in mutable for _ in range(1 if _dest_kind(a) == "flag" else 3)]  # '--quiet=1' is argparse's
+    # corrupted input files reach the deepest code: weight them most; '--quiet=1' is argparse's business
+    weight = {"flag": 1, "in": 8}
+    mutable = [a for a in mutable for _ in range(weight.get(_dest_kind(a), 3))]
     kinds, all_codes = [], {}  # a later value of the same flag replaces the earlier one, and its codes
     argv = base
     for _ in range(draw(st.integers(1, 2))):
@@ -534,6 +576,10 @@ def regression_cases() -> list[Case]:
         (tp + ["--threads", "-1"], ()),
         (tp + ["--lr", "nan"], ()),
         (["calibrate", "--data", "fifo.nc", "--out", "o.nc"], (("fifo.nc", "fifo", None),)),
+        (tp + ["--accelerator", "tpu"], ()),
+        (rb + ["--accelerator", "tpu"], ()),
+        (["reconstruct-batch", "empty.nc"] + rb[2:], (("empty.nc", "file", Blob(b"")),)),
+        (_set(BASES["import"], "--angles", ["0:1e9:1e-9"]), BASE_INPUTS["import"]),
     ]]
 
 
