@@ -167,8 +167,10 @@ def _calibrate(args) -> int:
         raise UserError("--truth and --model-config belong to --simulate")
     for what, v, low, high in (("--chains", args.chains, 1, MAX_CHAINS), ("--warmup", args.warmup, 0, MAX_DRAWS),
                                ("--samples", args.samples, 1, MAX_DRAWS)):
-        if not low <= v <= high:
-            raise UserError(f"{what} must lie in {low}..{high}, got {v}")
+        if v < low:
+            raise UserError(f"{what} must be at least {low}, got {v}")
+        if v > high:
+            raise UserError(f"{what} must be at most {high}, got {v}")
     if args.chains * args.samples > MAX_DRAWS:
         raise UserError(f"--chains x --samples = {args.chains * args.samples} draws; at most {MAX_DRAWS} are kept")
     _check_common(args)
