@@ -91,8 +91,9 @@ class ProblemSpec:
 
 
 #: accepted range of the options that set an array's size, for every problem that has them (a problem's
-#: ``limits`` override them); on top of these, :func:`problem_options` refuses options whose estimated
-#: memory (``ProblemSpec.footprint``) exceeds half of this machine's memory
+#: ``limits`` override them; the upper end is checked here, the lower one by the forward model); on top of
+#: these, :func:`problem_options` refuses options whose estimated memory (``ProblemSpec.footprint``) exceeds
+#: half of this machine's memory
 OPTION_LIMITS = {"size": (1, 4096), "angles": (1, 10_000), "coils": (1, 256), "sensors": (1, 1024),
                  "nt": (1, 100_000), "shots": (1, 1000), "receivers": (1, 10_000), "factor": (1, 4096),
                  "mask_seed": (0, 2**63 - 1)}
@@ -378,10 +379,10 @@ def _check_size(spec: ProblemSpec, opts: dict) -> None:
     """Refuse options beyond their range or whose operator would not fit in memory (:func:`problem_options`)."""
     from inverse.validation import format_bytes, memory_limit_bytes
 
-    for k, v in opts.items():
-        low, high = spec.limits.get(k, OPTION_LIMITS.get(k, (None, None)))
-        if low is not None and not (low <= v <= high):
-            raise UserError(f"option {k!r} of problem {spec.name!r} must lie in {low}..{high}, got {v}")
+    for k, v in opts.items():  # the lower ends are the forward models' own checks, with their messages
+        high = spec.limits.get(k, OPTION_LIMITS.get(k, (None, None)))[1]
+        if high is not None and v > high:
+            raise UserError(f"option {k!r} of problem {spec.name!r} must be at most {high}, got {v}")
     if "T" in opts and "dt" in opts and opts["dt"] > 0 and opts["T"] / opts["dt"] > MAX_TIME_STEPS:
         raise UserError(f"problem {spec.name!r}: T / dt = {opts['T'] / opts['dt']:.3g} solver steps; at most "
                         f"{MAX_TIME_STEPS} are allowed (raise dt or lower T)")

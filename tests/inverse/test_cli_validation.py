@@ -99,13 +99,13 @@ def test_reconstruct_refuses_long_out_and_output_equal_to_input(inputs, refuse):
 def test_measurement_file_asking_for_1e9_angles_is_refused(inputs, refuse):
     argv = _rec(inputs)
     argv[1] = inputs / "huge.nc"
-    refuse(argv, "'angles'", "1..10000")
+    refuse(argv, "'angles'", "at most 10000")
 
 
 # ------------------------------------------------------------------ simulate
 @pytest.mark.parametrize(("extra", "fragments"), [
-    (["--problem", "ct", "-o", "size=100000"], ["'size'", "1..4096"]),
-    (["--problem", "ct", "-o", "angles=100000000"], ["'angles'", "1..10000"]),
+    (["--problem", "ct", "-o", "size=100000"], ["'size'", "at most 4096"]),
+    (["--problem", "ct", "-o", "angles=100000000"], ["'angles'", "at most 10000"]),
     (["--problem", "ct", "-o", "size=4096", "-o", "angles=10000"], ["memory"]),
     (["--problem", "navier-stokes", "-o", "dt=1e-9"], ["T / dt"]),
     (["--problem", "fwi", "-o", "nt=10000000"], ["'nt'"]),
