@@ -120,7 +120,7 @@ SKIP_FLAGS = {"--name", "--ray-address", "--help", "-h"}
 NAME = st.text(alphabet=string.ascii_letters + string.digits + "-_.", min_size=1, max_size=12)
 INT_BAD = ["-1", "-7", str(2**70), str(-2**70)]  # parsed as integers: the command itself must refuse them
 INT_UNPARSEABLE = ["2.5", "nan", "inf", "", "abc", "0x10", "1e3", "[1]"]  # argparse refuses these
-ZERO_OK = {"seed", "warmup", "quality_samples"}  # 0 may be legitimate
+ZERO_OK = {"seed", "warmup", "quality_samples", "patches", "num_workers"}  # 0 may be legitimate
 HUGE_BAD = {"num_samples", "size", "num_examples", "threads", "devices", "num_nodes", "batch_size", "widths", "hidden",
             "resolution", "sensors", "modes", "chains", "samples"}  # 10**12 must be refused, not allocated
 FLOAT_BAD = ["nan", "inf", "-inf", "1e999", "", "abc", "[1]", "-1"]
@@ -138,7 +138,8 @@ KV_BAD = ["novalue", "=1", "bogus=1", "size=-1", "size=0", "size=100000", "angle
 #: flags that a command may ignore in this base (an MRI-only flag of a CT import): success is fine too
 CONTEXT = {("import", "slice"), ("import", "size"), ("import", "mask"), ("import", "coil_maps"),
            ("import", "variable"), ("import", "geometry"), ("reconstruct", "checkpoint_every"),
-           ("sample-prior", "shape"), ("sample-prior", "data_range")}
+           ("sample-prior", "shape"), ("sample-prior", "data_range")} | {
+    ("train-prior", d) for d in ("patches", "val_fraction", "normalise", "num_workers", "quality_samples")}  # --data
 #: which fixture file a command's input flag expects (corruptions start from it)
 INPUT_FIXTURE = {("reconstruct", "measurements"): "Y", ("reconstruct-batch", "measurements"): "Y",
                  ("plot", "file"): "POST", ("calibrate", "data"): "CAL", ("simulate", "truth"): "TRUTH",
