@@ -355,7 +355,8 @@ def test_cheap_valid_runs_succeed(case, fx, tmp_path):
     assert o.code == 0 and not bad, (o.code, bad, o.stderr[-2000:], o.exception[-3000:])
 
 
-@pytest.mark.parametrize("case", fuzz_cases.regression_cases(), ids=lambda c: " ".join(c.argv[-2:])[:40])
+@pytest.mark.parametrize("case", fuzz_cases.regression_cases(),
+                         ids=lambda c: f"{c.argv[0]} {' '.join(a for a in c.argv[-4:] if a != '--quiet')}"[:60])
 def test_regression_cases_are_refused_cleanly(case, fx, tmp_path):
     """Command lines that once gave a traceback, a leftover folder, an accepted bad value or two lines."""
     o = fuzz_cases.run_case(case, fx, tmp_path / "w", timeout=60)
