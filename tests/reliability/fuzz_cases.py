@@ -131,7 +131,7 @@ IN_FLAGS = {"measurements", "truth", "data", "file", "input", "inputs", "source"
             "coil_maps"}
 OUT_FLAGS = {"out", "figure", "checkpoint", "out_dir", "data_cache"}
 #: ``-o``/``-s`` keys with a numeric value, per command
-KV_KEYS = {"simulate": ["size", "angles"], "reconstruct": ["num_steps", "zeta", "rho"],
+KV_KEYS = {"simulate": ["size", "angles"], "import": ["size", "angles"], "reconstruct": ["num_steps", "zeta", "rho"],
            "reconstruct-batch": ["num_steps", "zeta", "rho"]}
 KV_BAD = ["novalue", "=1", "bogus=1", "size=-1", "size=0", "size=100000", "angles=100000000", "size=nan", "size=[1]",
           "angles=1e999", f"size={2**70}", "rho=0", "zeta=nan", "num_steps=0", "num_steps=1e999", "angles=0"]
@@ -389,7 +389,8 @@ def _bad_value(draw, command: str, action, fx: Fixtures):
     if kind == "kv":
         keys = KV_KEYS.get(command, ["bogus"])
         v = draw(st.one_of(st.sampled_from(KV_BAD),
-                           st.tuples(st.sampled_from(keys), st.sampled_from(FLOAT_BAD[:-1] + ["0"])).map("=".join),
+                           st.tuples(st.sampled_from(keys), st.sampled_from(FLOAT_BAD[:-1])).map("=".join),
+                           st.sampled_from([k + "=0" for k in keys if k != "zeta"]),  # zeta=0: no guidance, valid
                            NAME.filter(lambda s: "=" not in s)))
         return flag, [v], inputs, codes
     if kind == "pairs":
@@ -581,6 +582,7 @@ def regression_cases() -> list[Case]:
         (rb + ["--accelerator", "tpu"], ()),
         (["reconstruct-batch", "empty.nc"] + rb[2:], (("empty.nc", "file", Blob(b"")),)),
         (_set(BASES["import"], "--angles", ["0:1e9:1e-9"]), BASE_INPUTS["import"]),
+        (BASES["import"] + ["-o", "size=nan"], BASE_INPUTS["import"]),
     ]]
 
 
