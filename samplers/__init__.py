@@ -5,6 +5,7 @@ from samplers.dps import DPS
 from samplers.eki import EnsembleKalmanInversion
 from samplers.enkg import EnsembleKalmanGuidance
 from samplers.errors import SamplerConfigError
+from samplers.exact_gaussian import ExactGaussian
 from samplers.mcg import MCG
 from samplers.posterior import Posterior, open_posterior
 from samplers.registry import SAMPLERS, get_sampler
@@ -16,3 +17,4 @@ __all__ = ["Counters", "Sampler", "SamplerError", "State", "make_generator", "ru
 
 __all__ += ["EnsembleKalmanGuidance", "EnsembleKalmanInversion", "SamplerConfigError"]
 __all__ += ["SMCSampler", "TwistedDiffusionSampler", "MCGdiff", "ApproximationFreeEnsemble"]
+__all__ += ["ExactGaussian"]

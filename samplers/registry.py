@@ -63,3 +63,8 @@ def get_sampler(name: str, **kwargs) -> Sampler:
 from samplers.mcmc import DelayedAcceptanceSampler, MLDASampler, PCNSampler  # noqa: E402
 
 SAMPLERS.update({"pcn": PCNSampler, "da": DelayedAcceptanceSampler, "mlda": MLDASampler})
+
+# exact posterior of a linear model under a Gaussian prior (perturbation-optimisation with CG)
+from samplers.exact_gaussian import ExactGaussian  # noqa: E402
+
+SAMPLERS["exact-gaussian"] = ExactGaussian

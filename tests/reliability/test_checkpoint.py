@@ -27,7 +27,11 @@ SETTINGS = {"dps": {"num_steps": 12, "zeta": 0.3}, "mcg": {"num_steps": 12}, "en
             "mcgdiff": {"num_steps": 12}, "afes": {"num_steps": 12},
             "pcn": {"num_steps": 12, "warmup": 4, "ode_steps": 4},
             "da": {"num_steps": 12, "warmup": 4, "ode_steps": 4, "subchain_length": 2},
-            "mlda": {"num_steps": 12, "warmup": 4, "ode_steps": 4, "subchain_length": 2}}
+            "mlda": {"num_steps": 12, "warmup": 4, "ode_steps": 4, "subchain_length": 2},
+            "exact-gaussian": {"num_steps": 12, "tol": 1e-300}}
+
+#: samplers that need a Gaussian prior: run on the linear-Gaussian case of the sampler contract
+NEEDS_GAUSSIAN = {"exact-gaussian"}
 
 #: samplers that need ``forward_model.coarse()``: run on the mixture case with a coarse level added
 NEEDS_COARSE = {"da", "mlda"}
@@ -41,6 +45,10 @@ class _WithCoarse(MatrixOperator):
 
 
 def problem_for(name):
+    if name in NEEDS_GAUSSIAN:
+        from tests.conftest import linear_problem
+
+        return linear_problem()
     case = gmm_case(4, 2, seed=0)
     if name in NEEDS_COARSE:
         problem = InverseProblem(_WithCoarse(case.problem.forward_model.A), case.problem.y, case.problem.noise)

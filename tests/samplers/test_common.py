@@ -28,6 +28,8 @@ SMALL = {
     "mlda": {"num_steps": 8, "warmup": 4, "subchain_length": 2},
     "afes": {"num_steps": 10}, "dps": {"num_steps": 10}, "mcg": {"num_steps": 10}, "mcgdiff": {"num_steps": 10},
     "tds": {"num_steps": 10}, "enkg": {"num_steps": 10}, "eki": {"num_iterations": 2, "prior_steps": 5},
+    # CG stops early once converged; a zero tolerance keeps every step, as the callback test expects
+    "exact-gaussian": {"num_steps": 10, "tol": 1e-300},
 }
 
 #: further settings worth the whole contract: (name, settings, id)
