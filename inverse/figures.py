@@ -89,6 +89,16 @@ def _image(t) -> np.ndarray:
     return a
 
 
+#: longest text taken from a file's attributes into a figure (units, names): longer ones are cut with an ellipsis
+MAX_LABEL = 60
+
+
+def _short(text) -> str:
+    """``text`` as one line of at most :data:`MAX_LABEL` characters (attributes of a file can be anything)."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "…"
+
+
 def plot_image_posterior(posterior, *, title: str = "", max_samples: int = 3):
     """Truth, direct reconstruction, posterior mean, pixel-wise standard deviation, error and samples.
 
@@ -106,7 +116,7 @@ def plot_image_posterior(posterior, *, title: str = "", max_samples: int = 3):
     truth = None if posterior.truth is None else _image(posterior.truth)
     view = posterior.extras.get("measurement_view") if posterior.extras else None
     view = None if view is None else _image(view)
-    units = posterior.units or "a.u."
+    units = _short(posterior.units or "a.u.")
     ref = truth if truth is not None else mean
     vmin, vmax = _finite_min(ref), _finite_max(ref)
     if not vmax > vmin:
@@ -122,7 +132,7 @@ def plot_image_posterior(posterior, *, title: str = "", max_samples: int = 3):
     if truth is not None:
         panels.append(("truth", truth, "img"))
     if view is not None:
-        panels.append((meta.get("view") or "direct reconstruction", view, "img"))
+        panels.append((_short(meta.get("view") or "direct reconstruction"), view, "img"))
     y_raw = posterior.extras.get("measurement_image") if posterior.extras else None
     if view is None and y_raw is not None:  # no direct reconstruction (PDEs, FWI): the measurement itself
         y_img = _image(y_raw)
@@ -152,7 +162,7 @@ def plot_image_posterior(posterior, *, title: str = "", max_samples: int = 3):
             im = ax.imshow(a, cmap="RdBu_r" if y_signed else "gray", vmin=-ya if y_signed else float(np.min(a)),
                            vmax=ya, aspect="equal" if max(a.shape) / max(1, min(a.shape)) < 4 else "auto",
                            interpolation="nearest")
-            label = meta.get("y_units") or "a.u."
+            label = _short(meta.get("y_units") or "a.u.")
         else:
             im = ax.imshow(a, cmap="magma", vmin=0.0, vmax=umax, aspect=aspect, interpolation="nearest")
             label = units
@@ -168,7 +178,8 @@ def plot_image_posterior(posterior, *, title: str = "", max_samples: int = 3):
     if not title:
         sampler = (posterior.config.get("sampler", {}).get("class", "")
                    or posterior.config.get("kernel", {}).get("class", ""))
-        title = " — ".join(p for p in (meta.get("problem", ""), sampler) if p)  # no bare dash when both are unknown
+        # no bare dash when both are unknown
+        title = " — ".join(_short(p) for p in (meta.get("problem", ""), sampler) if p)
         if "psnr" in d:
             title += f": mean PSNR {d['psnr']:.1f} dB"
             title += f", SSIM {d['ssim']:.3f}" if "ssim" in d else ""

@@ -223,3 +223,19 @@ def test_ctrl_c_prints_one_line(tmp_path, ct_files, capsys, monkeypatch, with_ch
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "interrupted" in err
     assert ("--resume" in err) == with_checkpoint
+
+
+def test_plot_caps_a_huge_units_attribute(tmp_path):
+    """A posterior whose ``units`` attribute is 100,000 characters plots with a short label (no memory blow-up)."""
+    import torch
+
+    from inverse.figures import MAX_LABEL, plot_image_posterior
+    from samplers.posterior import Posterior
+
+    post = Posterior(torch.rand(3, 1, 8, 8), units="m" * 100_000)
+    fig = plot_image_posterior(post)
+    labels = [ax.get_ylabel() for ax in fig.axes]
+    assert labels and max(len(s) for s in labels) <= MAX_LABEL
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
