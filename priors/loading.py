@@ -348,6 +348,10 @@ def save_prior(prior: Prior, directory, card: dict | None = None, *, overwrite: 
         full = {"kind": kind, "shape": list(prior.shape), "normalisation": prior.normalisation.to_dict(),
                 "sigma_min": prior.sigma_min, "sigma_max": prior.sigma_max, **(card or {})}
         (tmp / "prior.json").write_text(json.dumps(full, indent=2))
+        mode = (tmp / "prior.json").stat().st_mode & 0o777  # 0o666 less the umask, as open() made it
+        for f in tmp.iterdir():  # safetensors writes its file 0600 whatever the umask
+            if f.is_file() and not f.is_symlink():
+                f.chmod(mode)
         if directory.exists():
             shutil.rmtree(directory)
         tmp.rename(directory)

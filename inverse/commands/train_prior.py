@@ -18,6 +18,7 @@ existing prior. Every argument, the data and the output path are checked before 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 
 __all__ = ["add_parser", "run"]
@@ -107,6 +108,57 @@ def _check_lightning_names(accelerator: str, strategy: str) -> None:
     strategies = ["auto", *StrategyRegistry.available_strategies()]
     if strategy not in strategies:
         raise UserError(f"--strategy {strategy[:40]!r} is not a Lightning strategy (e.g. auto, ddp, ddp_spawn, fsdp)")
+    if accelerator == "auto":
+        return
+    names = ["cuda", "mps"] if accelerator == "gpu" else [accelerator]
+    if not any(_accelerator_usable(n) for n in names):  # e.g. tpu without torch_xla: refused before any data exist
+        raise UserError(f"--accelerator {accelerator!r} is not available on this machine (no device, or its "
+                        "backend is not installed); use cpu or auto")
+
+
+def _accelerator_usable(name: str) -> bool:
+    """Whether Lightning's accelerator ``name`` finds its backend and a device here."""
+    from pytorch_lightning.accelerators import AcceleratorRegistry
+
+    try:
+        return bool(AcceleratorRegistry[name]["accelerator"].is_available())
+    except (ImportError, RuntimeError, KeyError):
+        return False
+
+
+def _check_data_cache(args) -> None:
+    """``--data-cache``: absent (it will be written), or a safetensors file whose metadata name a data set."""
+    import json
+    from pathlib import Path
+
+    from inverse.errors import UserError
+
+    if args.dataset is None or args.data_cache is None or args.data_cache.lower() == "none":
+        return
+    if not args.data_cache.strip():
+        raise UserError("--data-cache: the file name is empty (use 'none' to disable the cache)")
+    cache = Path(args.data_cache)
+    if not cache.exists() and not cache.is_symlink():
+        return
+    if not cache.is_file():
+        raise UserError(f"--data-cache {args.data_cache!r} is not a regular file")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(cache), framework="pt") as f:
+            meta = f.metadata() or {}
+            names = set(f.keys())
+        key = json.loads(meta.get("key", "null"))
+    except OSError as e:
+        raise UserError(f"--data-cache {args.data_cache!r}: cannot be read ({e.strerror or type(e).__name__})") \
+            from None
+    except Exception as e:  # safetensors' own error types: a truncated or foreign file
+        why = " ".join(str(e).split())[:200] or type(e).__name__
+        raise UserError(f"--data-cache {args.data_cache!r} is not a data cache written by train-prior ({why})") \
+            from None
+    if not isinstance(key, dict) or "data" not in names:
+        raise UserError(f"--data-cache {args.data_cache!r} is a safetensors file but not a data cache written by "
+                        "train-prior: delete it or choose another path")
 
 
 def _check_arguments(args) -> None:
@@ -115,6 +167,7 @@ def _check_arguments(args) -> None:
     from pathlib import Path
 
     from inverse.errors import UserError
+    from inverse.validation import check_device
 
     _int_in(args.size, "--size", 8, _MAX_SIZE)
     if args.dataset is not None:
@@ -145,6 +198,8 @@ def _check_arguments(args) -> None:
         raise UserError(f"--batch-size {args.batch_size} must be divisible by devices x nodes = "
                         f"{args.devices * args.num_nodes} processes")
     _check_lightning_names(args.accelerator, args.strategy)
+    check_device(args.data_device, "--data-device")
+    _check_data_cache(args)
     out = Path(args.out)
     if not str(args.out).strip() or out.name in ("", ".", ".."):
         raise UserError(f"--out {args.out!r} must name a new directory")
@@ -161,6 +216,33 @@ def _check_arguments(args) -> None:
             raise UserError(f"--resume: no checkpoint at {last}")
     elif out.exists() and not args.overwrite:
         raise UserError(f"{out} already exists (pass --overwrite to replace it)")
+
+
+#: Lightning's and torch's notices that say nothing about the user's run (restated by the card or irrelevant)
+_NOISE = (r".*LeafSpec.*", r"The number of training batches .* is smaller than the logging interval",
+          r".*does not have many workers which may be a bottleneck.*")
+
+
+@contextlib.contextmanager
+def _lightning_quiet():
+    """Lightning's banner lines ("GPU available", tips, "`Trainer.fit` stopped") and its deprecation notices
+    kept off stderr during training; the levels and filters are restored on return (main may run in-process)."""
+    import logging
+    import warnings
+
+    loggers = [logging.getLogger(n) for n in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch",
+                                              "lightning.fabric")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            for pattern in _NOISE:
+                warnings.filterwarnings("ignore", message=pattern)
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 def _user_data(args, seed: int):
@@ -274,12 +356,14 @@ def run(args) -> int:
     if args.init is not None:
         data_card["init"] = args.init
     card = {"name": name, "data": data_card, "units": norm.units, "dims": ["channel", "y", "x"]}
-    out = train_prior(data, out, kind=kind, steps=args.steps, batch_size=args.batch_size,
-                      widths=tuple(args.widths), layers_per_block=args.layers_per_block, lr=args.lr, seed=args.seed,
-                      normalisation=norm, card=card, resume=args.resume, checkpoint_every=args.checkpoint_every,
-                      devices=args.devices, num_nodes=args.num_nodes, strategy=args.strategy,
-                      accelerator=args.accelerator, overwrite=args.overwrite or args.resume, progress=not args.quiet,
-                      max_minutes=args.max_minutes, init=init_prior, num_workers=args.num_workers)
+    with _lightning_quiet():
+        out = train_prior(data, out, kind=kind, steps=args.steps, batch_size=args.batch_size,
+                          widths=tuple(args.widths), layers_per_block=args.layers_per_block, lr=args.lr,
+                          seed=args.seed, normalisation=norm, card=card, resume=args.resume,
+                          checkpoint_every=args.checkpoint_every, devices=args.devices, num_nodes=args.num_nodes,
+                          strategy=args.strategy, accelerator=args.accelerator,
+                          overwrite=args.overwrite or args.resume, progress=not args.quiet,
+                          max_minutes=args.max_minutes, init=init_prior, num_workers=args.num_workers)
     if rank_zero_only.rank != 0:  # DDP: one line, from rank 0
         return 0
     report = _quality(out, val, args.quality_samples, args.seed) if args.data is not None else None
