@@ -187,8 +187,9 @@ def reconstruct_batch(measurements, out_dir, prior=None, sampler: str | None = N
     ``missing`` is complete on rank 0 only after the final barrier.
 
     Every argument (sampler and its settings, prior name, seed, sample count, Lightning's accelerator,
-    devices, nodes and strategy) is checked before the output directory is created or any process starts;
-    a bad one raises a one-line user error (:mod:`inverse.errors`).
+    devices, nodes and strategy) and every measurement file (read and its forward model rebuilt) is checked
+    before the output directory is created or any process starts; a bad one raises a one-line user error
+    (:mod:`inverse.errors`).
 
     Example::
 
@@ -207,7 +208,7 @@ def reconstruct_batch(measurements, out_dir, prior=None, sampler: str | None = N
     seed = check_seed(seed)
     _check_settings(sampler, steps, sampler_options)
     _check_prior(prior)
-    _check_num_samples(num_samples, files)
+    _check_files(num_samples, files)
     module = BatchReconstruction(out_dir, prior, sampler, num_samples=num_samples, seed=seed, steps=steps,
                                  sampler_options=sampler_options, overwrite=overwrite)
     trainer = _trainer(accelerator, devices, num_nodes, strategy, progress)
@@ -281,8 +282,9 @@ def _check_prior(prior) -> None:
     load_prior(name)  # a directory or a cached hub id loads; anything else is a one-line PriorLoadError
 
 
-def _check_num_samples(num_samples, files: MeasurementFiles) -> None:
-    """``num_samples`` as a positive integer, and within memory for the first readable measurement."""
+def _check_files(num_samples, files: MeasurementFiles) -> None:
+    """``num_samples`` as a positive integer, every measurement file readable (its forward model rebuilt from
+    the file) and the samples of each within memory: a bad file is refused before any output exists."""
     from inverse.measurements import open_measurements
     from inverse.reconstruction import check_num_samples
     from samplers.validation import positive_int
@@ -291,11 +293,9 @@ def _check_num_samples(num_samples, files: MeasurementFiles) -> None:
         positive_int(num_samples, "--num-samples")
     except ValueError as e:
         raise UserError(str(e)) from None
-    try:
-        m = open_measurements(files.paths[0])
-    except (ValueError, OSError):
-        return  # that file is reported as failed in the run; the others still run
-    check_num_samples(num_samples, m.forward_model)
+    for path in files.paths:
+        m = open_measurements(path)
+        check_num_samples(num_samples, m.forward_model)
 
 
 def _trainer(accelerator: str, devices, num_nodes: int, strategy: str, progress: bool) -> pl.Trainer:
@@ -319,6 +319,6 @@ def _trainer(accelerator: str, devices, num_nodes: int, strategy: str, progress:
             return pl.Trainer(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy,
                               logger=False, enable_checkpointing=False, enable_progress_bar=progress,
                               enable_model_summary=False, inference_mode=False)
-    except (MisconfigurationException, ValueError, TypeError, RuntimeError) as e:
+    except (MisconfigurationException, ValueError, TypeError, RuntimeError, ImportError) as e:  # tpu: no torch_xla
         why = " ".join(str(e).split()) or type(e).__name__  # one line, whatever the value held
         raise UserError(f"Lightning refuses {flags}: {why}") from None

@@ -75,11 +75,15 @@ def test_bad_inputs(tmp_path, measurements):
     assert len(MeasurementFiles(measurements)) == 3
 
 
-def test_cli_reports_failures(measurements, tmp_path, capsys):
+def test_cli_refuses_a_bad_file_before_any_work(measurements, tmp_path, capsys):
+    """An unreadable measurement among good ones: one line naming it, exit 2, no output directory."""
     from inverse.cli import main
 
     (measurements / "bad.nc").write_text("not netcdf")
     rc = main(["reconstruct-batch", str(measurements), "--out-dir", str(tmp_path / "p"), *map(str, OPTS)])
     captured = capsys.readouterr()
-    assert rc == 1 and "bad.nc" in captured.err
+    assert rc == 2 and "bad.nc" in captured.err and len(captured.err.strip().splitlines()) == 1
+    assert not (tmp_path / "p").exists()
+    (measurements / "bad.nc").unlink()
+    assert main(["reconstruct-batch", str(measurements), "--out-dir", str(tmp_path / "p"), *map(str, OPTS)]) == 0
     assert sorted(p.name for p in (tmp_path / "p").iterdir()) == [f"y{i}-posterior.nc" for i in range(3)]
