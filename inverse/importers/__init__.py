@@ -94,10 +94,12 @@ def import_file(problem: str, path, fmt: str | None = None, **settings):
     ``coil_maps``, ``size``, ``angles``, ``geometry``, ``variable``, ``any_size``, ``command_line``).
     """
     from inverse.importers.readers import require_file
+    from inverse.problems import problem_options
 
     s = ImportSettings(**settings)
     problem = _resolve_problem(problem, s.geometry)
     family = family_of(problem)
+    problem_options(problem, **s.options)  # names, types, finite values and upper bounds, before any reading
     path = require_file(path)
     fmt = format_of(path, fmt, family)
     target, formats = FORMATS[family]

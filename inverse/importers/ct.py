@@ -27,9 +27,12 @@ import numpy as np
 
 from inverse.errors import UserError
 from inverse.importers.readers import read_npy, read_tiff
-from inverse.importers.settings import ImportSettings
+from inverse.importers.settings import ImportSettings, settle_options
 
-__all__ = ["import_sinogram", "parse_angles"]
+__all__ = ["MAX_ANGLES", "import_sinogram", "parse_angles"]
+
+#: most projection angles a range may give (a typo in STEP must not become an allocation error)
+MAX_ANGLES = 1_000_000
 
 
 def parse_angles(spec: str | None) -> np.ndarray | None:
@@ -41,10 +44,14 @@ def parse_angles(spec: str | None) -> np.ndarray | None:
             start, stop, step = (float(v) for v in spec.split(":"))
             if not step > 0 or not stop > start:
                 raise ValueError
-            n = int(round((stop - start) / step))
-            return start + step * np.arange(n)
+            n = (stop - start) / step
+            if not n <= MAX_ANGLES:  # also inf and nan: bounded before anything is allocated
+                raise UserError(f"--angles {spec!r}: {n:.3g} angles; at most {MAX_ANGLES} are accepted")
+            return start + step * np.arange(int(round(n)))
         if "," in spec or _is_number(spec):
             return np.array([float(v) for v in spec.split(",")])
+    except UserError:
+        raise
     except ValueError:
         raise UserError(f"--angles {spec!r}: expected START:STOP:STEP (degrees, STOP excluded), a comma list or "
                         "a file") from None
@@ -116,9 +123,9 @@ def import_sinogram(problem: str, path: Path, fmt: str, s: ImportSettings):
         if s.size is not None and int(s.size) != W:
             raise UserError(f"{path}: --size {s.size} needs {math.ceil(math.sqrt(2) * int(s.size))} detector bins, "
                             f"the sinogram has {Nd}")
-        options.update(size=W, angles=A)
+        options = settle_options(options, {"size": W, "angles": A}, path)
     else:
-        options.setdefault("angles", A)
+        options = settle_options(options, {"angles": A}, path)
     fm = build_forward_model(problem, options)
     if tuple(fm.output_shape[-2:]) != (A, Nd):
         raise UserError(f"{path}: a sinogram of {A} angles x {Nd} detectors, but the {problem} geometry of the options "

@@ -35,7 +35,7 @@ import numpy as np
 
 from inverse.errors import UserError
 from inverse.importers.readers import read_hdf5, read_mat, read_npy
-from inverse.importers.settings import ImportSettings
+from inverse.importers.settings import ImportSettings, settle_options
 
 __all__ = ["import_kspace", "import_radial"]
 
@@ -145,7 +145,7 @@ def import_radial(problem: str, path: Path, fmt: str, s: ImportSettings):
     k, _ = _read(path, fmt, s)
     k, note = _one_slice(problem, k, s, path)
     spokes, samples = k.shape[-2:]
-    options = {**s.options, "spokes": spokes, "samples": samples}
+    options = settle_options(s.options, {"spokes": spokes, "samples": samples}, path)
     if s.size is not None:
         options["size"] = int(s.size)
     size = int(options.get("size", get_problem(problem).defaults["size"]))

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from inverse.errors import UserError
-from inverse.importers.settings import ImportSettings
+from inverse.importers.settings import ImportSettings, settle_options
 
 __all__ = ["import_sensors", "read_csv_readings", "read_netcdf_readings"]
 
@@ -127,7 +127,7 @@ def _navier_stokes(r: dict, s: ImportSettings, path: Path):
     if "t" in r:
         if np.ptp(r["t"]) > 0:
             raise UserError(f"{path}: readings at several times; the model observes one time T")
-        options["T"] = float(r["t"][0])
+        options = settle_options(options, {"T": float(r["t"][0])}, path)
     h = 2 * math.pi * factor / N
     idx = []
     for c in ("x", "y"):
@@ -145,7 +145,7 @@ def _navier_stokes(r: dict, s: ImportSettings, path: Path):
                         "have several")
     y = np.empty(m * m)
     y[flat] = r["value"]
-    options.update(size=N, factor=factor)
+    options = settle_options(options, {"size": N, "factor": factor}, path)
     return from_arrays("navier-stokes", y.reshape(1, m, m), options, noise_std=s.noise_std,
                        provenance=_prov(path, s, f"{m * m} readings matched to the observed grid (factor {factor})"))
 

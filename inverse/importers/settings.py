@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["ImportSettings"]
+__all__ = ["ImportSettings", "settle_options"]
 
 
 @dataclass
@@ -30,3 +30,21 @@ class ImportSettings:
     geometry: str = "parallel"
     any_size: bool = False
     command_line: str | None = None
+
+
+def settle_options(options: dict, derived: dict, path) -> dict:
+    """``options`` updated with the values the file itself fixes (``derived``: e.g. a sinogram's angle count);
+    a ``-o`` value the user gave for one of them must agree, else a one-line :class:`UserError`."""
+    from inverse.errors import UserError
+
+    for k, v in derived.items():
+        if k not in options:
+            continue
+        try:
+            same = float(options[k]) == float(v)
+        except (TypeError, ValueError):
+            same = False
+        if not same:
+            raise UserError(f"{path}: -o {k}={options[k]!r} disagrees with the file, which gives {k}={v} "
+                            f"(omit -o {k})")
+    return {**options, **derived}

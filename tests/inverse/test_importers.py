@@ -123,6 +123,22 @@ def test_ct_refuses_a_size_no_prior_takes_and_names_the_sizes(tmp_path):
     assert import_file("ct", tmp_path / "s.npy", noise_std=0.1, any_size=True).options == {"size": 16, "angles": 10}
 
 
+@pytest.mark.parametrize("settings, message", [
+    ({"angles": "0:1e9:1e-9"}, "at most 1000000"),  # counted before any array is allocated
+    ({"angles": "0:inf:1"}, "at most 1000000"),
+    ({"options": {"size": "nan"}}, "must be a int"),
+    ({"options": {"size": 0}}, "disagrees with the file"),  # the sinogram fixes size and angles
+    ({"options": {"angles": 7}}, "disagrees with the file"),
+    ({"options": {"size": 10**9}}, "at most 4096"),
+])
+def test_ct_refuses_angle_ranges_and_options_the_sinogram_contradicts(tmp_path, settings, message):
+    np.save(tmp_path / "s.npy", np.random.default_rng(0).random((6, 16)))
+    with pytest.raises(UserError, match=message):
+        import_file("ct", tmp_path / "s.npy", noise_std=0.1, any_size=True, **settings)
+    m = import_file("ct", tmp_path / "s.npy", noise_std=0.1, any_size=True, options={"size": 11, "angles": 6})
+    assert m.options == {"size": 11, "angles": 6}
+
+
 # ------------------------------------------------------------------ the measurement file (issue 26 item 9)
 def test_measurement_file_layout_coordinates_and_provenance(tmp_path):
     m = simulate("fwi", options={"size": 20, "nt": 40, "shots": 2, "receivers": 10}, seed=0)
