@@ -389,7 +389,7 @@ fig = plot_image_posterior(post_ft, title="MR_small.dcm, 4x: the fine-tuned prio
 
 ```
 inverse import mr_small.h5 --problem mri --out mr.nc
-inverse reconstruct mr.nc --prior real-patches-64 -s zeta=0.04 --out post.nc --figure post.png
+inverse reconstruct mr.nc --prior real-patches-64 -s zeta=0.04 --out post.nc
 inverse plot post.nc
 inverse train-prior --data my_images --init real-patches-64 --steps 2000 --out my-prior
 inverse reconstruct mr.nc --prior my-prior -s zeta=0.04 --out post-ft.nc
