@@ -248,6 +248,10 @@ import pydicom
 from PIL import Image
 from pydicom.data import get_testdata_file
 
+from inverse.figures import plot_image_posterior
+
+%matplotlib inline
+# (inverse.figures draws off-screen for files; the line above shows its figures in the notebook)
 INVERSE = shutil.which("inverse") or str(Path(sys.executable).with_name("inverse"))
 
 
@@ -303,8 +307,7 @@ so for grey levels 0-255 it is divided by 255. The summary ends with the misfit 
 (`docs/diagnostics.md`): the normalised misfit of the posterior mean against its expected range under
 the noise model, and a `warning:` line when the posterior does not explain the data. The truth is
 known here only because the k-space was made from the image: with a scanner's file it is not."""),
-("code", """from inverse.figures import plot_image_posterior
-from inverse.problems import measurement_view
+("code", """from inverse.problems import measurement_view
 from inverse.reconstruction import reconstruct, format_summary
 
 steps, n = (10, 4) if SMALL else (50, 8)
