@@ -80,6 +80,8 @@ def test_npy_patches_and_init_fine_tunes(tmp_path, capsys, monkeypatch):
     (["--init", "no-such-prior"], "unknown prior"),
     (["--out", "x" * 300], "too long"),
     (["--accelerator", "zz0"], "--accelerator"),
+    (["--accelerator", "tpu"], "not available on this machine"),  # Lightning's name, backend not installed
+    (["--data-device", "zz0"], "--data-device"),
     (["--strategy", "n" * 300], "--strategy"),
 ])
 def test_bad_arguments_refused_before_any_output(tmp_path, capsys, monkeypatch, extra, message):
@@ -90,6 +92,28 @@ def test_bad_arguments_refused_before_any_output(tmp_path, capsys, monkeypatch, 
     code, _, err = _run(argv, capsys)
     assert code == 2 and err.strip().count("\n") == 0 and message in err, err
     assert set(os.listdir(tmp_path)) == before  # no output, work or logs folder
+
+
+def test_data_cache_refused_unless_ours_and_a_run_is_quiet_with_shared_files(tmp_path, capsys, monkeypatch):
+    """A foreign --data-cache is one line before any data exist; a successful --quiet run prints nothing on
+    stderr (no Lightning banner or deprecation notice) and its weights honour the umask like its other files."""
+    monkeypatch.chdir(tmp_path)
+    base = ["train-prior", "--dataset", "phantoms", "--size", "16", "--num-examples", "8", "--widths", "8", "8",
+            "--steps", "1", "--batch-size", "4", "--quiet"]
+    (tmp_path / "x.st").write_bytes(b"keep")
+    code, _, err = _run([*base, "--out", "p", "--data-cache", "x.st"], capsys)
+    assert code == 2 and "--data-cache" in err and err.strip().count("\n") == 0, err
+    assert sorted(os.listdir(tmp_path)) == ["x.st"]
+    old = os.umask(0o022)
+    try:
+        code, out, err = _run([*base, "--out", "p"], capsys)
+    finally:
+        os.umask(old)
+    assert code == 0 and err == "" and "prior written to p" in out
+    modes = {f.name: f.stat().st_mode & 0o777 for f in (tmp_path / "p").iterdir()}
+    assert modes["diffusion_pytorch_model.safetensors"] == 0o644 and set(modes.values()) == {0o644}, modes
+    code, _, err = _run([*base, "--out", "q", "--data-cache", "p/diffusion_pytorch_model.safetensors"], capsys)
+    assert code == 2 and "not a data cache" in err and not (tmp_path / "q-work").exists()
 
 
 def test_existing_out_refused_before_generating_data(tmp_path, capsys, monkeypatch):
