@@ -14,6 +14,13 @@ warnings h5netcdf prints for plain HDF5 files (``phony_dims``). Nothing is unpic
 :func:`write_netcdf` builds the whole file in memory and writes it with
 :func:`samplers.atomic.write_bytes_atomic`: no HDF5 handle ever points at the disk, so a full disk is
 one clean ``OutputWriteError`` (no "Can't close file" noise, no crash while an h5py object is freed).
+
+:func:`probe_hdf5` guards against the worst corrupt files: some make the HDF5 C library loop forever
+(or crash) while it parses their metadata, which no exception handler can catch. Before this
+process touches a file, a forked child walks it (every group, attribute and dataset header, and the
+data itself for files up to :data:`PROBE_READ_LIMIT` bytes) under a watchdog; a child that does not
+finish within ``PROBE_TIMEOUT_S`` plus a second per 50 MB is killed, and the file is refused with one
+line. The child sends nothing back but its exit status.
 """
 
 from __future__ import annotations
@@ -21,18 +28,94 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import signal
 import stat
 import sys
+import time
 import warnings
 from pathlib import Path
 
 from samplers.atomic import check_output_path, write_bytes_atomic
 from samplers.errors import SamplerConfigError
 
-__all__ = ["load_dataset", "write_netcdf", "check_input_file", "HDF5_SIGNATURE"]
+__all__ = ["load_dataset", "write_netcdf", "check_input_file", "probe_hdf5", "HDF5_SIGNATURE", "PROBE_TIMEOUT_S",
+           "PROBE_READ_LIMIT"]
 
 #: the first bytes of every NetCDF-4 (HDF5) file this library writes
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+#: seconds a probe of a small file may take before the file is declared unreadable (plus 1 s per 50 MB)
+PROBE_TIMEOUT_S = 15.0
+#: files up to this size have their data read by the probe too (larger ones: metadata only)
+PROBE_READ_LIMIT = 256 * 2**20
+
+
+def _walk_hdf5(path: Path, read_data: bool) -> None:
+    """Open ``path`` with h5py and touch every group, attribute and dataset header (and data if asked)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        def visit(obj):
+            for key in obj.attrs:
+                obj.attrs[key]
+            if isinstance(obj, h5py.Dataset):
+                obj.shape, obj.dtype  # noqa: B018 - reading the header is the point
+                if read_data:
+                    obj[()]
+            elif isinstance(obj, h5py.Group):
+                for key in obj:
+                    visit(obj[key])
+
+        visit(f)
+
+
+def probe_hdf5(path, what: str = "HDF5 file") -> None:
+    """Refuse an HDF5 file that hangs or crashes the HDF5 library (module docstring); return if it does not.
+
+    A file that merely fails to parse (an exception in the child) passes: the caller's own reader
+    then reports the failure with its own message. Where ``os.fork`` does not exist, nothing is probed.
+    Raises :class:`~samplers.errors.SamplerConfigError`. Example::
+
+        probe_hdf5("posterior.nc")  # returns None for any file h5py reads or refuses in finite time
+    """
+    if not hasattr(os, "fork"):
+        return
+    import h5py  # noqa: F401 - imported before the fork, so the child does not pay for it
+
+    path = Path(path)
+    size = path.stat().st_size
+    timeout = PROBE_TIMEOUT_S + size / 50e6
+    with warnings.catch_warnings():
+        # "this process is multi-threaded" (Python >= 3.12) and JAX's "os.fork() was called": the child runs
+        # only h5py and never touches the parent's thread pools
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: never returns into the caller's code
+        code = 0
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            _walk_hdf5(path, size <= PROBE_READ_LIMIT)
+        except BaseException:  # noqa: BLE001 - any failure is the parent reader's to report
+            code = 3
+        os._exit(code)
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise SamplerConfigError(f"{path} is not a readable {what}: the HDF5 library did not finish reading "
+                                     f"it in {timeout:.0f} s (a corrupt file)")
+        time.sleep(delay)
+        delay = min(2 * delay, 0.05)
+    if os.WIFSIGNALED(status):
+        raise SamplerConfigError(f"{path} is not a readable {what}: the HDF5 library crashed reading it "
+                                 f"(signal {os.WTERMSIG(status)}; a corrupt file)")
 
 
 @contextlib.contextmanager
@@ -104,6 +187,7 @@ def load_dataset(path, what: str = "NetCDF file"):
     if head != HDF5_SIGNATURE:
         raise SamplerConfigError(f"{path} is not a readable NetCDF file (not NetCDF-4/HDF5: "
                                  f"{'empty' if not head else 'wrong signature'})")
+    probe_hdf5(path, what)
     try:
         import h5py
 

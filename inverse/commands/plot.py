@@ -62,6 +62,11 @@ def run(args) -> int:
         raise NotADirectoryError(f"--out {out} exists and is not a directory")
     import h5py
 
+    from samplers.netcdf import check_input_file, probe_hdf5
+
+    check_input_file(path, "posterior file")
+    if h5py.is_hdf5(path):
+        probe_hdf5(path, "posterior file")  # a file that hangs the HDF5 library is refused before it is opened
     try:  # the top-level groups, read with h5py: a half-opened h5netcdf file would print its finaliser's errors
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

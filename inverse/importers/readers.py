@@ -73,6 +73,9 @@ def read_hdf5(path, variable: str | None = None, defaults: tuple[str, ...] = ("k
     path = require_file(path)
     if not h5py.is_hdf5(path):
         raise UserError(f"{path} is not an HDF5 file")
+    from samplers.netcdf import probe_hdf5
+
+    probe_hdf5(path, "HDF5 file")
     try:
         with h5py.File(path, "r") as f:
             names = [k for k in f.keys() if isinstance(f[k], h5py.Dataset)]
