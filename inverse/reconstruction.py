@@ -32,7 +32,8 @@ from samplers import Posterior, get_sampler
 from samplers.base import resolve_device
 
 __all__ = ["reconstruct", "summarize", "DEFAULT_SETTINGS", "DEFAULT_SAMPLER", "format_summary", "STEPS_SETTING",
-           "steps_setting", "sampler_for", "check_num_samples"]
+           "steps_setting", "sampler_for", "check_num_samples", "UNIT_SCALED_SETTINGS", "reference_scale",
+           "rescale_guidance"]
 
 #: sampler settings per (sampler, problem); DPS's guidance scale was chosen by posterior-mean relative
 #: L2 on seeds 0-1 of each problem with its shipped prior at 50 steps (``scripts/tune_reconstruct.py``,
@@ -173,6 +174,46 @@ def _load_prior(prior, spec, device, m: Measurements):
     return load_prior(name, device=device)
 
 
+#: the gradient-step setting of each sampler whose best value follows the prior's physical units: DPS and MCG step
+#: along ``grad_x ||y - F(offset + scale x)||`` in the prior's model space, which grows with ``scale``
+UNIT_SCALED_SETTINGS = {"dps": "zeta", "mcg": "alpha"}
+
+
+def reference_scale(problem: str) -> float | None:
+    """The normalisation scale of ``problem``'s shipped prior (the units :data:`DEFAULT_SETTINGS` were tuned in),
+    read from its model card; None when the problem has no shipped prior."""
+    from priors.loading import shipped_priors
+
+    spec = get_problem(problem)
+    card = shipped_priors().get(spec.prior or "", {})
+    norm = card.get("normalisation") if isinstance(card, dict) else None
+    scale = norm.get("scale") if isinstance(norm, dict) else None
+    return float(scale) if isinstance(scale, int | float) and scale != 0 else None
+
+
+def rescale_guidance(smp, sampler: str, problem: str, prior, options: dict | None) -> float:
+    """Rescale the default guidance step of ``smp`` to ``prior``'s units, in place; returns the factor applied.
+
+    The defaults of :data:`DEFAULT_SETTINGS` were tuned with each problem's shipped prior, whose normalisation is
+    ``physical = offset + s_ref * model``. For a linear forward model the DPS / MCG step
+    ``zeta grad_x ||y - F(offset + s x)||`` equals ``zeta s F^T r / ||r||``: a prior with scale ``s`` (data in
+    other units, e.g. grey levels 0-255 instead of 0-1) needs ``zeta s_ref / s`` for the same trajectory. A
+    setting given explicitly (``options``) is never changed; priors without a normalisation keep the default.
+    """
+    key = UNIT_SCALED_SETTINGS.get(sampler)
+    norm = getattr(prior, "normalisation", None)
+    if key is None or key in (options or {}) or norm is None:
+        return 1.0
+    ref = reference_scale(problem)
+    if ref is None or abs(norm.scale) == abs(ref):
+        return 1.0
+    factor = abs(ref / norm.scale)
+    setattr(smp, key, getattr(smp, key) * factor)
+    if key != "zeta" and hasattr(smp, "zeta"):  # MCG keeps its step in DPS's attribute too
+        smp.zeta = smp.zeta * factor
+    return factor
+
+
 #: the sampler used when none is named: DPS, except where another one measured better
 DEFAULT_SAMPLER = {"seismic-interp": "mcg"}
 
@@ -216,6 +257,7 @@ def reconstruct(measurements, prior=None, sampler: str | None = None, *, num_sam
     sampler = sampler or DEFAULT_SAMPLER.get(m.problem, "dps")
     smp = sampler_for(sampler, m.problem, steps, sampler_options)
     pr = _load_prior(prior, spec, device, m)
+    guidance_factor = rescale_guidance(smp, sampler, m.problem, pr, sampler_options)
     if getattr(smp, "rho", None) is not None and getattr(pr, "sigma_max", None) is not None:
         from samplers.schedules import karras_sigmas
 
@@ -244,6 +286,8 @@ def reconstruct(measurements, prior=None, sampler: str | None = None, *, num_sam
         post.extras["measurement_view"] = view[0].to(post.samples.dtype)
     elif m.y.ndim >= 2 and not m.y.is_complex():  # no direct reconstruction: the figure shows y itself
         post.extras["measurement_image"] = m.y.detach().cpu().to(post.samples.dtype)
+    if guidance_factor != 1.0:
+        post.config["guidance_rescaled"] = {"setting": UNIT_SCALED_SETTINGS[sampler], "factor": guidance_factor}
     post.config["measurements"] = {"problem": m.problem, "options": m.options, "seed": m.seed,
                                    "view": spec.view_name, "y_units": spec.y_units}
     post.diagnostics.update(summarize(post, m, pr))

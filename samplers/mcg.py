@@ -35,7 +35,14 @@ from samplers.errors import SamplerConfigError
 from samplers.steps import ancestral_step, denoise_with_misfit_gradient
 from samplers.validation import non_negative_float
 
-__all__ = ["MCG"]
+__all__ = ["MCG", "physical_noise_level"]
+
+
+def physical_noise_level(prior, sigma: float) -> float:
+    """The noise level ``sigma`` of the prior's model space in physical units: ``|scale| sigma`` for
+    ``physical = offset + scale * model`` (the projection acts on physical images, where the measurement lives)."""
+    norm = getattr(prior, "normalisation", None)
+    return abs(float(getattr(norm, "scale", 1.0))) * float(sigma)
 
 
 class MCG(DPS):
@@ -102,13 +109,14 @@ class MCG(DPS):
         fm = problem.forward_model
         x0, grad, _ = denoise_with_misfit_gradient(problem, prior, state.x, s)
         x = ancestral_step(state.x, x0, s, s_next, state.generator) - self.guidance_scale(s, s_next) * grad
-        damping = self.projection_damping(s_next, problem.noise.sigma)
+        s_phys = physical_noise_level(prior, s_next)
+        damping = self.projection_damping(s_phys, problem.noise.sigma)
         n = len(x)
         if damping is not None:
             with torch.no_grad():
                 xp = prior.to_physical(x)
                 eps = torch.randn(xp.shape, dtype=xp.dtype, device=xp.device, generator=state.generator)
-                y_s = problem.y.to(xp.dtype)[None] + s_next * fm(eps)
+                y_s = problem.y.to(xp.dtype)[None] + s_phys * fm(eps)
                 xp = xp - fm.pseudo_inverse(fm(xp) - y_s, damping=damping)
                 x = prior.from_physical(xp)
         return self.advance(state, x=x, nfe=n, forward_evals=n + (2 * n if damping is not None else 0), grad_evals=n)

@@ -4,6 +4,9 @@ Truths: the held-out images of ``scripts/make_user_images.py`` (``HELD_OUT``: ne
 ``real-patches-64`` or to fit the natural-image Gaussian field below), converted to grey, resized to
 64 x 64 (Pillow bilinear) and scaled to [0, 1], exactly as ``inverse simulate --truth img.png`` does.
 Problems as in the imaging suite (``ct-30``, ``mri-x4``, ...), noise 2% of the clean data's RMS, seed 0.
+Each method sees the truth in its prior's units (``real-patches-64``: grey levels 0-255, the others 0-1), as a
+user's data would be; PSNR (range of the truth) and the normalised misfit do not depend on the units, and the
+default DPS / MCG step follows them (:func:`inverse.reconstruction.rescale_guidance`).
 
 Methods (8 posterior samples each; PSNR of the mean, normalised misfit, pixel coverage of the 5-95%
 interval, and whether the summary's mismatch warning fired, :mod:`inverse.diagnostics`):
@@ -85,7 +88,12 @@ def run_one(label: str, image: str, method: str, priors: dict) -> dict:
     from inverse.reconstruction import reconstruct
 
     problem, opts = PROBLEMS[label]
-    m = simulate(problem, options=opts, truth=truth_image(image), seed=0)
+    truth = truth_image(image)
+    prior = priors.get(method.split("@")[-1])
+    norm = getattr(prior, "normalisation", None)
+    if norm is not None:  # the truth in the prior's units (real-patches-64: grey levels 0-255), as a user's data are
+        truth = (norm.offset - abs(norm.scale)) + 2 * abs(norm.scale) * truth
+    m = simulate(problem, options=opts, truth=truth, seed=0)
     t0 = time.perf_counter()
     if method == "view":
         v = measurement_view(problem, m.forward_model, m.y[None])
