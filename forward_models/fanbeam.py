@@ -57,7 +57,7 @@ import torch
 
 from forward_models.base import GRAM_CUTOFF, ForwardModel, check_batch, check_damping
 from forward_models.errors import ForwardModelError, integer_at_least, number_in
-from forward_models.tomography import EXACT_PINV_MAX_MEASUREMENTS, _SparseMatmul, ramp_filter
+from forward_models.tomography import EXACT_PINV_MAX_MEASUREMENTS, SparseRays, ramp_filter
 
 __all__ = ["FanBeamCT", "fanbeam_matrix"]
 
@@ -131,7 +131,7 @@ def fanbeam_matrix(img_size: int, angles_deg: tuple[float, ...], source_distance
     return (crow.to(i32), col.to(i32), val), (crow_t.to(i32), rows[perm].to(i32), val[perm])
 
 
-class FanBeamCT(ForwardModel):
+class FanBeamCT(SparseRays, ForwardModel):
     """Fan-beam CT with a flat detector ``y = A mu``: image ``(1, W, W)`` -> sinogram ``(1, num_angles, n_d)``.
 
     Args:
@@ -224,41 +224,6 @@ class FanBeamCT(ForwardModel):
     def detector_spacing(self) -> float:
         """Detector element pitch ``du`` at the detector (units of ``pixel_size``)."""
         return self._geometry[2] * self.pixel_size
-
-    @property
-    def nnz(self) -> int:
-        """Number of non-zeros of the projector ``A``."""
-        return int(self.A_val.numel())
-
-    def __getstate__(self):
-        # sparse CSR tensors cannot be deep-copied or pickled; they are rebuilt on demand
-        state = self.__dict__.copy()
-        state["_cast_cache"] = {}
-        state["_basis_cache"] = {}
-        return state
-
-    # ------------------------------------------------------------------ the linear map
-    def _mats(self, dtype, device):
-        key = (dtype, device, self.A_val.data_ptr(), self.AT_val.data_ptr(), self.A_val._version, self.AT_val._version)
-        mats = self._cast_cache.get(key)
-        if mats is None:
-            m, d = self.num_angles * self.num_detectors, self.img_size**2
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # sparse CSR is a beta API
-                M = torch.sparse_csr_tensor(self.A_crow, self.A_col, self.A_val.to(dtype), (m, d),
-                                            check_invariants=False)
-                MT = torch.sparse_csr_tensor(self.AT_crow, self.AT_col, self.AT_val.to(dtype), (d, m),
-                                             check_invariants=False)
-            if len(self._cast_cache) >= 4:  # stale keys after .to(): start afresh
-                self._cast_cache = {}
-            mats = self._cast_cache[key] = (M, MT)
-        return mats
-
-    def _project(self, x, transpose: bool):
-        M, MT = self._mats(x.dtype, x.device)
-        if transpose:
-            M, MT = MT, M
-        return _SparseMatmul.apply(x.reshape(x.shape[0], -1).T.contiguous(), M, MT).T
 
     def forward(self, x):
         """Sinogram ``A mu`` of a batch ``(B, 1, W, W)`` -> ``(B, 1, num_angles, num_detectors)``."""

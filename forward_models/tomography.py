@@ -48,7 +48,7 @@ import torch
 from forward_models.base import GRAM_CUTOFF, ForwardModel, check_batch, check_damping
 from forward_models.errors import ForwardModelError
 
-__all__ = ["EXACT_PINV_MAX_MEASUREMENTS", "ParallelBeamCT", "ramp_filter", "radon_matrix", "range_basis"]
+__all__ = ["EXACT_PINV_MAX_MEASUREMENTS", "ParallelBeamCT", "SparseRays", "ramp_filter", "radon_matrix", "range_basis"]
 
 _FILTERS = ("ramp", "hann")
 
@@ -187,7 +187,51 @@ def _check_int(v, name: str, lo: int) -> int:
     return int(v)
 
 
-class ParallelBeamCT(ForwardModel):
+class SparseRays:
+    """The sparse projector shared by the ray-driven CT models (:class:`ParallelBeamCT`,
+    :class:`forward_models.fanbeam.FanBeamCT`): ``A`` and ``A^T`` stored as CSR arrays (``A_crow, A_col, A_val``
+    and ``AT_*`` buffers), cast to the input's dtype and device once, and applied with a differentiable
+    sparse product. Subclasses set ``num_angles``, ``num_detectors``, ``img_size`` and the six buffers."""
+
+    def __getstate__(self):
+        # the cached sparse CSR tensors cannot be deep-copied or pickled; they are rebuilt on demand
+        state = self.__dict__.copy()
+        state["_cast_cache"] = {}
+        state["_basis_cache"] = {}
+        return state
+
+    @property
+    def nnz(self) -> int:
+        """Number of non-zeros of the projector ``A``."""
+        return int(self.A_val.numel())
+
+    def _mats(self, dtype, device):
+        if not hasattr(self, "_cast_cache"):
+            self._cast_cache = {}
+        key = (dtype, device, self.A_val.data_ptr(), self.AT_val.data_ptr(), self.A_val._version, self.AT_val._version)
+        mats = self._cast_cache.get(key)
+        if mats is None:
+            n_rows, n_cols = self.num_angles * self.num_detectors, self.img_size**2
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # sparse CSR is a beta API
+                M = torch.sparse_csr_tensor(self.A_crow, self.A_col, self.A_val.to(dtype), (n_rows, n_cols),
+                                            check_invariants=False)
+                MT = torch.sparse_csr_tensor(self.AT_crow, self.AT_col, self.AT_val.to(dtype), (n_cols, n_rows),
+                                             check_invariants=False)
+            if len(self._cast_cache) >= 4:  # stale keys after .to(): start afresh
+                self._cast_cache = {}
+            mats = self._cast_cache[key] = (M, MT)
+        return mats
+
+    def _project(self, x, transpose: bool):
+        """``A x`` (or ``A^T x``) of a batch flattened to ``(B, n)``: returns ``(B, m)``."""
+        M, MT = self._mats(x.dtype, x.device)
+        if transpose:
+            M, MT = MT, M
+        return _SparseMatmul.apply(x.reshape(x.shape[0], -1).T.contiguous(), M, MT).T
+
+
+class ParallelBeamCT(SparseRays, ForwardModel):
     """Sparse-view parallel-beam CT ``y = pixel_size * A mu``: image ``(1, W, W)`` -> sinogram ``(1, num_angles, N_d)``.
 
     ``A`` is the discrete Radon transform of the module docstring (``num_angles`` angles uniform in
@@ -243,42 +287,6 @@ class ParallelBeamCT(ForwardModel):
         self._basis_cache: dict = {}
         if device is not None:
             self.to(device)
-
-    def __getstate__(self):
-        # the cached sparse CSR tensors cannot be deep-copied or pickled; they are rebuilt on demand
-        state = self.__dict__.copy()
-        state["_cast_cache"] = {}
-        state["_basis_cache"] = {}
-        return state
-
-    @property
-    def nnz(self) -> int:
-        """Number of non-zeros of the projector ``A``."""
-        return int(self.A_val.numel())
-
-    def _mats(self, dtype, device):
-        key = (dtype, device, self.A_val.data_ptr(), self.AT_val.data_ptr(), self.A_val._version, self.AT_val._version)
-        mats = self._cast_cache.get(key)
-        if mats is None:
-            n_rows, n_cols = self.num_angles * self.num_detectors, self.img_size**2
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                M = torch.sparse_csr_tensor(self.A_crow, self.A_col, self.A_val.to(dtype), (n_rows, n_cols),
-                                            check_invariants=False)
-                MT = torch.sparse_csr_tensor(self.AT_crow, self.AT_col, self.AT_val.to(dtype), (n_cols, n_rows),
-                                             check_invariants=False)
-            if len(self._cast_cache) >= 4:  # stale keys after .to(): start afresh
-                self._cast_cache = {}
-            mats = self._cast_cache[key] = (M, MT)
-        return mats
-
-    def _project(self, x, transpose: bool):
-        B = x.shape[0]
-        M, MT = self._mats(x.dtype, x.device)
-        if transpose:
-            M, MT = MT, M
-        out = _SparseMatmul.apply(x.reshape(B, -1).T.contiguous(), M, MT)  # (rows, B)
-        return out.T
 
     def forward(self, x):
         """Sinogram ``pixel_size * A mu`` of a batch ``(B, 1, W, W)`` -> ``(B, 1, num_angles, N_d)``."""
