@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from inverse.errors import UserError
-from inverse.importers.readers import read_npy, read_tiff
+from inverse.importers.readers import pick_slice, read_npy, read_tiff
 from inverse.importers.settings import ImportSettings, settle_options
 
 __all__ = ["MAX_ANGLES", "import_sinogram", "parse_angles"]
@@ -82,15 +82,7 @@ def _sinogram(path: Path, fmt: str, s: ImportSettings) -> tuple[np.ndarray, str]
         raise UserError(f"{path}: a sinogram must be real, got a complex array")
     if a.ndim == 3 and a.shape[0] == 1:
         a = a[0]
-    note = ""
-    if a.ndim == 3:
-        n = a.shape[0]
-        i = n // 2 if s.slice is None else int(s.slice)
-        if not 0 <= i < n:
-            raise UserError(f"{path}: --slice {s.slice} is out of range: the stack has {n} sinograms (0..{n - 1})")
-        a, note = a[i], f"slice {i} of {n}"
-    elif s.slice not in (None, 0):
-        raise UserError(f"{path}: the file holds one sinogram (shape {a.shape}); --slice must be 0")
+    a, note = pick_slice(a, s.slice, a.ndim == 3, path, "sinogram")
     if a.ndim != 2 or min(a.shape) < 1:
         raise UserError(f"{path}: a sinogram must be (angles, detectors) or a stack of them, got shape {a.shape}")
     return np.asarray(a, dtype=np.float64), note

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from inverse.errors import UserError
-from inverse.importers.readers import read_hdf5, read_mat, read_npy
+from inverse.importers.readers import pick_slice, read_hdf5, read_mat, read_npy
 from inverse.importers.settings import ImportSettings, settle_options
 
 __all__ = ["import_kspace", "import_radial"]
@@ -58,15 +58,7 @@ def _one_slice(problem: str, k: np.ndarray, s: ImportSettings, path: Path) -> tu
     if (multi, k.ndim) not in stack_dims:
         want = "(slices, coils, ky, kx) or (coils, ky, kx)" if multi else "(slices, ky, kx) or (ky, kx)"
         raise UserError(f"{path}: k-space of shape {k.shape} for problem {problem!r}: expected {want}")
-    note = ""
-    if stack_dims[(multi, k.ndim)]:
-        n = k.shape[0]
-        i = n // 2 if s.slice is None else int(s.slice)
-        if not 0 <= i < n:
-            raise UserError(f"{path}: --slice {s.slice} is out of range: the file has {n} slices (0..{n - 1})")
-        k, note = k[i], f"slice {i} of {n}"
-    elif s.slice not in (None, 0):
-        raise UserError(f"{path}: the k-space has no slice axis (shape {k.shape}); --slice must be 0")
+    k, note = pick_slice(k, s.slice, bool(stack_dims[(multi, k.ndim)]), path, "slice")
     if k.ndim == 2:
         k = k[None]
     if not multi and k.shape[0] != 1:

@@ -16,7 +16,7 @@ import numpy as np
 
 from inverse.errors import UserError
 
-__all__ = ["read_npy", "read_mat", "read_hdf5", "read_tiff", "require_file"]
+__all__ = ["pick_slice", "read_npy", "read_mat", "read_hdf5", "read_tiff", "require_file"]
 
 
 def require_file(path) -> Path:
@@ -117,3 +117,18 @@ def read_tiff(path) -> np.ndarray:
     except (tifffile.TiffFileError, ValueError, OSError, KeyError, IndexError) as e:
         raise UserError(f"{path} is not a readable TIFF file ({type(e).__name__})") from None
     return _numeric(a, path, "the image")
+
+
+def pick_slice(a: np.ndarray, index, stacked: bool, path, what: str) -> tuple[np.ndarray, str]:
+    """``(a[index], "slice i of n")`` from a stack along axis 0 (``index`` None: the middle one), or
+    ``(a, "")`` when ``stacked`` is false, where ``index`` must be None or 0. ``what`` names the stack's items."""
+    if not stacked:
+        if index not in (None, 0):
+            raise UserError(f"{path}: the file holds one {what} (shape {a.shape}); --slice must be 0")
+        return a, ""
+    n = a.shape[0]
+    i = n // 2 if index is None else int(index)
+    if not 0 <= i < n:
+        raise UserError(f"{path}: --slice {index} is out of range: the file has {n} {what}s (0..{n - 1})")
+    return a[i], f"slice {i} of {n}"
+
