@@ -234,6 +234,7 @@ def _misfit_checks(post, fm, y, noise, out: dict) -> None:
         out["warnings"].append(f"the data misfit {_fmt(misfit)} is orders of magnitude above the noise level "
                                f"(expected {lo:.2f}-{hi:.2f}): check the noise sigma{sig} and the units of y")
     elif misfit > max(MISFIT_FLOOR, hi) and (unexplained or misfit > MISFIT_HIGH):
+        out["prior_mismatch"] = True
         out["warnings"].append(f"the posterior does not explain the data (misfit {misfit:.2f}, expected "
                                f"{lo:.2f}-{hi:.2f}): the prior may not fit these measurements (or the sampler did not "
                                "converge); try --sampler mcg or a prior trained on similar data")

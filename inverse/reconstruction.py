@@ -33,7 +33,7 @@ from samplers.base import resolve_device
 
 __all__ = ["reconstruct", "summarize", "DEFAULT_SETTINGS", "DEFAULT_SAMPLER", "format_summary", "STEPS_SETTING",
            "steps_setting", "sampler_for", "check_num_samples", "UNIT_SCALED_SETTINGS", "reference_scale",
-           "rescale_guidance"]
+           "rescale_guidance", "FALLBACK_PRIOR", "fallback_prior"]
 
 #: sampler settings per (sampler, problem); DPS's guidance scale was chosen by posterior-mean relative
 #: L2 on seeds 0-1 of each problem with its shipped prior at 50 steps (``scripts/tune_reconstruct.py``,
@@ -231,11 +231,18 @@ def _clamped(fm):
 def reconstruct(measurements, prior=None, sampler: str | None = None, *, num_samples: int = 8, seed: int = 0,
                 steps: int | None = None, sampler_options: dict | None = None, device=None,
                 progress: bool = False, checkpoint=None, checkpoint_every: int = 10,
-                resume: bool = False) -> Posterior:
+                resume: bool = False, fallback: bool = True) -> Posterior:
     """Sample the posterior of a measurement (a :class:`Measurements` or a file written by ``inverse simulate``).
 
     ``checkpoint`` / ``checkpoint_every`` / ``resume``: save the sampler state every K steps and
     continue an interrupted run bit for bit (:func:`samplers.run`).
+
+    ``fallback``: when no prior is named, the problem's shipped prior has a generic fallback
+    (:data:`FALLBACK_PRIOR`), and the posterior does not explain the data (``diagnostics["prior_mismatch"]``,
+    :mod:`inverse.diagnostics`), the same sampler runs again with the fallback prior in the shipped prior's
+    units, and the posterior whose normalised misfit is nearer 1 (``|log misfit|``) is returned; both misfits
+    are recorded in ``config["prior_fallback"]`` and a warning says which prior produced the result. Not
+    with a checkpoint (one run, one state).
 
     Example::
 
@@ -257,6 +264,49 @@ def reconstruct(measurements, prior=None, sampler: str | None = None, *, num_sam
     sampler = sampler or DEFAULT_SAMPLER.get(m.problem, "dps")
     smp = sampler_for(sampler, m.problem, steps, sampler_options)
     pr = _load_prior(prior, spec, device, m)
+    post = _reconstruct_with(m, spec, pr, smp, sampler, sampler_options, num_samples, seed, device, progress,
+                             checkpoint, checkpoint_every, resume)
+    generic = FALLBACK_PRIOR.get(spec.prior or "")
+    if not (fallback and prior is None and generic and checkpoint is None and post.diagnostics.get("prior_mismatch")):
+        return post
+    alt = _reconstruct_with(m, spec, fallback_prior(spec.prior, device), sampler_for(sampler, m.problem, steps,
+                            sampler_options), sampler, sampler_options, num_samples, seed, device, progress,
+                            None, checkpoint_every, False)
+    a, b = post.diagnostics.get("misfit", math.nan), alt.diagnostics.get("misfit", math.nan)
+    use_alt = math.isfinite(b) and b > 0 and not (math.isfinite(a) and a > 0 and abs(math.log(a)) <= abs(math.log(b)))
+    chosen = alt if use_alt else post
+    chosen.config["prior_fallback"] = {"default": spec.prior, "fallback": generic, "misfit_default": a,
+                                       "misfit_fallback": b, "used": generic if use_alt else spec.prior}
+    if use_alt:
+        chosen.diagnostics["warnings"].insert(0, f"{spec.prior} did not explain the data (misfit {a:.2f}): this "
+                                              f"posterior is from the generic prior {generic} (misfit {b:.2f}), "
+                                              "tried automatically; name a prior with --prior to choose")
+    else:
+        chosen.diagnostics["warnings"].append(f"the generic prior {generic}, tried automatically, explained the "
+                                              f"data no better (misfit {b:.2f})")
+    return chosen
+
+
+#: a generic prior for each shipped prior whose training data are narrow: tried by :func:`reconstruct` when the
+#: shipped prior does not explain the data (``fallback=True``), in the shipped prior's units
+FALLBACK_PRIOR = {"phantoms-64": "real-patches-64"}
+
+
+def fallback_prior(shipped: str, device=None):
+    """:data:`FALLBACK_PRIOR`'s prior for ``shipped``, mapped onto ``shipped``'s data range (its card's
+    normalisation), so that it reads measurements in the same units."""
+    from priors import load_prior
+    from priors.loading import shipped_priors
+
+    norm = shipped_priors()[shipped]["normalisation"]
+    scale, offset = abs(float(norm["scale"])), float(norm["offset"])
+    return load_prior(FALLBACK_PRIOR[shipped], device=device, data_range=(offset - scale, offset + scale),
+                      units=norm.get("units"))
+
+
+def _reconstruct_with(m, spec, pr, smp, sampler, sampler_options, num_samples, seed, device, progress, checkpoint,
+                      checkpoint_every, resume) -> Posterior:
+    """:func:`reconstruct` with its prior and sampler chosen."""
     guidance_factor = rescale_guidance(smp, sampler, m.problem, pr, sampler_options)
     if getattr(smp, "rho", None) is not None and getattr(pr, "sigma_max", None) is not None:
         from samplers.schedules import karras_sigmas

@@ -39,6 +39,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     r.add_argument("--overwrite", action="store_true", help="replace existing output files")
     r.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--no-fallback", action="store_true",
+                   help="without --prior, keep the problem's shipped prior even when it does not explain the data "
+                        "(by default a generic prior is then tried and the better-fitting posterior kept)")
     r.add_argument("--checkpoint", default=None, metavar="FILE",
                    help="save the sampler state to FILE (safetensors) every --checkpoint-every steps and on Ctrl-C")
     r.add_argument("--checkpoint-every", type=int, default=10, metavar="K",
@@ -131,7 +134,8 @@ def run(args) -> int:
         post = reconstruct(args.measurements, args.prior, args.sampler, num_samples=args.num_samples, seed=args.seed,
                            steps=args.steps, sampler_options=parse_key_values(args.sampler_option, "-s"),
                            device=args.device, progress=not args.quiet, checkpoint=ckpt,
-                           checkpoint_every=args.checkpoint_every, resume=args.resume)
+                           checkpoint_every=args.checkpoint_every, resume=args.resume,
+                           fallback=not args.no_fallback)
     except KeyboardInterrupt:
         if ckpt is not None and ckpt.is_file():  # one line, instead of main's "interrupted"
             print(f"inverse reconstruct: interrupted; the state is saved in {ckpt}: rerun with --resume",
