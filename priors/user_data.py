@@ -215,13 +215,6 @@ def _open_hdf5(path: Path, var: str | None) -> ArraySource:
         raise PriorError(f"{path}: name the HDF5 dataset as {path}:DATASET")
 
     def opener():
-        from samplers.errors import SamplerConfigError
-        from samplers.netcdf import probe_hdf5
-
-        try:
-            probe_hdf5(path, "HDF5 file")
-        except SamplerConfigError as e:
-            raise PriorError(str(e)) from None
         try:
             f = h5py.File(path, "r")
         except OSError as e:
