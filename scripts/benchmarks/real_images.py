@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["IMAGES", "PROBLEMS", "METHODS", "natural_field_prior", "truth_image", "main"]
+__all__ = ["IMAGES", "PHANTOMS", "PROBLEMS", "METHODS", "natural_field_prior", "truth_image", "main"]
 
 IMAGES = ("camera", "moon", "coins", "astronaut", "brick", "page", "text", "chelsea", "coffee", "rocket")
 PROBLEMS = {"ct-30": ("ct", {"angles": 30}), "mri-x4": ("mri", {"acceleration": 4.0}),
@@ -46,8 +46,17 @@ PROBLEMS = {"ct-30": ("ct", {"angles": 30}), "mri-x4": ("mri", {"acceleration": 
 METHODS = ("view", "default", "dps@phantoms-64", "dps@real-patches-64", "mcg@real-patches-64", "exact@natural-field")
 
 
+#: in-distribution controls: held-out phantoms (the problem's own generator, seeds never used in training or tuning)
+PHANTOMS = ("phantom-10000", "phantom-10001", "phantom-10002", "phantom-10003", "phantom-10004")
+
+
 def truth_image(name: str) -> np.ndarray:
-    """A held-out scikit-image picture as ``inverse simulate --truth`` reads it: grey, 64 x 64, [0, 1]."""
+    """A held-out scikit-image picture as ``inverse simulate --truth`` reads it: grey, 64 x 64, [0, 1]; or, for
+    ``phantom-SEED``, the 64 x 64 phantom the CT generator draws with that seed."""
+    if name.startswith("phantom-"):
+        from inverse.measurements import draw_truth
+
+        return np.asarray(draw_truth("ct", {"size": 64}, int(name.split("-")[1])), dtype=np.float64).reshape(1, 64, 64)
     import skimage.data as sd
     from PIL import Image
 
@@ -112,25 +121,28 @@ def run_one(label: str, image: str, method: str, priors: dict) -> dict:
 
 
 def table(path) -> str:
-    """Markdown: mean PSNR, worst gain over the view, misfit, coverage and warning rate per problem and method."""
+    """Markdown: mean PSNR, worst gain over the view, misfit, coverage and warning rate per problem, method and kind
+    of truth (the real images, then the held-out phantoms)."""
     rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
     view = {(r["problem"], r["image"]): r["psnr"] for r in rows if r["method"] == "view"}
-    lines = ["| problem | method | images | mean PSNR | mean gain over view | worst gain | images >= view + 2 dB | "
-             "median misfit | mean coverage 90% | mismatch warnings |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| problem | truths | method | n | mean PSNR | mean gain over view | worst gain | >= view + 2 dB | "
+             "median misfit | mean coverage 90% | mismatch warnings |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for label in PROBLEMS:
-        for method in METHODS:
-            rs = [r for r in rows if r["problem"] == label and r["method"] == method and r.get("psnr") is not None]
-            if not rs:
-                continue
-            gains = [r["psnr"] - view[(label, r["image"])] for r in rs if (label, r["image"]) in view]
-            mis = [r["misfit"] for r in rs if r.get("misfit") is not None]
-            cov = [r["coverage_90"] for r in rs if r.get("coverage_90") is not None]
-            warn = sum(bool(r.get("mismatch")) for r in rs)
-            lines.append(f"| {label} | {method} | {len(rs)} | {np.mean([r['psnr'] for r in rs]):.2f} | "
-                         f"{np.mean(gains):+.2f} | {min(gains):+.2f} | {sum(g >= 2 for g in gains)}/{len(gains)} | "
-                         + (f"{np.median(mis):.2f}" if mis else "-") + " | "
-                         + (f"{np.mean(cov):.2f}" if cov else "-") + " | "
-                         + (f"{warn}/{len(rs)}" if method != "view" else "-") + " |")
+        for kind in ("real", "phantoms"):
+            for method in METHODS:
+                rs = [r for r in rows if r["problem"] == label and r["method"] == method and r.get("psnr") is not None
+                      and r["image"].startswith("phantom-") == (kind == "phantoms")]
+                if not rs:
+                    continue
+                gains = [r["psnr"] - view[(label, r["image"])] for r in rs if (label, r["image"]) in view]
+                mis = [r["misfit"] for r in rs if r.get("misfit") is not None]
+                cov = [r["coverage_90"] for r in rs if r.get("coverage_90") is not None]
+                warn = sum(bool(r.get("mismatch")) for r in rs)
+                lines.append(f"| {label} | {kind} | {method} | {len(rs)} | {np.mean([r['psnr'] for r in rs]):.2f} | "
+                             f"{np.mean(gains):+.2f} | {min(gains):+.2f} | {sum(g >= 2 for g in gains)}/{len(gains)} | "
+                             + (f"{np.median(mis):.2f}" if mis else "-") + " | "
+                             + (f"{np.mean(cov):.2f}" if cov else "-") + " | "
+                             + (f"{warn}/{len(rs)}" if method != "view" else "-") + " |")
     return "\n".join(lines)
 
 
