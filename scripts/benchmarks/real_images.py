@@ -92,8 +92,8 @@ def _score(post, m, view=None) -> dict:
     return out
 
 
-def run_one(label: str, image: str, method: str, priors: dict) -> dict:
-    """One (problem, image, method) cell."""
+def run_one(label: str, image: str, method: str, priors: dict, num_samples: int = 8) -> dict:
+    """One (problem, image, method) cell with ``num_samples`` posterior samples."""
     from inverse.measurements import simulate
     from inverse.metrics import psnr
     from inverse.problems import measurement_view
@@ -111,11 +111,12 @@ def run_one(label: str, image: str, method: str, priors: dict) -> dict:
         v = measurement_view(problem, m.forward_model, m.y[None])
         return {"psnr": psnr(v[0].double(), m.truth), "wall_time_s": time.perf_counter() - t0}
     if method == "default":
-        post = reconstruct(m, num_samples=8, seed=0)
+        post = reconstruct(m, num_samples=num_samples, seed=0)
         return {**_score(post, m), "prior_used": post.config.get("prior_fallback", {}).get("used", "phantoms-64")}
     sampler, prior = method.split("@")
     settings = {"num_steps": 300} if sampler == "exact" else None
-    post = reconstruct(m, priors[prior], "exact-gaussian" if sampler == "exact" else sampler, num_samples=8,
+    post = reconstruct(m, priors[prior], "exact-gaussian" if sampler == "exact" else sampler,
+                       num_samples=num_samples,
                        seed=0, sampler_options=settings)
     return _score(post, m)
 
@@ -129,7 +130,8 @@ def table(path) -> str:
              "median misfit | mean coverage 90% | mismatch warnings |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for label in PROBLEMS:
         for kind in ("real", "phantoms"):
-            for method in METHODS:
+            present = {r["method"] for r in rows}
+            for method in [*METHODS, *sorted(present - set(METHODS))]:
                 rs = [r for r in rows if r["problem"] == label and r["method"] == method and r.get("psnr") is not None
                       and r["image"].startswith("phantom-") == (kind == "phantoms")]
                 if not rs:
@@ -154,6 +156,8 @@ def main(argv=None) -> int:
     p.add_argument("--images", nargs="+", default=list(IMAGES))
     p.add_argument("--out", default="data/benchmarks/real_images.jsonl")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--num-samples", type=int, default=8,
+                   help="posterior samples (rows with other than 8 are labelled METHOD#N)")
     p.add_argument("--table", default=None, metavar="JSONL")
     a = p.parse_args(argv)
     if a.table:
@@ -171,14 +175,15 @@ def main(argv=None) -> int:
         priors["natural-field"] = natural_field_prior()
     for label in a.problems:
         for method in a.methods:
+            name = method if a.num_samples == 8 or method == "view" else f"{method}#{a.num_samples}"
             for image in a.images:
-                if (label, image, method) in done:
+                if (label, image, name) in done:
                     continue
                 try:
-                    rec = run_one(label, image, method, priors)
+                    rec = run_one(label, image, method, priors, a.num_samples)
                 except Exception as e:  # noqa: BLE001 - a failed cell is recorded, not fatal
                     rec = {"failed": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
-                rec = {"problem": label, "image": image, "method": method, "threads": a.threads, **rec}
+                rec = {"problem": label, "image": image, "method": name, "threads": a.threads, **rec}
                 with out.open("a") as f:
                     f.write(json.dumps(rec) + "\n")
                 print(json.dumps(rec), flush=True)
