@@ -10,11 +10,15 @@ import numpy as np
 
 from forward_models import unknown_name_message
 from samplers.base import Sampler
+from samplers.daps import DAPS
+from samplers.ddrm import DDRM
+from samplers.diffpir import DiffPIR
 from samplers.dps import DPS
 from samplers.eki import EnsembleKalmanInversion
 from samplers.enkg import EnsembleKalmanGuidance
 from samplers.errors import SamplerConfigError
 from samplers.mcg import MCG
+from samplers.pnp_dm import PnPDM
 from samplers.smc import ApproximationFreeEnsemble, MCGdiff, TwistedDiffusionSampler
 
 __all__ = ["SAMPLERS", "get_sampler"]
@@ -23,6 +27,8 @@ __all__ = ["SAMPLERS", "get_sampler"]
 SAMPLERS: dict[str, type] = {"dps": DPS, "mcg": MCG}
 SAMPLERS.update({"enkg": EnsembleKalmanGuidance, "eki": EnsembleKalmanInversion})  # derivative-free
 SAMPLERS.update({"tds": TwistedDiffusionSampler, "mcgdiff": MCGdiff, "afes": ApproximationFreeEnsemble})  # SMC
+# splitting / annealing samplers and DDRM
+SAMPLERS.update({"daps": DAPS, "pnp-dm": PnPDM, "diffpir": DiffPIR, "ddrm": DDRM})
 
 
 def _check_setting_types(name: str, kwargs: dict) -> None:

@@ -76,14 +76,21 @@ class LinearGaussian:
         self.decomposition_s = float(decomposition_s)
         self.decomposition_reused = bool(decomposition_reused)
 
-    @classmethod
-    def from_problem(cls, problem, prior, who: str = "this sampler", max_dense_dim: int = MAX_DENSE_DIM):
-        """Decompose the problem's operator (class docstring); clear errors for unusable problems."""
+    @staticmethod
+    def check_problem(problem, who: str = "this sampler") -> None:
+        """Refuse, in one line, a problem that has no linear-Gaussian singular basis: a non-linear forward model
+        or non-Gaussian noise."""
         fm = problem.forward_model
         if not fm.linear:
             raise SamplerConfigError(f"{who} needs a linear forward model, but {type(fm).__name__} is not linear")
         if not isinstance(problem.noise, Gaussian):
             raise SamplerConfigError(f"{who} needs Gaussian noise, got {type(problem.noise).__name__}")
+
+    @classmethod
+    def from_problem(cls, problem, prior, who: str = "this sampler", max_dense_dim: int = MAX_DENSE_DIM):
+        """Decompose the problem's operator (class docstring); clear errors for unusable problems."""
+        cls.check_problem(problem, who)
+        fm = problem.forward_model
         f64 = torch.float64
         y = problem.y.to(f64).reshape(-1)
         identity_map = type(prior).to_physical is Prior.to_physical

@@ -47,7 +47,7 @@ def run_cells(args) -> None:
             for steps in args.steps:
                 for name in args.samplers:
                     for n in counts:
-                        for seed in range(args.seeds):
+                        for seed in range(args.first_seed, args.first_seed + args.seeds):
                             if (d, dy, steps, name, seed, n) in done:
                                 continue
                             rec = run_one(d, dy, steps, name, seed, n, args)
@@ -63,11 +63,12 @@ def run_cells(args) -> None:
 def run_one(d, dy, steps, name, seed, n, args) -> dict:
     """One cell and seed: scores, and for SMC samplers the evidence estimate beside the exact one."""
     case = gmm_case(d, dy, seed)
-    sampler = get_sampler(name, num_steps=steps, **GMM_SETTINGS.get(name, {}))
+    settings = {**GMM_SETTINGS.get(name, {}), **(json.loads(args.settings).get(name, {}) if args.settings else {})}
+    sampler = get_sampler(name, num_steps=steps, **settings)
     r = evaluate_sampler(case, sampler, n, seed=seed, num_slices=args.slices)
     diag = r.pop("posterior").diagnostics
     rec = {"d": d, "dy": dy, "steps": steps, "sampler": name, "seed": seed, **r,
-           "settings": GMM_SETTINGS.get(name, {}), "num_samples": n, "particles": n, "threads": args.threads}
+           "settings": settings, "num_samples": n, "particles": n, "threads": args.threads}
     if "log_evidence" in diag:
         rec.update(log_evidence=diag["log_evidence"], log_evidence_exact=case.log_evidence,
                    log_evidence_abs_err=abs(diag["log_evidence"] - case.log_evidence),
@@ -116,6 +117,10 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, nargs="+", default=[20, 100])
     p.add_argument("--samplers", nargs="+", default=["dps", "mcg"])
     p.add_argument("--seeds", type=int, default=20)
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="seeds first-seed .. first-seed + seeds - 1 (tuning on held-out seeds: e.g. 100)")
+    p.add_argument("--settings", default=None,
+                   help='JSON of per-sampler settings over the defaults, e.g. \'{"pnp-dm": {"prior_steps": 20}}\'')
     p.add_argument("--num-samples", type=int, default=1000)
     p.add_argument("--particles", type=int, nargs="+", default=None,
                    help="run every cell at these particle counts (num_samples = particles); overrides --num-samples")

@@ -28,7 +28,9 @@ SETTINGS = {"dps": {"num_steps": 12, "zeta": 0.3}, "mcg": {"num_steps": 12}, "en
             "pcn": {"num_steps": 12, "warmup": 4, "ode_steps": 4},
             "da": {"num_steps": 12, "warmup": 4, "ode_steps": 4, "subchain_length": 2},
             "mlda": {"num_steps": 12, "warmup": 4, "ode_steps": 4, "subchain_length": 2},
-            "exact-gaussian": {"num_steps": 12, "tol": 1e-300}}
+            "exact-gaussian": {"num_steps": 12, "tol": 1e-300},
+            "daps": {"num_steps": 12}, "pnp-dm": {"num_steps": 12, "prior_steps": 4, "init_steps": 8},
+            "diffpir": {"num_steps": 12}, "ddrm": {"num_steps": 12}}
 
 #: samplers that need a Gaussian prior: run on the linear-Gaussian case of the sampler contract
 NEEDS_GAUSSIAN = {"exact-gaussian"}

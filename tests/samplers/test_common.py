@@ -30,10 +30,16 @@ SMALL = {
     "tds": {"num_steps": 10}, "enkg": {"num_steps": 10}, "eki": {"num_iterations": 2, "prior_steps": 5},
     # CG stops early once converged; a zero tolerance keeps every step, as the callback test expects
     "exact-gaussian": {"num_steps": 10, "tol": 1e-300},
+    "daps": {"num_steps": 10}, "pnp-dm": {"num_steps": 10, "prior_steps": 4, "init_steps": 8},
+    "diffpir": {"num_steps": 10}, "ddrm": {"num_steps": 10},
 }
 
 #: further settings worth the whole contract: (name, settings, id)
-VARIANTS = [("afes", {"num_steps": 10, "proposal": "prior"}, "afes-prior")]
+VARIANTS = [("afes", {"num_steps": 10, "proposal": "prior"}, "afes-prior"),
+            ("daps", {"num_steps": 10, "likelihood_step": "langevin", "langevin_steps": 5}, "daps-langevin"),
+            ("pnp-dm", {"num_steps": 10, "prior_steps": 4, "reweight": False, "likelihood_step": "langevin",
+                        "langevin_steps": 5}, "pnp-dm-langevin"),
+            ("diffpir", {"num_steps": 10, "likelihood_step": "langevin", "langevin_steps": 5}, "diffpir-gradient")]
 
 #: samplers that need ``forward_model.coarse()``: they run the contract like the others, and refuse a forward
 #: model without a coarse level in one line

@@ -1,0 +1,140 @@
+"""Decoupled annealing posterior sampling (DAPS; Zhang, Chen, Zhu, Li, Zhang, Huang, Yue, Nie, Wu and Bouman,
+"Improving diffusion inverse problem solving with decoupled noise annealing", CVPR 2025, Algorithm 1).
+
+Annealing over noise levels ``sigma_0 = sigma_max > ... > sigma_{N-1} = sigma_min`` (EDM schedule), each step
+decouples the particle from the previous level::
+
+    x0_hat = Phi(x, sigma_i)                                  # probability-flow ODE from sigma_i to 0, K Euler steps
+    x0     ~ p(y | x0) N(x0; x0_hat, r_i^2 I),  r_i = sigma_i  # the likelihood step (samplers.splitting)
+    x      = x0 + sigma_{i+1} eps                            # re-noise to the next level
+
+and returns ``x0`` of the last level. ``N(x0_hat, r_i^2 I)`` is the paper's Gaussian approximation of
+``p(x0 | x_{sigma_i})``; the paper draws from the product with Langevin dynamics (its default), and for linear
+models with Gaussian noise the draw is exact (:func:`samplers.splitting.gaussian_likelihood_step`), which we use
+there (``likelihood_step="auto"``). No gradient is ever taken through the network; the Langevin step needs
+gradients of the forward model only.
+
+Defaults (CPU budget): ``N = 50`` levels, ``K = 5`` ODE steps (the paper: 200 levels of 5 steps, 100 Langevin
+steps each). Cost per particle and level: ``K`` NFE, and one exact step (2 forward-model applications) or
+``langevin_steps`` forward evaluations and gradients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from samplers.base import Counters, Sampler, State
+from samplers.errors import SamplerConfigError
+from samplers.schedules import karras_sigmas
+from samplers.splitting import LIKELIHOOD_STEPS, data_curvature, likelihood_step, resolve_likelihood_step
+from samplers.steps import denoise_batched, probability_flow_step
+from samplers.validation import positive_float, positive_int
+
+__all__ = ["DAPS", "DAPSState", "ode_x0"]
+
+
+@dataclass(kw_only=True)
+class DAPSState(State):
+    """:class:`~samplers.base.State` with the annealing levels, the likelihood step's kind and the data curvature
+    (the Langevin step size; 0 for the exact step)."""
+
+    sigmas: list[float]
+    kind: str
+    curvature: float
+
+
+def ode_x0(prior, x: torch.Tensor, sigma: float, num_steps: int, rho: float = 7.0) -> tuple[torch.Tensor, int]:
+    """``x0_hat = Phi(x, sigma)``: ``num_steps`` Euler steps of the probability-flow ODE from ``sigma`` down an EDM
+    schedule to ``prior.sigma_min`` and then to 0 (one step, or ``sigma <= sigma_min``, is the plain denoiser).
+    Returns ``(x0_hat, nfe per particle)``."""
+    if num_steps <= 1 or sigma <= prior.sigma_min * (1 + 1e-9):
+        return denoise_batched(prior, x, sigma), 1
+    levels = karras_sigmas(num_steps - 1, prior.sigma_min, sigma, rho).tolist()
+    nfe = 0
+    with torch.no_grad():
+        for s, s_next in zip(levels[:-1], levels[1:], strict=True):
+            x, n = probability_flow_step(prior, x, s, s_next)
+            nfe += n
+    return x, nfe
+
+
+class DAPS(Sampler):
+    """Decoupled annealing posterior sampling (module docstring).
+
+    Parameters
+    ----------
+    num_steps : number of annealing levels N
+    ode_steps : Euler steps of the ODE that gives ``x0_hat`` at each level
+    likelihood_step : ``"auto"`` (exact for linear models with Gaussian noise, Langevin otherwise), ``"exact"``
+        or ``"langevin"``
+    langevin_steps : Langevin steps per level (Langevin only)
+    step_scale : Langevin step as a fraction of ``1 / (L + 1 / r^2)`` (``L``: the data term's curvature)
+    rho : EDM schedule exponent of the annealing levels
+
+    Example::
+
+        import torch
+        from priors import GaussianPrior
+        from forward_models import MatrixOperator, Gaussian, InverseProblem
+        from samplers import DAPS
+        prior = GaussianPrior(torch.zeros(4))
+        problem = InverseProblem.simulate(MatrixOperator(torch.randn(2, 4, dtype=torch.float64)), Gaussian(0.1),
+                                          torch.ones(4, dtype=torch.float64), seed=0)
+        post = DAPS(num_steps=30).sample(problem, prior, 64, seed=0)
+    """
+
+    static_fields = ("sigmas",)
+
+    def __init__(self, num_steps: int = 50, ode_steps: int = 5, likelihood_step: str = "auto",
+                 langevin_steps: int = 20, step_scale: float = 0.5, rho: float = 7.0):
+        self.steps = positive_int(num_steps, "num_steps")
+        self.ode_steps = positive_int(ode_steps, "ode_steps")
+        if likelihood_step not in LIKELIHOOD_STEPS:
+            raise SamplerConfigError(f"likelihood_step must be one of {', '.join(LIKELIHOOD_STEPS)}, "
+                                     f"got {likelihood_step!r}")
+        self.likelihood_step = likelihood_step
+        self.langevin_steps = positive_int(langevin_steps, "langevin_steps")
+        self.step_scale = positive_float(step_scale, "step_scale")
+        if self.step_scale > 1:
+            raise SamplerConfigError(f"step_scale must lie in (0, 1] (a larger Langevin step is unstable), "
+                                     f"got {step_scale!r}")
+        self.rho = positive_float(rho, "rho")
+
+    def num_steps(self) -> int:
+        """One step per annealing level."""
+        return self.steps
+
+    def check(self, problem, prior) -> None:
+        """The likelihood step must apply to the problem (:func:`samplers.splitting.resolve_likelihood_step`)."""
+        super().check(problem, prior)
+        resolve_likelihood_step(self.likelihood_step, problem, type(self).__name__)
+
+    def init(self, problem, prior, num_samples, generator) -> DAPSState:
+        """Particles ``x ~ N(0, sigma_max^2 I)``; for the Langevin step, the data term's curvature at their
+        denoised estimates (:func:`samplers.splitting.data_curvature`)."""
+        kind = resolve_likelihood_step(self.likelihood_step, problem, type(self).__name__)
+        sigmas = karras_sigmas(self.steps, prior.sigma_min, prior.sigma_max, self.rho).tolist()
+        x = sigmas[0] * torch.randn(num_samples, *prior.shape, generator=generator, dtype=prior.dtype,
+                                    device=prior.device)
+        counters, curvature = Counters(), 0.0
+        if kind == "langevin":
+            x0 = denoise_batched(prior, x, sigmas[0])
+            curvature = data_curvature(problem, prior, x0)
+            counters = Counters(nfe=num_samples, forward_evals=11 * num_samples, grad_evals=11 * num_samples)
+        return DAPSState(x, 0, problem, prior, generator, counters=counters, sigmas=sigmas, kind=kind,
+                         curvature=curvature)
+
+    def step(self, state: DAPSState) -> DAPSState:
+        """One annealing level: ODE to ``x0_hat``, likelihood step, re-noise."""
+        s, s_next = state.sigmas[state.step], state.sigmas[state.step + 1]
+        x0_hat, nfe = ode_x0(state.prior, state.x, s, self.ode_steps, self.rho)
+        x0, cost = likelihood_step(state.kind, state.problem, state.prior, x0_hat, s, state.generator,
+                                   num_steps=self.langevin_steps, curvature=state.curvature,
+                                   step_scale=self.step_scale, sample=True)
+        x = x0 if s_next <= 0 else x0 + s_next * torch.randn(x0.shape, dtype=x0.dtype, device=x0.device,
+                                                             generator=state.generator)
+        n = len(x)
+        return self.advance(state, x=x, nfe=n * nfe, forward_evals=n * cost["forward_evals"],
+                            grad_evals=n * cost["grad_evals"])
