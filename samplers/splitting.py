@@ -9,10 +9,11 @@ DiffPIR takes its mode (the data proximal step). Two ways:
 
 - **exact**, for a linear forward model with Gaussian noise ``y = A u + sigma_y e`` on physical images
   ``u = offset + c x``: (1) is Gaussian. In physical units the anchor has width ``|c| rho`` and
-  perturbation-optimisation (Papandreou and Yuille 2010; Bardsley et al. 2014, "randomize-then-optimize")
-  draws from it exactly::
+  perturbation-optimisation (Papandreou and Yuille 2010; Bardsley et al. 2014,
+  "randomize-then-optimize") draws from it exactly::
 
-      u' = u_z + |c| rho eps,   y' = y + sigma_y eta,   u = u' + A^T (A A^T + (sigma_y / (|c| rho))^2 I)^{-1} (y' - A u')
+      u' = u_z + |c| rho eps,   y' = y + sigma_y eta,
+      u  = u' + A^T (A A^T + (sigma_y / (|c| rho))^2 I)^{-1} (y' - A u')
 
   (the mode: the same without ``eps`` and ``eta``). The solve is the forward model's damped
   ``pseudo_inverse`` (closed form for masks and Cartesian MRI, the cached eigendecomposition for CT,
