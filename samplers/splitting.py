@@ -37,8 +37,8 @@ from forward_models.noise import Gaussian
 from samplers.errors import SamplerConfigError, SamplerError
 from samplers.mcg import physical_noise_level
 
-__all__ = ["LIKELIHOOD_STEPS", "exact_step_applies", "blurred_log_likelihood", "resolve_likelihood_step", "gaussian_likelihood_step",
-           "langevin_likelihood_step", "data_curvature", "likelihood_step"]
+__all__ = ["LIKELIHOOD_STEPS", "exact_step_applies", "blurred_log_likelihood", "resolve_likelihood_step",
+           "gaussian_likelihood_step", "langevin_likelihood_step", "data_curvature", "likelihood_step"]
 
 #: the ``likelihood_step`` settings of the splitting samplers
 LIKELIHOOD_STEPS = ("auto", "exact", "langevin")
