@@ -152,7 +152,9 @@ def main(argv=None) -> int:
     """Run the missing cells (appending to ``--out``), or print the table of a results file."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS))
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    p.add_argument("--methods", nargs="+", default=list(METHODS),
+                   help=f"any of {', '.join(METHODS)}, or SAMPLER@PRIOR with a sampler of samplers.SAMPLERS and a prior "
+                        "phantoms-64 or real-patches-64 (e.g. daps@phantoms-64)")
     p.add_argument("--images", nargs="+", default=list(IMAGES))
     p.add_argument("--out", default="data/benchmarks/real_images.jsonl")
     p.add_argument("--threads", type=int, default=1)
@@ -160,6 +162,12 @@ def main(argv=None) -> int:
                    help="posterior samples (rows with other than 8 are labelled METHOD#N)")
     p.add_argument("--table", default=None, metavar="JSONL")
     a = p.parse_args(argv)
+    from samplers import SAMPLERS
+
+    for m in a.methods:
+        name, _, prior_name = m.partition("@")
+        if m not in METHODS and not (name in SAMPLERS and prior_name in ("phantoms-64", "real-patches-64")):
+            p.error(f"unknown method {m!r}")
     if a.table:
         print(table(a.table))
         return 0

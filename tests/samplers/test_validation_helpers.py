@@ -96,6 +96,7 @@ def test_forward_models_checks_raise_their_own_error_type():
 
 #: numeric settings that may be zero (0 switches a feature off or is a valid bound)
 MAY_BE_ZERO = {"zeta", "alpha", "guidance_scale", "num_updates", "kappa", "resample_threshold", "inflation", "warmup",
+               "discrepancy",
                "eta"}
 #: numeric settings whose default is not a number
 ALSO_NUMERIC = {"batch_size", "operator_gain", "rho_max"}
