@@ -30,9 +30,9 @@ Choices, each as the authors' code runs them unless said otherwise:
   ``1 / sigma_y^2``, which the ``||C||_F`` normalisation cancels: the iterates are those of the
   unwhitened residual, blind to the noise level. Other noise models use the plain residual ``F(x0_hat) - y``.
 - ``gain="kalman"`` (our addition; the default stays ``"normalised"``, which measured as well or better on a
-  linear-Gaussian and the Gaussian-mixture check, see BENCHMARKS.md) replaces that step by the ensemble Kalman gain with the noise
-  covariance (Evensen 1994; the EKI step of Iglesias, Law and Stuart 2013 with step ``h``): with ``g_j`` the whitened
-  residuals, ``G~`` and ``X~`` the centred ensembles (rows ``j``)::
+  linear-Gaussian and the Gaussian-mixture check, see BENCHMARKS.md) replaces that step by the ensemble Kalman gain
+  with the noise covariance (Evensen 1994; the EKI step of Iglesias, Law and Stuart 2013 with step ``h``): with
+  ``g_j`` the whitened residuals, ``G~`` and ``X~`` the centred ensembles (rows ``j``)::
 
       x_j <- x_j - X~^T (G~ G~^T + J alpha I)^{-1} G~ g_j,     alpha = M / gamma,
 
@@ -40,9 +40,9 @@ Choices, each as the authors' code runs them unless said otherwise:
   updates of the whole run, so that ``gamma = 1`` assimilates the data once in total (``Gamma / h`` with
   ``h = 1 / M`` per update, as in tempered EKI). The step shrinks where the ensemble spread in data space is small
   against the noise and never exceeds the Kalman step, so the noise level enters it.
-- Discrepancy principle (Morozov 1966; our change, both gains, on by default): an update is skipped while the ensemble's mean
-  squared whitened misfit per measurement is already at most ``discrepancy`` (default 1: the noise level), so
-  the ensemble stops short of fitting the noise. ``discrepancy = 0`` switches it off.
+- Discrepancy principle (Morozov 1966; our change, both gains, on by default): an update is skipped while the
+  ensemble's mean squared whitened misfit per measurement is already at most ``discrepancy`` (default 1: the noise
+  level), so the ensemble stops short of fitting the noise. ``discrepancy = 0`` switches it off.
 - A warning is given when the ensemble spans far fewer directions (``J - 1``) than the data constrain
   (``min(m, n) / 10`` for ``m`` measurements and ``n`` unknowns): the update cannot leave the initial span.
 - ODE: Euler (the authors') or Heun (``solver="heun"``, Karras et al. 2022, Algorithm 1 without churn);

@@ -153,7 +153,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS))
     p.add_argument("--methods", nargs="+", default=list(METHODS),
-                   help=f"any of {', '.join(METHODS)}, or SAMPLER@PRIOR with a sampler of samplers.SAMPLERS and a prior "
+                   help=f"any of {', '.join(METHODS)}, or SAMPLER@PRIOR with a sampler of samplers.SAMPLERS and a prior"
+                        " "
                         "phantoms-64 or real-patches-64 (e.g. daps@phantoms-64)")
     p.add_argument("--images", nargs="+", default=list(IMAGES))
     p.add_argument("--out", default="data/benchmarks/real_images.jsonl")

@@ -275,7 +275,8 @@ def _linear_case(sigma_y, m=8, n=16):
     g = torch.Generator().manual_seed(0)
     A = torch.randn(m, n, dtype=torch.float64, generator=g)
     truth = torch.randn(n, dtype=torch.float64, generator=g)
-    return A, GaussianPrior(torch.zeros(n)), InverseProblem.simulate(MatrixOperator(A), Gaussian(sigma_y), truth, seed=0)
+    problem = InverseProblem.simulate(MatrixOperator(A), Gaussian(sigma_y), truth, seed=0)
+    return A, GaussianPrior(torch.zeros(n)), problem
 
 
 def test_kalman_gain_fits_the_data_to_the_noise_level_and_the_normalised_step_overfits():
