@@ -26,8 +26,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     r.add_argument("measurements", help="a file written by 'inverse simulate'")
     r.add_argument("--prior", default=None,
                    help="shipped prior name, directory, or gaussian[:STD] (default: the problem's prior)")
-    r.add_argument("--sampler", default=None, help="sampler name: dps, mcg, tds, mcgdiff, afes, enkg, eki "
-                   "(default: dps; mcg for seismic-interp)")
+    r.add_argument("--sampler", default=None, help="sampler name: dps, mcg, daps, pnp-dm, diffpir, ddrm, tds, "
+                   "mcgdiff, afes, enkg, eki, pcn, da, mlda, exact-gaussian (default: dps; mcg for seismic-interp)")
     r.add_argument("--num-samples", type=int, default=8, help="posterior samples (default 8)")
     r.add_argument("--steps", type=int, default=None, help="sampler steps (default: the tuned setting)")
     r.add_argument("-s", "--sampler-option", action="append", default=[], metavar="KEY=VALUE",
