@@ -125,7 +125,8 @@ def main(argv=None) -> int:
     out = Path(a.out)
     done = set()
     if out.exists():
-        done = {(r["method"], r["seed"], r["factor"], r["sigma"]) for r in map(json.loads, out.read_text().splitlines())}
+        rows = map(json.loads, out.read_text().splitlines())
+        done = {(r["method"], r["seed"], r["factor"], r["sigma"]) for r in rows}
     for seed in range(a.first_seed, a.first_seed + a.instances):
         for method in a.methods:
             if (method, seed, a.factor, a.sigma) in done:
