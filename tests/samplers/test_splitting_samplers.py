@@ -178,3 +178,17 @@ def test_refusals_name_the_problem():
         get_sampler("pnp-dm", likelihood_step="magic")
     post = get_sampler("daps", num_steps=10, langevin_steps=5).sample(problem, prior, 8, seed=0)
     assert torch.isfinite(post.samples).all() and post.config["sampler"]["likelihood_step"] == "auto"
+
+
+def test_tamed_langevin_stays_finite_when_the_curvature_is_underestimated():
+    """With the curvature taken as 0 the plain step is 1000x too long for this data term and overflows; the drift cap
+    keeps the iterates finite and still moves them towards the data."""
+    A, prior, problem = _gaussian_case(sigma_y=0.01)
+    z0 = torch.zeros(4, 6, dtype=F64)
+    g = torch.Generator().manual_seed(0)
+    x = langevin_likelihood_step(problem, prior, z0, 10.0, g, num_steps=200, curvature=0.0, step_scale=1.0,
+                                 sample=False)
+    assert torch.isfinite(x).all()
+    before = float((problem.y - A @ z0[0]).norm())
+    after = float((problem.y[None] - x @ A.T).norm(dim=1).max())
+    assert after < before
