@@ -24,8 +24,8 @@ DiffPIR takes its mode (the data proximal step). Two ways:
       x <- x - h grad U(x) + sqrt(2 h) xi,      h = step_scale / (L + 1 / rho^2),
 
   where ``L`` estimates the largest curvature of ``-log p(y | x)`` (:func:`data_curvature`), so every step is
-  stable where the estimate holds; a drift longer than :data:`DRIFT_CAP` noise lengths is shortened (taming) for
-  the places where it does not. Without ``xi`` it is gradient descent towards the mode.
+  stable where the estimate holds; a drift longer than :data:`DRIFT_CAP` anchor radii ``rho sqrt(d)`` is
+  shortened (taming) for the places where it does not. Without ``xi`` it is gradient descent towards the mode.
 """
 
 from __future__ import annotations
@@ -41,10 +41,11 @@ from samplers.mcg import physical_noise_level
 __all__ = ["DRIFT_CAP", "LIKELIHOOD_STEPS", "exact_step_applies", "blurred_log_likelihood", "resolve_likelihood_step",
            "gaussian_likelihood_step", "langevin_likelihood_step", "data_curvature", "likelihood_step"]
 
-#: a Langevin drift longer than this many noise lengths ``sqrt(2 h d)`` is shortened to it (a taming in the spirit of
+#: a Langevin drift longer than this many anchor radii ``rho sqrt(d)`` is shortened to it (a taming in the spirit of
 #: Hutzenthaler, Jentzen and Kloeden 2012 and Brosse et al. 2019): the curvature estimate behind ``h`` comes from
-#: one point, and where a non-linear model is steeper the plain step would overflow
-DRIFT_CAP = 10.0
+#: one point, and where a non-linear model is steeper the plain step would overflow; no single move of that length
+#: is needed to reach a target concentrated within a few radii of the anchor
+DRIFT_CAP = 3.0
 
 #: the ``likelihood_step`` settings of the splitting samplers
 LIKELIHOOD_STEPS = ("auto", "exact", "langevin")
@@ -131,7 +132,7 @@ def langevin_likelihood_step(problem, prior, z: torch.Tensor, rho: float, genera
     step ``h = step_scale / (curvature + 1 / rho^2)`` (module docstring)."""
     h = float(step_scale) / (float(curvature) + 1.0 / float(rho) ** 2)
     x = z.detach()
-    cap = DRIFT_CAP * math.sqrt(2.0 * h * x[0].numel())
+    cap = DRIFT_CAP * float(rho) * math.sqrt(x[0].numel())
     for _ in range(int(num_steps)):
         _, grad = _potential_grad(problem, prior, x)
         drift = h * (grad + (x - z) / rho**2)

@@ -181,14 +181,29 @@ def test_refusals_name_the_problem():
 
 
 def test_tamed_langevin_stays_finite_when_the_curvature_is_underestimated():
-    """With the curvature taken as 0 the plain step is 1000x too long for this data term and overflows; the drift cap
-    keeps the iterates finite and still moves them towards the data."""
+    """With the curvature taken as 0 the plain step is far too long for this data term: plain gradient descent
+    overflows, the capped drift keeps every move within DRIFT_CAP anchor radii. With the true curvature the cap
+    never binds: the iterates are plain ULA's."""
+    from samplers.splitting import DRIFT_CAP
+
     A, prior, problem = _gaussian_case(sigma_y=0.01)
     z0 = torch.zeros(4, 6, dtype=F64)
-    g = torch.Generator().manual_seed(0)
-    x = langevin_likelihood_step(problem, prior, z0, 10.0, g, num_steps=200, curvature=0.0, step_scale=1.0,
-                                 sample=False)
+    x = langevin_likelihood_step(problem, prior, z0, 10.0, torch.Generator().manual_seed(0), num_steps=300,
+                                 curvature=0.0, step_scale=1.0, sample=False)
+    h = 1.0 / (1.0 / 10.0**2)
     assert torch.isfinite(x).all()
-    before = float((problem.y - A @ z0[0]).norm())
-    after = float((problem.y[None] - x @ A.T).norm(dim=1).max())
-    assert after < before
+    assert float(x.norm(dim=1).max()) <= 300 * DRIFT_CAP * 10.0 * math.sqrt(6)
+    plain = z0.clone()
+    with torch.no_grad():
+        for _ in range(300):
+            plain = plain - h * ((plain @ A.T - problem.y) @ A / 0.01**2 + plain / 10.0**2)
+    assert not torch.isfinite(plain).all()
+    curvature = data_curvature(problem, prior, z0)
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    tamed = langevin_likelihood_step(problem, prior, z0, 0.5, g1, num_steps=50, curvature=curvature)
+    h = 0.5 / (curvature + 1 / 0.25)
+    ula = z0.clone()
+    for _ in range(50):
+        grad = (ula @ A.T - problem.y) @ A / 0.01**2 + ula / 0.25
+        ula = ula - h * grad + math.sqrt(2 * h) * torch.randn(ula.shape, dtype=F64, generator=g2)
+    assert torch.allclose(tamed, ula, atol=1e-8)
