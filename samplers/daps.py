@@ -25,10 +25,9 @@ from dataclasses import dataclass
 
 import torch
 
-from samplers.base import Counters, Sampler, State
-from samplers.errors import SamplerConfigError
+from samplers.base import State
 from samplers.schedules import karras_sigmas
-from samplers.splitting import LIKELIHOOD_STEPS, data_curvature, likelihood_step, resolve_likelihood_step
+from samplers.splitting import SplittingSampler
 from samplers.steps import denoise_batched, probability_flow_step
 from samplers.validation import positive_float, positive_int
 
@@ -60,7 +59,7 @@ def ode_x0(prior, x: torch.Tensor, sigma: float, num_steps: int, rho: float = 7.
     return x, nfe
 
 
-class DAPS(Sampler):
+class DAPS(SplittingSampler):
     """Decoupled annealing posterior sampling (module docstring).
 
     Parameters
@@ -91,38 +90,20 @@ class DAPS(Sampler):
                  langevin_steps: int = 20, step_scale: float = 0.5, rho: float = 7.0):
         self.steps = positive_int(num_steps, "num_steps")
         self.ode_steps = positive_int(ode_steps, "ode_steps")
-        if likelihood_step not in LIKELIHOOD_STEPS:
-            raise SamplerConfigError(f"likelihood_step must be one of {', '.join(LIKELIHOOD_STEPS)}, "
-                                     f"got {likelihood_step!r}")
-        self.likelihood_step = likelihood_step
-        self.langevin_steps = positive_int(langevin_steps, "langevin_steps")
-        self.step_scale = positive_float(step_scale, "step_scale")
-        if self.step_scale > 1:
-            raise SamplerConfigError(f"step_scale must lie in (0, 1] (a larger Langevin step is unstable), "
-                                     f"got {step_scale!r}")
+        self.set_likelihood_step(likelihood_step, langevin_steps, step_scale)
         self.rho = positive_float(rho, "rho")
 
     def num_steps(self) -> int:
         """One step per annealing level."""
         return self.steps
 
-    def check(self, problem, prior) -> None:
-        """The likelihood step must apply to the problem (:func:`samplers.splitting.resolve_likelihood_step`)."""
-        super().check(problem, prior)
-        resolve_likelihood_step(self.likelihood_step, problem, type(self).__name__)
-
     def init(self, problem, prior, num_samples, generator) -> DAPSState:
         """Particles ``x ~ N(0, sigma_max^2 I)``; for the Langevin step, the data term's curvature at their
         denoised estimates (:func:`samplers.splitting.data_curvature`)."""
-        kind = resolve_likelihood_step(self.likelihood_step, problem, type(self).__name__)
         sigmas = karras_sigmas(self.steps, prior.sigma_min, prior.sigma_max, self.rho).tolist()
         x = sigmas[0] * torch.randn(num_samples, *prior.shape, generator=generator, dtype=prior.dtype,
                                     device=prior.device)
-        counters, curvature = Counters(), 0.0
-        if kind == "langevin":
-            x0 = denoise_batched(prior, x, sigmas[0])
-            curvature = data_curvature(problem, prior, x0)
-            counters = Counters(nfe=num_samples, forward_evals=11 * num_samples, grad_evals=11 * num_samples)
+        kind, curvature, counters = self.start(problem, prior, x, sigmas[0])
         return DAPSState(x, 0, problem, prior, generator, counters=counters, sigmas=sigmas, kind=kind,
                          curvature=curvature)
 
@@ -130,9 +111,7 @@ class DAPS(Sampler):
         """One annealing level: ODE to ``x0_hat``, likelihood step, re-noise."""
         s, s_next = state.sigmas[state.step], state.sigmas[state.step + 1]
         x0_hat, nfe = ode_x0(state.prior, state.x, s, self.ode_steps, self.rho)
-        x0, cost = likelihood_step(state.kind, state.problem, state.prior, x0_hat, s, state.generator,
-                                   num_steps=self.langevin_steps, curvature=state.curvature,
-                                   step_scale=self.step_scale, sample=True)
+        x0, cost = self.data_step(state, x0_hat, s, sample=True)
         x = x0 if s_next <= 0 else x0 + s_next * torch.randn(x0.shape, dtype=x0.dtype, device=x0.device,
                                                              generator=state.generator)
         n = len(x)

@@ -26,10 +26,9 @@ from dataclasses import dataclass
 
 import torch
 
-from samplers.base import Counters, Sampler, State
-from samplers.errors import SamplerConfigError
+from samplers.base import State
 from samplers.schedules import karras_sigmas
-from samplers.splitting import LIKELIHOOD_STEPS, data_curvature, likelihood_step, resolve_likelihood_step
+from samplers.splitting import SplittingSampler
 from samplers.steps import denoise_batched
 from samplers.validation import fraction_in, positive_float, positive_int
 
@@ -45,7 +44,7 @@ class DiffPIRState(State):
     curvature: float
 
 
-class DiffPIR(Sampler):
+class DiffPIR(SplittingSampler):
     """Plug-and-play restoration by half-quadratic splitting along the reverse diffusion (module docstring).
 
     Parameters
@@ -76,36 +75,19 @@ class DiffPIR(Sampler):
         self.steps = positive_int(num_steps, "num_steps")
         self.lam = positive_float(lam, "lam")
         self.zeta = fraction_in(zeta, "zeta")
-        if likelihood_step not in LIKELIHOOD_STEPS:
-            raise SamplerConfigError(f"likelihood_step must be one of {', '.join(LIKELIHOOD_STEPS)}, "
-                                     f"got {likelihood_step!r}")
-        self.likelihood_step = likelihood_step
-        self.langevin_steps = positive_int(langevin_steps, "langevin_steps")
-        self.step_scale = positive_float(step_scale, "step_scale")
-        if self.step_scale > 1:
-            raise SamplerConfigError(f"step_scale must lie in (0, 1] (a larger gradient step is unstable), "
-                                     f"got {step_scale!r}")
+        self.set_likelihood_step(likelihood_step, langevin_steps, step_scale)
         self.rho = positive_float(rho, "rho")
 
     def num_steps(self) -> int:
         """One step per noise level."""
         return self.steps
 
-    def check(self, problem, prior) -> None:
-        """The data step must apply to the problem (:func:`samplers.splitting.resolve_likelihood_step`)."""
-        super().check(problem, prior)
-        resolve_likelihood_step(self.likelihood_step, problem, type(self).__name__)
-
     def init(self, problem, prior, num_samples, generator) -> DiffPIRState:
         """Particles ``x ~ N(0, sigma_max^2 I)``; for the gradient data step, the data term's curvature."""
-        kind = resolve_likelihood_step(self.likelihood_step, problem, type(self).__name__)
         sigmas = karras_sigmas(self.steps, prior.sigma_min, prior.sigma_max, self.rho).tolist()
         x = sigmas[0] * torch.randn(num_samples, *prior.shape, generator=generator, dtype=prior.dtype,
                                     device=prior.device)
-        counters, curvature = Counters(), 0.0
-        if kind == "langevin":
-            curvature = data_curvature(problem, prior, denoise_batched(prior, x, sigmas[0]))
-            counters = Counters(nfe=num_samples, forward_evals=11 * num_samples, grad_evals=11 * num_samples)
+        kind, curvature, counters = self.start(problem, prior, x, sigmas[0])
         return DiffPIRState(x, 0, problem, prior, generator, counters=counters, sigmas=sigmas, kind=kind,
                             curvature=curvature)
 
@@ -113,9 +95,7 @@ class DiffPIR(Sampler):
         """One DiffPIR update: denoise, data proximal step, re-noise."""
         s, s_next = state.sigmas[state.step], state.sigmas[state.step + 1]
         x0_hat = denoise_batched(state.prior, state.x, s)
-        x0, cost = likelihood_step(state.kind, state.problem, state.prior, x0_hat, s / math.sqrt(self.lam),
-                                   state.generator, num_steps=self.langevin_steps, curvature=state.curvature,
-                                   step_scale=self.step_scale, sample=False)
+        x0, cost = self.data_step(state, x0_hat, s / math.sqrt(self.lam), sample=False)
         if s_next > 0:
             eps_hat = (state.x - x0) / s
             eps = torch.randn(x0.shape, dtype=x0.dtype, device=x0.device, generator=state.generator)

@@ -40,17 +40,11 @@ from dataclasses import dataclass
 
 import torch
 
-from samplers.base import Counters, Sampler, State
+from samplers.base import Counters, State
 from samplers.errors import SamplerConfigError
 from samplers.schedules import karras_sigmas
 from samplers.smc.resampling import effective_sample_size, normalise_log_weights, should_resample, systematic_resample
-from samplers.splitting import (
-    LIKELIHOOD_STEPS,
-    blurred_log_likelihood,
-    data_curvature,
-    likelihood_step,
-    resolve_likelihood_step,
-)
+from samplers.splitting import SplittingSampler, blurred_log_likelihood, resolve_likelihood_step
 from samplers.steps import analytic_variance, ancestral_step, denoise_batched
 from samplers.validation import fraction_in, positive_float, positive_int
 
@@ -86,7 +80,7 @@ def denoising_posterior_sample(prior, z: torch.Tensor, rho: float, num_steps: in
     return x, nfe
 
 
-class PnPDM(Sampler):
+class PnPDM(SplittingSampler):
     """Split Gibbs sampling with the diffusion prior as the denoising-posterior step (module docstring).
 
     Parameters
@@ -126,15 +120,7 @@ class PnPDM(Sampler):
             raise SamplerConfigError(f"need rho_min <= rho_max, got {rho_min!r} and {rho_max!r}")
         self.anneal = fraction_in(anneal, "anneal", 0.0, 1.0, closed="right")
         self.prior_steps = positive_int(prior_steps, "prior_steps")
-        if likelihood_step not in LIKELIHOOD_STEPS:
-            raise SamplerConfigError(f"likelihood_step must be one of {', '.join(LIKELIHOOD_STEPS)}, "
-                                     f"got {likelihood_step!r}")
-        self.likelihood_step = likelihood_step
-        self.langevin_steps = positive_int(langevin_steps, "langevin_steps")
-        self.step_scale = positive_float(step_scale, "step_scale")
-        if self.step_scale > 1:
-            raise SamplerConfigError(f"step_scale must lie in (0, 1] (a larger Langevin step is unstable), "
-                                     f"got {step_scale!r}")
+        self.set_likelihood_step(likelihood_step, langevin_steps, step_scale)
         self.reweight = bool(reweight)
         self.resample_threshold = fraction_in(resample_threshold, "resample_threshold")
         self.init_steps = positive_int(init_steps, "init_steps")
@@ -142,11 +128,6 @@ class PnPDM(Sampler):
     def num_steps(self) -> int:
         """One step per Gibbs iteration."""
         return self.steps
-
-    def check(self, problem, prior) -> None:
-        """The likelihood step must apply to the problem (:func:`samplers.splitting.resolve_likelihood_step`)."""
-        super().check(problem, prior)
-        resolve_likelihood_step(self.likelihood_step, problem, type(self).__name__)
 
     def coupling_levels(self, prior) -> list[float]:
         """``rho_k``, k = 0..num_steps-1: geometric from ``rho_max`` to ``rho_min`` over ``anneal * num_steps``
@@ -168,7 +149,7 @@ class PnPDM(Sampler):
         curvature at their denoised estimates."""
         kind = resolve_likelihood_step(self.likelihood_step, problem, type(self).__name__)
         rhos = self.coupling_levels(prior)
-        counters, curvature, log_w = Counters(), 0.0, None
+        counters, log_w = Counters(), None
         if self.weighted(kind):
             z = prior.sigma_max * torch.randn(num_samples, *prior.shape, generator=generator, dtype=prior.dtype,
                                               device=prior.device)
@@ -178,10 +159,11 @@ class PnPDM(Sampler):
         else:
             x = rhos[0] * torch.randn(num_samples, *prior.shape, generator=generator, dtype=prior.dtype,
                                       device=prior.device)
-        if kind == "langevin":
+        kind, curvature, cost = self.start(problem, prior, x, rhos[0])
+        counters = counters.add(**cost.as_dict())
+        if kind == "langevin":  # start the chain at the denoised particles, where the curvature was taken
             x = denoise_batched(prior, x, rhos[0])
-            curvature = data_curvature(problem, prior, x)
-            counters = Counters(nfe=num_samples, forward_evals=11 * num_samples, grad_evals=11 * num_samples)
+            counters = counters.add(nfe=num_samples)
         min_ess = float(num_samples) if log_w is None else effective_sample_size(log_w)
         return PnPDMState(x, 0, problem, prior, generator, counters=counters, rhos=rhos, kind=kind,
                           curvature=curvature, log_weights=log_w, min_ess=min_ess)
@@ -203,9 +185,7 @@ class PnPDM(Sampler):
                 x = x[systematic_resample(log_w, state.generator)]
                 log_w = torch.zeros_like(log_w)
                 resamples += 1
-        z, cost = likelihood_step(state.kind, state.problem, state.prior, x, rho, state.generator,
-                                  num_steps=self.langevin_steps, curvature=state.curvature,
-                                  step_scale=self.step_scale, sample=True)
+        z, cost = self.data_step(state, x, rho, sample=True)
         x, nfe = denoising_posterior_sample(state.prior, z, rho, self.prior_steps, state.generator)
         return self.advance(state, x=x, nfe=n * nfe, forward_evals=n * (cost["forward_evals"] + extra),
                             grad_evals=n * cost["grad_evals"], log_weights=log_w, min_ess=min_ess,

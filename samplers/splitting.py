@@ -35,11 +35,15 @@ import math
 import torch
 
 from forward_models.noise import Gaussian
+from samplers.base import Counters, Sampler
 from samplers.errors import SamplerConfigError, SamplerError
 from samplers.mcg import physical_noise_level
+from samplers.steps import denoise_batched
+from samplers.validation import positive_float, positive_int
 
-__all__ = ["DRIFT_CAP", "LIKELIHOOD_STEPS", "exact_step_applies", "blurred_log_likelihood", "resolve_likelihood_step",
-           "gaussian_likelihood_step", "langevin_likelihood_step", "data_curvature", "likelihood_step"]
+__all__ = ["SplittingSampler", "DRIFT_CAP", "LIKELIHOOD_STEPS", "exact_step_applies", "blurred_log_likelihood",
+           "resolve_likelihood_step", "gaussian_likelihood_step", "langevin_likelihood_step", "data_curvature",
+           "likelihood_step"]
 
 #: a Langevin drift longer than this many anchor radii ``rho sqrt(d)`` is shortened to it (a taming in the spirit of
 #: Hutzenthaler, Jentzen and Kloeden 2012 and Brosse et al. 2019): the curvature estimate behind ``h`` comes from
@@ -175,3 +179,43 @@ def blurred_log_likelihood(problem, prior, x: torch.Tensor, rho: float) -> torch
             proj = (fm.adjoint(r) * fm.pseudo_inverse(r, damping=(sigma_y / rho_p) ** 2)).reshape(len(r), -1).sum(1)
             rr = rr - proj
         return -0.5 * rr.clamp_min(0.0) / sigma_y**2
+
+
+class SplittingSampler(Sampler):
+    """Base of the samplers with a likelihood step (DAPS, PnP-DM, DiffPIR): its three settings, checked once; the
+    refusal of problems the step does not apply to; the step's kind and, for Langevin, the data curvature at the
+    start of a run."""
+
+    def set_likelihood_step(self, likelihood_step: str, langevin_steps: int, step_scale: float) -> None:
+        """Check and store ``likelihood_step`` (one of :data:`LIKELIHOOD_STEPS`), ``langevin_steps`` and
+        ``step_scale`` (in (0, 1]: a larger step is unstable)."""
+        if likelihood_step not in LIKELIHOOD_STEPS:
+            raise SamplerConfigError(f"likelihood_step must be one of {', '.join(LIKELIHOOD_STEPS)}, "
+                                     f"got {likelihood_step!r}")
+        self.likelihood_step = likelihood_step
+        self.langevin_steps = positive_int(langevin_steps, "langevin_steps")
+        self.step_scale = positive_float(step_scale, "step_scale")
+        if self.step_scale > 1:
+            raise SamplerConfigError(f"step_scale must lie in (0, 1] (a larger Langevin step is unstable), "
+                                     f"got {step_scale!r}")
+
+    def check(self, problem, prior) -> None:
+        """The likelihood step must apply to the problem (:func:`resolve_likelihood_step`)."""
+        super().check(problem, prior)
+        resolve_likelihood_step(self.likelihood_step, problem, type(self).__name__)
+
+    def start(self, problem, prior, x: torch.Tensor, sigma: float) -> tuple[str, float, Counters]:
+        """``(kind, curvature, counters)`` at the start of a run: the step's kind, and for Langevin the data term's
+        curvature at the denoised particles ``D(x, sigma)`` with its cost (one NFE, 11 gradients per particle)."""
+        kind = resolve_likelihood_step(self.likelihood_step, problem, type(self).__name__)
+        if kind != "langevin":
+            return kind, 0.0, Counters()
+        n = len(x)
+        curvature = data_curvature(problem, prior, denoise_batched(prior, x, sigma))
+        return kind, curvature, Counters(nfe=n, forward_evals=11 * n, grad_evals=11 * n)
+
+    def data_step(self, state, z: torch.Tensor, rho: float, sample: bool) -> tuple[torch.Tensor, dict]:
+        """:func:`likelihood_step` with this sampler's settings and the state's kind and curvature."""
+        return likelihood_step(state.kind, state.problem, state.prior, z, rho, state.generator,
+                               num_steps=self.langevin_steps, curvature=state.curvature,
+                               step_scale=self.step_scale, sample=sample)
