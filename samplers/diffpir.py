@@ -13,7 +13,8 @@ The paper's ``rho_t = lambda sigma_n^2 / sigma_bar_t^2`` with ``sigma_bar_t = sq
 step is the mode of :mod:`samplers.splitting`'s (1) with ``rho = s / sqrt(lambda)``: exact (a damped
 pseudo-inverse) for linear models with Gaussian noise, ``langevin_steps`` gradient-descent steps otherwise.
 The last step (``s' = 0``) returns ``x0_data``. ``zeta = 0`` is deterministic (DDIM-like); ``zeta = 1`` re-noises
-afresh. Defaults ``lambda = 7``, ``zeta = 0.3`` (the paper's and deepinv's ranges).
+afresh. Defaults ``lambda = 1``, ``zeta = 0.3``: ``lambda`` from {1, 7} and ``zeta`` from {0.1, 0.3} on held-out
+phantoms (BENCHMARKS.md; the paper and deepinv use ``lambda = 7``).
 
 Cost per step and particle: 1 NFE and one exact step (2 forward-model applications) or ``langevin_steps``
 forward evaluations and gradients; no gradient through the network.
@@ -70,7 +71,7 @@ class DiffPIR(SplittingSampler):
 
     static_fields = ("sigmas",)
 
-    def __init__(self, num_steps: int = 100, lam: float = 7.0, zeta: float = 0.3, likelihood_step: str = "auto",
+    def __init__(self, num_steps: int = 100, lam: float = 1.0, zeta: float = 0.3, likelihood_step: str = "auto",
                  langevin_steps: int = 20, step_scale: float = 0.5, rho: float = 7.0):
         self.steps = positive_int(num_steps, "num_steps")
         self.lam = positive_float(lam, "lam")
