@@ -131,7 +131,7 @@ def test_pnp_dm_reaches_the_floor_on_the_gaussian_mixture():
 
 #: measured median SW / floor at d = 8, dy = 2, seeds 0-2, 500 samples (the approximate samplers); the bound leaves
 #: a quarter for platform noise
-MEASURED_GMM_LEVEL = {"ddrm": 29.9, "diffpir": 32.7, "daps": 33.0}
+MEASURED_GMM_LEVEL = {"ddrm": 29.9, "diffpir": 32.3, "daps": 33.0}
 
 
 @pytest.mark.parametrize("name", sorted(MEASURED_GMM_LEVEL))
