@@ -4,7 +4,7 @@
 Annealing over noise levels ``sigma_0 = sigma_max > ... > sigma_{N-1} = sigma_min`` (EDM schedule), each step
 decouples the particle from the previous level::
 
-    x0_hat = Phi(x, sigma_i)                                  # probability-flow ODE from sigma_i to 0, K Euler steps
+    x0_hat = Phi(x, sigma_i)                                  # probability-flow ODE to 0, K - 1 Euler steps
     x0     ~ p(y | x0) N(x0; x0_hat, r_i^2 I),  r_i = sigma_i  # the likelihood step (samplers.splitting)
     x      = x0 + sigma_{i+1} eps                            # re-noise to the next level
 
@@ -14,9 +14,9 @@ models with Gaussian noise the draw is exact (:func:`samplers.splitting.gaussian
 there (``likelihood_step="auto"``). No gradient is ever taken through the network; the Langevin step needs
 gradients of the forward model only.
 
-Defaults (CPU budget): ``N = 50`` levels, ``K = 5`` ODE steps (the paper: 200 levels of 5 steps, 100 Langevin
-steps each). Cost per particle and level: ``K`` NFE, and one exact step (2 forward-model applications) or
-``langevin_steps`` forward evaluations and gradients.
+Defaults (CPU budget): ``N = 50`` levels, an ODE schedule of ``K = 5`` levels, i.e. 4 Euler steps (the paper: 200
+levels, a 5-step ODE, 100 Langevin steps each). Cost per particle and level: ``K - 1`` NFE (1 at ``sigma_min``),
+and one exact step (2 forward-model applications) or ``langevin_steps`` forward evaluations and gradients.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ import torch
 from samplers.base import State
 from samplers.schedules import karras_sigmas
 from samplers.splitting import SplittingSampler
-from samplers.steps import denoise_batched, probability_flow_step
+from samplers.steps import probability_flow_x0
 from samplers.validation import positive_float, positive_int
 
-__all__ = ["DAPS", "DAPSState", "ode_x0"]
+__all__ = ["DAPS", "DAPSState"]
 
 
 @dataclass(kw_only=True)
@@ -44,28 +44,14 @@ class DAPSState(State):
     curvature: float
 
 
-def ode_x0(prior, x: torch.Tensor, sigma: float, num_steps: int, rho: float = 7.0) -> tuple[torch.Tensor, int]:
-    """``x0_hat = Phi(x, sigma)``: ``num_steps`` Euler steps of the probability-flow ODE from ``sigma`` down an EDM
-    schedule to ``prior.sigma_min`` and then to 0 (one step, or ``sigma <= sigma_min``, is the plain denoiser).
-    Returns ``(x0_hat, nfe per particle)``."""
-    if num_steps <= 1 or sigma <= prior.sigma_min * (1 + 1e-9):
-        return denoise_batched(prior, x, sigma), 1
-    levels = karras_sigmas(num_steps - 1, prior.sigma_min, sigma, rho).tolist()
-    nfe = 0
-    with torch.no_grad():
-        for s, s_next in zip(levels[:-1], levels[1:], strict=True):
-            x, n = probability_flow_step(prior, x, s, s_next)
-            nfe += n
-    return x, nfe
-
-
 class DAPS(SplittingSampler):
     """Decoupled annealing posterior sampling (module docstring).
 
     Parameters
     ----------
     num_steps : number of annealing levels N
-    ode_steps : Euler steps of the ODE that gives ``x0_hat`` at each level
+    ode_steps : levels of the ODE schedule that gives ``x0_hat`` at each level, ``sigma_i`` to 0 included
+        (``ode_steps - 1`` Euler steps)
     likelihood_step : ``"auto"`` (exact for linear models with Gaussian noise, Langevin otherwise), ``"exact"``
         or ``"langevin"``
     langevin_steps : Langevin steps per level (Langevin only)
@@ -97,6 +83,11 @@ class DAPS(SplittingSampler):
         """One step per annealing level."""
         return self.steps
 
+    def ode_euler_steps(self, sigma: float, prior) -> int:
+        """Euler steps (= NFE) of the ODE to ``x0_hat`` at level ``sigma``: ``ode_steps - 1`` (the ODE schedule has
+        ``ode_steps`` levels from ``sigma`` down to 0), and one (the denoiser) at ``sigma_min``."""
+        return 1 if sigma <= prior.sigma_min * (1 + 1e-9) else max(self.ode_steps - 1, 1)
+
     def init(self, problem, prior, num_samples, generator) -> DAPSState:
         """Particles ``x ~ N(0, sigma_max^2 I)``; for the Langevin step, the data term's curvature at their
         denoised estimates (:func:`samplers.splitting.data_curvature`)."""
@@ -110,7 +101,9 @@ class DAPS(SplittingSampler):
     def step(self, state: DAPSState) -> DAPSState:
         """One annealing level: ODE to ``x0_hat``, likelihood step, re-noise."""
         s, s_next = state.sigmas[state.step], state.sigmas[state.step + 1]
-        x0_hat, nfe = ode_x0(state.prior, state.x, s, self.ode_steps, self.rho)
+        nfe = self.ode_euler_steps(s, state.prior)
+        with torch.no_grad():
+            x0_hat = probability_flow_x0(state.prior, state.x, s, nfe, self.rho)
         x0, cost = self.data_step(state, x0_hat, s, sample=True)
         x = x0 if s_next <= 0 else x0 + s_next * torch.randn(x0.shape, dtype=x0.dtype, device=x0.device,
                                                              generator=state.generator)

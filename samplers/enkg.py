@@ -65,7 +65,7 @@ import torch
 from samplers.base import Sampler, State
 from samplers.errors import SamplerConfigError
 from samplers.schedules import karras_sigmas
-from samplers.steps import batched, denoise_batched, probability_flow_step, whitened_residuals
+from samplers.steps import batched, probability_flow_step, probability_flow_x0, whitened_residuals
 from samplers.validation import fraction_in, non_negative_float, non_negative_int, positive_float, positive_int
 
 __all__ = ["EnsembleKalmanGuidance", "EnKGState", "GAINS", "EnsembleSpanWarning"]
@@ -193,13 +193,9 @@ class EnsembleKalmanGuidance(Sampler):
         return EnKGState(x, 0, problem, prior, generator, sigmas=sigmas, misfit=[])
 
     def predict_x0(self, prior, x: torch.Tensor, sigma: float, num_steps: int) -> torch.Tensor:
-        """``Phi(x, sigma)``: ``num_steps`` Euler steps of the ODE from ``sigma`` to 0 (``num_steps`` NFE)."""
-        if num_steps == 1:
-            return denoise_batched(prior, x, sigma, self.batch_size)
-        sig = karras_sigmas(num_steps, prior.sigma_min, sigma, self.rho).tolist()
-        for s, s_next in zip(sig[:-1], sig[1:], strict=False):
-            x, _ = probability_flow_step(prior, x, s, s_next, "euler", self.batch_size)
-        return x
+        """``Phi(x, sigma)``: ``num_steps`` Euler steps of the ODE from ``sigma`` to 0 (``num_steps`` NFE;
+        :func:`samplers.steps.probability_flow_x0`)."""
+        return probability_flow_x0(prior, x, sigma, num_steps, self.rho, self.batch_size)
 
     def ensemble_update(self, problem, prior, x: torch.Tensor, sigma: float, gamma: float, k: int):
         """One EnKG update of the ensemble ``x`` at level ``sigma``; returns ``(x_new, mean squared whitened

@@ -138,9 +138,9 @@ class PnPDM(SplittingSampler):
         ratio = (lo / hi) ** (1.0 / max(n_anneal - 1, 1))
         return [hi * ratio ** min(k, n_anneal - 1) if n_anneal > 1 else lo for k in range(self.steps)]
 
-    def weighted(self, state_or_kind) -> bool:
-        """Whether the run carries annealed importance weights (``reweight`` and the exact likelihood step)."""
-        kind = state_or_kind if isinstance(state_or_kind, str) else state_or_kind.kind
+    def weighted(self, kind: str) -> bool:
+        """Whether a run with likelihood step ``kind`` carries annealed importance weights (``reweight`` and the
+        exact step)."""
         return self.reweight and kind == "exact"
 
     def init(self, problem, prior, num_samples, generator) -> PnPDMState:

@@ -21,9 +21,10 @@ import torch
 
 from forward_models.noise import Gaussian
 from samplers.errors import SamplerError
+from samplers.schedules import karras_sigmas
 
 __all__ = ["analytic_variance", "ancestral_step", "ancestral_variance", "denoise_with_misfit_gradient", "sigma_batch",
-           "batched", "denoise_batched", "probability_flow_step", "whitened_residuals"]
+           "batched", "denoise_batched", "probability_flow_step", "probability_flow_x0", "whitened_residuals"]
 
 
 def sigma_batch(sigma: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -128,6 +129,19 @@ def probability_flow_step(prior, x: torch.Tensor, sigma: float, sigma_next: floa
         return x_euler, 1
     d2 = (x_euler - denoise_batched(prior, x_euler, sigma_next, batch_size)) / sigma_next
     return x + (sigma_next - sigma) * 0.5 * (d + d2), 2
+
+
+def probability_flow_x0(prior, x: torch.Tensor, sigma: float, num_steps: int, rho: float = 7.0,
+                        batch_size: int | None = None) -> torch.Tensor:
+    """``Phi(x, sigma)``: ``num_steps`` Euler steps of the probability-flow ODE (``num_steps`` NFE) down an EDM
+    schedule from ``sigma`` to ``prior.sigma_min`` and then to 0 (EnKG's and DAPS's clean-image predictor). One step,
+    or ``sigma`` already at ``sigma_min``, is the plain denoiser ``D(x, sigma)``."""
+    if num_steps <= 1 or sigma <= prior.sigma_min * (1 + 1e-9):
+        return denoise_batched(prior, x, sigma, batch_size)
+    sig = karras_sigmas(num_steps, prior.sigma_min, sigma, rho).tolist()
+    for s, s_next in zip(sig[:-1], sig[1:], strict=True):
+        x, _ = probability_flow_step(prior, x, s, s_next, "euler", batch_size)
+    return x
 
 
 def whitened_residuals(problem, y_clean: torch.Tensor) -> torch.Tensor:
