@@ -6,7 +6,7 @@ our four samplers run at their defaults through :func:`inverse.reconstruction.re
 (``phantoms-64``), 8 samples and the instance as seed, and are scored by the suite's
 :func:`imaging.score_samples` rules (PSNR / SSIM of the mean, coverage of the 5-95% pixel band). The other methods'
 rows are read from the suite's store (``data/benchmarks/suite/imaging.jsonl``), so every method is compared on the
-same instances and prior. Rows are appended to a JSON-lines file as they finish (a re-run skips them).
+same instances and prior. Rows go to a :class:`common.ResultStore` as they finish (a re-run skips them).
 
     python scripts/benchmarks/leading_suite.py --problems ct-30 --instances 0-9 \
         --out data/benchmarks/leading_suite.jsonl
@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import torch
+from common import ResultStore
 
 NEW = ("daps", "pnp-dm", "diffpir", "ddrm")
 STORED = ("view", "dps", "mcg", "mcgdiff", "tds", "deepinv-dps", "deepinv-diffpir")
@@ -47,9 +48,8 @@ def run_one(label: str, seed: int, name: str, prior) -> dict:
 
 
 def table(path) -> str:
-    ours = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-    suite = [{**r, **r["key"]} for r in (json.loads(line) for line in SUITE.read_text().splitlines() if line.strip())
-             if isinstance(r.get("key"), dict)] if SUITE.exists() else []  # the store's rows: fields under "key"
+    ours = [{**r, **r["key"]} for r in ResultStore(path).records()]
+    suite = [{**r, **r.get("key", {})} for r in ResultStore(SUITE).records()]  # the suite's store, same format
     lines = ["| problem | method | instances | PSNR (mean) | SSIM | coverage 90% | NFE / sample | time / sample (s) |",
              "|---|---|---|---|---|---|---|---|"]
     for label in sorted({r["problem"] for r in ours}):
@@ -86,23 +86,19 @@ def main(argv=None) -> int:
 
     prior = load_prior("phantoms-64")
     start, stop = (int(v) for v in a.instances.split("-"))
-    out = Path(a.out)
-    done = {(r["problem"], r["seed"], r["method"]) for r in map(json.loads, out.read_text().splitlines())} \
-        if out.exists() else set()
+    store = ResultStore(a.out)
     for label in a.problems:
         for seed in range(start, stop + 1):
             for name in a.methods:
-                if (label, seed, name) in done:
+                key = {"problem": label, "seed": seed, "method": name}
+                if store.done(key):
                     continue
                 try:
                     rec = run_one(label, seed, name, prior)
                 except Exception as e:  # noqa: BLE001 - a failed cell is recorded, not fatal
                     rec = {"failed": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
-                rec = {"problem": label, "seed": seed, "method": name, **rec}
-                with out.open("a") as f:
-                    f.write(json.dumps(rec) + "\n")
-                print(json.dumps(rec)[:300], flush=True)
-    print(table(out))
+                print(json.dumps(store.add(key, rec))[:300], flush=True)
+    print(table(a.out))
     return 0
 
 

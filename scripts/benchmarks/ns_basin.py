@@ -11,7 +11,7 @@ Problem: ``navier-stokes`` (Re 200, T = 1, truths ``ns-vorticity`` seeds 10000 +
 
 Per method and instance: the relative L2 error of the posterior mean (of the L-BFGS end point), the data misfit
 (mean squared whitened residual per measurement of the mean), forward and gradient evaluations per sample, wall
-time. Rows are appended to a JSON-lines file as they finish (a re-run skips them).
+time. Rows go to a :class:`common.ResultStore` as they finish (a re-run skips them).
 
     python scripts/benchmarks/ns_basin.py --instances 2 --factor 2 --sigma 0.1 --out data/benchmarks/ns_basin.jsonl
     python scripts/benchmarks/ns_basin.py --table data/benchmarks/ns_basin.jsonl
@@ -22,9 +22,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import torch
+from common import ResultStore
 
 METHODS = ("lbfgs-zero", "lbfgs-near", "dps", "daps", "pnp-dm")
 
@@ -90,7 +90,7 @@ def run_one(method: str, seed: int, a) -> dict:
 
 
 def table(path) -> str:
-    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    rows = [{**r, **r["key"]} for r in ResultStore(path).records()]
     out = ["| method | instances | relative L2 (mean) | per instance | misfit (mean) | forward / sample | "
            "gradients / sample | time / instance (s) |", "|---|---|---|---|---|---|---|---|"]
     for method in METHODS:
@@ -122,24 +122,18 @@ def main(argv=None) -> int:
         print(table(a.table))
         return 0
     torch.set_num_threads(a.threads)
-    out = Path(a.out)
-    done = set()
-    if out.exists():
-        rows = map(json.loads, out.read_text().splitlines())
-        done = {(r["method"], r["seed"], r["factor"], r["sigma"]) for r in rows}
+    store = ResultStore(a.out)
     for seed in range(a.first_seed, a.first_seed + a.instances):
         for method in a.methods:
-            if (method, seed, a.factor, a.sigma) in done:
+            key = {"method": method, "seed": seed, "factor": a.factor, "sigma": a.sigma}
+            if store.done(key):
                 continue
             try:
                 rec = run_one(method, seed, a)
             except Exception as e:  # noqa: BLE001 - a failed cell is recorded, not fatal
-                rec = {"method": method, "seed": seed, "factor": a.factor, "sigma": a.sigma,
-                       "failed": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
-            with out.open("a") as f:
-                f.write(json.dumps(rec) + "\n")
-            print(json.dumps(rec), flush=True)
-    print(table(out))
+                rec = {"failed": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
+            print(json.dumps(store.add(key, {k: v for k, v in rec.items() if k not in key})), flush=True)
+    print(table(a.out))
     return 0
 
 
