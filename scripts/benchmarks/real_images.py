@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import ResultStore
 
 __all__ = ["IMAGES", "PHANTOMS", "PROBLEMS", "METHODS", "natural_field_prior", "truth_image", "main"]
 
@@ -124,7 +125,7 @@ def run_one(label: str, image: str, method: str, priors: dict, num_samples: int 
 def table(path) -> str:
     """Markdown: mean PSNR, worst gain over the view, misfit, coverage and warning rate per problem, method and kind
     of truth (the real images, then the held-out phantoms)."""
-    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    rows = [{**r, **r["key"]} for r in ResultStore(path).records()]
     view = {(r["problem"], r["image"]): r["psnr"] for r in rows if r["method"] == "view"}
     lines = ["| problem | truths | method | n | mean PSNR | mean gain over view | worst gain | >= view + 2 dB | "
              "median misfit | mean coverage 90% | mismatch warnings |", "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -175,10 +176,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     from priors import load_prior
 
-    out = Path(a.out)
-    done = set()
-    if out.exists():
-        done = {(r["problem"], r["image"], r["method"]) for r in map(json.loads, out.read_text().splitlines())}
+    store = ResultStore(a.out)
     priors = {"phantoms-64": load_prior("phantoms-64"), "real-patches-64": load_prior("real-patches-64")}
     if "exact@natural-field" in a.methods:
         priors["natural-field"] = natural_field_prior()
@@ -186,17 +184,15 @@ def main(argv=None) -> int:
         for method in a.methods:
             name = method if a.num_samples == 8 or method == "view" else f"{method}#{a.num_samples}"
             for image in a.images:
-                if (label, image, name) in done:
+                key = {"problem": label, "image": image, "method": name}
+                if store.done(key):
                     continue
                 try:
                     rec = run_one(label, image, method, priors, a.num_samples)
                 except Exception as e:  # noqa: BLE001 - a failed cell is recorded, not fatal
                     rec = {"failed": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
-                rec = {"problem": label, "image": image, "method": name, "threads": a.threads, **rec}
-                with out.open("a") as f:
-                    f.write(json.dumps(rec) + "\n")
-                print(json.dumps(rec), flush=True)
-    print(table(out))
+                print(json.dumps(store.add(key, {"threads": a.threads, **rec})), flush=True)
+    print(table(a.out))
     return 0
 
 
