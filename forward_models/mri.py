@@ -47,6 +47,7 @@ from forward_models.base import ForwardModel, check_batch, check_damping, damped
 from forward_models.coils import synthetic_coil_maps
 from forward_models.errors import ForwardModelError
 from forward_models.masks import cartesian_mask, realised_acceleration
+from forward_models.singular_basis import FourierBasis, RowBasis
 
 __all__ = ["SingleCoilMRI", "MultiCoilMRI", "RealImageMRI", "fft2c", "ifft2c", "fft1c", "ifft1c"]
 
@@ -276,6 +277,11 @@ class SingleCoilMRI(_CartesianMRI):
         """Zero-filled reconstruction ``F^H M y``: unmeasured k-space set to zero, inverse DFT."""
         return self.adjoint(y)
 
+    def singular_basis(self) -> FourierBasis:
+        """The closed-form singular basis: the sampled Fourier modes, ``s = 1``
+        (:class:`~forward_models.singular_basis.FourierBasis`)."""
+        return FourierBasis(self)
+
 
 class MultiCoilMRI(_CartesianMRI):
     """Multi-coil (SENSE) Cartesian MRI ``y_c = M F (S_c x)``: input ``(2, H, W)``, output ``(2, C, H, W)``.
@@ -383,6 +389,11 @@ class MultiCoilMRI(_CartesianMRI):
             return super().pseudo_inverse(y, damping=damping, **kwargs)
         return _real(x)
 
+    def singular_basis(self) -> RowBasis | None:
+        """The per-row singular basis of a column mask (:class:`~forward_models.singular_basis.RowBasis`, complex
+        images), ``None`` for another mask."""
+        return RowBasis(self, real=False) if self._row_svd(real=False) is not None else None
+
     def zero_filled(self, y):
         """SENSE-combined zero-filled reconstruction ``sum_c conj(S_c) F^H M y_c / sum_c |S_c|^2``."""
         S = self._maps(y.dtype)
@@ -460,6 +471,11 @@ class RealImageMRI(ForwardModel):
         if x is None:
             return super().pseudo_inverse(y, damping=damping, **kwargs)
         return x[:, None]
+
+    def singular_basis(self) -> RowBasis | None:
+        """The per-row singular basis of a column mask for real images
+        (:class:`~forward_models.singular_basis.RowBasis`), ``None`` for another mask."""
+        return RowBasis(self.operator, real=True) if self._row_svd() is not None else None
 
     def zero_filled(self, y):
         """Real part of the operator's zero-filled (adjoint) reconstruction."""

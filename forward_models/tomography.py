@@ -47,6 +47,7 @@ import torch
 
 from forward_models.base import GRAM_CUTOFF, ForwardModel, check_batch, check_damping
 from forward_models.errors import ForwardModelError
+from forward_models.singular_basis import DenseBasis, basis_rank_budget, randomized_basis
 
 __all__ = ["EXACT_PINV_MAX_MEASUREMENTS", "ParallelBeamCT", "SparseRays", "ramp_filter", "radon_matrix", "range_basis"]
 
@@ -341,6 +342,37 @@ class ParallelBeamCT(SparseRays, ForwardModel):
         on the operator's device, if the sinogram is small enough for it."""
         if self._exact_pinv:
             self._basis(self.A_val.device)
+
+    def singular_basis(self, rank: int | None = None) -> DenseBasis:
+        """Singular basis of ``pixel_size * A`` in float64 on the CPU (:mod:`forward_models.singular_basis`).
+
+        Exact when the full basis fits :data:`~forward_models.singular_basis.MAX_BASIS_BYTES` and the sinogram has at
+        most :data:`EXACT_PINV_MAX_MEASUREMENTS` entries and no ``rank`` is asked: from ``A A^T = U diag(lam) U^T``
+        (:func:`range_basis`), ``s = sqrt(lam)`` (below the decomposition's resolution dropped) and
+        ``Vh = diag(1/s) U^T A`` (one sparse product). Otherwise truncated to ``rank`` (default: the largest
+        that fits the budget) by the randomized range finder
+        (:func:`~forward_models.singular_basis.randomized_basis`) on the sparse products, the truncation
+        recorded on the basis."""
+        m, d = self.num_angles * self.num_detectors, self.img_size**2
+        budget_rank = basis_rank_budget(d, m)
+        f64 = torch.float64
+        if rank is None and budget_rank == min(m, d) and self._exact_pinv:
+            U, lam = range_basis(self.img_size, self.num_angles)
+            cut = (GRAM_CUTOFF if m >= _SVD_MAX_MEASUREMENTS else 1e-12) ** 2 * float(lam.max())
+            keep = lam > cut
+            U = U[:, keep]
+            s = lam[keep].sqrt()
+            Vh = self._project(U.T.to(f64).cpu(), transpose=True) / s[:, None]  # rows U^T A / s
+            return DenseBasis(U.contiguous(), s * self.pixel_size, Vh.contiguous())
+        rank = budget_rank if rank is None else int(rank)
+
+        def forward(X):
+            return self._project(X.to(f64), transpose=False) * self.pixel_size
+
+        def adjoint(Y):
+            return self._project(Y.to(f64), transpose=True) * self.pixel_size
+
+        return randomized_basis(forward, adjoint, d, m, rank)
 
     def _basis(self, device) -> tuple[torch.Tensor, torch.Tensor]:
         """:func:`range_basis` of this geometry as float64 tensors on ``device`` (kept for the next call)."""

@@ -14,7 +14,7 @@ the paper: ``eta = 0.85``, ``eta_b = 1``; 20 steps in the paper, 50 here. Partic
 DDRM is a fast approximate sampler (its reverse kernel is not the exact posterior transition). Cost per step and
 particle: 1 NFE and a projection on the singular basis (counted as one forward evaluation); the decomposition is
 computed once per operator and prior and cached. Needs a linear model with Gaussian noise, and the singular basis
-(an operator with ``svd()``, at most 8,192 unknowns, or a matrix-free decomposition for multi-coil MRI).
+(the structured, dense or truncated bases of :class:`~samplers.smc.linear_gaussian.LinearGaussian`).
 """
 
 from __future__ import annotations
@@ -108,6 +108,13 @@ class DDRM(Sampler):
         z_strong = (1.0 - self.eta_b) * z0 + self.eta_b * y_bar + var_strong.sqrt() * eps
         z = torch.where(weak, z_weak, z_strong)
         flat = u.reshape(len(u), -1)
-        flat = flat + (z - lg.project(u)) @ lg.Vh
+        flat = flat + lg.lift(z - lg.project(u))
         n = len(x)
         return self.advance(state, x=flat.reshape(x.shape), nfe=n, forward_evals=n)
+
+    def finalize(self, state: DDRMState):
+        """The posterior, with the singular basis's record in its diagnostics
+        (:meth:`~samplers.smc.linear_gaussian.LinearGaussian.diagnostics`)."""
+        post = super().finalize(state)
+        post.diagnostics = {**post.diagnostics, **state.lg.diagnostics()}
+        return post

@@ -235,8 +235,9 @@ class SMCSampler(Sampler):
         """Weighted posterior with diagnostics ``ess_history``, ``log_evidence``, ``num_resampling``,
         ``min_ess`` / ``min_ess_step`` and ``weight_collapse``: true (with a :class:`WeightCollapseWarning`)
         when the ESS fell below ``max(1.5, N / 100)`` at some step, i.e. nearly one particle carried the weight.
-        Samplers in an operator's singular basis add ``basis_s`` (seconds its decomposition took) and
-        ``basis_reused`` (true when this run took it from the cache, so ``wall_time_s`` excludes it)."""
+        Samplers in an operator's singular basis add the basis's record
+        (:meth:`~samplers.smc.linear_gaussian.LinearGaussian.diagnostics`: ``basis_s``, ``basis_reused``,
+        ``basis_kind``, ``basis_rank``, ``basis_truncation`` when truncated)."""
         post = super().finalize(state)
         ess = state.ess_history + [effective_sample_size(state.log_weights)]
         n = len(state.log_weights)
@@ -247,8 +248,8 @@ class SMCSampler(Sampler):
                             "num_levels": len(state.sigmas) - 1,
                             "min_ess": float(ess[k]), "min_ess_step": int(k), "weight_collapse": bool(collapse)}
         lg = getattr(state.model, "lg", None)
-        if lg is not None:  # the operator's decomposition: its cost and whether it was reused
-            post.diagnostics.update(basis_s=lg.decomposition_s, basis_reused=lg.decomposition_reused)
+        if lg is not None:  # the operator's decomposition: its kind, cost, reuse and any truncation
+            post.diagnostics.update(lg.diagnostics())
         if collapse:
             warnings.warn(f"{type(self).__name__}: the particle weights collapsed (ESS {ess[k]:.2f} of {n} at step "
                           f"{k}); use more particles or steps", WeightCollapseWarning, stacklevel=2)

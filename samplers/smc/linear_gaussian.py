@@ -3,24 +3,32 @@
 For ``y = A x + b + sigma_y e`` with ``A = U diag(s) Vh``, ``z = Vh x`` and ``y_bar = U^T (y - b)``, the
 likelihood factorises over the r singular directions, and a Gaussian kernel tilted by a per-coordinate
 Gaussian potential has closed-form samples and normaliser: the building block of the exact-linear SMC
-samplers (:mod:`samplers.smc.linear_twist`) and of TDS's linear twist. The decompositions come from
-:mod:`forward_models.linalg`.
+samplers (:mod:`samplers.smc.linear_twist`), of TDS's linear twist and of DDRM. The bases come from
+:mod:`forward_models.singular_basis` (structured and truncated ones) and :mod:`forward_models.linalg` (dense ones).
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import time
+import warnings
 
 import torch
 
 from forward_models.linalg import cached_decomposition, gram_eigh, operator_fingerprint, thin_svd
 from forward_models.noise import Gaussian
+from forward_models.singular_basis import (
+    MAX_BASIS_BYTES,
+    DenseBasis,
+    SingularBasis,
+    basis_rank_budget,
+    randomized_basis,
+)
 from priors.base import Prior
 from samplers.errors import SamplerConfigError
 
-__all__ = ["LinearGaussian", "MAX_DENSE_DIM", "MAX_DENSE_ENTRIES"]
+__all__ = ["LinearGaussian", "MAX_DENSE_DIM", "MAX_DENSE_ENTRIES", "MAX_BASIS_BYTES", "BasisTruncationWarning",
+           "basis_rank_budget"]  # the last two re-exported from forward_models.singular_basis
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -30,6 +38,57 @@ MAX_DENSE_DIM = 8192
 #: largest dense operator (``prod(output) * prod(input)`` entries) :class:`LinearGaussian` builds; larger
 #: operators (multi-coil MRI: 65536 x 4096) are decomposed matrix-free through their adjoint (``gram_eigh``)
 MAX_DENSE_ENTRIES = 40_000_000
+
+
+class BasisTruncationWarning(UserWarning):
+    """A truncated singular basis dropped directions whose singular value exceeds the noise level."""
+
+
+def _affine_map(prior) -> tuple[float, float] | None:
+    """``(scale, offset)`` when the prior's ``to_physical`` is ``offset + scale * x`` with scalars (the identity
+    and every :class:`~priors.normalisation.Normalisation`), checked on probes; ``None`` otherwise."""
+    if type(prior).to_physical is Prior.to_physical:
+        return 1.0, 0.0
+    f64 = torch.float64
+    probe = torch.randn(2, *prior.shape, generator=torch.Generator().manual_seed(7), dtype=f64)
+    try:
+        with torch.no_grad():
+            zero = prior.to_physical(torch.zeros(1, *prior.shape, dtype=f64))
+            one = prior.to_physical(torch.ones(1, *prior.shape, dtype=f64))
+            out = prior.to_physical(probe)
+    except (RuntimeError, TypeError):
+        return None
+    offset, scale = float(zero.flatten()[0]), float((one - zero).flatten()[0])
+    ok = (scale != 0 and torch.allclose(zero, torch.full_like(zero, offset))
+          and torch.allclose(one - zero, torch.full_like(zero, scale))
+          and torch.allclose(out, offset + scale * probe, rtol=1e-10, atol=1e-12))
+    return (scale, offset) if ok else None
+
+
+def _has_structure(fm) -> bool:
+    """Whether the operator may offer a structured singular basis (``singular_basis()``) or an ``svd()``."""
+    return callable(getattr(fm, "singular_basis", None)) or callable(getattr(fm, "svd", None))
+
+
+def _structured_basis(fm) -> SingularBasis | None:
+    """The operator's own basis: ``singular_basis()`` (``None`` where its structure does not apply), or a
+    :class:`DenseBasis` of its ``svd()``."""
+    if callable(getattr(fm, "singular_basis", None)):
+        return fm.singular_basis()
+    U, s, Vh = (t.to(torch.float64) for t in fm.svd())
+    keep = s > 1e-12 * float(s.max()) if s.numel() else s > 0
+    return DenseBasis(U[:, keep], s[keep], Vh[keep])
+
+
+def _transpose_of(prior, shape):
+    """``u -> T^T u`` for the linear part ``T`` of ``prior.to_physical`` (autograd), float64 batches."""
+
+    def t_transpose(u):  # T^T u = grad_x <to_physical(x), u>
+        with torch.enable_grad():
+            x = torch.zeros(len(u), *shape, dtype=torch.float64, requires_grad=True)
+            return torch.autograd.grad((prior.to_physical(x) * u).sum(), x)[0]
+
+    return t_transpose
 
 
 def _fingerprint(fm, prior, shape) -> tuple:
@@ -56,19 +115,27 @@ class LinearGaussian:
         x'_i | . ~ N(m_i + v s_i (y_bar_i - s_i m_i) / (s_i^2 v + w_i),  v w_i / (s_i^2 v + w_i)),
         int N(x'; m, v I) N(y_bar; s z', w) dx' = N(y_bar; s z_m, s^2 v + w)        (per coordinate).
 
-    Built by :meth:`from_problem`: the operator's own ``svd()`` when it has one and the prior's
-    ``to_physical`` is the identity; otherwise a dense matrix of ``x -> F(to_physical(x)) - b``
-    (``b = F(to_physical(0))``; assumes ``to_physical`` affine, as normalisations are), limited to
-    ``MAX_DENSE_DIM`` inputs, decomposed by :func:`thin_svd`. An operator whose dense matrix would
-    exceed ``MAX_DENSE_ENTRIES`` (multi-coil MRI) is decomposed matrix-free from its ``adjoint`` by
-    :func:`gram_eigh`; ``U`` is then ``None`` (only ``y_bar = U^T (y - b)`` and ``Vh`` are used).
-    Either decomposition is kept for the next run on the same operator and prior
+    Built by :meth:`from_problem`, in this order:
+
+    1. the operator's structured basis when the prior's ``to_physical`` is affine with scalars (the identity or a
+       :class:`~priors.normalisation.Normalisation`, so the model-space operator is ``scale * A``):
+       ``singular_basis()`` (:mod:`forward_models.singular_basis`: per-row blocks for column-masked Cartesian
+       MRI, the Fourier modes of single-coil MRI, the range basis of parallel-beam CT) or ``svd()``;
+    2. a dense matrix of ``x -> F(to_physical(x)) - b`` (``b = F(to_physical(0))``; ``to_physical`` affine, as
+       normalisations are) for at most ``MAX_DENSE_DIM`` inputs, decomposed by :func:`thin_svd`, or matrix-free
+       from its ``adjoint`` by :func:`gram_eigh` when that matrix would exceed ``MAX_DENSE_ENTRIES`` entries;
+    3. beyond, a basis truncated to the rank that fits :data:`MAX_BASIS_BYTES`, from products with the operator
+       and its adjoint (:func:`~forward_models.singular_basis.randomized_basis`); the truncation is reported
+       (:attr:`truncation`) and a :class:`BasisTruncationWarning` is raised when a dropped direction's singular
+       value exceeds ``sigma_y`` (the data resolve it).
+
+    Every decomposition is kept for the next run on the same operator (and prior)
     (:func:`forward_models.linalg.cached_decomposition`, keyed by :func:`forward_models.linalg.operator_fingerprint`).
     """
 
-    def __init__(self, U, s, Vh, y_bar, sigma_y: float, log_perp: float, input_shape, *,
+    def __init__(self, basis: SingularBasis, y_bar, sigma_y: float, log_perp: float, input_shape, *,
                  decomposition_s: float = 0.0, decomposition_reused: bool = False):
-        self.U, self.s, self.Vh, self.y_bar = U, s, Vh, y_bar
+        self.basis, self.s, self.y_bar = basis, basis.s, y_bar
         self.sigma_y = float(sigma_y)
         self.log_perp = float(log_perp)
         self.input_shape = tuple(input_shape)
@@ -87,49 +154,96 @@ class LinearGaussian:
             raise SamplerConfigError(f"{who} needs Gaussian noise, got {type(problem.noise).__name__}")
 
     @classmethod
-    def from_problem(cls, problem, prior, who: str = "this sampler", max_dense_dim: int = MAX_DENSE_DIM):
-        """Decompose the problem's operator (class docstring); clear errors for unusable problems."""
+    def from_problem(cls, problem, prior, who: str = "this sampler", max_dense_dim: int | None = None):
+        """Decompose the problem's operator (class docstring; ``max_dense_dim`` defaults to :data:`MAX_DENSE_DIM`);
+        clear errors for unusable problems."""
         cls.check_problem(problem, who)
+        max_dense_dim = MAX_DENSE_DIM if max_dense_dim is None else int(max_dense_dim)
         fm = problem.forward_model
-        f64 = torch.float64
-        y = problem.y.to(f64).reshape(-1)
-        identity_map = type(prior).to_physical is Prior.to_physical
+        d = math.prod(prior.shape)
+        affine = _affine_map(prior)
         with torch.no_grad():
-            if identity_map and callable(getattr(fm, "svd", None)):
-                t0 = time.perf_counter()
-                U, s, Vh = (t.to(f64) for t in fm.svd())
-                seconds, reused = time.perf_counter() - t0, False
-                b = torch.zeros_like(y)
-                rel = 1e-12
-            else:
-                d = math.prod(prior.shape)
-                if d > max_dense_dim:
-                    raise SamplerConfigError(f"{who} needs the operator's SVD: {type(fm).__name__} has no svd() and "
-                                             f"{d} inputs exceed the dense limit of {max_dense_dim}")
-                dev = prior.device
+            basis = None
+            if affine is not None and _has_structure(fm):
+                basis, seconds, reused = cached_decomposition(
+                    ("structured", *operator_fingerprint(fm)), lambda: _structured_basis(fm))
+            if basis is not None:
+                basis = basis.scaled(affine[0])
+            elif d <= max_dense_dim:
+                y = problem.y.to(torch.float64).reshape(-1)
                 if y.numel() * d > MAX_DENSE_ENTRIES:
                     return cls._matrix_free(problem, prior, y)
+                basis, seconds, reused = cls._dense(fm, prior)
+            elif callable(getattr(fm, "adjoint", None)):
+                basis, seconds, reused = cls._randomized(fm, prior)
+            else:
+                raise SamplerConfigError(f"{who} needs the operator's singular basis: {type(fm).__name__} has no "
+                                         f"structured one, no adjoint, and {d} inputs exceed the dense limit of "
+                                         f"{max_dense_dim}")
+            return cls._from_basis(problem, prior, basis, seconds, reused, who)
 
-                def dense():
-                    zero = prior.to_physical(torch.zeros(1, *prior.shape, dtype=prior.dtype, device=dev))
-                    b = fm(zero).to(f64).reshape(-1)
-                    eye = torch.eye(d, dtype=prior.dtype, device=dev).reshape(d, *prior.shape)
-                    A = (fm(prior.to_physical(eye)).to(f64).reshape(d, -1) - b).T
-                    return (*thin_svd(A), b)
-
-                (U, s, Vh, rel, b), seconds, reused = cached_decomposition(
-                    ("dense", str(dev), *_fingerprint(fm, prior, prior.shape)), dense)
-        keep = s > rel * float(s.max()) if s.numel() else s > 0
-        U, s, Vh = U[:, keep], s[keep], Vh[keep]
-        r = y - b
-        y_bar = U.T @ r
-        perp = r - U @ y_bar
-        n_perp = y.numel() - int(keep.sum())
+    @classmethod
+    def _from_basis(cls, problem, prior, basis: SingularBasis, seconds: float, reused: bool, who: str):
+        """``y_bar = U^T (y - b)`` with ``b = F(to_physical(0))``, the out-of-range term, and the basis moved to
+        the prior's device and dtype; warns when a truncated basis dropped directions the data resolve."""
+        f64 = torch.float64
+        fm = problem.forward_model
+        zero = prior.to_physical(torch.zeros(1, *prior.shape, dtype=prior.dtype, device=prior.device))
+        r = problem.y.to(f64).reshape(1, -1) - fm(zero.to(problem.y.dtype)).to(f64).reshape(1, -1)
+        r = r.to(basis.s.device)
+        y_bar = basis.coefficients(r)[0].to(f64)
+        perp2 = max(float((r**2).sum()) - float(y_bar @ y_bar), 0.0)
         sy = float(problem.noise.sigma)
-        log_perp = _log_perp(float(perp @ perp), n_perp, sy)
-        dt = prior.dtype
-        return cls(U.to(dt), s.to(dt), Vh.to(dt), y_bar.to(dt), sy, log_perp, prior.shape,
+        log_perp = _log_perp(perp2, r.numel() - basis.rank, sy)
+        trunc = basis.truncation
+        if not trunc.get("exact", True) and trunc.get("s_next", 0.0) * float(basis.s.max()) / trunc["s_max"] > sy:
+            warnings.warn(f"{who}: the operator's singular basis was truncated to rank {trunc['rank']} (memory "
+                          f"budget) and the first dropped direction has singular value "
+                          f"{trunc['s_next'] * float(basis.s.max()) / trunc['s_max']:.3g} > sigma_y {sy:.3g}: "
+                          f"the posterior ignores information the data hold", BasisTruncationWarning, stacklevel=3)
+        dt, dev = prior.dtype, prior.device
+        return cls(basis.to(dev, dt), y_bar.to(dev, dt), sy, log_perp, prior.shape,
                    decomposition_s=seconds, decomposition_reused=reused)
+
+    @classmethod
+    def _dense(cls, fm, prior):
+        """The dense matrix of ``x -> F(to_physical(x)) - F(to_physical(0))`` and its :func:`thin_svd`
+        (``MAX_DENSE_DIM`` inputs at most), cached."""
+        f64 = torch.float64
+        dev = prior.device
+        d = math.prod(prior.shape)
+
+        def dense():
+            zero = prior.to_physical(torch.zeros(1, *prior.shape, dtype=prior.dtype, device=dev))
+            b = fm(zero).to(f64).reshape(-1)
+            eye = torch.eye(d, dtype=prior.dtype, device=dev).reshape(d, *prior.shape)
+            A = (fm(prior.to_physical(eye)).to(f64).reshape(d, -1) - b).T
+            U, s, Vh, rel = thin_svd(A)
+            keep = s > rel * float(s.max()) if s.numel() else s > 0
+            return DenseBasis(U[:, keep], s[keep], Vh[keep])
+
+        return cached_decomposition(("dense", str(dev), *_fingerprint(fm, prior, prior.shape)), dense)
+
+    @classmethod
+    def _randomized(cls, fm, prior):
+        """A truncated basis of ``L x = F(to_physical(x)) - F(to_physical(0))`` from products with ``F`` and its
+        adjoint (:func:`~forward_models.singular_basis.randomized_basis`), rank within :data:`MAX_BASIS_BYTES`."""
+        f64 = torch.float64
+        fm64 = copy.deepcopy(fm).to(device="cpu", dtype=f64) if isinstance(fm, torch.nn.Module) else fm
+        shape = tuple(prior.shape)
+        d, m = math.prod(shape), math.prod(fm.output_shape)
+        z0 = prior.to_physical(torch.zeros(1, *shape, dtype=f64))
+        t_transpose = _transpose_of(prior, shape)
+        rank = basis_rank_budget(d, m)
+
+        def forward(X):
+            return (fm64(prior.to_physical(X.reshape(-1, *shape)) - z0)).reshape(len(X), -1)
+
+        def adjoint(Y):
+            return t_transpose(fm64.adjoint(Y.reshape(-1, *fm.output_shape)).to(f64)).reshape(len(Y), -1)
+
+        return cached_decomposition(("randomized", rank, *_fingerprint(fm, prior, shape)),
+                                    lambda: randomized_basis(forward, adjoint, d, m, rank))
 
     @classmethod
     def _matrix_free(cls, problem, prior, y: torch.Tensor):
@@ -144,11 +258,7 @@ class LinearGaussian:
             fm = copy.deepcopy(fm).to(device="cpu", dtype=f64)
         shape = tuple(prior.shape)
         z0 = prior.to_physical(torch.zeros(1, *shape, dtype=f64))
-
-        def t_transpose(u):  # T^T u = grad_x <to_physical(x), u>
-            with torch.enable_grad():
-                x = torch.zeros(len(u), *shape, dtype=f64, requires_grad=True)
-                return torch.autograd.grad((prior.to_physical(x) * u).sum(), x)[0]
+        t_transpose = _transpose_of(prior, shape)
 
         def normal(x):  # L^T L x = T^T F^T F (T x), T x = to_physical(x) - to_physical(0)
             return t_transpose(fm.adjoint(fm(prior.to_physical(x) - z0)).to(f64))
@@ -162,8 +272,34 @@ class LinearGaussian:
         sy = float(problem.noise.sigma)
         log_perp = _log_perp(perp2, n_perp, sy)
         dt, dev = prior.dtype, prior.device
-        return cls(None, s.to(dev, dt), Vh.to(dev, dt), y_bar.to(dev, dt), sy, log_perp, shape,
-                   decomposition_s=seconds, decomposition_reused=reused)
+        basis = DenseBasis(None, s, Vh).to(dev, dt)
+        return cls(basis, y_bar.to(dev, dt), sy, log_perp, shape, decomposition_s=seconds,
+                   decomposition_reused=reused)
+
+    @property
+    def U(self):
+        """The dense ``U`` of a dense basis with one, else ``None``."""
+        return getattr(self.basis, "U", None) if isinstance(self.basis, DenseBasis) else None
+
+    @property
+    def Vh(self) -> torch.Tensor:
+        """The dense ``Vh`` ``(r, d)`` (built by lifting the identity for a structured basis)."""
+        return self.basis.matrix()
+
+    def diagnostics(self) -> dict:
+        """The basis in a posterior's diagnostics: ``basis_s`` (seconds its decomposition took), ``basis_reused``
+        (taken from the cache, so excluded from ``wall_time_s``), ``basis_kind`` (its class), ``basis_rank`` and,
+        for a truncated basis, ``basis_truncation``."""
+        out = {"basis_s": self.decomposition_s, "basis_reused": self.decomposition_reused,
+               "basis_kind": type(self.basis).__name__, "basis_rank": self.rank}
+        if not self.truncation.get("exact", True):
+            out["basis_truncation"] = dict(self.truncation)
+        return out
+
+    @property
+    def truncation(self) -> dict:
+        """The basis's truncation record (``{"exact": True}`` unless it was truncated)."""
+        return self.basis.truncation
 
     @property
     def rank(self) -> int:
@@ -172,7 +308,11 @@ class LinearGaussian:
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
         """``z = Vh x`` for a batch ``(B, *shape)`` -> ``(B, r)``."""
-        return x.reshape(x.shape[0], -1) @ self.Vh.T
+        return self.basis.project(x.reshape(x.shape[0], -1))
+
+    def lift(self, z: torch.Tensor) -> torch.Tensor:
+        """``Vh^T z`` for ``z`` of shape ``(B, r)`` -> ``(B, d)`` (flattened)."""
+        return self.basis.lift(z)
 
     def log_twist(self, z: torch.Tensor, var: torch.Tensor, active: torch.Tensor | None = None, *,
                   y: torch.Tensor | None = None, gain: torch.Tensor | None = None) -> torch.Tensor:
@@ -214,5 +354,5 @@ class LinearGaussian:
         z_new = post_mean + post_sd * zn
         if active is not None:
             z_new = torch.where(active, z_new, zx)
-        flat = x.reshape(x.shape[0], -1) + (z_new - zx) @ self.Vh
+        flat = x.reshape(x.shape[0], -1) + self.lift(z_new - zx)
         return flat.reshape(mean.shape), self.log_twist(zm, total, active, y=y, gain=g)

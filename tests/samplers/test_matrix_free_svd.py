@@ -15,6 +15,13 @@ from samplers.smc import LinearGaussian
 F64 = torch.float64
 
 
+@pytest.fixture(autouse=True)
+def _without_structured_bases(monkeypatch):
+    """These tests check the dense and matrix-free routes: the per-row basis of column-masked MRI, which
+    ``LinearGaussian`` takes first, is switched off (it is checked in ``test_structured_basis.py``)."""
+    monkeypatch.setattr(smc, "_has_structure", lambda fm: False)
+
+
 class _ShiftedPrior(GaussianPrior):
     """A prior whose model space is an affine image of the physical one (as normalised priors are)."""
 
