@@ -434,3 +434,20 @@ def test_suite_runs_by_path_from_the_repository_root(tmp_path):
 def test_packages_do_not_ship_the_suite():
     with pytest.raises(ModuleNotFoundError):
         importlib.import_module("inverse.benchmarking")
+
+
+def test_gpu_check_runs_its_sections_on_the_cpu_and_its_table_reads_them(tmp_path):
+    """``scripts/gpu_check.sh``'s measurements (``gpu_check.py``) in quick mode on the CPU, and the table made of them:
+    the script a leased GPU runs must not be first exercised there."""
+    import gpu_check
+    import gpu_table
+
+    out = tmp_path / "gpu_check.json"
+    gpu_check.main(["--device", "cpu", "--quick", "--out", str(out), "--sections", "dps_1000", "networks"])
+    r = json.loads(out.read_text())
+    assert "error" not in r["dps_1000"] and r["dps_1000"]["steps"] == 5 and r["dps_1000"]["seconds"] > 0
+    assert {(x["size"], x["batch"]) for x in r["networks"]["rows"]} == {(16, 1), (16, 2), (32, 1), (32, 2)}
+    md = tmp_path / "B.md"
+    gpu_table.main([str(out), "--markdown", str(md)])
+    text = md.read_text()
+    assert "<!-- gpu-check:begin -->" in text and "DPS, 5 steps" in text and "| 32^2 | 2 |" in text
