@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The commands that produce the shipped priors in data/priors/ (each card, data/priors/NAME/prior.json, records the
-# steps reached, the batch size and the accelerator). Every prior: UNet widths 32 64 64, 8,192 training examples,
+# steps reached, the batch size and the accelerator). Every prior: UNet widths 32 64 64 (the 128 x 128 ones: 32 64 64 128), 8,192 training examples,
 # seed 0 (`inverse train-prior`). Two recipes, run from anywhere in the checkout:
 #
 #   bash scripts/train_prior.sh [NAME...]
@@ -18,6 +18,11 @@
 #       bash scripts/train_prior.sh --gpu 7 .gpu "$OUT" ns-vorticity-64 seismic-velocity-70 phantoms-64-flow  # lease 1
 #       bash scripts/train_prior.sh --gpu 7 .gpu "$OUT" seismic-velocity-70 phantoms-64-flow                  # lease 2
 #
+#     The 128 x 128 priors (phantoms-128, ns-vorticity-128: InverseBench's NS resolution; a fourth UNet level, widths
+#     32 64 64 128, so the receptive field grows with the image) are GPU-only (see BENCHMARKS.md, "Training cost"):
+#       bash scripts/train_prior.sh --gpu 7 .gpu "$OUT" phantoms-128 ns-vorticity-128                        # lease 1
+#     then, on the CPU machine, `python scripts/prior_quality.py` on the export before it is shipped.
+#
 #   bash scripts/train_prior.sh --user real-patches-64 [STEPS] [MINUTES]
 #     The prior trained on user data (`inverse train-prior --data`): 500 64 x 64 greyscale PNGs cut from the real
 #     images scikit-image and pydicom ship (scripts/make_user_images.py; the standard test images camera, moon,
@@ -26,9 +31,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# NAME -> data set, image size, kind, final steps and chunk of the CPU recipe
+# NAME -> data set, image size, kind, final steps and chunk of the CPU recipe, and UNet widths when not 32,64,64
 # (70 x 70 is not divisible by 4: the three-level UNet runs padded at 72 x 72, priors.network.network_call)
 declare -A SPEC=(
+  [phantoms-128]="phantoms 128 edm 40000 1000 32,64,64,128"
+  [ns-vorticity-128]="ns-vorticity 128 edm 40000 1000 32,64,64,128"
   [phantoms-64]="phantoms 64 edm 20000 1000"
   [darcy-perm-32]="darcy-perm 32 edm 20000 1000"
   [ns-vorticity-64]="ns-vorticity 64 edm 20000 1000"
@@ -36,7 +43,13 @@ declare -A SPEC=(
   [phantoms-64-flow]="phantoms 64 flow 20000 1000"
 )
 ORDER=(phantoms-64 darcy-perm-32 ns-vorticity-64 seismic-velocity-70 phantoms-64-flow)
-COMMON=(--num-examples 8192 --widths 32 64 64 --seed 0 --quiet)
+COMMON=(--num-examples 8192 --seed 0 --quiet)
+
+widths() {  # widths NAME: the --widths arguments of its SPEC entry
+  local w
+  read -r _ _ _ _ _ w <<< "$(spec "$1")"
+  echo "${w:-32,64,64}" | tr ',' ' '
+}
 
 spec() {  # spec NAME: print its SPEC entry, or stop with the known names
   if [ -z "${SPEC[$1]+x}" ]; then
@@ -50,7 +63,7 @@ train_cpu() {  # train_cpu NAME: chunk by chunk up to the final step count, resu
   local name=$1 dataset size kind final chunk
   read -r dataset size kind final chunk <<< "$(spec "$name")"
   local out=data/priors/$name done_steps=0
-  local args=(--dataset "$dataset" --size "$size" --kind "$kind" "${COMMON[@]}" --batch-size 16
+  local args=(--dataset "$dataset" --size "$size" --kind "$kind" "${COMMON[@]}" --widths $(widths "$name") --batch-size 16
               --checkpoint-every 250 --threads 1 --out "$out" --name "$name")
   if [ -f "$out/prior.json" ]; then
     done_steps=$(python -c "import json; print(json.load(open('$out/prior.json'))['training']['steps'])")
@@ -84,7 +97,7 @@ train_gpu() {  # train_gpu MINUTES ROOT OUTDIR NAME...: side by side, time-boxed
     local resume=()
     [ -f "$root/$name-work/checkpoints/last.ckpt" ] && resume=(--resume)
     python3 -m inverse.cli train-prior --dataset "$dataset" --size "$size" --kind "$kind" "${COMMON[@]}" \
-      --batch-size 64 --checkpoint-every 500 --steps 1000000 --max-minutes "$minutes" \
+      --widths $(widths "$name") --batch-size 64 --checkpoint-every 500 --steps 1000000 --max-minutes "$minutes" \
       --accelerator "${ACCEL:-gpu}" --data-device "${DATADEV:-cuda}" --out "$root/$name" --name "$name" \
       --overwrite "${resume[@]}" > "$root/$name.log" 2>&1 &
   done

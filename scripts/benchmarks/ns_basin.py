@@ -7,7 +7,11 @@ Problem: ``navier-stokes`` (Re 200, T = 1, truths ``ns-vorticity`` seeds 10000 +
   sigma^2)`` alone, started from zero and from the truth plus a perturbation of 0.3 of its norm (a smooth random
   field); the references the issue names (no prior: they show where the basin is, not a posterior);
 - ``dps``: DPS at the tuned setting (``inverse reconstruct``'s default for navier-stokes), 100 steps;
-- ``daps`` / ``pnp-dm``: the splitting samplers with the Langevin likelihood step, at the settings given.
+- ``daps`` / ``pnp-dm``: the splitting samplers with the Langevin likelihood step, at the settings given;
+- ``enkg``: ensemble Kalman guidance at InverseBench's budget (80 steps, 2 updates per step) with
+  ``--enkg-particles`` members (InverseBench: 2,048), the posterior mean being the ensemble mean.
+
+``--device cuda`` runs the samplers on a GPU (``scripts/ns_device.sh`` is the prepared device run).
 
 Per method and instance: the relative L2 error of the posterior mean (of the L-BFGS end point), the data misfit
 (mean squared whitened residual per measurement of the mean), forward and gradient evaluations per sample, wall
@@ -26,11 +30,12 @@ import time
 import torch
 from common import ResultStore
 
-METHODS = ("lbfgs-zero", "lbfgs-near", "dps", "daps", "pnp-dm")
+METHODS = ("lbfgs-zero", "lbfgs-near", "dps", "daps", "pnp-dm", "enkg")
 
 #: sampler settings of this study (the Langevin likelihood step; a budget of about 1,000 gradient solves per sample)
 SETTINGS = {"daps": {"num_steps": 50, "ode_steps": 5, "langevin_steps": 20},
-            "pnp-dm": {"num_steps": 40, "prior_steps": 10, "langevin_steps": 25, "rho_max": 2.0}}
+            "pnp-dm": {"num_steps": 40, "prior_steps": 10, "langevin_steps": 25, "rho_max": 2.0},
+            "enkg": {"num_steps": 80, "num_updates": 2}}
 
 
 def lbfgs(problem, start: torch.Tensor, iterations: int) -> tuple[torch.Tensor, int]:
@@ -73,15 +78,17 @@ def run_one(method: str, seed: int, a) -> dict:
         est, evals = lbfgs(problem, start, a.lbfgs_iterations)
         rec.update(forward_evals=evals, grad_evals=evals)
     else:
-        prior = load_prior("ns-vorticity-64")
+        prior = load_prior("ns-vorticity-64", device=a.device)
+        n = a.enkg_particles if method == "enkg" else a.num_samples
         if method == "dps":
-            post = reconstruct(m, prior, "dps", num_samples=a.num_samples, seed=0, fallback=False)
+            post = reconstruct(m, prior, "dps", num_samples=n, seed=0, fallback=False, device=a.device)
         else:
-            post = get_sampler(method, **SETTINGS[method]).sample(problem, prior, a.num_samples, seed=0)
-        est = post.mean().to(torch.float64)
+            post = get_sampler(method, **SETTINGS[method]).sample(problem, prior, n, seed=0, device=a.device)
+        est = post.mean().to("cpu", torch.float64)
         d = post.diagnostics
-        rec.update(forward_evals=d["forward_evals"] / a.num_samples, grad_evals=d["grad_evals"] / a.num_samples,
-                   nfe=d["nfe"] / a.num_samples, settings=SETTINGS.get(method, {}), num_samples=a.num_samples)
+        rec.update(forward_evals=d["forward_evals"] / n, grad_evals=d["grad_evals"] / n, total_forward_evals=
+                   d["forward_evals"], nfe=d["nfe"] / n, settings=SETTINGS.get(method, {}), num_samples=n,
+                   device=str(a.device))
     with torch.no_grad():
         r = (problem.forward_model(est[None])[0] - problem.y) / a.sigma
     rec.update(relative_l2=float((est - truth).norm() / truth.norm()), misfit=float(r.pow(2).mean()),
@@ -114,6 +121,8 @@ def main(argv=None) -> int:
     p.add_argument("--num-samples", type=int, default=4)
     p.add_argument("--lbfgs-iterations", type=int, default=200)
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument("--enkg-particles", type=int, default=2048)
+    p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="data/benchmarks/ns_basin.jsonl")
     p.add_argument("--table", default=None, metavar="JSONL")
