@@ -42,10 +42,9 @@ evidence estimate is of ``p(y)`` itself (the twists are normalised densities of 
 The paper resamples multinomially at every step; we resample systematically, by default at every
 step whose weights are not uniform (``resample_threshold = 1``). No network gradients.
 
-The SVD comes from the operator's ``svd()`` when it has one (``MatrixOperator``) and the prior maps
-to physical units by the identity; otherwise from the dense matrix of ``x -> F(to_physical(x))``
-(:class:`samplers.smc.linear_gaussian.LinearGaussian`), or matrix-free from the operator's adjoint when
-that matrix would be too large (:func:`forward_models.linalg.gram_eigh`).
+The singular basis comes from :class:`samplers.smc.linear_gaussian.LinearGaussian`: the operator's structured
+basis where it has one (Cartesian MRI, parallel-beam CT, ``MatrixOperator``), the dense matrix of
+``x -> F(to_physical(x))`` for small operators, matrix-free from the adjoint, or truncated to a memory budget.
 """
 
 from __future__ import annotations
