@@ -28,7 +28,7 @@ PACKAGES = ("priors", "forward_models", "samplers", "inverse")
 SAMPLERS_MAY_IMPORT = frozenset({
     "priors", "priors.base", "priors.errors",
     "forward_models", "forward_models.base", "forward_models.problem", "forward_models.noise",
-    "forward_models.linalg", "forward_models.errors",
+    "forward_models.linalg", "forward_models.singular_basis", "forward_models.errors",
 })
 
 #: imported by none of the packages
