@@ -15,18 +15,19 @@ import torch
 
 from forward_models.errors import ForwardModelError
 from forward_models.generators.grf import initial_vorticity
-from forward_models.navier_stokes import NavierStokes2D
+from forward_models.navier_stokes import NavierStokes2D, stable_time_step
 
 __all__ = ["navier_stokes_snapshots"]
 
 
-def navier_stokes_snapshots(n: int, size: int = 64, *, seed: int = 0, t_spinup: float = 5.0, dt: float = 1e-2,
+def navier_stokes_snapshots(n: int, size: int = 64, *, seed: int = 0, t_spinup: float = 5.0, dt: float | None = None,
                             viscosity: float = 1.0 / 200.0, batch_size: int = 64,
                             dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
     """``n`` seeded vorticity fields ``w(t_spinup)`` from random initial vorticities -> ``(n, 1, size, size)``.
 
     ``w0 = initial_vorticity(n, size, seed=seed)``, then ``w(t_spinup) = NavierStokes2D(size).solve(w0, t_spinup)``
-    (pseudo-spectral, 2/3 dealiasing, Heun / Crank-Nicolson, fixed step ``dt``), computed in float64
+    (pseudo-spectral, 2/3 dealiasing, Heun / Crank-Nicolson, fixed step ``dt``, by default
+    :func:`~forward_models.navier_stokes.stable_time_step` of the grid: 1e-2 up to 64^2), computed in float64
     without gradients in batches of ``batch_size``. Unnormalised: divide by 10 for InverseBench's
     training scale. ``device`` runs the solver there (e.g. ``"cuda"``, with a larger ``batch_size``);
     the initial fields are drawn on the CPU and the snapshots returned on the CPU.
@@ -43,6 +44,7 @@ def navier_stokes_snapshots(n: int, size: int = 64, *, seed: int = 0, t_spinup: 
         raise ForwardModelError(f"navier_stokes_snapshots: batch_size must be at least 1, got {batch_size}")
     if not (math.isfinite(t_spinup) and t_spinup > 0):
         raise ForwardModelError(f"navier_stokes_snapshots: t_spinup must be positive and finite, got {t_spinup}")
+    dt = stable_time_step(size) if dt is None else dt
     solver = NavierStokes2D(size, factor=1, T=t_spinup, dt=dt, viscosity=viscosity, device=device)
     w0 = initial_vorticity(n, size, seed=seed, dtype=torch.float64)
     with torch.no_grad():  # data generation only: the forward model itself never disables autograd

@@ -169,3 +169,27 @@ def test_bad_resolution_and_inputs_are_named():
         op.coarse(3)
     with pytest.raises(ValueError, match="not resolved"):
         op.coarse()  # 8 x 8 cannot carry the k = 4 forcing
+
+
+def test_stable_time_step_keeps_the_courant_number_of_the_64_grid():
+    from forward_models.navier_stokes import stable_time_step
+
+    assert stable_time_step(32) == stable_time_step(64) == 1e-2
+    assert stable_time_step(128) == pytest.approx(5e-3) and stable_time_step(256) == pytest.approx(2.5e-3)
+
+
+def test_the_navier_stokes_problem_caps_dt_at_the_stable_step():
+    from inverse.problems import build_forward_model
+
+    assert build_forward_model("navier-stokes", {"size": 128}).dt == pytest.approx(5e-3)
+    assert build_forward_model("navier-stokes", {"size": 64}).dt == pytest.approx(1e-2)
+    assert build_forward_model("navier-stokes", {"size": 128, "dt": 1e-3}).dt == pytest.approx(1e-3)
+
+
+@pytest.mark.slow
+def test_snapshots_on_a_128_grid_are_finite():
+    """At dt = 1e-2 the 128 grid's spin-up blew up to NaN; the default step now scales with the grid."""
+    from forward_models.generators.vorticity import navier_stokes_snapshots
+
+    w = navier_stokes_snapshots(1, 128, seed=0)
+    assert bool(torch.isfinite(w).all()) and 0.1 < float(w.abs().max()) < 30
