@@ -107,8 +107,12 @@ def batched(fn, x: torch.Tensor, batch_size: int | None) -> torch.Tensor:
 
 
 def denoise_batched(prior, x: torch.Tensor, sigma: float, batch_size: int | None = None) -> torch.Tensor:
-    """``D(x, sigma)`` for a batch at one noise level, in chunks; non-finite outputs raise :class:`SamplerError`."""
-    out = batched(lambda xb: prior.denoise(xb, sigma_batch(sigma, xb)), x, batch_size)
+    """``D(x, sigma)`` for a batch at one noise level, in chunks; non-finite outputs raise :class:`SamplerError`.
+
+    Without gradients (no autograd graph through the network, whose activations would otherwise be kept): samplers
+    that differentiate through the denoiser (DPS, MCG, TDS) call ``prior.denoise`` themselves."""
+    with torch.no_grad():
+        out = batched(lambda xb: prior.denoise(xb, sigma_batch(sigma, xb)), x, batch_size)
     if not bool(torch.isfinite(out).all()):
         raise SamplerError(f"the prior's denoiser returned non-finite values at sigma = {float(sigma):.4g} "
                            "(the particles have diverged: reduce the guidance scale)")
