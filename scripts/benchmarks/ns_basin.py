@@ -11,7 +11,8 @@ Problem: ``navier-stokes`` (Re 200, T = 1, truths ``ns-vorticity`` seeds 10000 +
 - ``enkg``: ensemble Kalman guidance at InverseBench's budget (80 steps, 2 updates per step) with
   ``--enkg-particles`` members (InverseBench: 2,048), the posterior mean being the ensemble mean.
 
-``--device cuda`` runs the samplers on a GPU (``scripts/ns_device.sh`` is the prepared device run).
+``--device cuda`` runs the samplers on a GPU (``scripts/ns_device.sh`` is the prepared device run);
+``--checkpoint-dir`` lets a sampler run longer than one call (EnKG with 2,048 members) resume where it stopped.
 
 Per method and instance: the relative L2 error of the posterior mean (of the L-BFGS end point), the data misfit
 (mean squared whitened residual per measurement of the mean), forward and gradient evaluations per sample, wall
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import torch
 from common import ResultStore
@@ -83,7 +85,12 @@ def run_one(method: str, seed: int, a) -> dict:
         if method == "dps":
             post = reconstruct(m, prior, "dps", num_samples=n, seed=0, fallback=False, device=a.device)
         else:
-            post = get_sampler(method, **SETTINGS[method]).sample(problem, prior, n, seed=0, device=a.device)
+            ckpt = {}
+            if a.checkpoint_dir:  # a run longer than one device call resumes from its last checkpoint
+                path = Path(a.checkpoint_dir) / f"{method}-{seed}-{n}.ckpt"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                ckpt = {"checkpoint": str(path), "checkpoint_every": 5, "resume": path.exists()}
+            post = get_sampler(method, **SETTINGS[method]).sample(problem, prior, n, seed=0, device=a.device, **ckpt)
         est = post.mean().to("cpu", torch.float64)
         d = post.diagnostics
         rec.update(forward_evals=d["forward_evals"] / n, grad_evals=d["grad_evals"] / n, total_forward_evals=
@@ -123,6 +130,8 @@ def main(argv=None) -> int:
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     p.add_argument("--enkg-particles", type=int, default=2048)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--checkpoint-dir", default=None,
+                   help="checkpoint each sampler run here every 5 steps and resume from it (runs past a time limit)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="data/benchmarks/ns_basin.jsonl")
     p.add_argument("--table", default=None, metavar="JSONL")
