@@ -362,15 +362,16 @@ class ParallelBeamCT(SparseRays, ForwardModel):
             keep = lam > cut
             U = U[:, keep]
             s = lam[keep].sqrt()
-            Vh = self._project(U.T.to(f64).cpu(), transpose=True) / s[:, None]  # rows U^T A / s
+            Vh = self._project(U.T.to(self.A_val.device, f64), transpose=True).cpu() / s[:, None]  # rows U^T A / s
             return DenseBasis(U.contiguous(), s * self.pixel_size, Vh.contiguous())
         rank = budget_rank if rank is None else int(rank)
+        where = self.A_val.device  # the products run where the operator lives; the basis is built on the CPU
 
         def forward(X):
-            return self._project(X.to(f64), transpose=False) * self.pixel_size
+            return self._project(X.to(where, f64), transpose=False).cpu() * self.pixel_size
 
         def adjoint(Y):
-            return self._project(Y.to(f64), transpose=True) * self.pixel_size
+            return self._project(Y.to(where, f64), transpose=True).cpu() * self.pixel_size
 
         return randomized_basis(forward, adjoint, d, m, rank)
 
