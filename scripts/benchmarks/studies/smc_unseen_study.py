@@ -1,10 +1,11 @@
 """The SMC samplers at 16,384 particles on Gaussian-mixture instances the suite never used: collapse and accuracy.
 
 The suite's Gaussian-mixture table uses seeds 0-19; this study runs ``--samplers`` (TDS, AFES at its default
-inflation, MCGdiff; 100 steps, :data:`inverse.problems.GMM_SETTINGS`) on seeds ``--first-seed`` onwards, d = 8 and 80,
-dy = 1, 2, 4, with ``--particles`` particles, and records per instance the smallest effective sample size along the
-run (and its step), the final one, and the sliced-Wasserstein ratio to the exact posterior with both sides averaged
-over 5 reference draws (:func:`inverse.problems.averaged_sw_ratio`, 1,000 draws, 500 slices). One JSON line per
+inflation, MCGdiff; ``afes:C`` is AFES with inflation C; 100 steps, :data:`inverse.problems.GMM_SETTINGS`) on seeds
+``--first-seed`` onwards, d = 8 and 80, dy = 1, 2, 4, with ``--particles`` particles, and records per instance the
+smallest effective sample size along the run (and its step), the final one, and the sliced-Wasserstein ratio to the
+exact posterior with both sides averaged over 5 reference draws (:func:`inverse.problems.averaged_sw_ratio`, 1,000
+draws, 500 slices). One JSON line per
 instance in ``--out`` (resumable); the summary table goes to stdout.
 
     python scripts/benchmarks/studies/smc_unseen_study.py --d 8 80 --first-seed 20 --seeds 11 \
@@ -31,13 +32,15 @@ __all__ = ["run_cell", "main"]
 
 
 def run_cell(name: str, d: int, dy: int, seed: int, particles: int, steps: int = 100) -> dict:
-    """One sampler run on instance ``(d, dy, seed)``: ESS record and averaged SW ratio."""
+    """One sampler run on instance ``(d, dy, seed)``: ESS record and averaged SW ratio. ``afes:C`` is AFES with
+    inflation ``C``."""
     case = gmm_case(d, dy, seed)
+    base, _, arg = name.partition(":")
+    settings = {**GMM_SETTINGS.get(base, {}), "num_steps": steps, **({"inflation": float(arg)} if arg else {})}
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        post = get_sampler(name, **{**GMM_SETTINGS.get(name, {}), "num_steps": steps}).sample(
-            case.problem, case.prior, particles, seed=seed)
+        post = get_sampler(base, **settings).sample(case.problem, case.prior, particles, seed=seed)
     wall = time.perf_counter() - t0
     r = averaged_sw_ratio(case, post, 1000, refs=5, seed=seed, num_slices=500)
     dg = post.diagnostics
