@@ -42,7 +42,7 @@ import math
 import torch
 
 __all__ = ["SingularBasis", "DenseBasis", "RowBasis", "FourierBasis", "randomized_basis", "basis_rank_budget",
-           "EXACT_TRUNCATION", "MAX_BASIS_BYTES"]
+           "EXACT_TRUNCATION", "MAX_BASIS_BYTES", "PROGRESS_MIN_ENTRIES"]
 
 #: the :attr:`SingularBasis.truncation` record of a basis that keeps every resolved singular direction
 EXACT_TRUNCATION = {"exact": True}
@@ -50,6 +50,10 @@ EXACT_TRUNCATION = {"exact": True}
 #: memory budget of a dense ``Vh`` in float64 (``8 r d`` bytes): a basis that would exceed it is truncated to
 #: the largest rank that fits
 MAX_BASIS_BYTES = 2**30
+
+
+#: a randomized basis shows a progress bar when its test block (``l (d + m)`` entries) is at least this large
+PROGRESS_MIN_ENTRIES = 50_000_000
 
 
 def basis_rank_budget(d: int, m: int, budget: int | None = None) -> int:
@@ -292,7 +296,8 @@ def randomized_basis(forward, adjoint, input_size: int, output_size: int, rank: 
     The truncation record holds the rank kept, ``s_next`` (the estimate of the first dropped singular value,
     from the oversampled ones; 0 when ``rank = min(m, d)``), and ``energy_kept``, the fraction of
     ``||A||_F^2`` the kept directions carry (``||A||_F^2`` estimated as ``||A Omega||_F^2 / l``, unbiased).
-    Products are taken ``chunk`` vectors at a time.
+    Products are taken ``chunk`` vectors at a time; a large basis (:data:`PROGRESS_MIN_ENTRIES`) shows a progress
+    bar over its stages.
 
     Example::
 
@@ -310,15 +315,25 @@ def randomized_basis(forward, adjoint, input_size: int, output_size: int, rank: 
     def chunked(fn, X):
         return torch.cat([fn(X[i:i + chunk]).to(f64) for i in range(0, len(X), chunk)])
 
-    omega = torch.randn(width, int(input_size), generator=g, dtype=f64)
-    Y = chunked(forward, omega)  # (l, m): rows are A omega_i
-    frob2 = float((Y**2).sum()) / width
-    Q = torch.linalg.qr(Y.T)[0].T  # (l, m), orthonormal rows
-    for _ in range(int(power_iterations)):
-        Z = torch.linalg.qr(chunked(adjoint, Q).T)[0].T  # (l, d)
-        Q = torch.linalg.qr(chunked(forward, Z).T)[0].T
-    Bt = chunked(adjoint, Q)  # (l, d): rows of B = Q A are A^T q_i
-    Ub, s, Vh = torch.linalg.svd(Bt, full_matrices=False)  # B = Ub s Vh with B (l, d)
+    from tqdm.auto import tqdm
+
+    stages = 3 + 2 * int(power_iterations)
+    quiet = width * (int(input_size) + int(output_size)) < PROGRESS_MIN_ENTRIES
+    with tqdm(total=stages, desc=f"randomized basis (rank {rank})", disable=quiet, leave=False) as bar:
+        omega = torch.randn(width, int(input_size), generator=g, dtype=f64)
+        Y = chunked(forward, omega)  # (l, m): rows are A omega_i
+        frob2 = float((Y**2).sum()) / width
+        Q = torch.linalg.qr(Y.T)[0].T  # (l, m), orthonormal rows
+        bar.update()
+        for _ in range(int(power_iterations)):
+            Z = torch.linalg.qr(chunked(adjoint, Q).T)[0].T  # (l, d)
+            bar.update()
+            Q = torch.linalg.qr(chunked(forward, Z).T)[0].T
+            bar.update()
+        Bt = chunked(adjoint, Q)  # (l, d): rows of B = Q A are A^T q_i
+        bar.update()
+        Ub, s, Vh = torch.linalg.svd(Bt, full_matrices=False)  # B = Ub s Vh with B (l, d)
+        bar.update()
     U = Q.T @ Ub  # (m, l)
     s_next = float(s[rank]) if rank < len(s) else 0.0
     U, s, Vh = U[:, :rank].contiguous(), s[:rank].contiguous(), Vh[:rank].contiguous()
