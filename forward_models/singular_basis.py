@@ -75,6 +75,8 @@ class SingularBasis:
     s: torch.Tensor
     input_size: int
     truncation: dict = EXACT_TRUNCATION
+    #: -1 when ``U``'s signs are flipped (:meth:`scaled` by a negative factor)
+    sign: float = 1.0
 
     @property
     def rank(self) -> int:
@@ -106,7 +108,7 @@ class SingularBasis:
         """The basis of ``scale * A``: singular values ``|scale| s``, ``U`` multiplied by ``sign(scale)``."""
         out = self._copy()
         out.s = abs(float(scale)) * self.s
-        out.sign = getattr(self, "sign", 1.0) * math.copysign(1.0, float(scale))
+        out.sign = self.sign * math.copysign(1.0, float(scale))
         return out
 
     def _copy(self) -> SingularBasis:
@@ -132,7 +134,12 @@ class DenseBasis(SingularBasis):
         self.input_size = int(Vh.shape[1])
         self.coefficients_fn = coefficients_fn
         self.truncation = dict(truncation) if truncation else EXACT_TRUNCATION
-        self.sign = 1.0
+
+    @classmethod
+    def from_svd(cls, U, s, Vh, rel: float = 1e-12) -> DenseBasis:
+        """The basis of a thin SVD, singular values below ``rel s_max`` dropped (not resolved)."""
+        keep = s > rel * float(s.max()) if s.numel() else s > 0
+        return cls(U[:, keep], s[keep], Vh[keep])
 
     def project(self, x):
         """``x Vh^T``."""
@@ -180,7 +187,6 @@ class RowBasis(SingularBasis):
         self.s = s.reshape(-1)[self.index].to(torch.float64)
         self.Vh = Vh
         self.input_size = (1 if self.real else 2) * H * W
-        self.sign = 1.0
         self.truncation = EXACT_TRUNCATION
 
     def _dtype(self):
@@ -250,7 +256,6 @@ class FourierBasis(SingularBasis):
         self.where = torch.nonzero(operator.mask.reshape(-1) > 0).flatten()
         self.s = torch.ones(2 * self.where.numel(), dtype=torch.float64, device=operator.mask.device)
         self.input_size = 2 * self.H * self.W
-        self.sign = 1.0
         self.truncation = EXACT_TRUNCATION
 
     def _pairs(self, k):  # (B, H, W) complex -> (B, 2 n) real, sampled entries

@@ -139,6 +139,12 @@ def ramp_filter(num_detectors: int, kind: str = "ramp", *, dtype=torch.float64, 
     return H.to(dtype=dtype, device=device)
 
 
+def _resolved_eigenvalue(lam: torch.Tensor, m: int) -> float:
+    """The smallest eigenvalue of ``A A^T`` that :func:`range_basis` resolves for a sinogram of ``m`` entries: the
+    Gram eigenproblem's ``(GRAM_CUTOFF s_max)^2``, or ``(1e-12 s_max)^2`` from the SVD of small sinograms."""
+    return (GRAM_CUTOFF if m >= _SVD_MAX_MEASUREMENTS else 1e-12) ** 2 * float(lam.max())
+
+
 @functools.lru_cache(maxsize=2)
 def range_basis(img_size: int, num_angles: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Eigenvectors and eigenvalues ``(U, lam)`` of ``A A^T`` for the projector ``A`` of :func:`radon_matrix`.
@@ -325,7 +331,7 @@ class ParallelBeamCT(SparseRays, ForwardModel):
         if damping > 0:
             gain = 1.0 / (lam + damping)
         else:  # hard pseudo-inverse: eigenvalues below the resolution of the decomposition are unobserved
-            cut = (GRAM_CUTOFF if m >= _SVD_MAX_MEASUREMENTS else 1e-12) ** 2 * float(lam.max())
+            cut = _resolved_eigenvalue(lam, m)
             gain = torch.where(lam > cut, 1.0 / lam.clamp_min(cut), torch.zeros_like(lam))
         coef = y.reshape(y.shape[0], m).to(torch.float64) @ U  # (B, m)
         z = (coef * gain) @ U.T  # A^T z cancels strongly at small damping: back-project in float64 too
@@ -358,7 +364,7 @@ class ParallelBeamCT(SparseRays, ForwardModel):
         f64 = torch.float64
         if rank is None and budget_rank == min(m, d) and self._exact_pinv:
             U, lam = range_basis(self.img_size, self.num_angles)
-            cut = (GRAM_CUTOFF if m >= _SVD_MAX_MEASUREMENTS else 1e-12) ** 2 * float(lam.max())
+            cut = _resolved_eigenvalue(lam, m)
             keep = lam > cut
             U = U[:, keep]
             s = lam[keep].sqrt()

@@ -63,11 +63,11 @@ def _dropped_information(basis, sigma_y: float) -> dict:
     return t
 
 
-def _affine_map(prior) -> tuple[float, float] | None:
-    """``(scale, offset)`` when the prior's ``to_physical`` is ``offset + scale * x`` with scalars (the identity
-    and every :class:`~priors.normalisation.Normalisation`), checked on probes; ``None`` otherwise."""
+def _affine_scale(prior) -> float | None:
+    """``scale`` when the prior's ``to_physical`` is ``offset + scale * x`` with scalars (the identity and every
+    :class:`~priors.normalisation.Normalisation`), checked on probes; ``None`` otherwise."""
     if type(prior).to_physical is Prior.to_physical:
-        return 1.0, 0.0
+        return 1.0
     f64 = torch.float64
     probe = torch.randn(2, *prior.shape, generator=torch.Generator().manual_seed(7), dtype=f64)
     try:
@@ -81,7 +81,7 @@ def _affine_map(prior) -> tuple[float, float] | None:
     ok = (scale != 0 and torch.allclose(zero, torch.full_like(zero, offset))
           and torch.allclose(one - zero, torch.full_like(zero, scale))
           and torch.allclose(out, offset + scale * probe, rtol=1e-10, atol=1e-12))
-    return (scale, offset) if ok else None
+    return scale if ok else None
 
 
 def _has_structure(fm) -> bool:
@@ -94,9 +94,7 @@ def _structured_basis(fm) -> SingularBasis | None:
     :class:`DenseBasis` of its ``svd()``."""
     if callable(getattr(fm, "singular_basis", None)):
         return fm.singular_basis()
-    U, s, Vh = (t.to(torch.float64) for t in fm.svd())
-    keep = s > 1e-12 * float(s.max()) if s.numel() else s > 0
-    return DenseBasis(U[:, keep], s[keep], Vh[keep])
+    return DenseBasis.from_svd(*(t.to(torch.float64) for t in fm.svd()))
 
 
 def _transpose_of(prior, shape):
@@ -180,14 +178,14 @@ class LinearGaussian:
         max_dense_dim = MAX_DENSE_DIM if max_dense_dim is None else int(max_dense_dim)
         fm = problem.forward_model
         d = math.prod(prior.shape)
-        affine = _affine_map(prior)
+        scale = _affine_scale(prior)
         with torch.no_grad():
             basis = None
-            if affine is not None and _has_structure(fm):
+            if scale is not None and _has_structure(fm):
                 basis, seconds, reused = cached_decomposition(
                     ("structured", *operator_fingerprint(fm)), lambda: _structured_basis(fm))
             if basis is not None:
-                basis = basis.scaled(affine[0])
+                basis = basis.scaled(scale)
             elif d <= max_dense_dim:
                 y = problem.y.to(torch.float64).reshape(-1)
                 if y.numel() * d > MAX_DENSE_ENTRIES:
@@ -214,17 +212,17 @@ class LinearGaussian:
         perp2 = max(float((r**2).sum()) - float(y_bar @ y_bar), 0.0)
         sy = float(problem.noise.sigma)
         log_perp = _log_perp(perp2, r.numel() - basis.rank, sy)
+        dt, dev = prior.dtype, prior.device
+        moved = basis.to(dev, dt)  # a copy: the cached basis keeps its own record
         if not basis.truncation.get("exact", True):
-            basis.truncation = _dropped_information(basis, sy)
-            t = basis.truncation
+            moved.truncation = t = _dropped_information(basis, sy)
             if t["information_dropped_bound"] > TRUNCATION_WARN_NATS:
                 warnings.warn(f"{who}: the operator's singular basis was truncated to rank {t['rank']} (memory "
                               f"budget); the {t['full_rank_bound'] - t['rank']} dropped directions may carry up to "
                               f"{t['information_dropped_bound']:.3g} nats (first dropped: signal-to-noise "
                               f"{t['snr_first_dropped']:.3g}): the posterior ignores information the data hold",
                               BasisTruncationWarning, stacklevel=3)
-        dt, dev = prior.dtype, prior.device
-        return cls(basis.to(dev, dt), y_bar.to(dev, dt), sy, log_perp, prior.shape,
+        return cls(moved, y_bar.to(dev, dt), sy, log_perp, prior.shape,
                    decomposition_s=seconds, decomposition_reused=reused)
 
     @classmethod
@@ -241,8 +239,7 @@ class LinearGaussian:
             eye = torch.eye(d, dtype=prior.dtype, device=dev).reshape(d, *prior.shape)
             A = (fm(prior.to_physical(eye)).to(f64).reshape(d, -1) - b).T
             U, s, Vh, rel = thin_svd(A)
-            keep = s > rel * float(s.max()) if s.numel() else s > 0
-            return DenseBasis(U[:, keep], s[keep], Vh[keep])
+            return DenseBasis.from_svd(U, s, Vh, rel)
 
         return cached_decomposition(("dense", str(dev), *_fingerprint(fm, prior, prior.shape)), dense)
 

@@ -42,20 +42,20 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def _ct_case(device, quick: bool):
+def _ct_case(device):
+    """64^2 CT-30 on a held-out phantom (seed 10,000) and ``phantoms-64``, on ``device``."""
     from inverse.measurements import simulate
     from priors import load_prior
 
-    m = simulate("ct", seed=10_000)
-    prior = load_prior("phantoms-64", device=device)
-    return m, m.inverse_problem().to(torch.device(device)), prior
+    return simulate("ct", seed=10_000).inverse_problem().to(torch.device(device)), load_prior("phantoms-64",
+                                                                                              device=device)
 
 
 def dps_1000(a) -> dict:
     """DPS at 64^2 for ``1000`` steps (``20`` in quick mode)."""
     from samplers import get_sampler
 
-    _, problem, prior = _ct_case(a.device, a.quick)
+    problem, prior = _ct_case(a.device)
     steps = 5 if a.quick else 1000
     sampler = get_sampler("dps", num_steps=steps, zeta=0.3)
     get_sampler("dps", num_steps=5, zeta=0.3).sample(problem, prior, a.particles, seed=1)  # warm-up: kernels
@@ -75,7 +75,7 @@ def samplers(a) -> dict:
     from inverse.reconstruction import steps_setting
     from samplers import get_sampler
 
-    _, problem, prior = _ct_case(a.device, a.quick)
+    problem, prior = _ct_case(a.device)
     out = {}
     for name in (("dps", "ddrm") if a.quick else SAMPLERS):
         try:

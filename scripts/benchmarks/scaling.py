@@ -169,10 +169,9 @@ def measure(problem_name: str, size: int, samplers, particles: int, steps: int, 
                     times.append(time.perf_counter() - t0)
                     nfe.append(state.counters.nfe - n0)
             lg = getattr(state, "lg", None) or getattr(getattr(state, "model", None), "lg", None)
-            if lg is not None:
-                rec.update(basis_s=lg.decomposition_s, basis_reused=lg.decomposition_reused,
-                           basis_kind=type(lg.basis).__name__, basis_rank=lg.rank,
-                           basis_exact=bool(lg.truncation.get("exact", True)))
+            if lg is not None:  # the basis's own record (LinearGaussian.diagnostics), and whether it is exact
+                diag = lg.diagnostics()
+                rec.update(diag, basis_exact="basis_truncation" not in diag)
             timed = times[1:] or times
             rec.update(step_s=statistics.median(timed), nfe_per_step=statistics.median(nfe[1:] or nfe),
                        peak_rss_mb=rss.peak / 2**20, extra_rss_mb=(rss.peak - before) / 2**20)

@@ -38,8 +38,8 @@ def measure(dataset: str, size: int, widths: tuple, batch: int, examples: int, s
         for steps in (short, long):
             out = train_prior(data, Path(tmp) / f"p{steps}", steps=steps, batch_size=batch, widths=widths,
                               checkpoint_every=10**6, overwrite=True, normalisation=norm)
-            times[steps] = json.loads((out / "prior.json").read_text())["training"]["train_time_s"]
-            params = json.loads((out / "prior.json").read_text())["training"]["parameters"]
+            training = json.loads((out / "prior.json").read_text())["training"]
+            times[steps], params = training["train_time_s"], training["parameters"]
     return {"generation_s_per_example": gen, "step_s": (times[long] - times[short]) / (long - short),
             "parameters": params}
 
