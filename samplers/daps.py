@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from samplers.base import State
+from samplers.errors import SamplerConfigError
 from samplers.schedules import karras_sigmas
 from samplers.splitting import SplittingSampler
 from samplers.steps import probability_flow_x0
@@ -57,6 +58,9 @@ class DAPS(SplittingSampler):
     langevin_steps : Langevin steps per level (Langevin only)
     step_scale : Langevin step as a fraction of ``1 / (L + 1 / r^2)`` (``L``: the data term's curvature)
     rho : EDM schedule exponent of the annealing levels
+    sigma_min : the last annealing level, whose ``r = sigma_min`` sets how far the returned ``x0`` may leave
+        ``x0_hat`` in the directions the data do not fix (``None``: the prior's ``sigma_min``; the paper uses 0.1
+        for images in [-1, 1])
 
     Example::
 
@@ -73,11 +77,13 @@ class DAPS(SplittingSampler):
     static_fields = ("sigmas",)
 
     def __init__(self, num_steps: int = 50, ode_steps: int = 5, likelihood_step: str = "auto",
-                 langevin_steps: int = 20, step_scale: float = 0.5, rho: float = 7.0):
+                 langevin_steps: int = 20, step_scale: float = 0.5, rho: float = 7.0,
+                 sigma_min: float | None = None):
         self.steps = positive_int(num_steps, "num_steps")
         self.ode_steps = positive_int(ode_steps, "ode_steps")
         self.set_likelihood_step(likelihood_step, langevin_steps, step_scale)
         self.rho = positive_float(rho, "rho")
+        self.sigma_min = None if sigma_min is None else positive_float(sigma_min, "sigma_min")
 
     def num_steps(self) -> int:
         """One step per annealing level."""
@@ -91,7 +97,11 @@ class DAPS(SplittingSampler):
     def init(self, problem, prior, num_samples, generator) -> DAPSState:
         """Particles ``x ~ N(0, sigma_max^2 I)``; for the Langevin step, the data term's curvature at their
         denoised estimates (:func:`samplers.splitting.data_curvature`)."""
-        sigmas = karras_sigmas(self.steps, prior.sigma_min, prior.sigma_max, self.rho).tolist()
+        sigma_min = prior.sigma_min if self.sigma_min is None else self.sigma_min
+        if not sigma_min < prior.sigma_max:
+            raise SamplerConfigError(f"DAPS: sigma_min={sigma_min:g} must be below the prior's sigma_max "
+                                     f"{prior.sigma_max:g}")
+        sigmas = karras_sigmas(self.steps, max(sigma_min, prior.sigma_min), prior.sigma_max, self.rho).tolist()
         x = sigmas[0] * torch.randn(num_samples, *prior.shape, generator=generator, dtype=prior.dtype,
                                     device=prior.device)
         kind, curvature, counters = self.start(problem, prior, x, sigmas[0])

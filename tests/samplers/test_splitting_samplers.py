@@ -207,3 +207,19 @@ def test_tamed_langevin_stays_finite_when_the_curvature_is_underestimated():
         grad = (ula @ A.T - problem.y) @ A / 0.01**2 + ula / 0.25
         ula = ula - h * grad + math.sqrt(2 * h) * torch.randn(ula.shape, dtype=F64, generator=g2)
     assert torch.allclose(tamed, ula, atol=1e-8)
+
+
+def test_daps_last_level_is_sigma_min_and_sets_the_spread():
+    """``sigma_min`` is DAPS's last annealing level (the anchor width of the returned draw); at or above the prior's
+    ``sigma_max`` it is refused. A wider last level spreads the draws in the directions the data leave free."""
+    A, prior, problem = _gaussian_case()
+    g = torch.Generator().manual_seed(0)
+    state = get_sampler("daps", num_steps=12, sigma_min=0.3).init(problem, prior, 4, g)
+    assert state.sigmas[-2] == pytest.approx(0.3) and state.sigmas[-1] == 0.0
+    with pytest.raises(SamplerConfigError, match="sigma_min=100 must be below the prior's sigma_max"):
+        get_sampler("daps", sigma_min=100.0).sample(problem, prior, 4)
+    narrow = GaussianPrior(torch.zeros(6), std=0.05, sigma_max=10.0)  # a peaked prior, as image priors are
+    null = torch.linalg.svd(A).Vh[2:]  # the directions A does not see
+    spread = {s: float((get_sampler("daps", num_steps=20, sigma_min=s).sample(problem, narrow, 400, seed=1).samples
+                        @ null.T).std(0).mean()) for s in (None, 0.3)}
+    assert spread[None] < 0.1 < 0.2 < spread[0.3], spread
