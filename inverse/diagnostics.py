@@ -70,6 +70,7 @@ import torch
 
 from forward_models import InverseProblem
 from forward_models.noise import Gaussian, Poisson
+from inverse.metrics import predictive_coverage
 from samplers import Posterior
 from samplers.errors import SamplerError
 
@@ -256,6 +257,8 @@ def _truth_checks(post: Posterior, truth: torch.Tensor, out: dict) -> None:
     nominal = nominal_coverage(post.ess())
     out["coverage_90"] = cov
     out["coverage_90_nominal"] = nominal
+    if post.log_weights is None:
+        out["coverage_90_predictive"] = predictive_coverage(post.samples, t)
     if cov < PIXEL_COVERAGE_FRACTION * nominal:
         out["warnings"].append(f"the ensemble's spread is far below its error: its 90% pixel intervals cover "
                                f"{100 * cov:.1f}% of the truth (about {100 * nominal:.0f}% expected from "
@@ -276,7 +279,8 @@ def check_posterior(post: Posterior, forward_model, y: torch.Tensor, noise, *, p
 
     Keys: ``misfit``, ``misfit_expected`` (1%/99% range), ``misfit_samples`` (5/50/95% quantiles of the
     per-sample misfits), ``data_spread`` (``d``), ``data_coverage_90``, ``measured_entries``, ``sample_range``,
-    ``prior_range``, ``prior_ranges_outside``, ``coverage_90`` and ``coverage_90_nominal`` (truth known),
+    ``prior_range``, ``prior_ranges_outside``, ``coverage_90``, ``coverage_90_nominal`` and (equal weights)
+    ``coverage_90_predictive`` (:func:`inverse.metrics.predictive_coverage`) (truth known),
     ``warnings`` (also naming collapsed SMC weights that the sampler recorded as ``diagnostics["weight_collapse"]``).
 
     Raises:

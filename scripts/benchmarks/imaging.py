@@ -58,7 +58,7 @@ from sampler_settings import ALL_SAMPLERS, sampler_settings
 
 from forward_models.tomography import range_basis
 from inverse.measurements import simulate
-from inverse.metrics import psnr, ssim
+from inverse.metrics import predictive_coverage, psnr, ssim
 from inverse.problems import measurement_view
 from inverse.reconstruction import reconstruct
 from samplers import SamplerError
@@ -179,7 +179,8 @@ def plan(settings: BenchSettings) -> dict:
 
 
 def score_samples(samples: torch.Tensor, truth: torch.Tensor, log_weights: torch.Tensor | None = None) -> dict:
-    """PSNR / SSIM of the (weighted) mean and coverage of the 5%-95% pixel interval, float64."""
+    """PSNR / SSIM of the (weighted) mean, coverage of the 5%-95% pixel interval and of the 90% prediction
+    interval (:func:`inverse.metrics.predictive_coverage`, unweighted samples), float64."""
     x = samples.to(torch.float64)
     t = truth.to(torch.float64)
     if log_weights is not None:
@@ -192,6 +193,7 @@ def score_samples(samples: torch.Tensor, truth: torch.Tensor, log_weights: torch
         q = torch.quantile(x.reshape(len(x), -1), torch.tensor([0.05, 0.95], dtype=torch.float64), dim=0)
         tf = t.reshape(-1)
         out["coverage_90"] = float(((tf >= q[0]) & (tf <= q[1])).double().mean())
+        out["coverage_90_predictive"] = predictive_coverage(x, t)
     return out
 
 

@@ -41,6 +41,7 @@ def run_one(label: str, seed: int, name: str, prior) -> dict:
     post = reconstruct(m, prior, name, num_samples=8, seed=seed, fallback=False)
     d = post.diagnostics
     return {"psnr": d["psnr"], "ssim": d.get("ssim"), "coverage_90": d.get("coverage_90"),
+            "coverage_90_predictive": d.get("coverage_90_predictive"),
             "relative_l2": d["relative_l2"], "misfit": d.get("misfit"),
             "time_per_sample_s": (time.perf_counter() - t0) / 8,
             "nfe_per_sample": d["nfe"] / 8, "forward_evals_per_sample": d["forward_evals"] / 8,
@@ -50,8 +51,9 @@ def run_one(label: str, seed: int, name: str, prior) -> dict:
 def table(path) -> str:
     ours = [{**r, **r["key"]} for r in ResultStore(path).records()]
     suite = [{**r, **r.get("key", {})} for r in ResultStore(SUITE).records()]  # the suite's store, same format
-    lines = ["| problem | method | instances | PSNR (mean) | SSIM | coverage 90% | NFE / sample | time / sample (s) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| problem | method | instances | PSNR (mean) | SSIM | coverage 90% (5-95% band) | coverage 90% "
+             "(prediction interval) | NFE / sample | time / sample (s) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for label in sorted({r["problem"] for r in ours}):
         seeds = sorted({r["seed"] for r in ours if r["problem"] == label and "psnr" in r})
         for method in (*STORED, *NEW):
@@ -62,10 +64,10 @@ def table(path) -> str:
                 continue
             rows = list(rs.values())
             mean = lambda k, rows=rows: statistics.fmean(r[k] for r in rows if r.get(k) is not None)  # noqa: E731
-            cov = [r["coverage_90"] for r in rows if r.get("coverage_90") is not None]
+            cov = {k: [r[k] for r in rows if r.get(k) is not None] for k in ("coverage_90", "coverage_90_predictive")}
+            shown = [f"{statistics.fmean(v):.2f}" if len(v) == len(rows) else "-" for v in cov.values()]
             lines.append(f"| {label} | {method} | {len(rows)} | {mean('psnr'):.2f} | {mean('ssim'):.3f} | "
-                         + (f"{statistics.fmean(cov):.2f}" if cov else "-")
-                         + f" | {mean('nfe_per_sample'):.0f} | {mean('time_per_sample_s'):.1f} |")
+                         + " | ".join(shown) + f" | {mean('nfe_per_sample'):.0f} | {mean('time_per_sample_s'):.1f} |")
     return "\n".join(lines)
 
 

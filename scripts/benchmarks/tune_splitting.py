@@ -51,7 +51,8 @@ def main() -> None:
                 post = reconstruct(m, prior, name, num_samples=8, seed=0, sampler_options=settings, fallback=False)
                 d = post.diagnostics
                 rec = {"problem": label, "seed": seed, "sampler": name, "settings": settings, "psnr": d["psnr"],
-                       "misfit": d.get("misfit"), "coverage_90": d.get("coverage_90")}
+                       "misfit": d.get("misfit"), "coverage_90": d.get("coverage_90"),
+                       "coverage_90_predictive": d.get("coverage_90_predictive")}
                 with out.open("a") as f:
                     f.write(json.dumps(rec) + "\n")
                 print(json.dumps(rec), flush=True)

@@ -56,6 +56,7 @@ def test_exact_posterior_explains_the_data_without_warnings(seed):
     assert lo <= d["misfit_samples"][1] <= hi * 1.05  # per-sample misfits follow the truth's chi-square law
     assert d["data_coverage_90"] >= 0.85
     assert d["coverage_90"] >= 0.75 and d["coverage_90_nominal"] == pytest.approx(nominal_coverage(200))
+    assert 0.8 <= d["coverage_90_predictive"] <= 1.0  # exact draws: the prediction interval holds its level
 
 
 def test_wrong_prior_warns_that_the_posterior_does_not_explain_the_data():
